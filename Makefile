@@ -1,0 +1,41 @@
+# One command per job. `make setup` first; every target works from a fresh clone with Python 3.11.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8585
+SRC    := functions shared emulator tests bench
+
+.PHONY: setup test lint fmt gateway demo bench bench-gateway clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python ## create .venv and install the project with its dev extra
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+test: ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: ## ruff and mypy
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
+	$(BIN)/mypy functions shared emulator
+
+fmt: ## format and fix what ruff can
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
+
+gateway: ## run the model gateway on $(PORT) with the production server
+	PORT=$(PORT) $(BIN)/functions-framework --source functions/gateway/main.py --target gateway
+
+demo: ## the main job: start the gateway (offline local model) and ask it through the anthropic SDK
+	$(BIN)/python -m emulator.demo
+
+bench: bench-gateway
+
+bench-gateway: ## gateway vs LiteLLM proxy; writes bench/RESULTS.md
+	$(BIN)/python -m bench.gateway
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""The gateway's configuration: routes of provider deployments, and the resilience settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.config import config_path, load_config
+
+ProviderName = Literal["anthropic", "bedrock", "local"]
+
+ENV_OVERRIDES = {
+    "GATEWAY_DEADLINE_S": "deadline_s",
+    "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
+    "GATEWAY_MAX_ATTEMPTS": "retry.max_attempts",
+    "GATEWAY_CIRCUIT_FAILURES": "circuit.failure_threshold",
+    "GATEWAY_CIRCUIT_COOLDOWN_S": "circuit.cooldown_s",
+}
+
+
+class Deployment(BaseModel):
+    """One place a route can get an answer from: a provider and that provider's model id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName
+    model: str = Field(min_length=1)
+    timeout_s: float = Field(default=60.0, gt=0, le=900)
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+class RetrySettings(BaseModel):
+    """Retries of one deployment before the route falls back to the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_s: float = Field(default=0.25, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+    max_retry_after_s: float = Field(default=20.0, ge=0)
+    """An upstream's ``retry-after`` is honoured up to this; longer waits fall back instead."""
+
+
+class CircuitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive retryable failures that open a deployment's circuit."""
+    cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit skips its deployment before one trial request goes through."""
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routes: dict[str, list[Deployment]]
+    deadline_s: float = Field(default=120.0, gt=0)
+    """One budget per request, shared by every attempt and fallback."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    retry: RetrySettings = RetrySettings()
+    circuit: CircuitSettings = CircuitSettings()
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_not_empty(cls, routes: dict[str, list[Deployment]]) -> dict[str, list[Deployment]]:
+        if not routes:
+            raise ValueError("at least one route is needed")
+        for name, chain in routes.items():
+            if not chain:
+                raise ValueError(f"route {name!r} has no deployments")
+        return routes
+
+
+def load_gateway_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    path = config_path("GATEWAY_CONFIG", "gateway.yaml", environ)
+    return load_config(GatewayConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)

@@ -1,0 +1,132 @@
+"""AWS Bedrock: boto3 ``bedrock-runtime`` ``invoke_model`` with the Anthropic-on-Bedrock body.
+
+botocore's own retries are off; the gateway's resilience layer owns them. Region, credentials
+and endpoint come from the standard AWS environment (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
+moves the endpoint). Streams are rendered from the complete answer: the event sequence is
+Anthropic's, but the text arrives at once rather than as the model writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from functions.gateway.streaming import message_to_events
+from shared.errors import (
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    upstream_error_for_status,
+)
+
+BEDROCK_VERSION = "bedrock-2023-05-31"
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_BEARER_TOKEN_BEDROCK",
+)
+# Bedrock's error codes, by what retrying can do about them.
+_RETRYABLE = {
+    "ThrottlingException": RateLimited,
+    "TooManyRequestsException": RateLimited,
+    "ServiceUnavailableException": UpstreamUnavailable,
+    "InternalServerException": UpstreamUnavailable,
+    "ModelNotReadyException": UpstreamUnavailable,
+    "ModelTimeoutException": UpstreamTimeout,
+}
+_FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
+
+
+class BedrockProvider:
+    name = "bedrock"
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._clients: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def configured(self) -> bool:
+        # Checking the environment, not botocore's credential chain: the chain can end in a
+        # metadata-service probe that blocks for seconds on a machine outside AWS.
+        if any(self._environ.get(name) for name in _CREDENTIAL_VARIABLES):
+            return True
+        shared_file = self._environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+        return Path(shared_file).expanduser().is_file()
+
+    def _client(self, timeout_s: float) -> Any:
+        # One client per whole-second timeout: botocore fixes timeouts at client creation.
+        key = max(1, math.ceil(timeout_s))
+        with self._lock:
+            if key not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"max_attempts": 1, "mode": "standard"},
+                    connect_timeout=min(key, 10),
+                    read_timeout=key,
+                )
+                region = self._environ.get("AWS_REGION") or self._environ.get(
+                    "AWS_DEFAULT_REGION", "us-east-1"
+                )
+                self._clients[key] = boto3.client(
+                    "bedrock-runtime", region_name=region, config=config
+                )
+            return self._clients[key]
+
+    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
+        payload = {k: v for k, v in body.items() if k not in _FIELDS_NOT_FOR_BEDROCK}
+        payload["anthropic_version"] = BEDROCK_VERSION
+        try:
+            response = self._client(timeout_s).invoke_model(
+                modelId=model,
+                body=json.dumps(payload).encode(),
+                contentType="application/json",
+                accept="application/json",
+            )
+            raw: bytes = response["body"].read()
+        except Exception as exc:
+            raise _translate(exc, timeout_s) from exc
+        return raw
+
+    def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
+        message = json.loads(self.complete(body, model, timeout_s))
+        return message_to_events(message)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        message = f"bedrock: {code}: {error.get('Message', '')}".rstrip(": ")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+        if code in _RETRYABLE:
+            return _RETRYABLE[code](message, upstream_status=status)
+        return upstream_error_for_status(status, message)
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return UpstreamTimeout(f"bedrock did not answer within {timeout_s:g} s")
+    if isinstance(exc, EndpointConnectionError):
+        return UpstreamUnavailable(f"bedrock is unreachable: {exc}")
+    return UpstreamUnavailable(f"bedrock call failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,1 @@
+"""The small core every function imports: config, request parsing, errors, HTTP, logs, metrics."""

@@ -1,0 +1,84 @@
+"""What every agent function shares: ``GET /schema``, ``POST /`` with validated input.
+
+An agent is a pydantic input model plus a plain ``run(input) -> AgentResult`` function; this
+module turns the pair into a ``FunctionApp``. The model's JSON Schema is the tool definition the
+orchestrator hands to the model, so field descriptions and limits matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import BadRequest
+from shared.http import DEFAULT_MAX_BODY_BYTES, Call, FunctionApp, Reply
+from shared.inbound import require_object
+
+InputT = TypeVar("InputT", bound=BaseModel)
+
+
+@dataclass
+class AgentResult:
+    """An agent's answer: ``result`` for the caller, ``meta`` for how it was produced."""
+
+    result: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AgentSpec(Generic[InputT]):
+    """One agent: its name, when to use it, its input model, and the function that runs it."""
+
+    name: str
+    description: str
+    """Tells a model when to use this agent and when not to."""
+    input_model: type[InputT]
+    run: Callable[[InputT], AgentResult]
+    example: dict[str, Any] | None = None
+    """One valid input, shown in the schema."""
+    health: Callable[[], dict[str, Any]] | None = None
+    """Extra fields for ``GET /health``; must not touch dependencies."""
+
+    def schema(self) -> dict[str, Any]:
+        input_schema = self.input_model.model_json_schema()
+        if self.example is not None:
+            input_schema["examples"] = [self.example]
+        return {"name": self.name, "description": self.description, "input_schema": input_schema}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """``field.path: problem`` for each error, so the caller knows what to fix."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(input)"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid input: " + "; ".join(parts)
+
+
+def parse_input(model: type[InputT], data: Any) -> InputT:
+    try:
+        return model.model_validate(require_object(data))
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc)) from exc
+
+
+def agent_app(spec: AgentSpec[Any], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FunctionApp:
+    schema = spec.schema()
+
+    def describe(call: Call) -> Reply:
+        return Reply(schema)
+
+    def invoke(call: Call) -> Reply:
+        agent_input = parse_input(spec.input_model, call.inbound().data)
+        outcome = spec.run(agent_input)
+        return Reply({"result": outcome.result, "meta": outcome.meta})
+
+    return FunctionApp(
+        spec.name,
+        {("GET", "/schema"): describe, ("POST", "/"): invoke},
+        max_body_bytes=max_body_bytes,
+        health=spec.health,
+    )

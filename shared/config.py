@@ -1,0 +1,87 @@
+"""Load a YAML config file into a pydantic model, with environment variables on top.
+
+A bad file stops the function at start-up with a message naming the file, the key and the
+problem, e.g. ``config/gateway.yaml: routes.default.0.timeout_s: Input should be a valid number``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: str) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def load_config(
+    model: type[ModelT],
+    path: Path,
+    *,
+    env_overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ModelT:
+    """Read ``path``, apply ``env_overrides`` (variable name -> dotted key), validate.
+
+    Values from the environment are strings; pydantic coerces them to the field's type.
+    """
+    environ = os.environ if environ is None else environ
+    data = read_yaml(path)
+    applied: dict[str, str] = {}
+    for variable, dotted in (env_overrides or {}).items():
+        value = environ.get(variable)
+        if value not in (None, ""):
+            _set_dotted(data, dotted, str(value))
+            applied[dotted] = variable
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            source = f" (from ${applied[key]})" if key in applied else ""
+            problems.append(f"{path}: {key}{source}: {err['msg']}")
+        raise ConfigError("; ".join(problems)) from exc
+
+
+def config_path(variable: str, default_name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The config file named by ``variable`` if set, else ``config/<default_name>``."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(variable)
+    return Path(value) if value else CONFIG_DIR / default_name

@@ -1,0 +1,32 @@
+"""Test-wide fixtures: every test gets its own copy of os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+_PROVIDER_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "TAVILY_API_KEY",
+    "TAVILY_BASE_URL",
+    "GATEWAY_API_KEYS",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Restore os.environ after each test and start with no real credentials in it."""
+    saved = dict(os.environ)
+    for name in _PROVIDER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
