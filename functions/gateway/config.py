@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.config import config_path, load_config
 
@@ -28,10 +28,27 @@ class Deployment(BaseModel):
     provider: ProviderName
     model: str = Field(min_length=1)
     timeout_s: float = Field(default=60.0, gt=0, le=900)
+    base_url: str | None = None
+    """Another endpoint for this deployment's provider (anthropic only), e.g. a second region
+    or a compatible proxy; default: the provider's own (``ANTHROPIC_BASE_URL`` or Anthropic)."""
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+    """Overrides ``retry.max_attempts`` for this deployment (1 = fall back on first failure)."""
 
     @property
     def name(self) -> str:
-        return f"{self.provider}:{self.model}"
+        suffix = f"@{self.base_url}" if self.base_url else ""
+        return f"{self.provider}:{self.model}{suffix}"
+
+    @property
+    def endpoint(self) -> str:
+        """The key of the provider instance that serves this deployment."""
+        return f"{self.provider}@{self.base_url}" if self.base_url else self.provider
+
+    @model_validator(mode="after")
+    def _base_url_only_for_anthropic(self) -> Deployment:
+        if self.base_url and self.provider != "anthropic":
+            raise ValueError("base_url is supported for the anthropic provider only")
+        return self
 
 
 class RetrySettings(BaseModel):

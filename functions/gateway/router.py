@@ -119,7 +119,9 @@ class Router:
                 states.setdefault(
                     d,
                     DeploymentState(
-                        d, providers[d.provider], CircuitBreaker(config.circuit, clock)
+                        d,
+                        providers.get(d.endpoint) or providers[d.provider],
+                        CircuitBreaker(config.circuit, clock),
                     ),
                 )
                 for d in chain
@@ -183,7 +185,8 @@ class Router:
         outcome: Outcome,
     ) -> tuple[T | None, UpstreamError | None]:
         error: UpstreamError | None = None
-        for attempt in range(1, self.config.retry.max_attempts + 1):
+        max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
+        for attempt in range(1, max_attempts + 1):
             remaining = deadline.remaining()
             if remaining <= 0:
                 break
@@ -201,7 +204,7 @@ class Router:
             self._log_attempt(state, attempt, error, wait)
             if (
                 not error.retryable
-                or attempt == self.config.retry.max_attempts
+                or attempt == max_attempts
                 or self._policy.wants_longer_than(error)
                 or wait >= deadline.remaining()
             ):

@@ -9,6 +9,7 @@ from typing import Any
 
 from functions.gateway.config import GatewayConfig, load_gateway_config
 from functions.gateway.messages import validate_messages_request
+from functions.gateway.providers import anthropic as anthropic_provider
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
@@ -20,12 +21,20 @@ from shared.http import Call, FunctionApp, Reply
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 
-def default_providers(environ: Mapping[str, str]) -> dict[str, Provider]:
-    return {
+def default_providers(
+    environ: Mapping[str, str], config: GatewayConfig | None = None
+) -> dict[str, Provider]:
+    """One provider instance per endpoint: the three defaults, plus one per extra base_url."""
+    providers: dict[str, Provider] = {
         "anthropic": AnthropicProvider(environ),
         "bedrock": BedrockProvider(environ),
         "local": LocalProvider(),
     }
+    for chain in config.routes.values() if config else ():
+        for deployment in chain:
+            if deployment.base_url and deployment.endpoint not in providers:
+                providers[deployment.endpoint] = AnthropicProvider(environ, deployment.base_url)
+    return providers
 
 
 class GatewayService:
@@ -88,7 +97,10 @@ def build_service(
 ) -> GatewayService:
     environ = os.environ if environ is None else environ
     config = load_gateway_config(environ)
-    router = Router(config, providers or default_providers(environ))
+    providers = providers or default_providers(environ, config)
+    if providers["anthropic"].configured():
+        anthropic_provider.preload()
+    router = Router(config, providers)
     keys = frozenset(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
     return GatewayService(config, router, keys)
 

@@ -25,13 +25,30 @@ if TYPE_CHECKING:
     import anthropic
 
 
+def _transport() -> Any:
+    """The HTTP library the installed SDK is built on (``httpx``, or ``httpx2`` from 2.x on):
+    its ``Response`` is what the low-level ``post`` returns raw, its errors what a body read
+    raises."""
+    from anthropic import _base_client
+
+    return getattr(_base_client, "httpx2", None) or getattr(_base_client, "httpx")  # noqa: B009
+
+
+def preload() -> None:
+    """Import the SDK now. Called at start-up when the provider is configured, so the import
+    happens once in the server's parent process and its pages are shared by forked workers."""
+    _transport()
+
+
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, base_url: str | None = None
+    ) -> None:
         environ = os.environ if environ is None else environ
         self._api_key = environ.get("ANTHROPIC_API_KEY") or ""
-        self._base_url = environ.get("ANTHROPIC_BASE_URL") or None
+        self._base_url = base_url or environ.get("ANTHROPIC_BASE_URL") or None
         self._client: anthropic.Anthropic | None = None
         self._lock = threading.Lock()
 
@@ -50,33 +67,31 @@ class AnthropicProvider:
 
     def _send(self, body: dict[str, Any], model: str, timeout_s: float, stream: bool) -> Any:
         import anthropic
-        import httpx2
 
         payload = json.dumps({**body, "model": model, "stream": stream}).encode()
         try:
             return self._sdk().post(
                 "/v1/messages",
-                cast_to=httpx2.Response,
+                cast_to=_transport().Response,
                 content=payload,
                 options={"timeout": timeout_s, "headers": {"content-type": "application/json"}},
                 stream=stream,
             )
         except anthropic.APIStatusError as exc:
-            raise _status_error(exc.status_code, exc.message, exc.response.headers) from exc
+            raise _status_error(exc.status_code, _message_of(exc), exc.response.headers) from exc
         except anthropic.APITimeoutError as exc:
             raise UpstreamTimeout(f"anthropic did not answer within {timeout_s:g} s") from exc
         except anthropic.APIConnectionError as exc:
             raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
 
     def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        import httpx2
-
+        transport = _transport()
         response = self._send(body, model, timeout_s, stream=False)
         try:
             return bytes(response.content)
-        except httpx2.TimeoutException as exc:
+        except transport.TimeoutException as exc:
             raise UpstreamTimeout(f"anthropic did not finish within {timeout_s:g} s") from exc
-        except httpx2.HTTPError as exc:
+        except transport.HTTPError as exc:
             raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
 
     def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
@@ -94,14 +109,20 @@ def _status_error(status: int, message: str, headers: Any) -> UpstreamError:
     )
 
 
-def _relay(response: Any, timeout_s: float) -> Iterator[bytes]:
-    import httpx2
+def _message_of(exc: anthropic.APIStatusError) -> str:
+    """The upstream's own error message; the SDK's ``message`` wraps it in a dict's repr."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else exc.message
 
+
+def _relay(response: Any, timeout_s: float) -> Iterator[bytes]:
+    transport = _transport()
     try:
         yield from response.iter_bytes()
-    except httpx2.TimeoutException as exc:
+    except transport.TimeoutException as exc:
         raise UpstreamTimeout(f"anthropic stream stalled for {timeout_s:g} s") from exc
-    except httpx2.HTTPError as exc:
+    except transport.HTTPError as exc:
         raise UpstreamUnavailable(f"anthropic stream broke: {exc}") from exc
     finally:
         response.close()

@@ -70,8 +70,10 @@ class BedrockProvider:
                 import boto3
                 from botocore.config import Config
 
+                # ``total_max_attempts`` counts calls; botocore's ``max_attempts`` counts
+                # retries, so ``max_attempts: 1`` would still retry once behind our back.
                 config = Config(
-                    retries={"max_attempts": 1, "mode": "standard"},
+                    retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=min(key, 10),
                     read_timeout=key,
                 )

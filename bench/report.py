@@ -1,0 +1,117 @@
+"""Renders the gateway benchmark as bench/RESULTS.md: figures, ratios, and the targets."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.gateway import Measured
+    from bench.tools import LoadResult
+
+
+def _row(name: str, runs: dict[int, LoadResult]) -> str:
+    cells = [f"{runs[c].requests_per_s:,.0f} | {runs[c].p50_ms:.2f} | {runs[c].p99_ms:.2f}"
+             for c in (1, 10, 50)]
+    errors = sum(r.errors for r in runs.values())
+    return f"| {name} | " + " | ".join(cells) + f" | {errors} |"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def render(
+    upstream: dict[int, LoadResult],
+    ours: Measured,
+    theirs: Measured | None,
+    workers: int,
+    threads: int,
+    seconds: int,
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "## Model gateway (`make bench-gateway`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on this machine ({platform.machine()}, "
+        f"{_cores()} cores), {seconds} s per load run, `wrk` as the load tool, nginx as the fake "
+        "upstream (a fixed Anthropic Message; 529 on a second port for failover). Our gateway "
+        f"runs as production does: functions-framework's gunicorn server, WORKERS={workers}, "
+        f"THREADS={threads}. LiteLLM's proxy runs with 2 workers, retries off, cooldowns off, and "
+        "the same upstream. Latencies in ms.",
+        "",
+        "| server | rps c=1 | p50 | p99 | rps c=10 | p50 | p99 | rps c=50 | p50 | p99 | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        _row("fake upstream alone", upstream),
+        _row(ours.name, ours.load),
+    ]
+    if theirs:
+        lines.append(_row(theirs.name, theirs.load))
+    lines += ["", "| measure | ours | LiteLLM | target | verdict |", "|---|---|---|---|---|"]
+    lines += _comparison(upstream, ours, theirs)
+    lines += [
+        "",
+        "Added latency = gateway p50 (or p99) minus the upstream's own, one request at a time. "
+        "Failover cost = p50 through a route whose primary answers 529 (no retries, circuit "
+        "breaker kept closed so every request really hits the failing primary) minus p50 of "
+        "the secondary alone. Memory is PSS summed over the server's processes (RSS in "
+        "brackets: it counts pages shared by forked workers once per worker).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _comparison(
+    upstream: dict[int, LoadResult], ours: Measured, theirs: Measured | None
+) -> list[str]:
+    def figures(m: Measured | None) -> dict[str, float]:
+        if m is None:
+            return {}
+        assert m.failover is not None
+        return {
+            "rps50": m.load[50].requests_per_s,
+            "added50": m.load[1].p50_ms - upstream[1].p50_ms,
+            "added99": m.load[1].p99_ms - upstream[1].p99_ms,
+            "cold": m.cold_start_s,
+            "idle": m.memory_idle[0],
+            "idle_rss": m.memory_idle[1],
+            "load": m.memory_load[0],
+            "load_rss": m.memory_load[1],
+            "failover": m.failover.p50_ms - m.load[1].p50_ms,
+        }
+
+    a, b = figures(ours), figures(theirs)
+
+    def cell(f: dict[str, float], key: str, fmt: str) -> str:
+        if not f:
+            return "n/a"
+        text = fmt.format(f[key])
+        if key in ("idle", "load"):
+            text += f" ({f[key + '_rss']:.0f} RSS)"
+        return text
+
+    ratio = f" ({a['rps50'] / b['rps50']:.1f}x LiteLLM)" if b else ""
+    rows = [
+        ("throughput at 50 clients, rps", "rps50", "{:,.0f}", ">= 1,000 and >= 10x LiteLLM",
+         a["rps50"] >= 1000 and (not b or a["rps50"] >= 10 * b["rps50"])),
+        ("added latency p50, ms", "added50", "{:.2f}", "<= 2 ms", a["added50"] <= 2),
+        ("added latency p99, ms", "added99", "{:.2f}", "(reported)", True),
+        ("cold start to first answer, s", "cold", "{:.2f}", "<= 1.5 s", a["cold"] <= 1.5),
+        ("memory idle, MB", "idle", "{:.0f}", "<= 150 MB", a["idle"] <= 150),
+        ("memory under load (c=50), MB", "load", "{:.0f}", "<= 150 MB", a["load"] <= 150),
+        ("failover cost p50, ms", "failover", "{:.2f}", "<= 5 ms", a["failover"] <= 5),
+    ]
+    out = []
+    for label, key, fmt, target, ok in rows:
+        name = label + (ratio if key == "rps50" else "")
+        out.append(f"| {name} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {target} | "
+                   f"{_verdict(ok)} |")
+    return out
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1

@@ -1,0 +1,1 @@
+"""The Docker-free local emulator: runs the functions as plain processes."""
