@@ -17,6 +17,7 @@ from functions.gateway.providers.local import LocalProvider
 from functions.gateway.router import RouteFailed, Router
 from shared.errors import Unauthorized
 from shared.http import Call, FunctionApp, Reply
+from shared.runtime import freeze_heap_for_workers
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
@@ -107,7 +108,7 @@ def build_service(
 
 def build_app(service: GatewayService | None = None) -> FunctionApp:
     service = service or build_service()
-    return FunctionApp(
+    app = FunctionApp(
         "gateway",
         {
             ("POST", "/v1/messages"): service.messages,
@@ -116,3 +117,5 @@ def build_app(service: GatewayService | None = None) -> FunctionApp:
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
     )
+    freeze_heap_for_workers()
+    return app
