@@ -34,7 +34,13 @@ demo: ## the main job: start the gateway (offline local model) and ask it throug
 
 bench: bench-gateway
 
-bench-gateway: ## gateway vs LiteLLM proxy; writes bench/RESULTS.md
+LITELLM := bench/.work/litellm/bin/litellm
+
+bench-gateway: ## gateway vs LiteLLM proxy (same fake upstream, same wrk load); writes bench/RESULTS.md
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
+	@test -x $(LITELLM) || ($(PYTHON) -m venv bench/.work/litellm && \
+		bench/.work/litellm/bin/pip install --quiet 'litellm[proxy]==1.108.7')
 	$(BIN)/python -m bench.gateway
 
 clean:

@@ -7,7 +7,6 @@ wire details (auth headers, version header, base URL, connection pool, error cla
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -68,13 +67,12 @@ class AnthropicProvider:
     def _send(self, body: dict[str, Any], model: str, timeout_s: float, stream: bool) -> Any:
         import anthropic
 
-        payload = json.dumps({**body, "model": model, "stream": stream}).encode()
         try:
             return self._sdk().post(
                 "/v1/messages",
                 cast_to=_transport().Response,
-                content=payload,
-                options={"timeout": timeout_s, "headers": {"content-type": "application/json"}},
+                body={**body, "model": model, "stream": stream},
+                options={"timeout": timeout_s},
                 stream=stream,
             )
         except anthropic.APIStatusError as exc:
