@@ -23,6 +23,7 @@ another attempt could succeed.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -170,20 +171,24 @@ def upstream_error_for_status(
     )
 
 
+def _seconds(raw: str, per_second: float) -> float | None:
+    try:
+        value = float(raw) / per_second
+    except ValueError:
+        return None
+    # "inf" and "nan" parse as floats but are no delay anyone can wait for.
+    return max(0.0, value) if math.isfinite(value) else None
+
+
 def parse_retry_after(headers: Any) -> float | None:
     """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds form); None when absent."""
     if headers is None:
         return None
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
+        seconds = _seconds(raw_ms, 1000.0)
+        if seconds is not None:
+            return seconds
     raw = headers.get("retry-after")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            return None  # HTTP-date form: rare from these APIs, fall back to our own backoff
-    return None
+    # The HTTP-date form is rare from these APIs: None falls back to our own backoff.
+    return _seconds(raw, 1.0) if raw else None

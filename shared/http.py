@@ -110,7 +110,12 @@ class FunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "path": path})
             reply = error_reply(ServiceError(f"internal error (request id {request_id})"))
-        response = self._render(reply)
+        try:
+            response = self._render(reply)
+        except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
+            log.exception("cannot render reply", extra={"request_id": request_id, "path": path})
+            reply = error_reply(ServiceError(f"internal error (request id {request_id})"))
+            response = self._render(reply)
         response.headers["x-request-id"] = request_id
         metrics.HTTP_REQUESTS.labels(self.name, route, str(reply.status)).inc()
         metrics.HTTP_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)

@@ -41,6 +41,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("request body is not valid JSON: nested too deeply") from exc
 
 
 def parse_cloudevent(headers: Mapping[str, str], body: bytes) -> Inbound:
@@ -53,6 +55,8 @@ def parse_cloudevent(headers: Mapping[str, str], body: bytes) -> Inbound:
         raise BadRequest(f"invalid CloudEvent: {exc}") from exc
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid CloudEvent: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("invalid CloudEvent: JSON nested too deeply") from exc
     data = event.data
     if isinstance(data, bytes | str):
         # Binary mode without a JSON content type leaves data undecoded.

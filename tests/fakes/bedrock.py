@@ -1,0 +1,171 @@
+"""Bedrock through moto, with scripted answers and faults.
+
+moto mocks ``bedrock-runtime`` ``InvokeModel`` (real boto3 serialization and signing) but always
+answers ``{}``. ``fake_bedrock`` keeps moto's request handling and replaces its backend's
+``invoke_model`` so each call takes the next scripted item: an answer body (a dict, returned as
+the response JSON) or a ``BedrockFault``, raised as a moto ``ServiceException`` so boto3 sees a
+real error response with the code and the HTTP status of the bedrock-runtime service model.
+With nothing scripted it answers ``"fake-bedrock answer to: <last user text>"``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.bedrockruntime.exceptions import BedrockRuntimeError
+from moto.bedrockruntime.models import BedrockRuntimeBackend
+from moto.bedrockruntime.responses import BedrockRuntimeResponse
+
+from tests.fakes.anthropic_server import last_user_text
+
+REGION = "us-east-1"
+DEFAULT_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+FAULT_STATUS = {
+    "ThrottlingException": 429,
+    "ServiceUnavailableException": 503,
+    "ModelTimeoutException": 408,
+    "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "InternalServerException": 500,
+    "ModelNotReadyException": 429,
+    "ModelErrorException": 424,
+    "ResourceNotFoundException": 404,
+    "ServiceQuotaExceededException": 400,
+}
+"""The InvokeModel errors and the HTTP status the service model gives each."""
+
+
+@dataclass(frozen=True)
+class BedrockFault:
+    """A scripted InvokeModel error, e.g. ``BedrockFault("ThrottlingException")``."""
+
+    code: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.code not in FAULT_STATUS:
+            raise ValueError(f"unknown InvokeModel error {self.code!r}; use one of {FAULT_STATUS}")
+
+    @property
+    def status(self) -> int:
+        return FAULT_STATUS[self.code]
+
+    def exception(self) -> BedrockRuntimeError:
+        return BedrockRuntimeError(self.code, self.message or f"fake-bedrock scripted {self.code}")
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    model_id: str
+    body: Any
+    """The parsed JSON body (raw when the content type was not JSON)."""
+    content_type: str
+    accept: str
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the call reached the backend."""
+
+
+def anthropic_message(
+    content: list[dict[str, Any]] | str,
+    *,
+    model: str = DEFAULT_MODEL_ID,
+    stop_reason: str = "end_turn",
+    input_tokens: int = 10,
+    output_tokens: int = 10,
+) -> dict[str, Any]:
+    """An Anthropic-on-Bedrock InvokeModel answer body (a string becomes one text block)."""
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return {
+        "id": f"msg_bdrk_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
+class FakeBedrock:
+    """The script and the record behind the patched moto backend."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: deque[dict[str, Any] | BedrockFault] = deque()
+        self._requests: list[InvokeRequest] = []
+        self._wire = threading.local()  # contentType/accept, which moto does not pass on
+
+    def enqueue(self, *items: dict[str, Any] | BedrockFault) -> None:
+        """Script the next answers (bodies or faults), one per InvokeModel call, in order."""
+        with self._lock:
+            self._script.extend(items)
+
+    @property
+    def requests(self) -> list[InvokeRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._script)
+
+    def invoke_model(self, payload: Any, model_id: str) -> dict[str, Any]:
+        """What moto's backend answers: the next scripted body, or raise the next fault."""
+        content_type, accept = getattr(self._wire, "value", ("application/json",) * 2)
+        with self._lock:
+            self._requests.append(InvokeRequest(model_id, payload, content_type, accept))
+            item = self._script.popleft() if self._script else None
+        if isinstance(item, BedrockFault):
+            raise item.exception()
+        return item if item is not None else self._default_answer(payload, model_id)
+
+    @staticmethod
+    def _default_answer(payload: Any, model_id: str) -> dict[str, Any]:
+        messages = payload.get("messages", []) if isinstance(payload, dict) else []
+        text = last_user_text(messages) if isinstance(messages, list) else ""
+        return anthropic_message(f"fake-bedrock answer to: {text}", model=model_id)
+
+    def note_wire(self, content_type: str, accept: str) -> None:
+        self._wire.value = (content_type, accept)
+
+
+def _patch_moto(monkeypatch: pytest.MonkeyPatch, fake: FakeBedrock) -> None:
+    original_response = BedrockRuntimeResponse.invoke_model
+
+    def invoke_model_response(self: BedrockRuntimeResponse) -> Any:
+        fake.note_wire(
+            self._get_param("contentType", "application/json"),
+            self._get_param("accept", "application/json"),
+        )
+        return original_response(self)
+
+    def invoke_model_backend(
+        self: BedrockRuntimeBackend, payload: Any, model_id: str
+    ) -> dict[str, Any]:
+        return fake.invoke_model(payload, model_id)
+
+    monkeypatch.setattr(BedrockRuntimeResponse, "invoke_model", invoke_model_response)
+    monkeypatch.setattr(BedrockRuntimeBackend, "invoke_model", invoke_model_backend)
+
+
+@pytest.fixture
+def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
+    """moto's bedrock-runtime with fake credentials and a scripted ``invoke_model``."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    fake = FakeBedrock()
+    _patch_moto(monkeypatch, fake)
+    with mock_aws():
+        yield fake

@@ -1,0 +1,20 @@
+"""Fixtures for the shared-core tests: the tiny scenario functions, and the fakes."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.fakes.anthropic_server import fake_anthropic  # noqa: F401
+from tests.fakes.bedrock import fake_bedrock  # noqa: F401
+from tests.shared.scenarios import function_client
+
+
+@pytest.fixture
+def basic_client() -> FlaskClient:
+    return function_client("basic", "basic")
+
+
+@pytest.fixture
+def agent_client() -> FlaskClient:
+    return function_client("agent", "repeat")

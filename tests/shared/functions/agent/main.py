@@ -1,0 +1,33 @@
+"""A tiny agent for the agent_app tests: repeats a word."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from pydantic import BaseModel, Field
+
+from shared.agent import AgentResult, AgentSpec, agent_app
+
+
+class RepeatInput(BaseModel):
+    word: str = Field(description="The word to repeat.", min_length=1, max_length=20)
+    times: int = Field(2, description="How many times.", ge=1, le=5)
+
+
+def run(agent_input: RepeatInput) -> AgentResult:
+    return AgentResult(" ".join([agent_input.word] * agent_input.times), meta={"engine": "repeat"})
+
+
+SPEC = AgentSpec(
+    name="repeat",
+    description="Repeats a word; use it when asked to repeat something.",
+    input_model=RepeatInput,
+    run=run,
+    example={"word": "hi", "times": 3},
+)
+app = agent_app(SPEC)
+
+
+@functions_framework.http
+def repeat(request: flask.Request) -> flask.Response:
+    return app(request)

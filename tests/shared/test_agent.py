@@ -1,0 +1,93 @@
+"""agent_app: ``GET /schema`` and validated ``POST /`` for every agent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from flask.testing import FlaskClient
+from pydantic import BaseModel, Field
+
+from shared.agent import parse_input
+from shared.errors import BadRequest
+
+
+def test_schema_is_the_tool_definition(agent_client: FlaskClient) -> None:
+    schema = agent_client.get("/schema").get_json()
+
+    assert set(schema) == {"name", "description", "input_schema"}
+    assert schema["name"] == "repeat"
+    assert schema["description"].startswith("Repeats a word")
+    input_schema = schema["input_schema"]
+    assert input_schema["type"] == "object"
+    assert input_schema["required"] == ["word"]
+    assert input_schema["properties"]["word"]["description"] == "The word to repeat."
+    assert input_schema["properties"]["times"]["maximum"] == 5
+    assert input_schema["examples"] == [{"word": "hi", "times": 3}]
+
+
+def test_valid_input_runs_the_agent(agent_client: FlaskClient) -> None:
+    response = agent_client.post("/", json={"word": "hi", "times": 3})
+
+    assert response.status_code == 200
+    assert response.get_json() == {"result": "hi hi hi", "meta": {"engine": "repeat"}}
+
+
+def test_cloudevent_input_runs_the_agent(agent_client: FlaskClient) -> None:
+    event = CloudEvent({"type": "agentorch.tool", "source": "tests"}, {"word": "yo"})
+    headers, body = to_binary(event)
+
+    response = agent_client.post("/", data=body, headers=headers)
+
+    assert response.get_json()["result"] == "yo yo"
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragments"),
+    [
+        ({"times": 2}, ["word: Field required"]),
+        ({"word": "hi", "times": 9}, ["times:", "less than or equal to 5"]),
+        ({"word": "", "times": "x"}, ["word:", "times:"]),
+    ],
+)
+def test_invalid_input_names_the_field(
+    agent_client: FlaskClient, payload: dict[str, object], fragments: list[str]
+) -> None:
+    response = agent_client.post("/", json=payload)
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("invalid input: ")
+    for fragment in fragments:
+        assert fragment in error["message"]
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "word", 3, None])
+def test_non_object_json_is_a_400(agent_client: FlaskClient, payload: object) -> None:
+    body = json.dumps(payload)  # json=None would send no body at all
+
+    response = agent_client.post("/", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "must be a JSON object" in response.get_json()["error"]["message"]
+
+
+def test_schema_is_get_only(agent_client: FlaskClient) -> None:
+    response = agent_client.post("/schema", json={})
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+
+
+def test_parse_input_nested_location() -> None:
+    class Inner(BaseModel):
+        n: int = Field(ge=0)
+
+    class Outer(BaseModel):
+        items: list[Inner]
+
+    with pytest.raises(BadRequest, match=r"items\.1\.n: Input should be greater than or equal"):
+        parse_input(Outer, {"items": [{"n": 1}, {"n": -1}]})

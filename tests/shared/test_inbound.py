@@ -1,0 +1,118 @@
+"""Request parsing: a plain JSON POST and a CloudEvent (binary or structured) give the same data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+from flask.testing import FlaskClient
+
+from shared.errors import BadRequest
+from shared.inbound import parse_request, require_object
+
+TASK = {"task": "add 2 and 3", "data": [1, 2, {"x": None}], "max_steps": 4}
+
+
+def event_of(data: Any) -> CloudEvent:
+    return CloudEvent({"type": "agentorch.task", "source": "tests", "id": "evt-1"}, data)
+
+
+def test_plain_json() -> None:
+    inbound = parse_request({"Content-Type": "application/json"}, json.dumps(TASK).encode())
+
+    assert inbound.data == TASK
+    assert (inbound.event_id, inbound.event_type, inbound.event_source) == (None, None, None)
+
+
+@pytest.mark.parametrize("body", [b"", b"   \n"])
+def test_empty_body_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="empty"):
+        parse_request({"content-type": "application/json"}, body)
+
+
+@pytest.mark.parametrize("body", [b"{nope", b"\xff\xfe\x00garbage", b'{"a": 1} trailing'])
+def test_invalid_json_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        parse_request({"content-type": "application/json"}, body)
+
+
+def test_deeply_nested_json_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="too deeply"):
+        parse_request({}, b"[" * 5000 + b"]" * 5000)
+
+
+@pytest.mark.parametrize("convert", [to_binary, to_structured], ids=["binary", "structured"])
+def test_cloudevent_carries_the_same_data_as_a_plain_post(convert: Any) -> None:
+    headers, body = convert(event_of(TASK))
+
+    inbound = parse_request(headers, body)
+
+    assert inbound.data == TASK
+    assert inbound.event_id == "evt-1"
+    assert inbound.event_type == "agentorch.task"
+    assert inbound.event_source == "tests"
+
+
+def test_binary_event_with_text_content_type_is_decoded() -> None:
+    headers, body = to_binary(event_of(TASK))
+
+    inbound = parse_request({**headers, "content-type": "text/plain"}, body)
+
+    assert inbound.data == TASK
+
+
+@pytest.mark.parametrize(
+    "missing", ["ce-id", "ce-source", "ce-type"], ids=lambda name: f"without-{name}"
+)
+def test_binary_event_missing_a_required_attribute(missing: str) -> None:
+    headers, body = to_binary(event_of(TASK))
+    del headers[missing]
+
+    with pytest.raises(BadRequest, match="invalid CloudEvent"):
+        parse_request(headers, body)
+
+
+@pytest.mark.parametrize("missing", ["specversion", "id", "source", "type"])
+def test_structured_event_missing_a_required_attribute(missing: str) -> None:
+    headers, body = to_structured(event_of(TASK))
+    envelope = json.loads(body)
+    del envelope[missing]
+
+    with pytest.raises(BadRequest, match="invalid CloudEvent"):
+        parse_request(headers, json.dumps(envelope).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b'{"specversion": "9.9"}', b'{"specversion": []}', b"[" * 5000],
+    ids=["not-json", "array", "unknown-specversion", "unhashable-specversion", "deep"],
+)
+def test_malformed_structured_event_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="CloudEvent"):
+        parse_request({"content-type": "application/cloudevents+json"}, body)
+
+
+def test_event_without_data_is_a_bad_request() -> None:
+    headers, body = to_structured(event_of(None))
+
+    with pytest.raises(BadRequest, match="no data"):
+        parse_request(headers, body)
+
+
+def test_require_object_names_what_it_got() -> None:
+    assert require_object({"a": 1}) == {"a": 1}
+    with pytest.raises(BadRequest, match="got list"):
+        require_object([1])
+
+
+@pytest.mark.parametrize("convert", [to_binary, to_structured], ids=["binary", "structured"])
+def test_function_sees_the_same_data_over_http(basic_client: FlaskClient, convert: Any) -> None:
+    plain = basic_client.post("/", json=TASK).get_json()
+    headers, body = convert(event_of(TASK))
+
+    evented = basic_client.post("/", data=body, headers=headers).get_json()
+
+    assert evented == {**plain, "event_id": "evt-1"}
