@@ -1,0 +1,304 @@
+"""The data_processor agent: questions over tabular data sent in the request, answered by DuckDB.
+
+The input model below is the tool schema a model sees, so its descriptions say what each field
+does and which operation uses it. The work happens in a sandboxed, per-request DuckDB
+(``sandbox``); SQL is built from checked names and parameters (``query``, ``conditions``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from functions.agents.data_processor import conditions as filters
+from functions.agents.data_processor import query as q
+from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.sandbox import ResultSet, fetch, json_safe, load, session
+from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
+from shared.agent import AgentResult, AgentSpec
+
+Operation = Literal["describe", "filter", "sort", "select", "group_by", "sql"]
+
+# Which optional fields each operation reads; anything else sent is a mistake worth naming.
+_ALLOWED: dict[str, set[str]] = {
+    "describe": set(),
+    "filter": {"conditions", "columns", "order_by", "limit"},
+    "sort": {"order_by", "conditions", "columns", "limit"},
+    "select": {"columns", "conditions", "order_by", "limit"},
+    "group_by": {"group_by", "aggregates", "conditions", "order_by", "limit"},
+    "sql": {"query", "limit"},
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "filter": ("conditions",),
+    "sort": ("order_by",),
+    "select": ("columns",),
+    "group_by": ("group_by", "aggregates"),  # at least one of them
+    "sql": ("query",),
+}
+_DATA_FIELDS = {"operation", "rows", "csv", "delimiter"}
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = Field(min_length=1, max_length=255, description="Column to test.")
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"] = Field(
+        description="'contains': case-insensitive substring of the value's text. 'in': value is "
+        "a list. '!=' keeps rows where the column is null. '== null' tests for null."
+    )
+    value: Any = Field(
+        default=None,
+        description="A number, text, true/false, ISO date text, or null; a list for 'in'.",
+    )
+
+
+class SortKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = Field(min_length=1, max_length=255)
+    descending: bool = Field(default=False, description="Largest first. Nulls always sort last.")
+
+
+class Aggregate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fn: Literal["count", "sum", "mean", "min", "max"]
+    column: str | None = Field(
+        default=None, max_length=255, description="Column to aggregate; omit for count of rows."
+    )
+
+
+class DataRequest(BaseModel):
+    """Tabular data (``rows`` or ``csv``) and one operation over it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Operation = Field(
+        description="describe: columns, types, counts, nulls, min/max/mean. filter: rows "
+        "matching all conditions. sort: rows ordered by order_by. select: chosen columns. "
+        "group_by: aggregates per group. sql: one read-only DuckDB SELECT over the table `data`."
+    )
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="The data as a JSON array of objects (up to 10,000). Send rows or csv.",
+    )
+    csv: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The data as CSV text with a header line (up to 10,000 rows); types are "
+        "inferred (integer, decimal, true/false, ISO date/timestamp, text). Send rows or csv.",
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV delimiter.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=50,
+        description="filter (required), sort, select, group_by: keep rows matching all of them.",
+    )
+    columns: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="select (required), filter, sort: columns to return (default all).",
+    )
+    order_by: list[str | SortKey] = Field(
+        default_factory=list,
+        max_length=20,
+        description="sort (required), filter, select, group_by: a column name (ascending) or "
+        "{column, descending}. For group_by, name output columns such as 'sum_price'.",
+    )
+    group_by: list[str] = Field(
+        default_factory=list, max_length=20, description="group_by: columns to group on."
+    )
+    aggregates: list[Aggregate] = Field(
+        default_factory=list,
+        max_length=50,
+        description="group_by: per group; outputs are named like 'count', 'sum_price', "
+        "'mean_price'.",
+    )
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20_000,
+        description="sql: one SELECT or WITH query over the table `data` (DuckDB dialect). "
+        "No files, URLs, extensions or writes.",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Return at most this many rows (answers hold 1,000 max)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source_and_fitting_fields(self) -> DataRequest:
+        if (self.rows is None) == (self.csv is None):
+            raise PydanticCustomError("data_source", "send exactly one of rows or csv")
+        if self.csv is None and "delimiter" in self.model_fields_set:
+            raise PydanticCustomError("data_source", "delimiter applies only to csv")
+        sent = self.model_fields_set - _DATA_FIELDS
+        stray = sorted(sent - _ALLOWED[self.operation])
+        if stray:
+            raise PydanticCustomError(
+                "operation_fields",
+                "{operation} does not use {fields}; it reads {allowed}",
+                {
+                    "operation": self.operation,
+                    "fields": ", ".join(stray),
+                    "allowed": ", ".join(sorted(_ALLOWED[self.operation])) or "only the data",
+                },
+            )
+        required = _REQUIRED.get(self.operation, ())
+        if required and not any(getattr(self, name) for name in required):
+            raise PydanticCustomError(
+                "operation_fields",
+                "{operation} needs {fields}",
+                {"operation": self.operation, "fields": " or ".join(required)},
+            )
+        return self
+
+
+def run(request: DataRequest, limits: Limits) -> AgentResult:
+    started = time.perf_counter()
+    table = (
+        table_from_rows(request.rows, limits)
+        if request.rows is not None
+        else table_from_csv(request.csv or "", request.delimiter, limits)
+    )
+    with session(limits) as conn:
+        load(conn, table)
+        result, sql = _OPERATIONS[request.operation](conn, table, request, limits)
+    meta: dict[str, Any] = {
+        "operation": request.operation,
+        "input_rows": table.row_count,
+        "input_columns": len(table.columns),
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    if request.operation != "sql":
+        meta["sql"] = sql
+    return AgentResult(result=result, meta=meta)
+
+
+OperationFn = Callable[
+    [duckdb.DuckDBPyConnection, Table, DataRequest, Limits], tuple[dict[str, Any], str]
+]
+
+
+def _describe(
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+) -> tuple[dict[str, Any], str]:
+    sql = q.describe_sql(table)
+    measures = conn.execute(sql.text).fetchone() or ()
+    total, per_column = measures[0], measures[1:]
+    columns = []
+    for index, column in enumerate(table.columns):
+        count, low, high, mean = per_column[index * 4 : index * 4 + 4]
+        columns.append(
+            {
+                "name": column.name,
+                "type": column.sql_type,
+                "count": count,
+                "nulls": total - count,
+                "min": json_safe(low),
+                "max": json_safe(high),
+                "mean": json_safe(mean),
+            }
+        )
+    return {"columns": columns, "row_count": total}, sql.text
+
+
+def _rows(
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+) -> tuple[dict[str, Any], str]:
+    plan = q.RowsPlan(
+        columns=request.columns,
+        conditions=_conditions(request),
+        order_by=_order_keys(request),
+    )
+    sql = q.rows_sql(table, plan)
+    return _fetch(conn, sql, request, limits).as_json(), sql.text
+
+
+def _group(
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+) -> tuple[dict[str, Any], str]:
+    plan = q.GroupPlan(
+        group_by=request.group_by,
+        aggregates=[q.Aggregate(fn=a.fn, column=a.column) for a in request.aggregates],
+        conditions=_conditions(request),
+        order_by=_order_keys(request),
+    )
+    sql = q.group_sql(table, plan)
+    return _fetch(conn, sql, request, limits).as_json(), sql.text
+
+
+def _sql(
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+) -> tuple[dict[str, Any], str]:
+    text = q.check_read_only(conn, request.query or "")
+    return _fetch(conn, q.Sql(text), request, limits).as_json(), text
+
+
+def _fetch(
+    conn: duckdb.DuckDBPyConnection, sql: q.Sql, request: DataRequest, limits: Limits
+) -> ResultSet:
+    return fetch(
+        conn,
+        sql.text,
+        sql.params,
+        limit=request.limit,
+        max_rows=limits.max_result_rows,
+        max_bytes=limits.max_result_bytes,
+    )
+
+
+def _conditions(request: DataRequest) -> list[filters.Condition]:
+    return [filters.Condition(c.column, c.op, c.value) for c in request.conditions]
+
+
+def _order_keys(request: DataRequest) -> list[q.OrderKey]:
+    return [
+        q.OrderKey(key) if isinstance(key, str) else q.OrderKey(key.column, key.descending)
+        for key in request.order_by
+    ]
+
+
+_OPERATIONS: dict[str, OperationFn] = {
+    "describe": _describe,
+    "filter": _rows,
+    "sort": _rows,
+    "select": _rows,
+    "group_by": _group,
+    "sql": _sql,
+}
+
+DESCRIPTION = (
+    "Answers questions over tabular data that you send in the request (JSON rows or CSV text, "
+    "up to 10,000 rows), exactly, with DuckDB: describe the columns (types, counts, nulls, "
+    "min/max/mean), filter rows by conditions, sort, select columns, group and aggregate "
+    "(count/sum/mean/min/max), or run one read-only SQL SELECT over the table `data`. Use it "
+    "when the data is already in hand and you need exact counts, totals, averages, rankings or "
+    "matching rows. Do NOT use it to fetch data: it cannot read files, URLs or databases; "
+    "not for arithmetic on a few numbers (use calculator) and not to search documents or the "
+    "web (use search or tavily). Answers hold at most 1,000 rows (then truncated is true)."
+)
+
+EXAMPLE = {
+    "operation": "group_by",
+    "csv": "region,product,sales\nnorth,apples,120\nsouth,apples,80\nnorth,pears,45\n",
+    "group_by": ["region"],
+    "aggregates": [{"fn": "sum", "column": "sales"}, {"fn": "count"}],
+    "order_by": [{"column": "sum_sales", "descending": True}],
+}
+
+
+def build_spec(limits: Limits | None = None) -> AgentSpec[DataRequest]:
+    chosen = limits or Limits()
+    return AgentSpec(
+        name="data_processor",
+        description=DESCRIPTION,
+        input_model=DataRequest,
+        run=lambda request: run(request, chosen),
+        example=EXAMPLE,
+        health=lambda: {"duckdb": duckdb.__version__, "max_rows": chosen.max_rows},
+    )

@@ -1,0 +1,83 @@
+"""How much work one request may ask of the data processor, read once at start-up.
+
+Every limit has an environment override so an operator can tune it without a code change; a bad
+value stops the function at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from shared.errors import ConfigError
+
+NumberT = TypeVar("NumberT", int, float)
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int = 10_000
+    """Input rows (JSON rows or CSV records) a request may carry."""
+    max_columns: int = 200
+    """Distinct columns a request's data may have."""
+    max_result_rows: int = 1_000
+    """Rows an answer may hold; more set ``truncated``."""
+    max_result_bytes: int = 1_000_000
+    """JSON size of an answer's rows; more set ``truncated`` (a few wide rows can be huge)."""
+    query_timeout_s: float = 5.0
+    """Wall time for loading the data and running the query, then DuckDB is interrupted."""
+    memory_limit: str = "256MB"
+    """DuckDB's ``memory_limit`` for the per-request database."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """HTTP body limit: CSV text or JSON rows for 10,000 rows do not fit in the 1 MiB default."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            max_rows=_positive(env, "DATA_PROCESSOR_MAX_ROWS", defaults.max_rows, int),
+            max_columns=_positive(env, "DATA_PROCESSOR_MAX_COLUMNS", defaults.max_columns, int),
+            max_result_rows=_positive(
+                env, "DATA_PROCESSOR_MAX_RESULT_ROWS", defaults.max_result_rows, int
+            ),
+            max_result_bytes=_positive(
+                env, "DATA_PROCESSOR_MAX_RESULT_BYTES", defaults.max_result_bytes, int
+            ),
+            query_timeout_s=_positive(
+                env, "DATA_PROCESSOR_QUERY_TIMEOUT_S", defaults.query_timeout_s, float
+            ),
+            memory_limit=_memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", defaults.memory_limit),
+            max_body_bytes=_positive(
+                env, "DATA_PROCESSOR_MAX_BODY_BYTES", defaults.max_body_bytes, int
+            ),
+        )
+
+
+def _positive(
+    env: Mapping[str, str], name: str, default: NumberT, cast: Callable[[str], NumberT]
+) -> NumberT:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw.strip())
+    except ValueError:
+        raise ConfigError(f"${name}: expected a positive number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"${name}: expected a positive number, got {raw!r}")
+    return value
+
+
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    # Checked here because DuckDB would only complain on the first request.
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not _MEMORY.match(raw):
+        raise ConfigError(f"${name}: expected a size such as 256MB or 1GB, got {raw!r}")
+    return raw

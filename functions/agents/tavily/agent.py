@@ -1,0 +1,98 @@
+"""The tavily agent: web search through the Tavily API, for questions about the live web.
+
+Settings are read from the environment on every request (it is cheap), so a key added to a
+running service, or set by a test, takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from functions.agents.tavily.client import SearchQuery, TavilySettings, search
+from shared.agent import AgentResult, AgentSpec
+
+Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
+Domain = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=253, pattern=r"^[^\s/]+$"),
+]
+
+
+class TavilyInput(BaseModel):
+    """One web search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: Query = Field(description="What to search the web for, as a question or keywords.")
+    search_depth: Literal["basic", "advanced"] = Field(
+        default="basic",
+        description="basic: fast. advanced: slower, more thorough, for hard or niche questions.",
+    )
+    topic: Literal["general", "news"] = Field(
+        default="general", description="news: recent events and current affairs."
+    )
+    max_results: int = Field(default=5, ge=1, le=20, description="How many results to return.")
+    include_answer: bool = Field(
+        default=True, description="Also return a short answer Tavily writes from the results."
+    )
+    include_domains: list[Domain] = Field(
+        default_factory=list,
+        max_length=300,
+        description="Only search these domains, e.g. ['python.org'].",
+    )
+    exclude_domains: list[Domain] = Field(
+        default_factory=list, max_length=150, description="Never return results from these."
+    )
+
+
+def run(request: TavilyInput, settings: TavilySettings) -> AgentResult:
+    query = SearchQuery(
+        query=request.query,
+        search_depth=request.search_depth,
+        topic=request.topic,
+        max_results=request.max_results,
+        include_answer=request.include_answer,
+        include_domains=list(request.include_domains),
+        exclude_domains=list(request.exclude_domains),
+    )
+    answer = search(settings, query)
+    return AgentResult(
+        result=answer.as_json(),
+        meta={"search_depth": request.search_depth, "topic": request.topic},
+    )
+
+
+DESCRIPTION = (
+    "Searches the live web through the Tavily API and returns a short answer with sources "
+    "(title, url, content snippet, relevance score). Use it for current events, facts that "
+    "change or are newer than your knowledge, and anything that needs citable web sources. "
+    "Do NOT use it for arithmetic (use calculator), for questions over data you already have "
+    "(use data_processor), or for the local document corpus (use search). Needs a Tavily API "
+    "key on the server; without one it answers 503 not_configured."
+)
+
+EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "general"}
+
+
+def build_spec(
+    settings: Callable[[], TavilySettings] = TavilySettings.from_env,
+) -> AgentSpec[TavilyInput]:
+    def health() -> dict[str, object]:
+        # Cheap on purpose: says whether a key is set, never calls Tavily.
+        current = settings()
+        return {"configured": current.configured, "base_url": current.base_url}
+
+    return AgentSpec(
+        name="tavily",
+        description=DESCRIPTION,
+        input_model=TavilyInput,
+        run=lambda request: run(request, settings()),
+        example=EXAMPLE,
+        health=health,
+    )
+
+
+SPEC = build_spec()

@@ -1,0 +1,178 @@
+"""The ``sql`` operation and the sandbox: read-only single SELECTs, no files, bounded time."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pytest
+
+from functions.agents.data_processor.agent import DataRequest, run
+from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.sandbox import connect, json_safe
+from shared.agent import parse_input
+from shared.errors import BadRequest, ConfigError
+
+ROWS = [{"city": "Oslo", "temp": 4}, {"city": "Rome", "temp": 18}, {"city": "Lima", "temp": 22}]
+
+
+def sql(query: str, limits: Limits | None = None, **extra: Any) -> dict[str, Any]:
+    request = {"operation": "sql", "rows": ROWS, "query": query, **extra}
+    outcome = run(parse_input(DataRequest, request), limits or Limits())
+    assert isinstance(outcome.result, dict)
+    return outcome.result
+
+
+def test_select_over_data() -> None:
+    result = sql("SELECT city, temp * 2 AS doubled FROM data WHERE temp > 10 ORDER BY temp DESC;")
+    assert result == {
+        "columns": ["city", "doubled"],
+        "rows": [{"city": "Lima", "doubled": 44}, {"city": "Rome", "doubled": 36}],
+        "row_count": 2,
+        "truncated": False,
+    }
+
+
+def test_with_query_and_leading_comment() -> None:
+    result = sql("-- warmest\nWITH w AS (SELECT max(temp) AS t FROM data) SELECT t FROM w")
+    assert result["rows"] == [{"t": 22}]
+
+
+def test_limit_and_cap_apply_to_sql() -> None:
+    assert sql("SELECT * FROM data", limit=1)["row_count"] == 1
+    capped = sql("SELECT * FROM range(100)", Limits(max_result_rows=5))
+    assert (capped["row_count"], capped["truncated"]) == (5, True)
+
+
+def test_duplicate_result_names_are_made_unique() -> None:
+    assert sql("SELECT 1 AS a, 2 AS a")["rows"] == [{"a": 1, "a_2": 2}]
+
+
+def test_values_are_json_safe() -> None:
+    result = sql(
+        "SELECT 1.50::DECIMAL(5,2) AS d, DATE '2024-05-31' AS day, 'nan'::DOUBLE AS bad, "
+        "INTERVAL 1 DAY AS span, [1, 2] AS list, {'k': 1} AS obj"
+    )
+    assert result["rows"] == [
+        {
+            "d": 1.5,
+            "day": "2024-05-31",
+            "bad": None,
+            "span": "1 day, 0:00:00",
+            "list": [1, 2],
+            "obj": {"k": 1},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("SELECT * FROM read_csv('/etc/passwd')", "read a file, a URL or an extension"),
+        ("SELECT * FROM read_parquet('data.parquet')", "read a file, a URL or an extension"),
+        ("SELECT * FROM read_json_auto('/etc/hosts')", "read a file, a URL or an extension"),
+        ("SELECT * FROM glob('/etc/*')", "read a file, a URL or an extension"),
+        ("SELECT * FROM 'https://example.com/x.csv'", "read a file, a URL or an extension"),
+        ("SELECT * FROM '/etc/passwd'", "does not exist"),
+        ("COPY data TO '/tmp/out.csv'", "allowed, not COPY"),
+        ("ATTACH 'other.db'", "allowed, not ATTACH"),
+        ("INSTALL httpfs", "allowed, not INSTALL"),
+        ("LOAD httpfs", "allowed, not LOAD"),
+        ("PRAGMA threads=4", "allowed, not PRAGMA"),
+        ("SET memory_limit='10GB'", "allowed, not SET"),
+        ("CREATE TABLE t AS SELECT 1", "allowed, not CREATE"),
+        ("INSERT INTO data VALUES ('x', 1)", "allowed, not INSERT"),
+        ("DELETE FROM data", "allowed, not DELETE"),
+        ("UPDATE data SET temp = 0", "allowed, not UPDATE"),
+        ("DROP TABLE data", "allowed, not DROP"),
+        ("WITH x AS (SELECT 1) INSERT INTO data SELECT 'x', 1 FROM x", "not WITH"),
+        ("SELECT 1; SELECT 2", "exactly one SELECT statement; found 2"),
+        ("SELECT 1; DROP TABLE data", "exactly one SELECT statement; found 2"),
+        ("  ;  ", "found no statement"),
+        ("FROM data", "must start with SELECT or WITH, not 'FROM'"),
+        ("SUMMARIZE data", "must start with SELECT or WITH"),
+        ("SELEC 1", "syntax error"),
+        ("SELECT * FROM weather", "Table with name weather does not exist.*table 'data'"),
+        ("SELECT nope FROM data", "the query failed: Binder Error"),
+        ("SELECT * FROM query('DROP TABLE data')", "the query failed"),
+    ],
+)
+def test_unsafe_or_invalid_queries_are_400_naming_the_problem(query: str, problem: str) -> None:
+    with pytest.raises(BadRequest, match=problem) as caught:
+        sql(query)
+    assert caught.value.status_code == 400
+
+
+def test_a_slow_query_is_interrupted_at_the_time_limit() -> None:
+    started = time.monotonic()
+    with pytest.raises(BadRequest, match=r"exceeded the time limit of 0.2 s") as caught:
+        sql(
+            "SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b",
+            Limits(query_timeout_s=0.2),
+        )
+    assert caught.value.status_code == 400
+    assert time.monotonic() - started < 3.0  # the query alone would take minutes
+
+
+def test_a_query_over_the_memory_limit_is_a_400() -> None:
+    with pytest.raises(BadRequest, match="exceeded the memory limit of 64MB"):
+        sql("SELECT list(range) FROM range(50000000)", Limits(memory_limit="64MB"))
+
+
+def test_sandbox_settings_are_locked() -> None:
+    conn = connect(Limits())
+    try:
+        with pytest.raises(duckdb.Error, match="locked"):
+            conn.execute("SET enable_external_access = true")
+        assert conn.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("2.50"), 2.5),
+        (float("inf"), None),
+        (date(2024, 1, 2), "2024-01-02"),
+        (datetime(2024, 1, 2, 3, 4), "2024-01-02T03:04:00"),
+        (clock(5, 6), "05:06:00"),
+        (timedelta(hours=1), "1:00:00"),
+        (UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+        (b"hi", "aGk="),
+        ((1, Decimal("1")), [1, 1.0]),
+    ],
+)
+def test_json_safe(value: object, expected: object) -> None:
+    assert json_safe(value) == expected
+
+
+def test_limits_from_env() -> None:
+    limits = Limits.from_env(
+        {
+            "DATA_PROCESSOR_QUERY_TIMEOUT_S": "2.5",
+            "DATA_PROCESSOR_MAX_ROWS": "50",
+            "DATA_PROCESSOR_MEMORY_LIMIT": "1GB",
+        }
+    )
+    assert (limits.query_timeout_s, limits.max_rows, limits.memory_limit) == (2.5, 50, "1GB")
+    assert Limits.from_env({}) == Limits()
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("DATA_PROCESSOR_QUERY_TIMEOUT_S", "soon"),
+        ("DATA_PROCESSOR_MAX_ROWS", "0"),
+        ("DATA_PROCESSOR_MAX_ROWS", "1.5"),
+        ("DATA_PROCESSOR_MEMORY_LIMIT", "lots"),
+    ],
+)
+def test_bad_limit_variables_stop_start_up_naming_them(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Limits.from_env({variable: raw})

@@ -1,0 +1,201 @@
+"""The tavily function over HTTP: schema, health, JSON and CloudEvent input, error shapes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+from flask.testing import FlaskClient
+
+from tests.agents.tavily.conftest import API_KEY
+from tests.fakes.tavily_server import FakeTavily
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    body = response.get_json()
+    assert body["type"] == "error"
+    return dict(body["error"])
+
+
+def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
+    schema = client.get("/schema").get_json()
+    assert schema["name"] == "tavily"
+    assert "Do NOT use" in schema["description"]
+    properties = schema["input_schema"]["properties"]
+    assert schema["input_schema"]["required"] == ["query"]
+    assert properties["max_results"]["minimum"] == 1
+    assert properties["max_results"]["maximum"] == 20
+    assert properties["search_depth"]["enum"] == ["basic", "advanced"]
+    assert properties["topic"]["enum"] == ["general", "news"]
+    assert schema["input_schema"]["examples"][0]["query"]
+
+
+def test_search_answers_with_mapped_results(client: FlaskClient, configured: FakeTavily) -> None:
+    response = client.post("/", json={"query": "duckdb", "max_results": 2})
+    assert response.status_code == 200
+    result = response.get_json()["result"]
+    assert result == {
+        "answer": "A short answer about duckdb.",
+        "results": [
+            {
+                "title": "Result 1 for duckdb",
+                "url": "https://example.com/1",
+                "content": "Snippet 1 about duckdb.",
+                "score": 0.9,
+            },
+            {
+                "title": "Result 2 for duckdb",
+                "url": "https://example.org/2",
+                "content": "Snippet 2 about duckdb.",
+                "score": 0.8,
+            },
+        ],
+        "response_time": 1.67,
+    }
+    assert configured.requests[0].body["search_depth"] == "basic"  # the defaults were sent
+    assert configured.requests[0].body["include_answer"] is True
+
+
+def test_include_answer_false_gives_null_answer(client: FlaskClient) -> None:
+    response = client.post("/", json={"query": "q", "include_answer": False})
+    assert response.status_code == 200
+    assert response.get_json()["result"]["answer"] is None
+
+
+def test_without_key_search_is_503_not_configured(unconfigured_client: FlaskClient) -> None:
+    response = unconfigured_client.post("/", json={"query": "q"})
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["type"] == "not_configured"
+    assert "TAVILY_API_KEY" in error["message"]
+
+
+def test_health_says_whether_configured(
+    unconfigured_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
+) -> None:
+    health = unconfigured_client.get("/health")
+    assert health.status_code == 200
+    assert health.get_json() == {
+        "status": "ok",
+        "function": "tavily",
+        "configured": False,
+        "base_url": "https://api.tavily.com",
+    }
+    monkeypatch.setenv("TAVILY_API_KEY", API_KEY)  # read per request: no restart needed
+    assert unconfigured_client.get("/health").get_json()["configured"] is True
+    assert tavily_server.requests == []  # health never calls Tavily
+
+
+def test_key_set_on_a_running_app_takes_effect(
+    unconfigured_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
+) -> None:
+    monkeypatch.setenv("TAVILY_API_KEY", API_KEY)
+    monkeypatch.setenv("TAVILY_BASE_URL", tavily_server.url)
+    assert unconfigured_client.post("/", json={"query": "q"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "query"),
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "query"),
+        ({"query": "x" * 401}, "query"),
+        ({"query": 42}, "query"),
+        ({"query": "q", "max_results": 0}, "max_results"),
+        ({"query": "q", "max_results": 21}, "max_results"),
+        ({"query": "q", "search_depth": "deep"}, "search_depth"),
+        ({"query": "q", "topic": "sports"}, "topic"),
+        ({"query": "q", "include_answer": "maybe"}, "include_answer"),
+        ({"query": "q", "include_domains": "python.org"}, "include_domains"),
+        ({"query": "q", "include_domains": ["has space.org"]}, "include_domains.0"),
+        ({"query": "q", "exclude_domains": ["https://x.org/"]}, "exclude_domains.0"),
+        ({"query": "q", "api_key": "mine"}, "api_key"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(
+    client: FlaskClient, configured: FakeTavily, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/", json=body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["type"] == "invalid_request_error"
+    assert f"{field}:" in error["message"]
+    assert configured.requests == []
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]"])
+def test_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes) -> None:
+    response = client.post("/", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert error_of(response)["type"] == "invalid_request_error"
+
+
+def test_rate_limit_is_503_with_retry_after_header(
+    client: FlaskClient, configured: FakeTavily
+) -> None:
+    configured.enqueue(status=429, headers={"retry-after": "12"})
+    response = client.post("/", json={"query": "q"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "12"
+    assert error_of(response)["type"] == "rate_limit_error"
+
+
+def test_refused_key_is_502(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAVILY_API_KEY", "tvly-revoked")
+    response = client.post("/", json={"query": "q"})
+    assert response.status_code == 502
+    assert "TAVILY_API_KEY" in error_of(response)["message"]
+
+
+def test_upstream_500_is_502(client: FlaskClient, configured: FakeTavily) -> None:
+    configured.enqueue(status=500, body={"detail": {"error": "Internal Server Error"}})
+    response = client.post("/", json={"query": "q"})
+    assert response.status_code == 502
+    assert "Internal Server Error" in error_of(response)["message"]
+
+
+def test_timeout_is_504(
+    client: FlaskClient, configured: FakeTavily, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAVILY_TIMEOUT_S", "0.2")
+    configured.enqueue(delay_s=5.0)
+    response = client.post("/", json={"query": "q"})
+    assert response.status_code == 504
+    assert error_of(response)["type"] == "timeout_error"
+
+
+def event_for(data: dict[str, Any]) -> CloudEvent:
+    return CloudEvent({"type": "agentorch.tool.call", "source": "tests"}, data)
+
+
+def test_binary_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
+    headers, body = to_binary(event_for({"query": "from an event", "max_results": 1}))
+    response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    assert len(response.get_json()["result"]["results"]) == 1
+    assert configured.requests[0].body["query"] == "from an event"
+
+
+def test_structured_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
+    headers, body = to_structured(event_for({"query": "structured", "topic": "news"}))
+    assert headers["content-type"].startswith("application/cloudevents+json")
+    response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    assert configured.requests[0].body["topic"] == "news"
+
+
+def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
+    headers, body = to_binary(event_for({"query": "q", "max_results": 99}))
+    response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 400
+    assert "max_results" in error_of(response)["message"]
+
+
+def test_request_id_is_echoed(client: FlaskClient) -> None:
+    response = client.get("/health", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert json.loads(response.data)["status"] == "ok"
