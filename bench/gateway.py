@@ -62,7 +62,9 @@ def post_ok(url: str, body: dict[str, object]) -> bool:
         return False
 
 
-def our_gateway(port: int, ok: int, bad: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def our_gateway(
+    port: int, ok: int, bad: int, workers: int, threads: int
+) -> subprocess.Popen[bytes]:
     config = WORK / "gateway-bench.yaml"
     config.write_text(
         f"""
@@ -70,7 +72,10 @@ routes:
   bench:
     - {{provider: anthropic, model: claude-bench, timeout_s: 30}}
   failover:
-    - {{provider: anthropic, model: claude-bench, base_url: "http://127.0.0.1:{bad}", max_attempts: 1}}
+    - provider: anthropic
+      model: claude-bench
+      base_url: "http://127.0.0.1:{bad}"
+      max_attempts: 1
     - {{provider: anthropic, model: claude-bench, timeout_s: 30}}
 circuit:
   failure_threshold: 1000000000   # keep hitting the failing primary: measure failover itself
@@ -85,15 +90,26 @@ circuit:
         "WORKERS": str(workers),
         "THREADS": str(threads),
     }
-    command = [functions_framework_bin(), "--source", "functions/gateway/main.py",
-               "--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        functions_framework_bin(),
+        "--source",
+        "functions/gateway/main.py",
+        "--target",
+        "gateway",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = (WORK / "gateway.log").open("wb")
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
 
 
 def litellm_proxy(port: int, ok: int, bad: int, workers: int) -> subprocess.Popen[bytes]:
     config = WORK / "litellm-bench.yaml"
-    deployment = "{{model: anthropic/claude-bench, api_key: bench, api_base: 'http://127.0.0.1:{}'}}"
+    deployment = (
+        "{{model: anthropic/claude-bench, api_key: bench, api_base: 'http://127.0.0.1:{}'}}"
+    )
     config.write_text(
         f"""
 model_list:
@@ -113,16 +129,30 @@ litellm_settings:
   telemetry: false
 """
     )
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-           "DISABLE_SCHEMA_UPDATE": "true"}
-    command = [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
-               "--num_workers", str(workers)]
+    env = {
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "true",
+    }
+    command = [
+        str(LITELLM),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        str(workers),
+    ]
     log = (WORK / "litellm.log").open("wb")
     return subprocess.Popen(command, cwd=WORK, env=env, stdout=log, stderr=log)
 
 
-def measure(name: str, process: subprocess.Popen[bytes], url: str, seconds: int,
-            cold_timeout_s: float) -> Measured:
+def measure(
+    name: str, process: subprocess.Popen[bytes], url: str, seconds: int, cold_timeout_s: float
+) -> Measured:
     started = time.monotonic()
     result = Measured(name)
     try:
@@ -162,17 +192,27 @@ def main() -> None:
         upstream_url = f"http://127.0.0.1:{ok}"
         wait_until(lambda: post_ok(f"{upstream_url}/v1/messages", BODY), 10, "nginx")
         script = write_wrk_script(BODY, HEADERS)
-        upstream = {c: run_wrk(upstream_url + "/v1/messages", script, c, args.seconds)
-                    for c in (1, 10, 50)}
+        upstream = {
+            c: run_wrk(upstream_url + "/v1/messages", script, c, args.seconds) for c in (1, 10, 50)
+        }
         port = free_port()
-        ours = measure("agent-orchestrator gateway",
-                       our_gateway(port, ok, bad, args.workers, args.threads),
-                       f"http://127.0.0.1:{port}", args.seconds, 30)
+        ours = measure(
+            "agent-orchestrator gateway",
+            our_gateway(port, ok, bad, args.workers, args.threads),
+            f"http://127.0.0.1:{port}",
+            args.seconds,
+            30,
+        )
         theirs = None
         if not args.skip_litellm and LITELLM.exists():
             port = free_port()
-            theirs = measure("LiteLLM proxy", litellm_proxy(port, ok, bad, 2),
-                             f"http://127.0.0.1:{port}", args.seconds, 180)
+            theirs = measure(
+                "LiteLLM proxy",
+                litellm_proxy(port, ok, bad, 2),
+                f"http://127.0.0.1:{port}",
+                args.seconds,
+                180,
+            )
         elif not args.skip_litellm:
             print(f"LiteLLM not found at {LITELLM}; measuring ours alone", file=sys.stderr)
     finally:

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 
 
 def _row(name: str, runs: dict[int, LoadResult]) -> str:
-    cells = [f"{runs[c].requests_per_s:,.0f} | {runs[c].p50_ms:.2f} | {runs[c].p99_ms:.2f}"
-             for c in (1, 10, 50)]
+    cells = [
+        f"{runs[c].requests_per_s:,.0f} | {runs[c].p50_ms:.2f} | {runs[c].p99_ms:.2f}"
+        for c in (1, 10, 50)
+    ]
     errors = sum(r.errors for r in runs.values())
     return f"| {name} | " + " | ".join(cells) + f" | {errors} |"
 
@@ -94,8 +96,13 @@ def _comparison(
 
     ratio = f" ({a['rps50'] / b['rps50']:.1f}x LiteLLM)" if b else ""
     rows = [
-        ("throughput at 50 clients, rps", "rps50", "{:,.0f}", ">= 1,000 and >= 10x LiteLLM",
-         a["rps50"] >= 1000 and (not b or a["rps50"] >= 10 * b["rps50"])),
+        (
+            "throughput at 50 clients, rps",
+            "rps50",
+            "{:,.0f}",
+            ">= 1,000 and >= 10x LiteLLM",
+            a["rps50"] >= 1000 and (not b or a["rps50"] >= 10 * b["rps50"]),
+        ),
         ("added latency p50, ms", "added50", "{:.2f}", "<= 2 ms", a["added50"] <= 2),
         ("added latency p99, ms", "added99", "{:.2f}", "(reported)", True),
         ("cold start to first answer, s", "cold", "{:.2f}", "<= 1.5 s", a["cold"] <= 1.5),
@@ -106,8 +113,9 @@ def _comparison(
     out = []
     for label, key, fmt, target, ok in rows:
         name = label + (ratio if key == "rps50" else "")
-        out.append(f"| {name} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {target} | "
-                   f"{_verdict(ok)} |")
+        out.append(
+            f"| {name} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {target} | {_verdict(ok)} |"
+        )
     return out
 
 
