@@ -1,0 +1,103 @@
+"""Fixtures for the gateway tests: the gateway on real HTTP, and the fakes behind it.
+
+``start_gateway(...)`` writes a test config (short timeouts, millisecond backoff) into
+``tmp_path``, sets the environment, builds the app with ``functions_framework.create_app``
+exactly as production does, and serves it on 127.0.0.1 in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes import anthropic_server, bedrock
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.bedrock import FakeBedrock
+from tests.gateway.support import (
+    BASE_CONFIG,
+    ServedGateway,
+    StartGateway,
+    create_gateway_app,
+    merged,
+    write_config,
+)
+
+# The shared fakes' fixtures, made visible to every gateway test.
+fake_anthropic = anthropic_server.fake_anthropic
+fake_bedrock = bedrock.fake_bedrock
+
+# Variables that could make a provider look configured, or change the config, from outside.
+_AMBIENT = (
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "GATEWAY_DEADLINE_S",
+    "GATEWAY_MAX_BODY_BYTES",
+    "GATEWAY_MAX_ATTEMPTS",
+    "GATEWAY_CIRCUIT_FAILURES",
+    "GATEWAY_CIRCUIT_COOLDOWN_S",
+)
+
+
+@pytest.fixture(autouse=True)
+def fake_anthropic_without_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workaround: the fake's handler writes headers and body in two sends with Nagle on, so
+    each answer on a reused connection waits ~40 ms for a delayed ACK. That noise would hide
+    the gaps the retry tests measure (and slow every test), so turn Nagle off for it."""
+    monkeypatch.setattr(anthropic_server._Handler, "disable_nagle_algorithm", True)
+
+
+@pytest.fixture
+def hermetic_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ambient AWS credentials (not even ~/.aws/credentials) and no config overrides."""
+    for name in _AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.fixture
+def start_gateway(
+    hermetic_environ: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[StartGateway]:
+    """Start a gateway with ``BASE_CONFIG`` (merged with ``config``) and extra ``env``."""
+    served: list[ServedGateway] = []
+
+    def start(config: dict[str, Any] | None = None, **env: str) -> ServedGateway:
+        path = write_config(tmp_path, merged(BASE_CONFIG, config or {}), f"gw{len(served)}.yaml")
+        monkeypatch.setenv("GATEWAY_CONFIG", str(path))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        gateway = ServedGateway(create_gateway_app())
+        served.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in served:
+        gateway.stop()
+
+
+@pytest.fixture
+def anthropic_env(fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> FakeAnthropic:
+    """Point the gateway's anthropic provider at the fake server."""
+    for name, value in fake_anthropic.environ().items():
+        monkeypatch.setenv(name, value)
+    return fake_anthropic
+
+
+@pytest.fixture
+def gateway(start_gateway: StartGateway, anthropic_env: FakeAnthropic) -> ServedGateway:
+    """A gateway with the fake anthropic configured (bedrock not configured)."""
+    return start_gateway()
+
+
+@pytest.fixture
+def full_gateway(
+    start_gateway: StartGateway, anthropic_env: FakeAnthropic, fake_bedrock: FakeBedrock
+) -> ServedGateway:
+    """A gateway with all three providers: fake anthropic, moto bedrock, local."""
+    return start_gateway()

@@ -1,0 +1,198 @@
+"""Helpers the gateway tests share: the gateway served on real HTTP, test config, tools."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anthropic
+import functions_framework
+import httpx
+import yaml
+from werkzeug.serving import BaseWSGIServer, make_server
+
+GATEWAY_SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "gateway" / "main.py")
+ANTHROPIC_MODEL = "claude-test-sonnet"
+BEDROCK_MODEL = "anthropic.claude-test-sonnet-v1:0"
+LOCAL_MODEL = "local-rules"
+GATEWAY_KEY = "gateway-test-key"
+
+ANTHROPIC = {"provider": "anthropic", "model": ANTHROPIC_MODEL, "timeout_s": 3}
+BEDROCK = {"provider": "bedrock", "model": BEDROCK_MODEL, "timeout_s": 3}
+LOCAL = {"provider": "local", "model": LOCAL_MODEL, "timeout_s": 3}
+
+BASE_CONFIG: dict[str, Any] = {
+    "routes": {
+        "default": [ANTHROPIC, BEDROCK, LOCAL],
+        "anthropic": [ANTHROPIC],
+        "bedrock": [BEDROCK],
+        "local": [LOCAL],
+        "anthropic-then-local": [ANTHROPIC, LOCAL],
+        "bedrock-then-local": [BEDROCK, LOCAL],
+        "anthropic-then-bedrock": [ANTHROPIC, BEDROCK],
+    },
+    "deadline_s": 5,
+    # Backoff must be tiny in tests: a retry costs at most 10 ms here.
+    "retry": {
+        "max_attempts": 2,
+        "base_delay_s": 0.005,
+        "max_delay_s": 0.01,
+        "max_retry_after_s": 1,
+    },
+    # High threshold: only the circuit tests (which lower it) should ever open a circuit.
+    "circuit": {"failure_threshold": 100, "cooldown_s": 0.5},
+}
+
+CALCULATOR_TOOL = {
+    "name": "calculator",
+    "description": "Evaluate an arithmetic expression exactly.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"expression": {"type": "string"}},
+        "required": ["expression"],
+    },
+}
+SEARCH_TOOL = {
+    "name": "search",
+    "description": "Full-text search over the project documentation corpus.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+    },
+}
+WEB_TOOL = {
+    "name": "tavily",
+    "description": "Search the web for current news and recent events.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+    },
+}
+DATA_TOOL = {
+    "name": "data_processor",
+    "description": "Answer questions over CSV or JSON rows: filter, group, aggregate.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "rows": {"type": "array", "items": {"type": "object"}},
+            "operation": {"type": "string", "enum": ["describe", "filter", "aggregate"]},
+        },
+        "required": ["rows"],
+    },
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, key by key for nested mappings."""
+    result = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def write_config(directory: Path, config: dict[str, Any] | str, name: str = "gateway.yaml") -> Path:
+    path = directory / name
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    return path
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def request_body(route: str = "default", text: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {"model": route, "max_tokens": 256, "messages": user(text), **extra}
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout_s``. Never a blind sleep."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+        time.sleep(0.01)
+
+
+def create_gateway_app() -> Any:
+    """The gateway's app, built from the current environment exactly as production builds it."""
+    return functions_framework.create_app("gateway", GATEWAY_SOURCE)
+
+
+class ServedGateway:
+    """The gateway's functions-framework app served on 127.0.0.1 by werkzeug in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._clients: list[anthropic.Anthropic | httpx.Client] = []
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def sdk(self, api_key: str = GATEWAY_KEY, **options: Any) -> anthropic.Anthropic:
+        """The real anthropic SDK, pointed at the gateway, its own retries off."""
+        options.setdefault("timeout", 10.0)
+        client = anthropic.Anthropic(base_url=self.url, api_key=api_key, max_retries=0, **options)
+        self._clients.append(client)
+        return client
+
+    def http(self) -> httpx.Client:
+        """A plain HTTP client, for what the SDK cannot send (bad bodies, other paths)."""
+        client = httpx.Client(base_url=self.url, timeout=10.0)
+        self._clients.append(client)
+        return client
+
+    def providers(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/providers", timeout=5.0)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """The ``/providers`` entry of one deployment, e.g. ``anthropic:claude-test-sonnet``."""
+        [entry] = [d for d in self.providers()["deployments"] if d["name"] == name]
+        return entry
+
+    def metric(self, sample: str) -> float:
+        """The value of one Prometheus sample line (0 when it is absent)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def error_of(exc: anthropic.APIStatusError) -> dict[str, Any]:
+    """The ``error`` object of an Anthropic-shaped error body, checking the shape on the way."""
+    body = exc.response.json()
+    assert body["type"] == "error", body
+    assert set(body["error"]) >= {"type", "message"}, body
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+class StartGateway(Protocol):
+    """The ``start_gateway`` fixture: config merged into ``BASE_CONFIG``, env set, served."""
+
+    def __call__(self, config: dict[str, Any] | None = None, **env: str) -> ServedGateway: ...
