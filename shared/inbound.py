@@ -53,7 +53,9 @@ def parse_cloudevent(headers: Mapping[str, str], body: bytes) -> Inbound:
         event = from_http(dict(headers), body)
     except GenericException as exc:
         raise BadRequest(f"invalid CloudEvent: {exc}") from exc
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError) as exc:
+        # The SDK assumes a structured event's body is a JSON object: for `null` or a list it
+        # fails with AttributeError/TypeError from inside.
         raise BadRequest(f"invalid CloudEvent: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("invalid CloudEvent: JSON nested too deeply") from exc

@@ -171,6 +171,9 @@ class Router:
                 outcome.deployment = state.deployment.name
                 return result, outcome  # type: ignore[return-value]
             if not error.retryable:
+                # The answer is this deployment's refusal: say who gave it.
+                outcome.provider = state.deployment.provider
+                outcome.deployment = state.deployment.name
                 raise RouteFailed(error, outcome)
             last_error = error
             if deadline.remaining() <= 0:

@@ -43,14 +43,6 @@ _AMBIENT = (
 )
 
 
-@pytest.fixture(autouse=True)
-def fake_anthropic_without_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workaround: the fake's handler writes headers and body in two sends with Nagle on, so
-    each answer on a reused connection waits ~40 ms for a delayed ACK. That noise would hide
-    the gaps the retry tests measure (and slow every test), so turn Nagle off for it."""
-    monkeypatch.setattr(anthropic_server._Handler, "disable_nagle_algorithm", True)
-
-
 @pytest.fixture
 def hermetic_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No ambient AWS credentials (not even ~/.aws/credentials) and no config overrides."""

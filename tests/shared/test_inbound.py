@@ -87,8 +87,16 @@ def test_structured_event_missing_a_required_attribute(missing: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1, 2]", b'{"specversion": "9.9"}', b'{"specversion": []}', b"[" * 5000],
-    ids=["not-json", "array", "unknown-specversion", "unhashable-specversion", "deep"],
+    [
+        b"not json",
+        b"[1, 2]",
+        b"null",
+        b"42",
+        b'{"specversion": "9.9"}',
+        b'{"specversion": []}',
+        b"[" * 5000,
+    ],
+    ids=["not-json", "array", "null", "number", "unknown-specversion", "unhashable", "deep"],
 )
 def test_malformed_structured_event_is_a_bad_request(body: bytes) -> None:
     with pytest.raises(BadRequest, match="CloudEvent"):

@@ -1,16 +1,22 @@
 """Anthropic, through the official SDK's low-level client, with its own retries off.
 
 The gateway speaks Anthropic's format on both sides, so the body is passed through as bytes
-and the answer returned as bytes: no object model on the hot path. The SDK still owns the
-wire details (auth headers, version header, base URL, connection pool, error classes).
+and the answer returned as bytes: no object model on the hot path. The SDK owns the wire
+details — base URL, auth and version headers, the pooled HTTP client, the error classes — and
+the gateway sends through that client directly, skipping the SDK's per-request option building
+(about a quarter of the gateway's CPU per request when measured).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from shared.errors import (
     UpstreamError,
@@ -24,19 +30,21 @@ if TYPE_CHECKING:
     import anthropic
 
 
-def _transport() -> Any:
-    """The HTTP library the installed SDK is built on (``httpx``, or ``httpx2`` from 2.x on):
-    its ``Response`` is what the low-level ``post`` returns raw, its errors what a body read
-    raises."""
-    from anthropic import _base_client
-
-    return getattr(_base_client, "httpx2", None) or getattr(_base_client, "httpx")  # noqa: B009
-
-
 def preload() -> None:
     """Import the SDK now. Called at start-up when the provider is configured, so the import
     happens once in the server's parent process and its pages are shared by forked workers."""
-    _transport()
+    import anthropic  # noqa: F401
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """What the SDK settles once per client: where to send, with which headers, through which
+    pooled HTTP client, and how it names an error status."""
+
+    http: httpx.Client
+    url: str
+    headers: dict[str, str]
+    status_error: Callable[[httpx.Response], anthropic.APIStatusError]
 
 
 class AnthropicProvider:
@@ -48,57 +56,64 @@ class AnthropicProvider:
         environ = os.environ if environ is None else environ
         self._api_key = environ.get("ANTHROPIC_API_KEY") or ""
         self._base_url = base_url or environ.get("ANTHROPIC_BASE_URL") or None
-        self._client: anthropic.Anthropic | None = None
+        self._wire_cache: _Wire | None = None
         self._lock = threading.Lock()
 
     def configured(self) -> bool:
         return bool(self._api_key)
 
-    def _sdk(self) -> anthropic.Anthropic:
+    def _wire(self) -> _Wire:
         with self._lock:
-            if self._client is None:
+            if self._wire_cache is None:
                 import anthropic  # heavy: only when this provider is actually used
 
-                self._client = anthropic.Anthropic(
+                sdk = anthropic.Anthropic(
                     api_key=self._api_key, base_url=self._base_url, max_retries=0
                 )
-            return self._client
+                headers = {k: v for k, v in sdk.default_headers.items() if isinstance(v, str)}
+                self._wire_cache = _Wire(
+                    http=sdk._client,
+                    url=str(sdk.base_url).rstrip("/") + "/v1/messages",
+                    headers={**headers, "content-type": "application/json"},
+                    status_error=sdk._make_status_error_from_response,
+                )
+            return self._wire_cache
 
-    def _send(self, body: dict[str, Any], model: str, timeout_s: float, stream: bool) -> Any:
-        import anthropic
-
+    def _send(
+        self, body: dict[str, Any], model: str, timeout_s: float, stream: bool
+    ) -> httpx.Response:
+        wire = self._wire()
+        payload = json.dumps({**body, "model": model, "stream": stream}).encode()
+        request = wire.http.build_request(
+            "POST", wire.url, content=payload, headers=wire.headers, timeout=timeout_s
+        )
         try:
-            return self._sdk().post(
-                "/v1/messages",
-                cast_to=_transport().Response,
-                body={**body, "model": model, "stream": stream},
-                options={"timeout": timeout_s},
-                stream=stream,
-            )
-        except anthropic.APIStatusError as exc:
-            raise _status_error(exc.status_code, _message_of(exc), exc.response.headers) from exc
-        except anthropic.APITimeoutError as exc:
+            response = wire.http.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"anthropic did not answer within {timeout_s:g} s") from exc
-        except anthropic.APIConnectionError as exc:
+        except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                response.read()
+            except httpx.HTTPError as exc:
+                raise UpstreamUnavailable(f"anthropic error answer broke off: {exc}") from exc
+            finally:
+                response.close()
+            error = wire.status_error(response)
+            raise _status_error(response.status_code, _message_of(error), response.headers)
+        return response
 
     def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        transport = _transport()
-        response = self._send(body, model, timeout_s, stream=False)
-        try:
-            return bytes(response.content)
-        except transport.TimeoutException as exc:
-            raise UpstreamTimeout(f"anthropic did not finish within {timeout_s:g} s") from exc
-        except transport.HTTPError as exc:
-            raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
+        return self._send(body, model, timeout_s, stream=False).content
 
     def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
         response = self._send(body, model, timeout_s, stream=True)
         return _relay(response, timeout_s)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        if self._wire_cache is not None:
+            self._wire_cache.http.close()
 
 
 def _status_error(status: int, message: str, headers: Any) -> UpstreamError:
@@ -114,13 +129,12 @@ def _message_of(exc: anthropic.APIStatusError) -> str:
     return message if isinstance(message, str) and message else exc.message
 
 
-def _relay(response: Any, timeout_s: float) -> Iterator[bytes]:
-    transport = _transport()
+def _relay(response: httpx.Response, timeout_s: float) -> Iterator[bytes]:
     try:
         yield from response.iter_bytes()
-    except transport.TimeoutException as exc:
+    except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"anthropic stream stalled for {timeout_s:g} s") from exc
-    except transport.HTTPError as exc:
+    except httpx.HTTPError as exc:
         raise UpstreamUnavailable(f"anthropic stream broke: {exc}") from exc
     finally:
         response.close()
