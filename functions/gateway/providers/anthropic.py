@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -34,6 +35,17 @@ def preload() -> None:
     """Import the SDK now. Called at start-up when the provider is configured, so the import
     happens once in the server's parent process and its pages are shared by forked workers."""
     import anthropic  # noqa: F401
+
+
+class _NoCookies(CookieJar):
+    """The gateway serves many callers through one client: a cookie that an upstream answer
+    sets must not ride along on everyone's later requests. (Also saves parsing them.)"""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,23 @@ class AnthropicProvider:
                 import anthropic  # heavy: only when this provider is actually used
 
                 sdk = anthropic.Anthropic(
-                    api_key=self._api_key, base_url=self._base_url, max_retries=0
+                    api_key=self._api_key,
+                    base_url=self._base_url,
+                    max_retries=0,
+                    http_client=httpx.Client(
+                        cookies=_NoCookies(),
+                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                        timeout=httpx.Timeout(600.0, connect=5.0),
+                    ),
                 )
-                headers = {k: v for k, v in sdk.default_headers.items() if isinstance(v, str)}
+                # The SDK's own telemetry headers (x-stainless-*) are left out: a dozen headers
+                # to build and parse on every request, and they describe the gateway, not the
+                # caller.
+                headers = {
+                    k: v
+                    for k, v in sdk.default_headers.items()
+                    if isinstance(v, str) and not k.lower().startswith("x-stainless")
+                }
                 self._wire_cache = _Wire(
                     http=sdk._client,
                     url=str(sdk.base_url).rstrip("/") + "/v1/messages",
@@ -84,8 +110,12 @@ class AnthropicProvider:
     ) -> httpx.Response:
         wire = self._wire()
         payload = json.dumps({**body, "model": model, "stream": stream}).encode()
-        request = wire.http.build_request(
-            "POST", wire.url, content=payload, headers=wire.headers, timeout=timeout_s
+        request = httpx.Request(
+            "POST",
+            wire.url,
+            content=payload,
+            headers=wire.headers,
+            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
         )
         try:
             response = wire.http.send(request, stream=stream)
