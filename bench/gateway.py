@@ -30,12 +30,15 @@ from bench.tools import (
     wait_until,
     write_wrk_script,
 )
-from emulator.process import REPO_ROOT, free_port, functions_framework_bin
+from emulator.process import REPO_ROOT, SERVER_DEFAULTS, free_port, functions_framework_bin
 
 BODY = {"model": "bench", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}
+# Both servers check a client key: ours through GATEWAY_API_KEYS, LiteLLM as its master key.
+CLIENT_KEY = "sk-bench-client-key"
 HEADERS = {
     "content-type": "application/json",
-    "x-api-key": "bench",
+    "x-api-key": CLIENT_KEY,
+    "authorization": f"Bearer {CLIENT_KEY}",
     "anthropic-version": "2023-06-01",
 }
 LITELLM = WORK / "litellm" / "bin" / "litellm"
@@ -86,6 +89,7 @@ circuit:
         "PYTHONPATH": str(REPO_ROOT),
         "GATEWAY_CONFIG": str(config),
         "ANTHROPIC_API_KEY": "bench",
+        "GATEWAY_API_KEYS": CLIENT_KEY,
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{ok}",
         "WORKERS": str(workers),
         "THREADS": str(threads),
@@ -123,6 +127,8 @@ router_settings:
   num_retries: 0
   disable_cooldowns: true
   fallbacks: [{{"failover": ["failover-secondary"]}}]
+general_settings:
+  master_key: {CLIENT_KEY}
 litellm_settings:
   num_retries: 0
   request_timeout: 30
@@ -180,8 +186,9 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", 8)))
+    server = {**SERVER_DEFAULTS, **os.environ}
+    parser.add_argument("--workers", type=int, default=int(server["WORKERS"]))
+    parser.add_argument("--threads", type=int, default=int(server["THREADS"]))
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
     args = parser.parse_args()

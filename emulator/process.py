@@ -21,6 +21,10 @@ FUNCTION_SOURCES = {
     "data_processor": "functions/agents/data_processor/main.py",
     "tavily": "functions/agents/tavily/main.py",
 }
+# functions-framework's gunicorn server, as tuned for a 2-core machine: 2 workers use both
+# cores; 4 threads each beat 8 or 16 (less GIL hand-off) in bench/RESULTS.md. The environment
+# overrides both.
+SERVER_DEFAULTS = {"WORKERS": "2", "THREADS": "4"}
 
 
 def free_port() -> int:
@@ -69,7 +73,7 @@ def start_function(
 ) -> FunctionProcess:
     """Start ``target`` with functions-framework's production server and wait for /health."""
     port = port or free_port()
-    environ = {**os.environ, **(env or {}), "PORT": str(port)}
+    environ = {**SERVER_DEFAULTS, **os.environ, **(env or {}), "PORT": str(port)}
     environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")])
     )

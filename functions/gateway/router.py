@@ -200,17 +200,27 @@ class Router:
             except UpstreamError as exc:
                 error = exc
             else:
-                state.succeeded(self._clock() - started)
+                elapsed = self._clock() - started
+                state.succeeded(elapsed)
+                log.info(
+                    "upstream attempt ok",
+                    extra={
+                        "deployment": state.deployment.name,
+                        "attempt": attempt,
+                        "latency_ms": round(elapsed * 1000, 2),
+                    },
+                )
                 return result, None
             state.failed(error)
             wait = self._policy.delay(attempt, error)
-            self._log_attempt(state, attempt, error, wait)
-            if (
-                not error.retryable
-                or attempt == max_attempts
-                or self._policy.wants_longer_than(error)
-                or wait >= deadline.remaining()
-            ):
+            retry = (
+                error.retryable
+                and attempt < max_attempts
+                and not self._policy.wants_longer_than(error)
+                and wait < deadline.remaining()
+            )
+            self._log_failure(state, attempt, error, wait if retry else None)
+            if not retry:
                 break
             self._sleep(wait)
             if not state.breaker.allow():
@@ -235,9 +245,11 @@ class Router:
         return last_error
 
     @staticmethod
-    def _log_attempt(
-        state: DeploymentState, attempt: int, error: UpstreamError, wait: float
+    def _log_failure(
+        state: DeploymentState, attempt: int, error: UpstreamError, wait: float | None
     ) -> None:
+        """``wait`` is the pause before the next attempt; None when this deployment is done."""
+        step = "retry" if wait is not None else "fall back" if error.retryable else "give up"
         log.warning(
             "upstream attempt failed",
             extra={
@@ -246,6 +258,7 @@ class Router:
                 "error_class": type(error).__name__,
                 "upstream_status": error.upstream_status,
                 "retryable": error.retryable,
-                "wait_s": round(wait, 3),
+                "next": step,
+                "wait_s": round(wait, 3) if wait is not None else None,
             },
         )

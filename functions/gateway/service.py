@@ -64,6 +64,8 @@ class GatewayService:
         return Reply(answer, headers=outcome.headers())
 
     def providers(self, call: Call) -> Reply:
+        # Last errors can quote upstream messages: behind the same keys as /v1/messages.
+        self._authenticate(call.headers)
         return Reply(
             {
                 "deployments": [state.status() for state in self.router.deployments],

@@ -93,6 +93,16 @@ def test_health_needs_no_key(keyed_gateway: ServedGateway) -> None:
     assert response.json()["auth"] is True
 
 
+def test_providers_page_needs_a_key(keyed_gateway: ServedGateway) -> None:
+    # Its last_error fields can quote upstream messages.
+    anonymous = keyed_gateway.http().get("/providers")
+    keyed = keyed_gateway.http().get("/providers", headers={"x-api-key": "key-two"})
+
+    assert_error(anonymous, 401, "authentication_error", "API key is required")
+    assert keyed.status_code == 200
+    assert "deployments" in keyed.json()
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -84,6 +85,36 @@ def test_retry_after_is_honoured(
     first, second = (request.received_at for request in fake_anthropic.requests)
     # This config's own backoff is at most 10 ms: a longer gap is the upstream's retry-after.
     assert second - first >= at_least_s
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_each_attempt_is_logged_with_provider_error_class_and_wait(
+    gateway: ServedGateway, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Fault(529))
+    captured = _Records()
+    logger = logging.getLogger("agentorch.gateway.router")
+    logger.addHandler(captured)
+    try:
+        create(gateway, "anthropic")
+    finally:
+        logger.removeHandler(captured)
+
+    failed, succeeded = captured.records
+    assert failed.getMessage() == "upstream attempt failed"
+    assert failed.deployment.startswith("anthropic:")  # type: ignore[attr-defined]
+    assert (failed.error_class, failed.upstream_status) == ("Overloaded", 529)  # type: ignore[attr-defined]
+    assert failed.next == "retry" and 0 <= failed.wait_s <= 0.01  # type: ignore[attr-defined]
+    assert succeeded.getMessage() == "upstream attempt ok"
+    assert succeeded.attempt == 2  # type: ignore[attr-defined]
 
 
 def test_bedrock_throttle_is_retried_by_the_gateway_not_by_boto3(
@@ -197,7 +228,7 @@ def test_every_deployment_failing_is_an_error_naming_the_last_failure(
     with pytest.raises(anthropic.APIStatusError) as caught:
         create(full_gateway, "anthropic-then-bedrock")
 
-    assert caught.value.status_code == 503
+    assert caught.value.status_code == 502  # the upstream failed: bad gateway, as for anthropic
     assert (
         "bedrock: ServiceUnavailableException: bedrock is down" in error_of(caught.value)["message"]
     )

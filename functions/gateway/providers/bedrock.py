@@ -125,7 +125,10 @@ def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
         message = f"bedrock: {code}: {error.get('Message', '')}".rstrip(": ")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         if code in _RETRYABLE:
-            return _RETRYABLE[code](message, upstream_status=status)
+            retryable = _RETRYABLE[code](message, upstream_status=status)
+            if isinstance(retryable, UpstreamUnavailable):
+                retryable.status_code = 502  # as for anthropic: the upstream failed, we did not
+            return retryable
         return upstream_error_for_status(status, message)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeout(f"bedrock did not answer within {timeout_s:g} s")
