@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http.cookiejar import Cookie, CookieJar
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,23 +36,16 @@ def preload() -> None:
     import anthropic  # noqa: F401
 
 
-class _NoCookies(CookieJar):
-    """The gateway serves many callers through one client: a cookie that an upstream answer
-    sets must not ride along on everyone's later requests. (Also saves parsing them.)"""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        return None
-
-
 @dataclass(frozen=True)
 class _Wire:
     """What the SDK settles once per client: where to send, with which headers, through which
     pooled HTTP client, and how it names an error status."""
 
     http: httpx.Client
+    transport: httpx.HTTPTransport
+    """The connection pool under the SDK's client. Requests go to it directly: they need none
+    of the client's redirect, auth-flow or cookie handling, and a gateway serving many callers
+    must not keep one upstream's cookies for everyone's later requests anyway."""
     url: str
     headers: dict[str, str]
     status_error: Callable[[httpx.Response], anthropic.APIStatusError]
@@ -79,15 +71,14 @@ class AnthropicProvider:
             if self._wire_cache is None:
                 import anthropic  # heavy: only when this provider is actually used
 
+                transport = httpx.HTTPTransport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=100)
+                )
                 sdk = anthropic.Anthropic(
                     api_key=self._api_key,
                     base_url=self._base_url,
                     max_retries=0,
-                    http_client=httpx.Client(
-                        cookies=_NoCookies(),
-                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                        timeout=httpx.Timeout(600.0, connect=5.0),
-                    ),
+                    http_client=httpx.Client(transport=transport, timeout=600.0),
                 )
                 # The SDK's own telemetry headers (x-stainless-*) are left out: a dozen headers
                 # to build and parse on every request, and they describe the gateway, not the
@@ -99,6 +90,7 @@ class AnthropicProvider:
                 }
                 self._wire_cache = _Wire(
                     http=sdk._client,
+                    transport=transport,
                     url=str(sdk.base_url).rstrip("/") + "/v1/messages",
                     headers={**headers, "content-type": "application/json"},
                     status_error=sdk._make_status_error_from_response,
@@ -118,7 +110,13 @@ class AnthropicProvider:
             extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
         )
         try:
-            response = wire.http.send(request, stream=stream)
+            response = wire.transport.handle_request(request)
+            response.request = request
+            if not stream:
+                try:
+                    response.read()
+                finally:
+                    response.close()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"anthropic did not answer within {timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
