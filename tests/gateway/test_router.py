@@ -363,17 +363,23 @@ def test_open_circuit_skips_the_deployment(
     assert len(fake_anthropic.requests) == 2
 
 
-def test_circuit_closes_after_cooldown_when_the_trial_succeeds(
-    start_gateway: StartGateway, anthropic_env: FakeAnthropic
-) -> None:
+def half_open_gateway(start_gateway: StartGateway, fake: FakeAnthropic) -> ServedGateway:
+    """A breaker gateway whose anthropic circuit was opened and has cooled down to half-open."""
     gateway = breaker_gateway(start_gateway, cooldown_s=0.5)
-    fake_anthropic = anthropic_env
-    open_the_circuit(gateway, fake_anthropic)
-
+    open_the_circuit(gateway, fake)
     wait_until(
         lambda: gateway.deployment(ANTHROPIC_DEPLOYMENT)["circuit"] == "half_open",
         what="the circuit to cool down",
     )
+    return gateway
+
+
+def test_circuit_closes_after_cooldown_when_the_trial_succeeds(
+    start_gateway: StartGateway, anthropic_env: FakeAnthropic
+) -> None:
+    fake_anthropic = anthropic_env
+    gateway = half_open_gateway(start_gateway, fake_anthropic)
+
     raw = create(gateway, "anthropic-then-local", "trial")
 
     assert raw.headers["x-gateway-provider"] == "anthropic"
@@ -386,13 +392,8 @@ def test_circuit_closes_after_cooldown_when_the_trial_succeeds(
 def test_failed_trial_opens_the_circuit_again(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic
 ) -> None:
-    gateway = breaker_gateway(start_gateway, cooldown_s=0.5)
     fake_anthropic = anthropic_env
-    open_the_circuit(gateway, fake_anthropic)
-    wait_until(
-        lambda: gateway.deployment(ANTHROPIC_DEPLOYMENT)["circuit"] == "half_open",
-        what="the circuit to cool down",
-    )
+    gateway = half_open_gateway(start_gateway, fake_anthropic)
     fake_anthropic.enqueue(Fault(500))
 
     assert create(gateway, "anthropic-then-local").headers["x-gateway-provider"] == "local"

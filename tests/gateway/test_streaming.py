@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import anthropic
+import httpx
 import pytest
+from anthropic.types import Message
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
@@ -22,17 +25,29 @@ from tests.gateway.support import (
 LONG_TEXT = "The circuit breaker pattern stops calls to a failing service for a while. " * 3
 
 
+class Streamed(NamedTuple):
+    """What a client saw of one streamed answer."""
+
+    pieces: list[str]
+    final: Message
+    text: str
+    headers: httpx.Headers
+
+
+def stream_answer(client: anthropic.Anthropic, model: str, text: str) -> Streamed:
+    """Stream the answer to ``text`` from ``model`` with the SDK, read to its end."""
+    with client.messages.stream(model=model, max_tokens=256, messages=user(text)) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+        return Streamed(pieces, final, stream.get_final_text(), stream.response.headers)
+
+
 def test_anthropic_stream_arrives_in_pieces_and_assembles(
     gateway: ServedGateway, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.enqueue(Answer.text(LONG_TEXT))
 
-    with gateway.sdk().messages.stream(
-        model="anthropic", max_tokens=256, messages=user("explain")
-    ) as stream:
-        pieces = list(stream.text_stream)
-        final = stream.get_final_message()
-        headers = stream.response.headers
+    pieces, final, _, headers = stream_answer(gateway.sdk(), "anthropic", "explain")
 
     assert len(pieces) > 1
     assert "".join(pieces) == LONG_TEXT
@@ -50,12 +65,7 @@ def test_bedrock_answer_is_rendered_as_a_stream(
 ) -> None:
     fake_bedrock.enqueue(anthropic_message(LONG_TEXT, output_tokens=33))
 
-    with full_gateway.sdk().messages.stream(
-        model="bedrock", max_tokens=256, messages=user("explain")
-    ) as stream:
-        pieces = list(stream.text_stream)
-        final = stream.get_final_message()
-        headers = stream.response.headers
+    pieces, final, _, headers = stream_answer(full_gateway.sdk(), "bedrock", "explain")
 
     assert len(pieces) > 1
     assert "".join(pieces) == LONG_TEXT
@@ -66,13 +76,7 @@ def test_bedrock_answer_is_rendered_as_a_stream(
 
 
 def test_local_stream_text(start_gateway: StartGateway) -> None:
-    with (
-        start_gateway()
-        .sdk()
-        .messages.stream(model="default", max_tokens=256, messages=user("hello")) as stream
-    ):
-        text = stream.get_final_text()
-        headers = stream.response.headers
+    _, _, text, headers = stream_answer(start_gateway().sdk(), "default", "hello")
 
     assert text.startswith(MARK)
     assert headers["x-gateway-provider"] == "local"
@@ -146,11 +150,7 @@ def test_stream_that_fails_before_the_first_byte_falls_back(
 ) -> None:
     fake_anthropic.enqueue(Fault(529), Fault(529))
 
-    with gateway.sdk().messages.stream(
-        model="anthropic-then-local", max_tokens=256, messages=user("hello")
-    ) as stream:
-        text = stream.get_final_text()
-        headers = stream.response.headers
+    _, _, text, headers = stream_answer(gateway.sdk(), "anthropic-then-local", "hello")
 
     assert text.startswith(MARK)
     assert headers["x-gateway-provider"] == "local"
@@ -165,11 +165,7 @@ def test_stream_dropped_before_any_event_is_retried(
     # yet, so another attempt is still possible.
     fake_anthropic.enqueue(Answer.text("lost", cut_after_events=0), Answer.text("second try"))
 
-    with gateway.sdk().messages.stream(
-        model="anthropic-then-local", max_tokens=256, messages=user("hello")
-    ) as stream:
-        text = stream.get_final_text()
-        headers = stream.response.headers
+    _, _, text, headers = stream_answer(gateway.sdk(), "anthropic-then-local", "hello")
 
     assert text == "second try"
     assert (headers["x-gateway-provider"], headers["x-gateway-attempts"]) == ("anthropic", "2")

@@ -6,7 +6,6 @@ import json
 import time
 from typing import Any
 
-import functions_framework
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
@@ -14,23 +13,17 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SOURCE = "functions/agents/calculator/main.py"
+from tests.agents import support
+from tests.agents.support import error_of, function_client, invalid_request_message
 
 
 @pytest.fixture(scope="module")
 def client() -> FlaskClient:
-    return functions_framework.create_app("calculator", SOURCE).test_client()
-
-
-def error_of(response: Any) -> dict[str, Any]:
-    body = response.get_json()
-    assert body["type"] == "error", body
-    error: dict[str, Any] = body["error"]
-    return error
+    return function_client("calculator")
 
 
 def event(data: Any) -> CloudEvent:
-    return CloudEvent({"type": "dev.agentorch.calculate", "source": "tests"}, data)
+    return support.event(data, "dev.agentorch.calculate")
 
 
 def test_schema_describes_the_tool(client: FlaskClient) -> None:
@@ -112,11 +105,9 @@ def test_bad_input_is_400_with_the_reason(
     client: FlaskClient, kwargs: dict[str, Any], expected_message: str
 ) -> None:
     response = client.post("/", **kwargs)
-    assert response.status_code == 400
+    message = invalid_request_message(response)
     assert response.content_type == "application/json"
-    error = error_of(response)
-    assert error["type"] == "invalid_request_error"
-    assert expected_message in error["message"]
+    assert expected_message in message
 
 
 ESCAPE_ATTEMPTS = [

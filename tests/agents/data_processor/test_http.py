@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import functions_framework
 import pytest
 from cloudevents.conversion import to_binary, to_structured
-from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
 
-SOURCE = Path(__file__).resolve().parents[3] / "functions/agents/data_processor/main.py"
+from tests.agents.support import error_of, event, function_client, invalid_request_message
+
 CSV = "name,score\nada,90\nbob,75\ncy,82\n"
-
-
-def make_client() -> FlaskClient:
-    return functions_framework.create_app("data_processor", str(SOURCE)).test_client()
 
 
 @pytest.fixture
 def client() -> FlaskClient:
-    return make_client()
-
-
-def error_of(response: Any) -> dict[str, Any]:
-    body = response.get_json()
-    assert body["type"] == "error"
-    return dict(body["error"])
+    return function_client("data_processor")
 
 
 def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
@@ -161,10 +149,7 @@ def test_bad_input_is_400_naming_the_problem(
     client: FlaskClient, body: dict[str, Any], problem: str
 ) -> None:
     response = client.post("/", json=body)
-    assert response.status_code == 400
-    error = error_of(response)
-    assert error["type"] == "invalid_request_error"
-    assert problem in error["message"]
+    assert problem in invalid_request_message(response)
 
 
 @pytest.mark.parametrize("raw", [b"", b"{not json", b"[]"])
@@ -181,7 +166,7 @@ def test_too_many_rows_is_400(client: FlaskClient) -> None:
 
 def test_body_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_PROCESSOR_MAX_BODY_BYTES", "100")
-    small = make_client()
+    small = function_client("data_processor")
     response = small.post("/", json={"operation": "describe", "csv": "a\n" + "1\n" * 100})
     assert response.status_code == 413
     assert error_of(response)["type"] == "request_too_large"
@@ -189,7 +174,7 @@ def test_body_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_slow_query_over_http_is_400_with_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_PROCESSOR_QUERY_TIMEOUT_S", "0.2")
-    response = make_client().post(
+    response = function_client("data_processor").post(
         "/",
         json={
             "operation": "sql",
@@ -201,10 +186,6 @@ def test_slow_query_over_http_is_400_with_the_limit(monkeypatch: pytest.MonkeyPa
     assert "exceeded the time limit of 0.2 s" in error_of(response)["message"]
 
 
-def event_for(data: dict[str, Any]) -> CloudEvent:
-    return CloudEvent({"type": "agentorch.tool.call", "source": "tests"}, data)
-
-
 GROUPED = {
     "operation": "group_by",
     "csv": "team,points\nred,3\nblue,1\nred,2\n",
@@ -214,7 +195,7 @@ GROUPED = {
 
 
 def test_binary_cloudevent(client: FlaskClient) -> None:
-    headers, body = to_binary(event_for(GROUPED))
+    headers, body = to_binary(event(GROUPED))
     assert "ce-specversion" in headers
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
@@ -225,7 +206,7 @@ def test_binary_cloudevent(client: FlaskClient) -> None:
 
 
 def test_structured_cloudevent(client: FlaskClient) -> None:
-    headers, body = to_structured(event_for(GROUPED))
+    headers, body = to_structured(event(GROUPED))
     assert headers["content-type"].startswith("application/cloudevents+json")
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
@@ -233,7 +214,7 @@ def test_structured_cloudevent(client: FlaskClient) -> None:
 
 
 def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
-    headers, body = to_structured(event_for({"operation": "sort", "csv": CSV}))
+    headers, body = to_structured(event({"operation": "sort", "csv": CSV}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert "sort needs order_by" in error_of(response)["message"]

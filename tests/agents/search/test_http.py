@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
@@ -13,13 +12,14 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SOURCE = "functions/agents/search/main.py"
+from tests.agents import support
+from tests.agents.support import error_of, function_client, invalid_request_message
 
 
 def make_client(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> FlaskClient:
     # main.py reads its config when loaded, so the variable must be set before create_app.
     monkeypatch.setenv("SEARCH_CORPUS_DIR", str(corpus))
-    return functions_framework.create_app("search", SOURCE).test_client()
+    return function_client("search")
 
 
 @pytest.fixture
@@ -27,15 +27,8 @@ def client(monkeypatch: pytest.MonkeyPatch, corpus_dir: Path) -> FlaskClient:
     return make_client(monkeypatch, corpus_dir)
 
 
-def error_of(response: Any) -> dict[str, Any]:
-    body = response.get_json()
-    assert body["type"] == "error", body
-    error: dict[str, Any] = body["error"]
-    return error
-
-
 def event(data: Any) -> CloudEvent:
-    return CloudEvent({"type": "dev.agentorch.search", "source": "tests"}, data)
+    return support.event(data, "dev.agentorch.search")
 
 
 def test_schema_describes_the_tool(client: FlaskClient) -> None:
@@ -107,10 +100,7 @@ def test_bad_input_is_400_with_the_reason(
     client: FlaskClient, payload: Any, expected_message: str
 ) -> None:
     response = client.post("/", json=payload)
-    assert response.status_code == 400
-    error = error_of(response)
-    assert error["type"] == "invalid_request_error"
-    assert expected_message in error["message"]
+    assert expected_message in invalid_request_message(response)
 
 
 def test_body_that_is_not_json_is_400(client: FlaskClient) -> None:

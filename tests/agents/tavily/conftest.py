@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from tests.agents.support import function_client
 from tests.fakes.tavily_server import FakeTavily
 
 API_KEY = "tvly-test-key"
-SOURCE = Path(__file__).resolve().parents[3] / "functions" / "agents" / "tavily" / "main.py"
 
 
 @pytest.fixture
@@ -29,15 +27,11 @@ def configured(monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily) -> Fa
     return tavily_server
 
 
-def make_client() -> FlaskClient:
-    return functions_framework.create_app("tavily", str(SOURCE)).test_client()
-
-
 @pytest.fixture
 def client(configured: FakeTavily) -> FlaskClient:
-    return make_client()
+    return function_client("tavily")
 
 
 @pytest.fixture
 def unconfigured_client() -> FlaskClient:
-    return make_client()
+    return function_client("tavily")

@@ -7,17 +7,11 @@ from typing import Any
 
 import pytest
 from cloudevents.conversion import to_binary, to_structured
-from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
 
+from tests.agents.support import error_of, event, invalid_request_message
 from tests.agents.tavily.conftest import API_KEY
 from tests.fakes.tavily_server import FakeTavily
-
-
-def error_of(response: Any) -> dict[str, Any]:
-    body = response.get_json()
-    assert body["type"] == "error"
-    return dict(body["error"])
 
 
 def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
@@ -120,10 +114,7 @@ def test_bad_input_is_400_naming_the_field(
     client: FlaskClient, configured: FakeTavily, body: dict[str, Any], field: str
 ) -> None:
     response = client.post("/", json=body)
-    assert response.status_code == 400
-    error = error_of(response)
-    assert error["type"] == "invalid_request_error"
-    assert f"{field}:" in error["message"]
+    assert f"{field}:" in invalid_request_message(response)
     assert configured.requests == []
 
 
@@ -168,12 +159,8 @@ def test_timeout_is_504(
     assert error_of(response)["type"] == "timeout_error"
 
 
-def event_for(data: dict[str, Any]) -> CloudEvent:
-    return CloudEvent({"type": "agentorch.tool.call", "source": "tests"}, data)
-
-
 def test_binary_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
-    headers, body = to_binary(event_for({"query": "from an event", "max_results": 1}))
+    headers, body = to_binary(event({"query": "from an event", "max_results": 1}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
     assert len(response.get_json()["result"]["results"]) == 1
@@ -181,7 +168,7 @@ def test_binary_cloudevent_is_searched(client: FlaskClient, configured: FakeTavi
 
 
 def test_structured_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
-    headers, body = to_structured(event_for({"query": "structured", "topic": "news"}))
+    headers, body = to_structured(event({"query": "structured", "topic": "news"}))
     assert headers["content-type"].startswith("application/cloudevents+json")
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
@@ -189,7 +176,7 @@ def test_structured_cloudevent_is_searched(client: FlaskClient, configured: Fake
 
 
 def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
-    headers, body = to_binary(event_for({"query": "q", "max_results": 99}))
+    headers, body = to_binary(event({"query": "q", "max_results": 99}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert "max_results" in error_of(response)["message"]
