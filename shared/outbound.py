@@ -27,6 +27,15 @@ def client() -> httpx.Client:
         return _client
 
 
+def close() -> None:
+    """Close the pooled client and its idle connections; the next request opens a new one."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+            _client = None
+
+
 @dataclass(frozen=True)
 class JsonResponse:
     status: int

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
+from shared import outbound
 from tests.agents.support import function_client
 from tests.fakes.tavily_server import FakeTavily
 
@@ -17,6 +18,7 @@ API_KEY = "tvly-test-key"
 def tavily_server() -> Iterator[FakeTavily]:
     with FakeTavily(api_key=API_KEY) as server:
         yield server
+    outbound.close()  # its keep-alive connections point at the server just stopped
 
 
 @pytest.fixture
