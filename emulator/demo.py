@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -17,7 +18,9 @@ import anthropic
 from emulator.process import FunctionProcess, start_function
 
 TASK = "What is 17 * (3 + 4) - 2**5?"
-OFFLINE = {"ANTHROPIC_API_KEY": "", "AWS_ACCESS_KEY_ID": "", "AWS_PROFILE": ""}
+# The `local` route has only the offline model: no key found in this shell or in
+# ~/.aws can turn the demo into real, billed calls.
+ROUTE = "local"
 
 
 def http_json(url: str, body: Any = None) -> Any:
@@ -30,7 +33,7 @@ def http_json(url: str, body: Any = None) -> Any:
 def run(task: str) -> str:
     processes: list[FunctionProcess] = []
     try:
-        gateway = start_function("gateway", env=OFFLINE)
+        gateway = start_function("gateway")
         processes.append(gateway)
         calculator = start_function("calculator")
         processes.append(calculator)
@@ -48,7 +51,7 @@ def answer(task: str, gateway_url: str, calculator_url: str) -> str:
     messages: list[dict[str, Any]] = [{"role": "user", "content": task}]
     for _ in range(4):  # a bounded loop: the model asks for tools until it can answer
         reply = client.messages.create(
-            model="default",
+            model=ROUTE,
             max_tokens=512,
             tools=[tool],  # type: ignore[list-item]
             messages=messages,  # type: ignore[arg-type]
@@ -60,13 +63,26 @@ def answer(task: str, gateway_url: str, calculator_url: str) -> str:
         for block in reply.content:
             if block.type == "tool_use":
                 print(f"model asks {block.name} with {json.dumps(block.input)}")
-                output = http_json(calculator_url, block.input)
-                print(f"{block.name} answers {json.dumps(output['result'])}")
-                results.append(
-                    {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps(output)}
-                )
+                results.append(call_tool(calculator_url, block.name, block.id, block.input))
         messages.append({"role": "user", "content": results})
     raise RuntimeError("no final answer within 4 turns")
+
+
+def call_tool(url: str, name: str, tool_use_id: str, tool_input: Any) -> dict[str, Any]:
+    """The agent's answer as a tool_result; its refusal (a 4xx) as an error result."""
+    try:
+        output = http_json(url, tool_input)
+    except urllib.error.HTTPError as exc:
+        error = json.loads(exc.read() or b"{}").get("error", {}).get("message", str(exc))
+        print(f"{name} refuses: {error}")
+        return {
+            "type": "tool_result",
+            "tool_use_id": tool_use_id,
+            "content": error,
+            "is_error": True,
+        }
+    print(f"{name} answers {json.dumps(output['result'])}")
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": json.dumps(output)}
 
 
 def main() -> None:

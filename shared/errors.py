@@ -152,10 +152,11 @@ def upstream_error_for_status(
     status: int, message: str, *, retry_after: float | None = None
 ) -> UpstreamError:
     """Map a dependency's HTTP status to the error class the resilience layer understands."""
-    if status == 429:
-        return RateLimited(message, upstream_status=status, retry_after=retry_after)
-    if status == 529:
-        return Overloaded(message, upstream_status=status, retry_after=retry_after)
+    # Passed on to our caller with the final 429/529, so that its client can wait as asked.
+    headers = {"retry-after": f"{max(1, math.ceil(retry_after))}"} if retry_after else None
+    if status in (429, 529):
+        kind = RateLimited if status == 429 else Overloaded
+        return kind(message, upstream_status=status, retry_after=retry_after, headers=headers)
     if status == 408 or status == 504:
         return UpstreamTimeout(message, upstream_status=status, retry_after=retry_after)
     if status >= 500:

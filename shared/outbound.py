@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from shared.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from shared.errors import UpstreamTimeout, UpstreamUnavailable
 
 _client: httpx.Client | None = None
 _lock = threading.Lock()
@@ -72,10 +72,3 @@ def request_json(
     except (json.JSONDecodeError, UnicodeDecodeError):
         data = None
     return JsonResponse(status=response.status_code, headers=response.headers, data=data)
-
-
-def raise_for_status(response: JsonResponse, service: str) -> None:
-    if response.status >= 400:
-        raise UpstreamError(
-            f"{service} answered HTTP {response.status}", upstream_status=response.status
-        )

@@ -4,8 +4,10 @@ import functions_framework
 from flask import Request, Response
 
 from functions.gateway.service import build_app
+from shared.runtime import freeze_heap_for_workers
 
 _app = build_app()
+freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 
 
 @functions_framework.http

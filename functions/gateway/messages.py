@@ -24,6 +24,14 @@ _OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# What each common block type must carry, as Anthropic's API requires it.
+_BLOCK_FIELDS: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
+    "text": (("text", (str,)),),
+    "tool_use": (("id", (str,)), ("name", (str,)), ("input", (dict,))),
+    "tool_result": (("tool_use_id", (str,)), ("content", (str, list, type(None)))),
+}
+
+
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -37,6 +45,10 @@ def _check_content(index: int, content: Any) -> None:
     for n, block in enumerate(content):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise BadRequest(f"{where}.{n}: each content block must be an object with a 'type'")
+        for field, types in _BLOCK_FIELDS.get(block["type"], ()):
+            if not isinstance(block.get(field), types):
+                expected = " or ".join(t.__name__ for t in types)
+                raise BadRequest(f"{where}.{n}.{field}: must be {expected}")
 
 
 def _check_tools(tools: list[Any]) -> None:
@@ -47,8 +59,14 @@ def _check_tools(tools: list[Any]) -> None:
             continue  # server tools (web_search, ...) have no input_schema
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise BadRequest(f"tools.{n}.name: field required (a non-empty string)")
-        if not isinstance(tool.get("input_schema"), dict):
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
             raise BadRequest(f"tools.{n}.input_schema: field required (a JSON Schema object)")
+        if not isinstance(schema.get("properties", {}), dict):
+            raise BadRequest(f"tools.{n}.input_schema.properties: must be an object")
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise BadRequest(f"tools.{n}.input_schema.required: must be a list of strings")
 
 
 def validate_messages_request(body: Any) -> dict[str, Any]:

@@ -101,7 +101,10 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
 
     def release(self) -> None:
-        """A trial ended without telling anything about the upstream (e.g. a client error)."""
+        """A call ended with the caller's error (e.g. a 400): the upstream answered, so it is
+        up. Like a success, this closes a half-open circuit and clears the failure count; an
+        open circuit (opened meanwhile by other requests) stays open."""
         with self._lock:
-            if self._state is CircuitState.HALF_OPEN:
+            if self._state is not CircuitState.OPEN:
                 self._state = CircuitState.CLOSED
+                self._failures = 0

@@ -12,8 +12,14 @@ from functions.gateway import metrics
 from functions.gateway.config import Deployment, GatewayConfig
 from functions.gateway.providers.base import Provider
 from functions.gateway.resilience import CircuitBreaker, Deadline, RetryPolicy
-from functions.gateway.streaming import guarded
-from shared.errors import BadRequest, ServiceError, UpstreamError, UpstreamUnavailable
+from functions.gateway.streaming import guarded, stream_refusal
+from shared.errors import (
+    BadRequest,
+    ServiceError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from shared.logs import get_logger
 
 log = get_logger("gateway.router")
@@ -147,6 +153,12 @@ class Router:
         def call(state: DeploymentState, timeout: float) -> Iterator[bytes]:
             chunks = state.provider.stream(body, state.deployment.model, timeout)
             first = next(chunks, b"")
+            refusal = stream_refusal(first, state.deployment.provider)
+            if refusal is not None:  # nothing sent to the client yet: fail over like any error
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+                raise refusal
             return guarded(first, chunks, state.deployment.provider)
 
         return self._run(route, call)
@@ -187,7 +199,9 @@ class Router:
         deadline: Deadline,
         outcome: Outcome,
     ) -> tuple[T | None, UpstreamError | None]:
-        error: UpstreamError | None = None
+        error: UpstreamError = UpstreamTimeout(
+            f"{state.deployment.name}: no time left in the deadline for an attempt"
+        )
         max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
         for attempt in range(1, max_attempts + 1):
             remaining = deadline.remaining()
@@ -199,6 +213,15 @@ class Router:
                 result = call(state, min(state.deployment.timeout_s, remaining))
             except UpstreamError as exc:
                 error = exc
+            except ServiceError:
+                state.breaker.release()  # the request's fault, not the deployment's
+                raise
+            except Exception as exc:  # a provider bug must not leave its circuit stuck
+                log.exception("provider failed", extra={"deployment": state.deployment.name})
+                error = UpstreamUnavailable(
+                    f"{state.deployment.name} failed: {type(exc).__name__}: {exc}",
+                    status_code=502,
+                )
             else:
                 elapsed = self._clock() - started
                 state.succeeded(elapsed)

@@ -14,10 +14,9 @@ from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
 from functions.gateway.providers.local import LocalProvider
-from functions.gateway.router import RouteFailed, Router
+from functions.gateway.router import Router
 from shared.errors import Unauthorized
 from shared.http import Call, FunctionApp, Reply
-from shared.runtime import freeze_heap_for_workers
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
@@ -53,14 +52,11 @@ class GatewayService:
         self._authenticate(call.headers)
         body = validate_messages_request(call.inbound().data)
         route = body["model"]
-        try:
-            if body.get("stream"):
-                chunks, outcome = self.router.stream(route, body)
-                headers = {**outcome.headers(), "cache-control": "no-cache"}
-                return Reply(chunks, headers=headers, content_type=SSE_CONTENT_TYPE)
-            answer, outcome = self.router.complete(route, body)
-        except RouteFailed as failed:
-            raise failed from failed.error
+        if body.get("stream"):
+            chunks, outcome = self.router.stream(route, body)
+            headers = {**outcome.headers(), "cache-control": "no-cache"}
+            return Reply(chunks, headers=headers, content_type=SSE_CONTENT_TYPE)
+        answer, outcome = self.router.complete(route, body)
         return Reply(answer, headers=outcome.headers())
 
     def providers(self, call: Call) -> Reply:
@@ -119,5 +115,4 @@ def build_app(service: GatewayService | None = None) -> FunctionApp:
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
     )
-    freeze_heap_for_workers()
     return app

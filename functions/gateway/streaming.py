@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from shared.errors import ServiceError
+from shared.errors import Overloaded, ServiceError, UpstreamError, UpstreamUnavailable
 from shared.logs import get_logger
 
 log = get_logger("gateway.stream")
@@ -90,15 +90,29 @@ def message_to_events(message: dict[str, Any]) -> Iterator[bytes]:
     yield sse_event("message_stop", {"type": "message_stop"})
 
 
+def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
+    """The error to fail over with when a stream's first chunk is no answer at all: nothing,
+    or an ``error`` event (Anthropic reports overload this way after a 200)."""
+    if not first.strip():
+        return UpstreamUnavailable(f"the {source} stream ended before it began", status_code=502)
+    if not first.lstrip().startswith(b"event: error"):
+        return None
+    if b"overloaded_error" in first:
+        return Overloaded(f"the {source} stream began with an overloaded error")
+    return UpstreamUnavailable(f"the {source} stream began with an error event", status_code=502)
+
+
 def guarded(first: bytes, rest: Iterator[bytes], source: str) -> Iterator[bytes]:
     """Yield ``first`` then ``rest``; if ``rest`` fails, or ends without ``message_stop``,
     finish with an ``error`` event so the client knows the answer is incomplete."""
     tail = first[-64:]
-    seen_stop = b"event: message_stop" in first
+    # An upstream `error` event already tells the client the answer is incomplete.
+    seen_end = b"event: message_stop" in first or b"event: error" in first
     yield first
     try:
         for chunk in rest:
-            seen_stop = seen_stop or b"event: message_stop" in tail + chunk
+            window = tail + chunk
+            seen_end = seen_end or b"event: message_stop" in window or b"event: error" in window
             tail = chunk[-64:]
             yield chunk
     except Exception as exc:  # any failure mid-stream must reach the client as an event
@@ -110,6 +124,6 @@ def guarded(first: bytes, rest: Iterator[bytes], source: str) -> Iterator[bytes]
         close = getattr(rest, "close", None)
         if close is not None:
             close()
-    if not seen_stop:
+    if not seen_end:
         log.warning("stream ended early", extra={"provider": source})
         yield error_event(ServiceError(f"the {source} stream ended before message_stop"))

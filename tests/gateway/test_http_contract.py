@@ -167,6 +167,49 @@ BAD_BODIES = {
         "temperature: must be int or float, got bool",
     ),
     "system a number": (with_body(system=3), "system: must be str or list, got int"),
+    "text block without a string": (
+        with_body(messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]),
+        "messages.0.content.0.text: must be str",
+    ),
+    "tool_use id a list": (
+        with_body(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": [1], "name": "calc", "input": {}}],
+                },
+            ]
+        ),
+        "messages.1.content.0.id: must be str",
+    ),
+    "tool_result without its tool_use_id": (
+        with_body(messages=[{"role": "user", "content": [{"type": "tool_result"}]}]),
+        "messages.0.content.0.tool_use_id: must be str",
+    ),
+    "schema properties a list": (
+        with_body(tools=[{"name": "calc", "input_schema": {"properties": ["x"]}}]),
+        "tools.0.input_schema.properties: must be an object",
+    ),
+    "schema required an int": (
+        with_body(tools=[{"name": "calc", "input_schema": {"required": 1}}]),
+        "tools.0.input_schema.required: must be a list of strings",
+    ),
+    "a schema the local model cannot read": (
+        with_body(
+            messages=[{"role": "user", "content": "what is 2+2"}],
+            tools=[
+                {
+                    "name": "calculator",
+                    "input_schema": {
+                        "properties": {"expression": {"type": "string", "enum": 5}},
+                        "required": ["expression"],
+                    },
+                }
+            ],
+        ),
+        "the local model cannot read this request",
+    ),
 }
 
 

@@ -15,6 +15,7 @@ from tests.fakes.bedrock import BedrockFault, FakeBedrock
 from tests.gateway.support import (
     ANTHROPIC,
     ANTHROPIC_MODEL,
+    BEDROCK_MODEL,
     ServedGateway,
     StartGateway,
     error_of,
@@ -400,3 +401,26 @@ def test_failed_trial_opens_the_circuit_again(
     assert gateway.deployment(ANTHROPIC_DEPLOYMENT)["circuit"] == "open"
     assert create(gateway, "anthropic-then-local").headers["x-gateway-attempts"] == "1"
     assert len(fake_anthropic.requests) == 3  # the one trial only
+
+
+def test_bedrock_answering_something_that_is_no_message_falls_back(
+    full_gateway: ServedGateway, fake_bedrock: FakeBedrock
+) -> None:
+    fake_bedrock.enqueue(*[["not", "a", "message"]] * 3)  # type: ignore[list-item]
+
+    raw = create(full_gateway, "bedrock-then-local")
+
+    assert outcome(raw.headers)[0] == "local"
+    bedrock = full_gateway.deployment(f"bedrock:{BEDROCK_MODEL}")
+    assert "not a JSON message" in str(bedrock["last_error"])
+
+
+def test_a_final_429_passes_the_upstream_retry_after_on(
+    gateway: ServedGateway, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(Fault(429, retry_after=30))  # longer than honoured: no retry
+
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        create(gateway, "anthropic")
+
+    assert caught.value.response.headers["retry-after"] == "30"

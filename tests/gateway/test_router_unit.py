@@ -128,3 +128,59 @@ def test_deployment_listed_by_two_routes_shares_one_circuit() -> None:
 
     assert router.chain("a")[0] is router.chain("b")[0]
     assert len(router.deployments) == 2
+
+
+class BrokenProvider(ScriptedProvider):
+    """A provider with a bug: it raises something that is no UpstreamError."""
+
+    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
+        self.timeouts.append(timeout_s)
+        raise ValueError("provider bug")
+
+
+def test_a_provider_bug_is_a_502_and_counts_against_its_circuit() -> None:
+    router, fake = scripted_router(BrokenProvider(), max_attempts=1)
+    breaker = router.deployments[0].breaker
+
+    with pytest.raises(RouteFailed) as caught:
+        router.complete("r", {"messages": []})
+
+    assert caught.value.status_code == 502
+    assert "ValueError: provider bug" in caught.value.message
+    assert router.deployments[0].failures == 1
+    assert breaker.state.value == "closed"  # one failure, threshold 5
+
+
+def test_a_provider_bug_during_the_half_open_trial_reopens_the_circuit() -> None:
+    router, fake = scripted_router(BrokenProvider(), max_attempts=1)
+    breaker = router.deployments[0].breaker
+    for _ in range(5):  # open it
+        with pytest.raises(RouteFailed):
+            router.complete("r", {"messages": []})
+    fake.now += 31  # past the 30 s cooldown: the next request is the trial
+
+    with pytest.raises(RouteFailed):
+        router.complete("r", {"messages": []})
+
+    assert breaker.state.value == "open"  # not stuck half-open with no trial to finish it
+    fake.now += 31
+    assert breaker.state.value == "half_open"
+
+
+def test_a_deadline_spent_before_the_first_attempt_is_a_504_not_an_empty_answer() -> None:
+    provider = ScriptedProvider()
+    router, fake = scripted_router(provider, deadline_s=10)
+    breaker = router.deployments[0].breaker
+    allow = breaker.allow
+
+    def slow_allow() -> bool:  # time runs out between the circuit check and the attempt
+        fake.now += 11
+        return allow()
+
+    breaker.allow = slow_allow  # type: ignore[method-assign]
+
+    with pytest.raises(RouteFailed) as caught:
+        router.complete("r", {"messages": []})
+
+    assert caught.value.status_code == 504
+    assert provider.timeouts == []  # no attempt was made

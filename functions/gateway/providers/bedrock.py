@@ -9,7 +9,6 @@ Anthropic's, but the text arrives at once rather than as the model writes it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,7 @@ _RETRYABLE = {
     "ModelTimeoutException": UpstreamTimeout,
 }
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
+_TIMEOUT_STEPS = (5, 15, 30, 60, 120, 300, 900)
 
 
 class BedrockProvider:
@@ -63,8 +63,10 @@ class BedrockProvider:
         return Path(shared_file).expanduser().is_file()
 
     def _client(self, timeout_s: float) -> Any:
-        # One client per whole-second timeout: botocore fixes timeouts at client creation.
-        key = max(1, math.ceil(timeout_s))
+        # botocore fixes timeouts when a client is made: one client per step of a few fixed
+        # read timeouts, the smallest that covers this call (the deadline still bounds the
+        # request as a whole: no new attempt starts once it has run out).
+        key = next((step for step in _TIMEOUT_STEPS if step >= timeout_s), _TIMEOUT_STEPS[-1])
         with self._lock:
             if key not in self._clients:
                 import boto3
@@ -98,6 +100,14 @@ class BedrockProvider:
             raw: bytes = response["body"].read()
         except Exception as exc:
             raise _translate(exc, timeout_s) from exc
+        try:
+            is_message = isinstance(json.loads(raw), dict)
+        except ValueError:
+            is_message = False
+        if not is_message:
+            raise UpstreamUnavailable(
+                f"bedrock answered {len(raw)} bytes that are not a JSON message", status_code=502
+            )
         return raw
 
     def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:

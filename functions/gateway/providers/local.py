@@ -16,6 +16,7 @@ from typing import Any
 
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.streaming import message_to_events
+from shared.errors import BadRequest
 
 MARK = "[local rule-based model]"
 NO_TOOL_ANSWER = (
@@ -41,6 +42,14 @@ class LocalProvider:
         pass
 
     def answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        try:
+            return self._answer(body, model)
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # The request passed validation but holds something the rules cannot read
+            # (e.g. a schema's enum that is no list): the caller's to fix, not a crash.
+            raise BadRequest(f"the local model cannot read this request: {exc}") from exc
+
+    def _answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         messages = body["messages"]
         results = rules.tool_results(messages)
         if results:
