@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from shared.metrics import Counter, Histogram
 
 UPSTREAM_ATTEMPTS = Counter(
     "gateway_upstream_attempts_total",

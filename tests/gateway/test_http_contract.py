@@ -373,7 +373,6 @@ def test_metrics_are_prometheus_text(local_gateway: ServedGateway) -> None:
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert "# TYPE gateway_upstream_attempts_total counter" in text
-    assert "# TYPE gateway_fallbacks_total counter" in text
     assert 'gateway_upstream_attempts_total{deployment="local:local-rules",outcome="ok"}' in text
     assert (
         'agentorch_http_requests_total{function="gateway",route="/v1/messages",status="200"}'
