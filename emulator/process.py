@@ -73,7 +73,10 @@ def start_function(
 ) -> FunctionProcess:
     """Start ``target`` with functions-framework's production server and wait for /health."""
     port = port or free_port()
-    environ = {**SERVER_DEFAULTS, **os.environ, **(env or {}), "PORT": str(port)}
+    environ = {**SERVER_DEFAULTS, **os.environ, "PORT": str(port)}
+    # Each function keeps its own metrics folder (shared/metrics.py), not this process's.
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.update(env or {})
     environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")])
     )
