@@ -59,11 +59,15 @@ def power(base: Number, exponent: Number, limits: Limits) -> Number:
         raise CalculationError("division by zero: 0 cannot be raised to a negative power")
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
         # Estimate the size first: computing 9**9**9 just to refuse it would take minutes.
-        bits = exponent * math.log2(abs(base))
+        try:
+            bits = exponent * math.log2(abs(base))
+        except OverflowError:  # the exponent itself is beyond a float: 2 ** 10**3000
+            bits = math.inf
         if bits > limits.max_int_bits:
+            size = f"about {bits:.3g}" if math.isfinite(bits) else "more than 1e308"
             raise CalculationError(
-                f"{describe_number(base)} ** {describe_number(exponent)} would have about "
-                f"{bits:.3g} bits; the limit is {limits.max_int_bits} bits"
+                f"{describe_number(base)} ** {describe_number(exponent)} would have {size} "
+                f"bits; the limit is {limits.max_int_bits} bits"
             )
     return guarded(lambda: base**exponent, limits)
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from functions.agents.data_processor.sandbox import quote
-from functions.agents.data_processor.table import Column, Table, text_of
+from functions.agents.data_processor.table import BEYOND_DOUBLE, Column, Table, text_of
 from shared.errors import BadRequest
 
 COMPARISONS = {"==": "=", "!=": "IS DISTINCT FROM", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -106,7 +106,12 @@ def _number(column: Column, value: Any, where: str) -> tuple[str, Any]:
         )
     if isinstance(number, int) and -(2**63) <= number < 2**63:
         return "BIGINT", number
-    return "DOUBLE", float(number)
+    try:
+        return "DOUBLE", float(number)
+    except OverflowError:
+        raise BadRequest(
+            f"{where}: the integer compared with {column.name!r} {BEYOND_DOUBLE}"
+        ) from None
 
 
 def _as_number(value: Any) -> int | float | None:

@@ -27,11 +27,14 @@ class Limits:
     max_result_rows: int = 1_000
     """Rows an answer may hold; more set ``truncated``."""
     max_result_bytes: int = 1_000_000
-    """JSON size of an answer's rows; more set ``truncated`` (a few wide rows can be huge)."""
+    """JSON size of an answer's rows in bytes; more set ``truncated`` (a few wide rows can be
+    huge), and a first row over it alone is a 400. DuckDB checks it before Python copies a row."""
     query_timeout_s: float = 5.0
-    """Wall time for loading the data and running the query, then DuckDB is interrupted."""
+    """Wall time for loading the data and running the query, then DuckDB is interrupted (it
+    notices between steps of execution; ``sandbox`` says what it cannot stop)."""
     memory_limit: str = "256MB"
-    """DuckDB's ``memory_limit`` for the per-request database."""
+    """DuckDB's ``memory_limit`` for the per-request database: what a query holds while it
+    executes, not constants evaluated while binding it (``sandbox`` says what else escapes)."""
     max_body_bytes: int = 8 * 1024 * 1024
     """HTTP body limit: CSV text or JSON rows for 10,000 rows do not fit in the 1 MiB default."""
 

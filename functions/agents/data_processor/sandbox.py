@@ -1,8 +1,16 @@
-"""A throw-away DuckDB per request: no files, no network, no extensions, bounded time and memory.
+"""A throw-away DuckDB per request: no files, no network, no extensions, limited time and memory.
 
 The guarantees come from DuckDB's own settings, fixed at connect time and then locked, rather than
 from inspecting SQL text: ``enable_external_access=false`` makes ``read_csv('/etc/passwd')``,
 ``COPY``, ``ATTACH`` and ``INSTALL`` fail inside DuckDB whatever the query looks like.
+
+Time and memory: ``memory_limit`` and the deadline's ``interrupt()`` act while DuckDB executes,
+and ``fetch`` sizes each row inside DuckDB before Python copies a value. Two things escape them:
+a constant expression DuckDB evaluates while binding the query (``range(50000000)[1]`` or
+``strlen(repeat('x', 400000000))`` take seconds and gigabytes before the deadline is seen), and
+many mid-size values, which ``memory_limit`` does not count: DuckDB computes 2,048 rows at a
+time, so ``SELECT range(100000) FROM range(1000)`` holds about 1 GB (measuring rows as JSON can
+double what the rows hold). Only the instance's own memory limit bounds those.
 """
 
 from __future__ import annotations
@@ -42,6 +50,10 @@ def connect(limits: Limits) -> duckdb.DuckDBPyConnection:
             "autoload_known_extensions": False,
             "memory_limit": limits.memory_limit,
             "threads": 1,
+            # Both evaluate constant expressions while planning, where memory_limit does not
+            # apply and interrupt() is not seen; without them repeat('x', 400000000) is computed
+            # while executing, and fails at the limit. The tables are small: plans barely change.
+            "disabled_optimizers": "expression_rewriter,statistics_propagation",
             # Last, so that no statement (SET, PRAGMA, a query calling set functions) can undo it.
             "lock_configuration": True,
         },
@@ -159,22 +171,95 @@ def fetch(
 ) -> ResultSet:
     """Run ``sql`` and keep ``limit`` rows, within ``max_rows`` rows and ``max_bytes`` of JSON.
 
-    ``truncated`` reports only what the caps cut, not the caller's own ``limit``. DuckDB streams
-    results, so ``fetchmany`` also stops the work early for a big answer."""
+    ``truncated`` reports only what the caps cut, not the caller's own ``limit``; a first row
+    over ``max_bytes`` on its own is a ``BadRequest``. DuckDB sizes each row first
+    (``sized_query``) and sends no values for a row over ``max_bytes``: turning a huge value
+    into Python objects is outside DuckDB's memory limit, and ``interrupt()`` cannot stop it."""
     keep = min(limit, max_rows) if limit is not None else max_rows
-    cursor = conn.execute(sql, list(params))
-    columns = unique_names([entry[0] for entry in cursor.description or []])
-    fetched = cursor.fetchmany(keep + 1)
+    capped = limit is None or limit > max_rows
+    body = statement_body(sql)
+    # DESCRIBE binds the query without running it: names and types at no cost.
+    described = conn.execute(f"DESCRIBE {body}", list(params)).fetchall()
+    columns = unique_names([entry[0] for entry in described])
+    types = [conn.sqltype(entry[1]).id for entry in described]
+    cursor = conn.execute(sized_query(body, columns, types, max_bytes), list(params))
     rows: list[dict[str, Any]] = []
-    size = 0
-    for record in fetched[:keep]:
-        row = {name: json_safe(value) for name, value in zip(columns, record, strict=True)}
-        size += len(json.dumps(row, ensure_ascii=False))
-        if size > max_bytes:
+    total = 0
+    # One row at a time: each row fits in max_bytes, but a thousand of them need not.
+    while (record := cursor.fetchone()) is not None:
+        if len(rows) == keep:
+            return ResultSet(columns, rows, truncated=capped)
+        row, size = decode(columns, record, max_bytes)
+        total += size
+        if total > max_bytes and not rows:
+            raise BadRequest(
+                f"the answer's first row alone is {size} bytes of JSON, over the limit of "
+                f"{max_bytes} bytes; select fewer columns or shorter values"
+            )
+        if total > max_bytes:
             return ResultSet(columns, rows, truncated=True)
         rows.append(row)
-    capped = limit is None or limit > max_rows
-    return ResultSet(columns, rows, truncated=capped and len(fetched) > keep)
+    return ResultSet(columns, rows, truncated=False)
+
+
+def decode(
+    columns: list[str], record: tuple[Any, ...], max_bytes: int
+) -> tuple[dict[str, Any], int]:
+    """A ``sized_query`` record as a JSON-safe row and its JSON size in bytes; no row, and
+    DuckDB's estimate of the size, when that estimate is over ``max_bytes``."""
+    if record[0] > max_bytes:
+        return {}, record[0]
+    row = {name: json_safe(value) for name, value in zip(columns, record[1:], strict=True)}
+    return row, len(json.dumps(row, ensure_ascii=False).encode())
+
+
+def statement_body(sql: str) -> str:
+    """``sql`` without the semicolons and comments that end it, so it can be a subquery."""
+    end = len(sql)
+    for start, kind in reversed(duckdb.tokenize(sql)):
+        if kind != duckdb.token_type.comment and not sql.startswith(";", start):
+            break
+        end = start
+    return sql[:end]
+
+
+def sized_query(body: str, names: Sequence[str], types: Sequence[str], max_bytes: int) -> str:
+    """``body``'s rows as ``size, value...``: an estimate of the row's JSON size in bytes, then
+    its values, all NULL when the estimate is over ``max_bytes``. ``types`` are DuckDB type ids.
+
+    The estimate is compact JSON with text unescaped; ``decode`` measures the rows it lets
+    through exactly, and those may come out larger (escapes, spaces after commas)."""
+    aliases = [f"c{index}" for index in range(len(names))]
+    # The row object's keys, braces and separators; the values' sizes are added in SQL.
+    frame = len(json.dumps(dict.fromkeys(names), ensure_ascii=False).encode()) - 4 * len(names)
+    sizes = [
+        _json_size(alias, type_id, max_bytes) for alias, type_id in zip(aliases, types, strict=True)
+    ]
+    values = [f"CASE WHEN _size <= {max_bytes} THEN {alias} END" for alias in aliases]
+    return (
+        f"SELECT _size, {', '.join(values)} FROM (SELECT *, {' + '.join([str(frame), *sizes])} "
+        f"AS _size FROM (\n{body}\n) AS _result({', '.join(aliases)}))"
+    )
+
+
+# Element counts DuckDB stores with a value: a size bound that costs nothing, so a collection
+# too big by its count alone is not serialised by to_json just to be measured.
+_COUNT = {"list": "len", "array": "len", "map": "cardinality"}
+
+
+def _json_size(alias: str, type_id: str, max_bytes: int) -> str:
+    """SQL for the JSON size of the value ``alias``, without copying text to measure it."""
+    if type_id == "varchar":
+        size = f"strlen({alias}) + 2"
+    elif type_id == "blob":
+        size = f"(octet_length({alias}) + 2) // 3 * 4 + 2"  # json_safe sends base64
+    else:
+        size = f"strlen(CAST(to_json({alias}) AS VARCHAR))"
+    count = _COUNT.get(type_id)
+    if count is not None:
+        # CASE evaluates a branch only for the rows that take it.
+        size = f"CASE WHEN {count}({alias}) > {max_bytes} THEN {count}({alias}) ELSE {size} END"
+    return f"coalesce({size}, 4)"  # NULL, which the answer writes as null
 
 
 def unique_names(names: list[str]) -> list[str]:

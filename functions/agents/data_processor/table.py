@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$")
 _BOOLEANS = {"true": True, "false": False}
+# What a number too big for a numeric column is told: DOUBLE tops out near 1.8e308.
+BEYOND_DOUBLE = "is beyond ±1.8e308, the largest a numeric column holds"
 
 KIND_BY_TYPE = {
     "BIGINT": "number",
@@ -173,13 +176,20 @@ def _json_column(name: str, values: list[Any]) -> Column:
         sql_type = "BIGINT" if kinds else "VARCHAR"
         return Column(name, sql_type, values)
     if kinds <= {"integer", "float"}:
-        return Column(name, "DOUBLE", [None if v is None else float(v) for v in values])
+        return Column(name, "DOUBLE", [None if v is None else _double(name, v) for v in values])
     if len(kinds) == 1:
         sql_type = {"boolean": "BOOLEAN", "text": "VARCHAR", "json": "JSON"}[kinds.pop()]
         converted = [text_of(v) if sql_type == "JSON" and v is not None else v for v in values]
         return Column(name, sql_type, converted)
     texts = [None if value is None else text_of(value) for value in values]
     return Column(name, "VARCHAR", texts, mixed=True)
+
+
+def _double(name: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise BadRequest(f"rows: column {name!r} has an integer that {BEYOND_DOUBLE}") from None
 
 
 def _text_column(name: str, cells: list[str]) -> Column:
@@ -190,13 +200,27 @@ def _text_column(name: str, cells: list[str]) -> Column:
         return Column(name, "VARCHAR", [None] * len(cells))
     for sql_type, matches, convert in _CSV_TYPES:
         if all(matches(cell) for cell in present):
+            if sql_type == "DOUBLE":
+                _check_integers_fit(name, present)
             return Column(name, sql_type, [convert(cell) if cell else None for cell in stripped])
     looks_numeric = any(_DECIMAL.match(cell) for cell in present)
     return Column(name, "VARCHAR", [cell or None for cell in stripped], mixed=looks_numeric)
 
 
+def _check_integers_fit(name: str, cells: list[str]) -> None:
+    """Refuse integer cells that ``float`` would quietly turn into infinity."""
+    for cell in cells:
+        if _INTEGER.match(cell) and math.isinf(float(cell)):
+            raise BadRequest(f"csv: column {name!r} has an integer that {BEYOND_DOUBLE}")
+
+
 def _is_int64(cell: str) -> bool:
-    return bool(_INTEGER.match(cell)) and _INT64[0] <= int(cell) <= _INT64[1]
+    # An int64 has at most 19 digits; counted first because int() refuses over 4300 digits.
+    return (
+        bool(_INTEGER.match(cell))
+        and len(cell.lstrip("+-").lstrip("0")) <= 19
+        and _INT64[0] <= int(cell) <= _INT64[1]
+    )
 
 
 def _is_date(cell: str) -> bool:

@@ -1,17 +1,19 @@
 """The tavily agent: web search through the Tavily API, for questions about the live web.
 
-Settings are read from the environment on every request (it is cheap), so a key added to a
+Settings are read and checked once, when ``main.py`` builds the agent, so a bad one stops the
+function at start. Only the key is read again on every request (it is cheap), so a key added to a
 running service, or set by a test, takes effect without a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from functions.agents.tavily.client import SearchQuery, TavilySettings, search
+from functions.agents.tavily.client import SearchQuery, TavilySettings, api_key_from_env, search
 from shared.agent import AgentResult, AgentSpec
 
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
@@ -77,9 +79,13 @@ DESCRIPTION = (
 EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "general"}
 
 
-def build_spec(
-    settings: Callable[[], TavilySettings] = TavilySettings.from_env,
-) -> AgentSpec[TavilyInput]:
+def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInput]:
+    """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``."""
+    started = TavilySettings.from_env(environ)
+
+    def settings() -> TavilySettings:
+        return replace(started, api_key=api_key_from_env(environ))
+
     def health() -> dict[str, object]:
         # Cheap on purpose: says whether a key is set, never calls Tavily.
         current = settings()
@@ -93,6 +99,3 @@ def build_spec(
         example=EXAMPLE,
         health=health,
     )
-
-
-SPEC = build_spec()

@@ -56,10 +56,16 @@ class TavilySettings:
                 f"$TAVILY_TIMEOUT_S: expected seconds in (0, 300], got {raw_timeout!r}"
             )
         return cls(
-            api_key=(env.get("TAVILY_API_KEY") or "").strip() or None,
+            api_key=api_key_from_env(env),
             base_url=(env.get("TAVILY_BASE_URL") or "").strip().rstrip("/") or DEFAULT_BASE_URL,
             timeout_s=timeout_s,
         )
+
+
+def api_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``TAVILY_API_KEY``, or None when it is unset or blank."""
+    env = os.environ if environ is None else environ
+    return (env.get("TAVILY_API_KEY") or "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,6 @@ def lenient_float(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer such as 10**400
         return None
     return number if math.isfinite(number) else None

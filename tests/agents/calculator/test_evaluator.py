@@ -248,6 +248,11 @@ class TestLimits:
         assert value_of("1 ** (10 ** 18)", limits) == 1
         assert value_of("(-1) ** (10 ** 18 + 1)", limits) == -1
 
+    @pytest.mark.parametrize("expression", ["2 ** 10 ** 3000", "(-3) ** 10 ** 400"])
+    def test_an_exponent_beyond_a_float_is_refused(self, expression: str) -> None:
+        message = refusal(expression)
+        assert "would have more than 1e308 bits; the limit is 10000 bits" in message
+
     def test_products_are_bounded_too(self) -> None:
         assert "more than 64 bits" in refusal("2 ** 40 * 2 ** 40", Limits(max_int_bits=64))
 

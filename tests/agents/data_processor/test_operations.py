@@ -146,6 +146,19 @@ def test_bad_conditions_name_the_problem(condition: dict[str, Any], problem: str
         ask(operation="filter", conditions=[condition])
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"column": "units", "op": ">", "value": 10**400},
+        {"column": "units", "op": "<", "value": "-1" + "0" * 400},
+        {"column": "units", "op": "in", "value": [1, 10**400]},
+    ],
+)
+def test_a_condition_integer_beyond_a_double_is_a_400(condition: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest, match=r"compared with 'units' is beyond ±1.8e308"):
+        ask(operation="filter", conditions=[condition])
+
+
 def test_mixed_column_breaks_numeric_comparison_with_a_clear_reason() -> None:
     rows = [{"v": 1}, {"v": "n/a"}, {"v": 3}]
     with pytest.raises(BadRequest, match="'v' is VARCHAR .*mix"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as clock
@@ -14,7 +15,7 @@ import pytest
 
 from functions.agents.data_processor.agent import DataRequest, run
 from functions.agents.data_processor.limits import Limits
-from functions.agents.data_processor.sandbox import connect, json_safe
+from functions.agents.data_processor.sandbox import connect, json_safe, sized_query
 from shared.agent import parse_input
 from shared.errors import BadRequest, ConfigError
 
@@ -122,6 +123,61 @@ def test_a_slow_query_is_interrupted_at_the_time_limit() -> None:
 def test_a_query_over_the_memory_limit_is_a_400() -> None:
     with pytest.raises(BadRequest, match="exceeded the memory limit of 64MB"):
         sql("SELECT list(range) FROM range(50000000)", Limits(memory_limit="64MB"))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # Were 3.5 GB and 1.6 GB, then a time-out: DuckDB computed them while planning, outside
+        # its limit, and Python copied the text. Now they are computed within the limit.
+        "SELECT list(range(50000000))",
+        "SELECT repeat('x', 400000000)",
+    ],
+)
+def test_huge_values_stop_at_the_memory_limit(query: str) -> None:
+    with pytest.raises(BadRequest, match="exceeded the memory limit of 256MB"):
+        sql(query)
+
+
+@pytest.mark.parametrize(
+    "query", ["SELECT repeat('x', 2000000) AS text", "SELECT range(300000) AS numbers"]
+)
+def test_a_first_row_over_the_byte_limit_is_a_400_naming_it(query: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        sql(query)
+    assert caught.value.status_code == 400
+    assert re.fullmatch(
+        r"the answer's first row alone is \d{7} bytes of JSON, over the limit of 1000000 "
+        r"bytes; select fewer columns or shorter values",
+        caught.value.message,
+    )
+
+
+def test_big_rows_after_the_first_truncate_the_answer() -> None:
+    result = sql("SELECT repeat('x', 600000) AS text FROM range(3)")
+    assert (result["row_count"], result["truncated"]) == (1, True)
+
+
+def test_rows_over_the_byte_limit_reach_python_without_their_values() -> None:
+    query = sized_query(
+        "SELECT repeat('x', 5000) AS a, [1, 2] AS b", ["a", "b"], ["varchar", "list"], 1000
+    )
+    conn = connect(Limits())
+    try:
+        # 14: the keys and punctuation of {"a": ..., "b": ...}; 5: [1,2]; 5002: "xxx...".
+        assert conn.execute(query).fetchall() == [(5002 + 5 + 14, None, None)]
+        assert conn.execute(query.replace("5000", "5")).fetchall() == [
+            (7 + 5 + 14, "xxxxx", [1, 2])
+        ]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "query", ["SELECT 1 AS one;", "SELECT 1 AS one -- done", "SELECT 1 AS one; -- done"]
+)
+def test_a_closing_semicolon_or_comment_is_fine(query: str) -> None:
+    assert sql(query)["rows"] == [{"one": 1}]
 
 
 def test_sandbox_settings_are_locked() -> None:

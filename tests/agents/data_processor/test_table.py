@@ -50,6 +50,23 @@ def test_integers_beyond_int64_become_double() -> None:
     assert column.sql_type == "DOUBLE"
 
 
+@pytest.mark.parametrize("sign", [1, -1])
+def test_json_integers_beyond_a_double_are_a_400_naming_the_column(sign: int) -> None:
+    with pytest.raises(BadRequest, match=r"rows: column 'big' has an integer that is beyond"):
+        table_from_rows([{"big": sign * 10**400}, {"big": 1.5}], LIMITS)
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_csv_integers_beyond_a_double_are_a_400_naming_the_column(digits: int) -> None:
+    with pytest.raises(BadRequest, match=r"csv: column 'big' has an integer that is beyond"):
+        table_from_csv(f"big\n1\n{'9' * digits}\n", ",", LIMITS)
+
+
+def test_csv_integers_with_leading_zeros_stay_int64() -> None:
+    column = table_from_csv("n\n" + "0" * 30 + "42\n", ",", LIMITS).columns[0]
+    assert (column.sql_type, column.values) == ("BIGINT", [42])
+
+
 def test_csv_types_are_inferred_and_empty_cells_are_null() -> None:
     text = (
         "id, amount ,flag,day,at,label\n"

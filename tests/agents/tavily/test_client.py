@@ -187,6 +187,17 @@ def test_response_time_is_parsed_leniently(raw: object, expected: float | None) 
     assert lenient_float(raw) == expected
 
 
+def test_numbers_beyond_a_float_are_none_not_an_error() -> None:
+    assert lenient_float(10**400) is None
+    assert parse_answer(
+        {"results": [{"score": 10**400}], "response_time": -(10**400)}
+    ).as_json() == {
+        "answer": None,
+        "results": [{"title": "", "url": "", "content": "", "score": None}],
+        "response_time": None,
+    }
+
+
 def test_parse_answer_fills_gaps_in_results() -> None:
     answer = parse_answer(
         {"answer": "", "results": [{"url": "https://a.example", "score": "0.5"}, "junk"]}

@@ -9,7 +9,8 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from flask.testing import FlaskClient
 
-from tests.agents.support import error_of, event, invalid_request_message
+from shared.errors import ConfigError
+from tests.agents.support import error_of, event, function_client, invalid_request_message
 from tests.agents.tavily.conftest import API_KEY
 from tests.fakes.tavily_server import FakeTavily
 
@@ -84,11 +85,26 @@ def test_health_says_whether_configured(
 
 
 def test_key_set_on_a_running_app_takes_effect(
-    unconfigured_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
+    monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
 ) -> None:
+    monkeypatch.setenv("TAVILY_BASE_URL", tavily_server.url)  # read once, at start
+    unconfigured_client = function_client("tavily")
     monkeypatch.setenv("TAVILY_API_KEY", API_KEY)
-    monkeypatch.setenv("TAVILY_BASE_URL", tavily_server.url)
     assert unconfigured_client.post("/", json={"query": "q"}).status_code == 200
+
+
+def test_bad_setting_stops_the_function_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAVILY_TIMEOUT_S", "soon")
+    with pytest.raises(ConfigError, match="TAVILY_TIMEOUT_S"):
+        function_client("tavily")
+
+
+def test_only_the_key_is_read_again_per_request(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAVILY_TIMEOUT_S", "soon")
+    assert client.get("/health").status_code == 200
+    assert client.post("/", json={"query": "q"}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -149,10 +165,9 @@ def test_upstream_500_is_502(client: FlaskClient, configured: FakeTavily) -> Non
     assert "Internal Server Error" in error_of(response)["message"]
 
 
-def test_timeout_is_504(
-    client: FlaskClient, configured: FakeTavily, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TAVILY_TIMEOUT_S", "0.2")
+def test_timeout_is_504(configured: FakeTavily, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAVILY_TIMEOUT_S", "0.2")  # read once, at start
+    client = function_client("tavily")
     configured.enqueue(delay_s=5.0)
     response = client.post("/", json={"query": "q"})
     assert response.status_code == 504
