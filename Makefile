@@ -27,7 +27,7 @@ fmt: ## format and fix what ruff can
 	$(BIN)/ruff check --fix $(SRC)
 
 gateway: ## run the model gateway on $(PORT) with the production server
-	PORT=$(PORT) WORKERS=$${WORKERS:-2} THREADS=$${THREADS:-4} \
+	PORT=$(PORT) WORKERS=$${WORKERS:-2} THREADS=$${THREADS:-16} \
 		$(BIN)/functions-framework --source functions/gateway/main.py --target gateway
 
 demo: ## the main job: start the gateway (offline local model) and ask it through the anthropic SDK

@@ -68,11 +68,14 @@ def render(
 
 CHOICES = """### What the gateway's figures rest on
 
-- **Server**: functions-framework's own production path (gunicorn, gthread), 2 workers x 4
-  threads (`emulator/process.py` `SERVER_DEFAULTS`, `make gateway`). On 2 cores, 2 workers use
-  both; 4 threads per worker beat 8 and 16 (GIL hand-off): in one sweep of 6 s runs, c=1 added
-  p50 1.37 ms (4 threads) vs 1.62 (8) vs 1.71 (16), c=50 1,174 / 1,209 / 1,070 rps; 3 workers
-  x 4 threads gave 1,162 rps for 99 MB instead of 83.
+- **Server**: functions-framework's own production path (gunicorn, gthread), 2 workers x 16
+  threads (`emulator/process.py` `SERVER_DEFAULTS`, `make gateway`). 2 workers use both cores.
+  A thread serves one request at a time and a real model call takes seconds, so workers x
+  threads is how many calls an instance has in flight: 32 here. Against this instant upstream
+  fewer threads do a little better (one sweep of 6 s runs, c=50: 4 threads 1,174-1,235 rps,
+  8 threads 1,209, 16 threads 1,070, 32 threads 723, 64 threads 529 as the GIL is handed
+  around; 4 workers x 8 threads 1,110 rps for 118 MB; 8 x 8 792 rps for 182 MB), but 8 calls
+  in flight would starve a real deployment, so 16 it is.
 - **Shared memory**: the app, and the anthropic SDK when the provider is configured, are loaded
   in gunicorn's parent before it forks; `gc.freeze()` then keeps the collector from touching
   those objects, which had been copying every shared page into each worker (PSS under load
@@ -87,7 +90,7 @@ CHOICES = """### What the gateway's figures rest on
   no cookie jar, no x-stainless telemetry headers). What is left per request is ~0.55 ms of
   httpx, ~0.3 ms of Flask/functions-framework, and ~0.25 ms of ours (in-process profile).
 - **Noise**: this is a shared 2-core VM and wrk, nginx and the server share it; repeated runs
-  moved c=1 added p50 between 1.4 and 2.0 ms and c=50 throughput between 1,150 and 1,400 rps.
+  of one configuration moved c=1 added p50 by up to 0.6 ms and c=50 throughput by up to 20 %.
 """
 
 

@@ -21,10 +21,11 @@ FUNCTION_SOURCES = {
     "data_processor": "functions/agents/data_processor/main.py",
     "tavily": "functions/agents/tavily/main.py",
 }
-# functions-framework's gunicorn server, as tuned for a 2-core machine: 2 workers use both
-# cores; 4 threads each beat 8 or 16 (less GIL hand-off) in bench/RESULTS.md. The environment
-# overrides both.
-SERVER_DEFAULTS = {"WORKERS": "2", "THREADS": "4"}
+# functions-framework's gunicorn server on a 2-core machine: 2 workers use both cores. A thread
+# serves one request at a time, and a real model call takes seconds, so workers x threads is
+# how many calls an instance has in flight: 16 threads each make 32, at a small cost in peak
+# throughput against an instant upstream (bench/RESULTS.md). The environment overrides both.
+SERVER_DEFAULTS = {"WORKERS": "2", "THREADS": "16"}
 
 
 def free_port() -> int:
