@@ -60,8 +60,10 @@ def parse_cloudevent(headers: Mapping[str, str], body: bytes) -> Inbound:
     except RecursionError as exc:
         raise BadRequest("invalid CloudEvent: JSON nested too deeply") from exc
     data = event.data
-    if isinstance(data, bytes | str):
-        # Binary mode without a JSON content type leaves data undecoded.
+    content_type = str(event.get("datacontenttype") or headers.get("content-type") or "")
+    if isinstance(data, bytes) or (isinstance(data, str) and "json" not in content_type.lower()):
+        # Without a JSON content type the SDK leaves data undecoded. With one, a str is
+        # already the decoded JSON (a string), not text to decode again.
         data = parse_json(data.encode() if isinstance(data, str) else data)
     if data is None:
         raise BadRequest("CloudEvent has no data: put the request JSON in the event's data")

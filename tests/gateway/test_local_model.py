@@ -118,6 +118,13 @@ def test_attached_json_rows_go_to_the_data_tool() -> None:
     assert tool_uses(message) == [("data_processor", {"rows": rows, "operation": "describe"})]
 
 
+def test_attached_csv_goes_as_rows_to_a_data_tool_that_takes_only_rows() -> None:
+    message = answer("Which city is warmest?\ncity,temp\nOslo,3\nRome,17.5", ALL_TOOLS)
+
+    rows = [{"city": "Oslo", "temp": 3}, {"city": "Rome", "temp": 17.5}]
+    assert tool_uses(message) == [("data_processor", {"rows": rows, "operation": "describe"})]
+
+
 def test_arguments_follow_the_tools_own_property_names() -> None:
     tool = {
         "name": "math",

@@ -124,3 +124,17 @@ def test_function_sees_the_same_data_over_http(basic_client: FlaskClient, conver
     evented = basic_client.post("/", data=body, headers=headers).get_json()
 
     assert evented == {**plain, "event_id": "evt-1"}
+
+
+def test_a_json_string_payload_is_not_decoded_twice() -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "1",
+        "ce-source": "t",
+        "ce-type": "t",
+        "content-type": "application/json",
+    }
+
+    inbound = parse_request(headers, b'"{\\"expression\\": \\"1+1\\"}"')
+
+    assert inbound.data == '{"expression": "1+1"}'  # a string, which callers refuse as such

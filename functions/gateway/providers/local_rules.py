@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -152,6 +154,25 @@ def extract_data(text: str) -> dict[str, Any] | None:
     return None
 
 
+def csv_rows(text: str) -> list[dict[str, Any]]:
+    """CSV text as rows, numbers as numbers."""
+    return [
+        {key: _number(value) for key, value in row.items()}
+        for row in csv.DictReader(io.StringIO(text), skipinitialspace=True)
+    ]
+
+
+def _number(cell: str | None) -> Any:
+    if cell is None:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
 def plan_tool_calls(text: str, tools: list[dict[str, Any]]) -> list[ToolCall]:
     """One call per clause of the request that a tool fits; independent calls, in order."""
     by_kind: dict[str, dict[str, Any]] = {}
@@ -161,7 +182,12 @@ def plan_tool_calls(text: str, tools: list[dict[str, Any]]) -> list[ToolCall]:
     data = extract_data(text)
     if data and "data" in by_kind:
         call = _fill(by_kind["data"], {**data, "operation": "describe"}, text)
-        return [call] if call else []
+        if call is None and "csv" in data:  # a data tool that takes rows only
+            call = _fill(
+                by_kind["data"], {"rows": csv_rows(data["csv"]), "operation": "describe"}, text
+            )
+        if call is not None:
+            return [call]
     for clause in (c.strip() for c in CLAUSE_SPLIT.split(text)):
         call = _plan_clause(clause, by_kind)
         if call and call not in calls:
