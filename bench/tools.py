@@ -85,7 +85,6 @@ http {{
 def write_wrk_script(body: dict[str, object], headers: dict[str, str]) -> Path:
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    # Count non-2xx answers: wrk's own summary only counts socket errors and non-2xx/3xx.
     script = WORK / f"post-{abs(hash(tuple(lines)))}.lua"
     script.write_text("\n".join(lines) + "\n")
     return script
@@ -123,6 +122,7 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResul
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # Error answers and socket errors both count: a fast error is no answer.
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(bad.group(1)) if bad else 0

@@ -137,6 +137,13 @@ class UpstreamTimeout(UpstreamError):
     retryable = True
 
 
+def bad_gateway(message: str, **kwargs: Any) -> UpstreamUnavailable:
+    """The dependency answered, but with a failure or nonsense: 502, and worth another try.
+    (``UpstreamUnavailable`` on its own, 503, is for a dependency that could not be reached or
+    used at all.)"""
+    return UpstreamUnavailable(message, status_code=502, **kwargs)
+
+
 _ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -160,9 +167,7 @@ def upstream_error_for_status(
     if status == 408 or status == 504:
         return UpstreamTimeout(message, upstream_status=status, retry_after=retry_after)
     if status >= 500:
-        return UpstreamUnavailable(
-            message, upstream_status=status, retry_after=retry_after, status_code=502
-        )
+        return bad_gateway(message, upstream_status=status, retry_after=retry_after)
     # A refusal keeps its own status so the client sees e.g. 400 with the provider's reason.
     return UpstreamRejected(
         message,

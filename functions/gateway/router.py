@@ -19,6 +19,7 @@ from shared.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    bad_gateway,
 )
 from shared.logs import get_logger
 
@@ -218,10 +219,7 @@ class Router:
                 raise
             except Exception as exc:  # a provider bug must not leave its circuit stuck
                 log.exception("provider failed", extra={"deployment": state.deployment.name})
-                error = UpstreamUnavailable(
-                    f"{state.deployment.name} failed: {type(exc).__name__}: {exc}",
-                    status_code=502,
-                )
+                error = bad_gateway(f"{state.deployment.name} failed: {type(exc).__name__}: {exc}")
             else:
                 elapsed = self._clock() - started
                 state.succeeded(elapsed)

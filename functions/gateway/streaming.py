@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from shared.errors import Overloaded, ServiceError, UpstreamError, UpstreamUnavailable
+from shared.errors import Overloaded, ServiceError, UpstreamError, bad_gateway
 from shared.logs import get_logger
 
 log = get_logger("gateway.stream")
@@ -94,12 +94,12 @@ def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
     """The error to fail over with when a stream's first chunk is no answer at all: nothing,
     or an ``error`` event (Anthropic reports overload this way after a 200)."""
     if not first.strip():
-        return UpstreamUnavailable(f"the {source} stream ended before it began", status_code=502)
+        return bad_gateway(f"the {source} stream ended before it began")
     if not first.lstrip().startswith(b"event: error"):
         return None
     if b"overloaded_error" in first:
         return Overloaded(f"the {source} stream began with an overloaded error")
-    return UpstreamUnavailable(f"the {source} stream began with an error event", status_code=502)
+    return bad_gateway(f"the {source} stream began with an error event")
 
 
 def guarded(first: bytes, rest: Iterator[bytes], source: str) -> Iterator[bytes]:

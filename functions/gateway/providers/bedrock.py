@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from shared.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    bad_gateway,
     upstream_error_for_status,
 )
 
@@ -34,12 +35,13 @@ _CREDENTIAL_VARIABLES = (
     "AWS_BEARER_TOKEN_BEDROCK",
 )
 # Bedrock's error codes, by what retrying can do about them.
-_RETRYABLE = {
+_RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ThrottlingException": RateLimited,
     "TooManyRequestsException": RateLimited,
-    "ServiceUnavailableException": UpstreamUnavailable,
-    "InternalServerException": UpstreamUnavailable,
-    "ModelNotReadyException": UpstreamUnavailable,
+    # 502 like any upstream 5xx: the upstream failed, the gateway did not.
+    "ServiceUnavailableException": bad_gateway,
+    "InternalServerException": bad_gateway,
+    "ModelNotReadyException": bad_gateway,
     "ModelTimeoutException": UpstreamTimeout,
 }
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
@@ -105,9 +107,7 @@ class BedrockProvider:
         except ValueError:
             is_message = False
         if not is_message:
-            raise UpstreamUnavailable(
-                f"bedrock answered {len(raw)} bytes that are not a JSON message", status_code=502
-            )
+            raise bad_gateway(f"bedrock answered {len(raw)} bytes that are not a JSON message")
         return raw
 
     def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
@@ -135,10 +135,7 @@ def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
         message = f"bedrock: {code}: {error.get('Message', '')}".rstrip(": ")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         if code in _RETRYABLE:
-            retryable = _RETRYABLE[code](message, upstream_status=status)
-            if isinstance(retryable, UpstreamUnavailable):
-                retryable.status_code = 502  # as for anthropic: the upstream failed, we did not
-            return retryable
+            return _RETRYABLE[code](message, upstream_status=status)
         return upstream_error_for_status(status, message)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeout(f"bedrock did not answer within {timeout_s:g} s")
