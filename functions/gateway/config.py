@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.config import config_path, load_config
+from shared.resilience import CircuitSettings, RetrySettings
 
 ProviderName = Literal["anthropic", "bedrock", "local"]
 
@@ -49,27 +50,6 @@ class Deployment(BaseModel):
         if self.base_url and self.provider != "anthropic":
             raise ValueError("base_url is supported for the anthropic provider only")
         return self
-
-
-class RetrySettings(BaseModel):
-    """Retries of one deployment before the route falls back to the next."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    base_delay_s: float = Field(default=0.25, ge=0)
-    max_delay_s: float = Field(default=8.0, ge=0)
-    max_retry_after_s: float = Field(default=20.0, ge=0)
-    """An upstream's ``retry-after`` is honoured up to this; longer waits fall back instead."""
-
-
-class CircuitSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    failure_threshold: int = Field(default=5, ge=1)
-    """Consecutive retryable failures that open a deployment's circuit."""
-    cooldown_s: float = Field(default=30.0, gt=0)
-    """How long an open circuit skips its deployment before one trial request goes through."""
 
 
 class GatewayConfig(BaseModel):

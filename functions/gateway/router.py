@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from functions.gateway import metrics
 from functions.gateway.config import Deployment, GatewayConfig
 from functions.gateway.providers.base import Provider
-from functions.gateway.resilience import CircuitBreaker, Deadline, RetryPolicy
 from functions.gateway.streaming import guarded, stream_refusal
 from shared.errors import (
     BadRequest,
@@ -22,6 +21,7 @@ from shared.errors import (
     bad_gateway,
 )
 from shared.logs import get_logger
+from shared.resilience import CircuitBreaker, Deadline, RetryPolicy
 
 log = get_logger("gateway.router")
 T = TypeVar("T")

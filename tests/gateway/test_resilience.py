@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from functions.gateway.config import CircuitSettings, RetrySettings
-from functions.gateway.resilience import CircuitBreaker, CircuitState, Deadline, RetryPolicy
 from shared.errors import Overloaded, RateLimited, UpstreamUnavailable
+from shared.resilience import (
+    CircuitBreaker,
+    CircuitSettings,
+    CircuitState,
+    Deadline,
+    RetryPolicy,
+    RetrySettings,
+)
 
 
 class FakeClock:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from functions.gateway.config import GatewayConfig
-from functions.gateway.resilience import RetryPolicy
 from functions.gateway.router import RouteFailed, Router
 from shared.errors import Overloaded, RateLimited, UpstreamError, UpstreamRejected
+from shared.resilience import RetryPolicy
 from tests.gateway.support import ANTHROPIC, BEDROCK
 
 

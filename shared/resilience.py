@@ -1,0 +1,156 @@
+"""Retry timing, the per-request deadline, and the per-dependency circuit breaker.
+
+Generic: the gateway uses them for model providers, the orchestrator for the gateway and the
+agents. Everything here is single-threaded by design (one asyncio event loop per worker
+process), with the clock and the random source injected so tests can drive time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import UpstreamError
+
+Clock = Callable[[], float]
+
+
+class RetrySettings(BaseModel):
+    """Retries of one dependency before the caller gives up or falls back to the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_s: float = Field(default=0.25, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+    max_retry_after_s: float = Field(default=20.0, ge=0)
+    """An upstream's ``retry-after`` is honoured up to this; longer waits fall back instead."""
+
+
+class CircuitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive retryable failures that open a dependency's circuit."""
+    cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit skips its dependency before one trial request goes through."""
+    trial_timeout_s: float = Field(default=120.0, gt=0)
+    """A trial that has reported nothing after this long is presumed lost, and another
+    caller may carry the next one."""
+
+
+@dataclass
+class Deadline:
+    """One budget for a whole request: every attempt and fallback draws on it."""
+
+    seconds: float
+    clock: Clock = time.monotonic
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def remaining(self) -> float:
+        return self.seconds - (self.clock() - self.started)
+
+
+@dataclass
+class RetryPolicy:
+    settings: RetrySettings
+    rng: Callable[[float, float], float] = random.uniform
+
+    def delay(self, attempt: int, error: UpstreamError) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: the upstream's ``retry-after`` when
+        it gave one (capped), else exponential backoff with full jitter."""
+        if error.retry_after is not None:
+            return min(error.retry_after, self.settings.max_retry_after_s)
+        ceiling = min(self.settings.max_delay_s, self.settings.base_delay_s * 2 ** (attempt - 1))
+        return self.rng(0.0, ceiling)
+
+    def wants_longer_than(self, error: UpstreamError) -> bool:
+        """The upstream asks for a longer pause than we honour: better to fall back now."""
+        return error.retry_after is not None and error.retry_after > self.settings.max_retry_after_s
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after ``failure_threshold`` consecutive retryable failures; after ``cooldown_s``
+    lets exactly one trial request through, which closes it on success or reopens it.
+
+    A trial that ends without a verdict (the caller's deadline ran out before it called, or
+    it was cancelled) hands its slot back with ``abandon()``; one that never reports at all
+    expires after ``trial_timeout_s``, so a lost trial can never keep the circuit half-open.
+    """
+
+    def __init__(self, settings: CircuitSettings, clock: Clock = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_started: float | None = None
+
+    @property
+    def state(self) -> CircuitState:
+        if self._state is CircuitState.OPEN and self._cooled_down():
+            return CircuitState.HALF_OPEN
+        return self._state
+
+    def _cooled_down(self) -> bool:
+        return self._clock() - self._opened_at >= self._settings.cooldown_s
+
+    def _trial_lost(self) -> bool:
+        started = self._trial_started
+        return started is None or self._clock() - started >= self._settings.trial_timeout_s
+
+    def allow(self) -> bool:
+        """Whether a call may go out now; in the half-open state only the one trial may."""
+        if self._state is CircuitState.CLOSED:
+            return True
+        if (self._state is CircuitState.OPEN and self._cooled_down()) or (
+            self._state is CircuitState.HALF_OPEN and self._trial_lost()
+        ):
+            self._state = CircuitState.HALF_OPEN  # this caller carries the trial
+            self._trial_started = self._clock()
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._trial_started = None
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if (
+            self._state is CircuitState.HALF_OPEN
+            or self._failures >= self._settings.failure_threshold
+        ):
+            self._state = CircuitState.OPEN
+            self._opened_at = self._clock()
+            self._trial_started = None
+
+    def release(self) -> None:
+        """A call ended with the caller's error (e.g. a 400): the upstream answered, so it is
+        up. Like a success, this closes a half-open circuit and clears the failure count; an
+        open circuit (opened meanwhile by other requests) stays open."""
+        if self._state is not CircuitState.OPEN:
+            self.record_success()
+
+    def abandon(self) -> None:
+        """The caller was let through but made no call (or was cancelled before a verdict):
+        a trial slot goes back, so the next caller after the cool-down carries the trial."""
+        if self._state is CircuitState.HALF_OPEN and self._trial_started is not None:
+            self._state = CircuitState.OPEN
+            self._trial_started = None
+            # Keep the old opening time: the cool-down is over, the next caller may try.
