@@ -30,8 +30,13 @@ def check_result(value: object, limits: Limits) -> Number:
     """Refuse what JSON or the bounds cannot hold: complex, infinite, NaN or huge results."""
     if isinstance(value, complex):
         raise CalculationError("the result is not a real number (e.g. a root of a negative)")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise CalculationError("the result is too large for a floating-point number")
+    if isinstance(value, float) and math.isnan(value):
+        raise CalculationError("the result is not a finite number (it is undefined: NaN)")
+    if isinstance(value, float) and math.isinf(value):
+        raise CalculationError(
+            "the result is not a finite number (too large for a floating-point number, "
+            "about 1.8e308 at most)"
+        )
     if isinstance(value, int) and value.bit_length() > limits.max_int_bits:
         raise CalculationError(
             f"the result would have more than {limits.max_int_bits} bits "

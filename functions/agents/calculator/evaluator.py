@@ -9,12 +9,19 @@ operation in ``arithmetic`` or a function in ``library``.
 from __future__ import annotations
 
 import ast
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from functions.agents.calculator import notation, syntax
-from functions.agents.calculator.arithmetic import Value, apply_binary, as_number, negate
+from functions.agents.calculator.arithmetic import (
+    Value,
+    apply_binary,
+    as_number,
+    check_result,
+    negate,
+)
 from functions.agents.calculator.library import CONSTANTS, FUNCTIONS
 from functions.agents.calculator.limits import DEFAULT_LIMITS, CalculationError, Limits, Number
 
@@ -43,14 +50,19 @@ def calculate(
     source = notation.to_python(expression.strip())
     parsed = syntax.parse(source, limits)
     value = Evaluator(limits, clock, started).evaluate(parsed.tree)
+    # Checked once more as a whole: the answer is JSON, which has no Infinity or NaN, and a
+    # function such as abs or max passes its argument through without an arithmetic check.
+    value = check_result(tidy(value), limits)
     elapsed_ms = (clock() - started) * 1000
-    return Calculation(tidy(value), source, parsed.nodes, round(elapsed_ms, 3))
+    return Calculation(value, source, parsed.nodes, round(elapsed_ms, 3))
 
 
 def tidy(value: Number) -> Number:
     """Floats to 15 significant digits, which hides binary noise: 0.1 + 0.2 gives 0.3."""
     if isinstance(value, float):
-        return float(f"{value:.15g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+        rounded = float(f"{value:.15g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+        # Rounding the largest floats up to 15 digits would overflow (1.7976931348623157e308).
+        return rounded if math.isfinite(rounded) else value
     return value
 
 

@@ -7,6 +7,7 @@ without evaluating any part of it, and the refusal says what is not allowed.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 
 from functions.agents.calculator.arithmetic import SYMBOLS
@@ -138,6 +139,11 @@ def _check_constant(node: ast.Constant) -> None:
         raise CalculationError("complex numbers are not supported")
     if not isinstance(value, int | float):
         raise CalculationError(f"{type(value).__name__} values are not supported")
+    if isinstance(value, float) and not math.isfinite(value):  # 1e309 parses as inf
+        raise CalculationError(
+            "number literal too large: a floating-point number is at most about 1.8e308 "
+            "(write an integer such as 10**309 for an exact large number)"
+        )
 
 
 def _check_name(name: str, is_callee: bool) -> None:

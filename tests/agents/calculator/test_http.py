@@ -182,6 +182,51 @@ def test_escape_attempts_and_bombs_answer_400_quickly(client: FlaskClient, expre
     assert elapsed < 1.0
 
 
+def strict_json(response: Any) -> Any:
+    """The body parsed as strict JSON: ``Infinity``, ``-Infinity`` and ``NaN`` are refused."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(response.data, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected_message"),
+    [
+        ("1e309", "number literal too large"),
+        ("-1e309", "number literal too large"),
+        ("+1e309", "number literal too large"),
+        ("abs(1e309)", "number literal too large"),
+        ("max(1e309)", "number literal too large"),
+        ("min(1, 1e309)", "number literal too large"),
+        ("1e309 - 1e309", "number literal too large"),
+        ("1e308 * 10", "the result is not a finite number"),
+        ("max(1e308 * 10, 1)", "the result is not a finite number"),
+        ("exp(710)", "too large"),
+    ],
+)
+def test_a_non_finite_number_is_400_never_infinity(
+    client: FlaskClient, expression: str, expected_message: str
+) -> None:
+    response = client.post("/", json={"expression": expression})
+
+    assert response.status_code == 400
+    body = strict_json(response)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "invalid_request_error"
+    assert expected_message in body["error"]["message"]
+    assert "Infinity" not in response.get_data(as_text=True)
+
+
+def test_the_largest_float_is_answered_as_strict_json(client: FlaskClient) -> None:
+    # Rounding it to 15 significant digits would overflow to inf; it must come back as itself.
+    response = client.post("/", json={"expression": "max(1.7976931348623157e308, 1)"})
+
+    assert response.status_code == 200
+    assert strict_json(response)["result"]["value"] == 1.7976931348623157e308
+
+
 def test_binary_cloudevent(client: FlaskClient) -> None:
     headers, body = to_binary(event({"expression": "6 × 7"}))
     headers["content-type"] = "application/json"
@@ -249,7 +294,7 @@ calculator_text = st.text(alphabet="0123456789.eE+-*/%^()×÷, ofpisqrtlogmaxfac
 def test_arbitrary_text_never_causes_a_server_error(client: FlaskClient, expression: str) -> None:
     response = client.post("/", json={"expression": expression})
     assert response.status_code in (200, 400), response.get_json()
-    body = response.get_json()
+    body = strict_json(response)
     if response.status_code == 200:
         assert isinstance(body["result"]["value"], int | float)
     else:

@@ -96,3 +96,19 @@ def test_agrees_with_a_walk_over_the_same_tree(tree: Leaf | Node) -> None:
 @given(st.integers(min_value=-(10**6), max_value=10**6), st.integers(0, 50))
 def test_integer_powers_are_exact(base: int, exponent: int) -> None:
     assert calculate(f"({base}) ^ {exponent}").value == base**exponent
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.floats(min_value=1.0, max_value=9.99),
+    st.integers(min_value=-400, max_value=400),
+    st.sampled_from(["{}", "+{}", "-{}", "abs({})", "max({}, 1)", "min({})", "{} * 10"]),
+)
+def test_every_value_is_finite_or_refused(mantissa: float, exponent: int, form: str) -> None:
+    expression = form.format(f"{mantissa:.6f}e{exponent}")
+    try:
+        value = calculate(expression).value
+    except CalculationError as refused:
+        assert "too large" in refused.message or "not a finite number" in refused.message
+        return
+    assert math.isfinite(value)
