@@ -5,14 +5,23 @@ BIN    := $(VENV)/bin
 PORT   ?= 8585
 SRC    := functions shared emulator tests bench
 
-.PHONY: setup test lint fmt gateway demo bench bench-gateway clean
+.PHONY: setup lock requirements test lint fmt gateway demo bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-setup: $(BIN)/python ## create .venv and install the project with its dev extra
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+setup: $(BIN)/python ## create .venv and install the project with its dev extra, at the locked versions
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
+
+lock: $(BIN)/uv ## re-resolve constraints.txt to the newest versions pyproject.toml allows, then requirements
+	$(BIN)/python -m tools.requirements --lock
+
+requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject.toml and constraints.txt
+	$(BIN)/python -m tools.requirements
 
 test: ## run the test suite
 	$(BIN)/python -m pytest
