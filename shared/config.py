@@ -2,6 +2,10 @@
 
 A bad file stops the function at start-up with a message naming the file, the key and the
 problem, e.g. ``config/gateway.yaml: routes.default.0.timeout_s: Input should be a valid number``.
+
+Config files are found in one folder: ``$CONFIG_DIR`` when set (a bundle or an image with its
+own layout), else the repository's ``config/``. A file's own variable (``GATEWAY_CONFIG``...)
+names a file anywhere and wins over both.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from shared.errors import ConfigError
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "config"
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+CONFIG_DIR_VARIABLE = "CONFIG_DIR"
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -80,8 +85,20 @@ def load_config(
         raise ConfigError("; ".join(problems)) from exc
 
 
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder config files are read from: ``$CONFIG_DIR``, else the repository's ``config/``."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(CONFIG_DIR_VARIABLE)
+    if not value:
+        return DEFAULT_CONFIG_DIR
+    folder = Path(value)
+    if not folder.is_dir():
+        raise ConfigError(f"${CONFIG_DIR_VARIABLE}={value}: not a folder")
+    return folder
+
+
 def config_path(variable: str, default_name: str, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file named by ``variable`` if set, else ``config/<default_name>``."""
+    """The config file named by ``variable`` if set, else ``<config_dir()>/<default_name>``."""
     environ = os.environ if environ is None else environ
     value = environ.get(variable)
-    return Path(value) if value else CONFIG_DIR / default_name
+    return Path(value) if value else config_dir(environ) / default_name
