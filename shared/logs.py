@@ -1,4 +1,14 @@
-"""Structured (one JSON object a line) logs on stderr, configured once per process."""
+"""Structured (one JSON object a line) logs on stderr, configured once per process.
+
+Each line carries ``ts``, ``level``, ``logger``, ``msg``, any ``extra`` fields, Cloud Logging's
+``severity`` (so Cloud Run and Cloud Functions file it under the right level), and the
+``request_id`` of the request being served (``shared.context``) when there is one.
+
+``LOG_LEVEL`` picks the level (``INFO`` by default). An unknown value does not stop the
+function: loggers are made when modules are imported, long before start-up could report a
+clean error, and a typo in a log setting should not take a service down. It logs at INFO
+instead, and the first line says so, naming the variable and the values it accepts.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +17,26 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
+
+from shared.context import current_request_id
+from shared.errors import ConfigError
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What ``LOG_LEVEL`` accepts (in any case); they are also Cloud Logging's severities."""
+DEFAULT_LEVEL = "INFO"
+ROOT_LOGGER = "agentorch"
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+
+
+def severity(levelno: int) -> str:
+    """Cloud Logging's severity for a Python level (custom levels round down)."""
+    for name in reversed(LEVELS):
+        if levelno >= logging.getLevelName(name):
+            return name
+    return "DEBUG"
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,9 +44,13 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
+            "severity": severity(record.levelno),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = current_request_id()
+        if request_id is not None:
+            entry["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -28,18 +59,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-_configured = False
+def level_from(raw: str | None) -> int:
+    """The logging level ``raw`` names (None or empty: INFO); ConfigError for anything else."""
+    name = (raw or DEFAULT_LEVEL).strip().upper()
+    if name not in LEVELS:
+        allowed = ", ".join(LEVELS)
+        raise ConfigError(f"$LOG_LEVEL={raw}: unknown log level; use one of {allowed}")
+    return logging.getLevelName(name)  # type: ignore[no-any-return]
+
+
+_handler: logging.Handler | None = None
+
+
+def configure(environ: Mapping[str, str] | None = None, stream: IO[str] | None = None) -> None:
+    """Send ``agentorch`` logs as JSON lines to ``stream`` (stderr) at ``$LOG_LEVEL``.
+
+    ``get_logger`` calls it once; calling it again replaces the handler it installed.
+    """
+    global _handler
+    environ = os.environ if environ is None else environ
+    root = logging.getLogger(ROOT_LOGGER)
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    _handler.setFormatter(JsonFormatter())
+    root.addHandler(_handler)
+    root.propagate = False
+    try:
+        root.setLevel(level_from(environ.get("LOG_LEVEL")))
+    except ConfigError as exc:
+        root.setLevel(logging.INFO)
+        root.getChild("logs").warning(f"{exc}; logging at {DEFAULT_LEVEL} instead")
 
 
 def get_logger(name: str) -> logging.Logger:
     """A logger under ``agentorch``; the first call sets up JSON output at ``LOG_LEVEL``."""
-    global _configured
-    root = logging.getLogger("agentorch")
-    if not _configured:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-        root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
-        root.propagate = False
-        _configured = True
-    return root.getChild(name)
+    if _handler is None:
+        configure()
+    return logging.getLogger(ROOT_LOGGER).getChild(name)
