@@ -9,9 +9,13 @@ it says so: every answer is marked as coming from the local rule-based model.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import math
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from functions.gateway.providers import local_rules as rules
@@ -19,6 +23,10 @@ from functions.gateway.streaming import message_to_events
 from shared.errors import BadRequest
 
 MARK = "[local rule-based model]"
+MAX_GUESS_DEPTH = 4
+"""Nesting of object properties filled in for a forced tool call that no rule could fill."""
+MAX_GUESS_SIZE = 1000
+"""The most characters or items a guess pads to when a schema asks for a minimum length."""
 NO_TOOL_ANSWER = (
     f"{MARK} I am the offline rule-based model of Agent Orchestrator. I can route a request to "
     "tools (calculator, search, data processing) and report their results, but I cannot "
@@ -41,21 +49,44 @@ class LocalProvider:
     def close(self) -> None:
         pass
 
-    def answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+    def answer(
+        self,
+        body: dict[str, Any],
+        model: str,
+        *,
+        timeout_s: float | None = None,
+        clock: rules.Clock = time.monotonic,
+    ) -> dict[str, Any]:
+        """The answer to ``body``. Anything the rules cannot read, and a request still being
+        read when ``timeout_s`` has passed, is a ``BadRequest``: the same input would fail the
+        same way again, and a 400 is neither retried nor counted against the circuit breaker
+        that every route ending in the local model shares."""
         try:
-            return self._answer(body, model)
-        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            return self._answer(body, model, _deadline(timeout_s, clock))
+        except (
+            TypeError,
+            ValueError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+            csv.Error,
+        ) as exc:
             # The request passed validation but holds something the rules cannot read
             # (e.g. a schema's enum that is no list): the caller's to fix, not a crash.
             raise BadRequest(f"the local model cannot read this request: {exc}") from exc
 
-    def _answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
-        messages = body["messages"]
+    def _answer(self, body: dict[str, Any], model: str, check: rules.Check) -> dict[str, Any]:
+        messages = _conversation(body["messages"])
+        choice = ToolChoice.of(body)
+        text = rules.last_user_text(messages)
         results = rules.tool_results(messages)
+        content: list[dict[str, Any]] = []
         if results:
-            content = [{"type": "text", "text": f"{MARK} " + rules.summarise_results(results)}]
-        else:
-            content = self._plan(body, rules.last_user_text(messages))
+            content.append({"type": "text", "text": f"{MARK} " + rules.summarise_results(results)})
+        if not results or choice.forced:
+            planned = self._plan(_callable_tools(body), choice, text, check)
+            content += [b for b in planned if b["type"] == "tool_use"] if results else planned
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
         content, stop_reason = _fit_max_tokens(content, stop_reason, body["max_tokens"])
         return {
@@ -67,16 +98,26 @@ class LocalProvider:
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": _tokens(json.dumps(messages)),
+                "input_tokens": _tokens(json.dumps(body["messages"])),
                 "output_tokens": sum(_tokens(json.dumps(b)) for b in content),
             },
         }
 
-    def _plan(self, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
-        tools = _usable_tools(body)
-        calls = rules.plan_tool_calls(text, tools) if tools else []
+    def _plan(
+        self, tools: list[dict[str, Any]], choice: ToolChoice, text: str, check: rules.Check
+    ) -> list[dict[str, Any]]:
+        offered = choice.offered(tools)
+        window = _tail(text, rules.TEXT_WINDOW)
+        data = _data_window(text, offered)
+        calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
+        if not calls and choice.forced:
+            tool = offered[0]
+            forced = rules.forced_call(tool, window, check)
+            calls = [forced or rules.ToolCall(str(tool["name"]), _guess_arguments(tool, window))]
+        if choice.one_call:
+            calls = calls[:1]
         if not calls:
-            return [{"type": "text", "text": _no_tool_text(text, bool(tools))}]
+            return [{"type": "text", "text": _no_tool_text(window, bool(offered))}]
         blocks: list[dict[str, Any]] = [
             {"type": "text", "text": f"{MARK} I will use " + ", ".join(c.name for c in calls) + "."}
         ]
@@ -88,14 +129,151 @@ class LocalProvider:
         return blocks
 
 
-def _usable_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
-    tools = [t for t in body.get("tools") or [] if isinstance(t.get("input_schema"), dict)]
-    choice = body.get("tool_choice") or {}
-    if choice.get("type") == "none":
-        return []
-    if choice.get("type") == "tool":
-        return [t for t in tools if t.get("name") == choice.get("name")]
-    return tools
+@dataclass(frozen=True)
+class ToolChoice:
+    """The request's ``tool_choice``: ``auto`` (also when absent or unknown), ``any``,
+    ``tool`` (with ``name``) or ``none``."""
+
+    kind: str
+    name: str | None = None
+    one_call: bool = False
+    """``disable_parallel_tool_use``: at most one tool_use in the answer."""
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ToolChoice:
+        choice = body.get("tool_choice")
+        if not isinstance(choice, dict):
+            return cls("auto")
+        kind = choice.get("type")
+        name = choice.get("name")
+        return cls(
+            kind=kind if kind in ("any", "tool", "none") else "auto",
+            name=name if isinstance(name, str) else None,
+            one_call=bool(choice.get("disable_parallel_tool_use")),
+        )
+
+    @property
+    def forced(self) -> bool:
+        """The answer must hold a tool_use."""
+        return self.kind in ("any", "tool")
+
+    def offered(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The tools the answer may call; ``BadRequest`` when a forced call cannot be made."""
+        if self.kind == "none":
+            return []
+        if self.kind == "tool":
+            tools = [t for t in tools if t["name"] == self.name]
+        if self.forced and not tools:
+            wanted = "any tool" if self.kind == "any" else f"tool {self.name!r}"
+            raise BadRequest(
+                f"tool_choice asks for {wanted}, but tools holds no such tool with an "
+                "input_schema; server tools (web search, bash, ...) run only at Anthropic, "
+                "and the local model cannot call them"
+            )
+        return tools
+
+
+def _conversation(messages: list[Any]) -> list[dict[str, Any]]:
+    """The user and assistant turns. A ``system`` turn in the middle (Anthropic's
+    mid-conversation system messages) is context for a real model; the rules skip it."""
+    turns = [m for m in messages if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    if not turns:
+        raise BadRequest("messages: the local model needs at least one user message")
+    return turns
+
+
+def _callable_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Client tools the rules can plan with. Server tools (``web_search_20250305``,
+    ``bash_20250124``, ...) and tools without a readable schema are left out, not refused."""
+    return [
+        tool
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict)
+        and tool.get("type") in (None, "custom")
+        and isinstance(tool.get("name"), str)
+        and isinstance(tool.get("input_schema"), dict)
+        and isinstance(tool["input_schema"].get("properties", {}), dict)
+    ]
+
+
+def _deadline(timeout_s: float | None, clock: rules.Clock) -> rules.Check:
+    if timeout_s is None:
+        return rules.no_deadline
+    ends = clock() + timeout_s
+
+    def check() -> None:
+        if clock() > ends:
+            raise BadRequest(
+                f"the local model could not read this request within {timeout_s:g} s; "
+                "send a shorter request"
+            )
+
+    return check
+
+
+def _tail(text: str, size: int) -> str:
+    """The last ``size`` characters of ``text``, from a word boundary when one is near."""
+    if len(text) <= size:
+        return text
+    tail = text[-size:]
+    cut = next((i for i, char in enumerate(tail[:64]) if char.isspace()), -1)
+    return tail[cut + 1 :]
+
+
+def _data_window(text: str, tools: list[dict[str, Any]]) -> str | None:
+    """Where attached rows are looked for: the whole turn when it is at most ``DATA_WINDOW``
+    characters. Longer data is refused rather than read in part (its header would be lost)."""
+    if len(text) <= rules.DATA_WINDOW:
+        return text
+    if any(rules.tool_kind(t) == "data" for t in tools) and rules.extract_data(
+        text[-rules.DATA_WINDOW :]
+    ):
+        raise BadRequest(
+            f"the last message is {len(text)} characters; the local model reads attached "
+            f"data only in messages of at most {rules.DATA_WINDOW} characters"
+        )
+    return None
+
+
+def _guess_arguments(tool: dict[str, Any], text: str) -> dict[str, Any]:
+    guessed = _schema_guess(tool["input_schema"], text, 0)
+    return guessed if isinstance(guessed, dict) else {}
+
+
+def _schema_guess(spec: Any, text: str, depth: int) -> Any:
+    """The simplest value ``spec`` (a JSON Schema) accepts, using ``text`` for strings: the
+    arguments of a forced tool call that no rule could fill."""
+    if not isinstance(spec, dict):
+        return {}
+    for key in ("const", "default"):
+        if key in spec:
+            return spec[key]
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        return spec["enum"][0]
+    options = spec.get("anyOf") or spec.get("oneOf")
+    if isinstance(options, list) and options:
+        return _schema_guess(options[0], text, depth)
+    kind = spec.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "string":
+        shortest = min(int(spec.get("minLength", 0)), MAX_GUESS_SIZE)
+        return text[: int(spec.get("maxLength", 200))].ljust(shortest, "?")
+    if kind in ("number", "integer"):
+        minimum: Any = spec.get("minimum", spec.get("exclusiveMinimum", 0))
+        return max(0, math.ceil(float(minimum)) + (1 if "exclusiveMinimum" in spec else 0))
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        items = min(int(spec.get("minItems", 0)), MAX_GUESS_SIZE)
+        return [_schema_guess(spec.get("items"), text, depth + 1)] * items
+    if kind == "object" and depth < MAX_GUESS_DEPTH:
+        properties = spec.get("properties") or {}
+        return {
+            name: _schema_guess(properties.get(name), text, depth + 1)
+            for name in spec.get("required") or []
+        }
+    return {} if kind == "object" else None
 
 
 def _no_tool_text(text: str, had_tools: bool) -> str:
