@@ -1,0 +1,244 @@
+"""The agents seam: what tools exist now (``GET /schema``) and calling one (``POST /``).
+
+``AgentDirectory`` fetches every agent's schema concurrently and keeps each answer (or the
+agent being down) for ``schema_ttl_s``; concurrent runs share one fetch in flight. Calls
+retry only what is safe to retry (connection errors, 502/503/504, 429 with ``retry-after``),
+and a circuit breaker per agent stops a run from waiting on one that keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from functions.orchestrator.config import AgentCallSettings, AgentEntry
+from shared.aio import AsyncHttp
+from shared.errors import (
+    BadGateway,
+    UpstreamError,
+    error_for_status,
+    parse_retry_after,
+)
+from shared.resilience import CircuitBreaker, RetryPolicy
+
+Sleep = Callable[[float], Awaitable[None]]
+_RETRY_STATUSES = {502, 503, 504}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """An agent's own description of itself (its ``GET /schema``)."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    name: str
+    url: str
+    spec: ToolSpec | None
+    """None when the agent is down or not configured."""
+    reason: str | None = None
+    """Why ``spec`` is missing."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.spec is not None
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    result: Any
+    """The agent's JSON answer (``{"result": ..., "meta": ...}``)."""
+    attempts: int
+
+
+class AgentCallError(Exception):
+    """An agent call failed for good; the message is what the model is told."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+
+
+class Agents(Protocol):
+    def names(self) -> list[str]: ...
+
+    async def statuses(
+        self, names: Iterable[str] | None = None, *, refresh: bool = False
+    ) -> dict[str, AgentStatus]: ...
+
+    async def call(self, name: str, arguments: dict[str, Any], *, timeout_s: float) -> AgentAnswer:
+        """Raises ``AgentCallError``."""
+        ...
+
+
+@dataclass
+class _Cached:
+    status: AgentStatus
+    fetched_at: float
+
+
+class AgentDirectory:
+    """``Agents`` over HTTP, at the URLs from config."""
+
+    def __init__(
+        self,
+        http: AsyncHttp,
+        agents: Mapping[str, AgentEntry],
+        settings: AgentCallSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._agents = dict(agents)
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._policy = RetryPolicy(settings.retry)
+        self._cache: dict[str, _Cached] = {}
+        self._fetching: dict[str, asyncio.Future[AgentStatus]] = {}
+        self._circuits = {
+            name: CircuitBreaker(settings.circuit, clock=clock) for name in self._agents
+        }
+
+    def names(self) -> list[str]:
+        return list(self._agents)
+
+    async def statuses(
+        self, names: Iterable[str] | None = None, *, refresh: bool = False
+    ) -> dict[str, AgentStatus]:
+        wanted = list(self._agents) if names is None else [n for n in names if n in self._agents]
+        found = await asyncio.gather(*(self._status(name, refresh) for name in wanted))
+        return dict(zip(wanted, found, strict=True))
+
+    async def _status(self, name: str, refresh: bool) -> AgentStatus:
+        cached = self._cache.get(name)
+        if (
+            not refresh
+            and cached is not None
+            and self._clock() - cached.fetched_at < self._settings.schema_ttl_s
+        ):
+            return cached.status
+        pending = self._fetching.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(name))
+            self._fetching[name] = pending
+            pending.add_done_callback(lambda _: self._fetching.pop(name, None))
+        # shield: one run giving up must not cancel the fetch other runs wait on.
+        return await asyncio.shield(pending)
+
+    async def _fetch(self, name: str) -> AgentStatus:
+        url = self._agents[name].url
+        status = AgentStatus(name, url, None, "no answer")
+        try:
+            answer = await self._http.request_json(
+                "GET",
+                _join(url, "/schema"),
+                timeout_s=self._settings.schema_timeout_s,
+                service=f"agent {name}",
+            )
+            status = _status_from(name, url, answer.status, answer.data)
+        except UpstreamError as exc:
+            status = AgentStatus(name, url, None, exc.message)
+        self._cache[name] = _Cached(status, self._clock())
+        return status
+
+    async def call(self, name: str, arguments: dict[str, Any], *, timeout_s: float) -> AgentAnswer:
+        entry = self._agents[name]
+        circuit = self._circuits[name]
+        per_call = min(entry.timeout_s or self._settings.timeout_s, timeout_s)
+        ends = self._clock() + timeout_s
+        attempt = 0
+        while True:
+            if not circuit.allow():
+                raise AgentCallError(
+                    f"agent {name} is failing repeatedly; not called (circuit open)", attempt
+                )
+            attempt += 1
+            try:
+                result = await self._once(name, entry.url, arguments, per_call)
+            except _Retryable as exc:
+                circuit.record_failure()
+                delay = self._policy.delay(attempt, exc.error)
+                last = attempt >= self._settings.retry.max_attempts
+                if (
+                    last
+                    or self._policy.wants_longer_than(exc.error)
+                    or delay >= ends - self._clock()
+                ):
+                    raise AgentCallError(exc.error.message, attempt) from exc
+                await self._sleep(delay)
+                continue
+            except _Refused as exc:
+                circuit.release()
+                raise AgentCallError(exc.message, attempt) from exc
+            except BaseException:
+                circuit.abandon()
+                raise
+            circuit.record_success()
+            return AgentAnswer(result, attempt)
+
+    async def _once(self, name: str, url: str, arguments: dict[str, Any], timeout_s: float) -> Any:
+        try:
+            answer = await self._http.request_json(
+                "POST",
+                _join(url, "/"),
+                body=arguments,
+                timeout_s=timeout_s,
+                service=f"agent {name}",
+            )
+        except UpstreamError as exc:  # could not connect, or no answer in time
+            raise _Retryable(exc) from exc
+        if answer.status < 400:
+            return answer.data
+        message = f"agent {name} answered {answer.status}: {_error_message(answer.data)}"
+        retry_after = parse_retry_after(answer.headers)
+        if answer.status in _RETRY_STATUSES or (answer.status == 429 and retry_after is not None):
+            raise _Retryable(error_for_status(answer.status, message, retry_after=retry_after))
+        raise _Refused(message)
+
+
+class _Retryable(Exception):
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Refused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _join(base: str, path: str) -> str:
+    return base.rstrip("/") + path
+
+
+def _error_message(data: Any) -> str:
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return str(data["error"].get("message", ""))[:1000]
+    return "no error message"
+
+
+def _status_from(name: str, url: str, status: int, data: Any) -> AgentStatus:
+    if status != 200:
+        kind = ""
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            kind = f" {data['error'].get('type', '')}"
+        return AgentStatus(name, url, None, f"GET /schema answered {status}{kind}".rstrip())
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("input_schema"), dict)
+        and isinstance(data.get("description"), str)
+    ):
+        error = BadGateway(f"agent {name}: GET /schema is not a tool spec")
+        return AgentStatus(name, url, None, error.message)
+    return AgentStatus(name, url, ToolSpec(name, data["description"], data["input_schema"]))

@@ -1,0 +1,122 @@
+"""The orchestrator's configuration: where the gateway and the agents are, timeouts, retries,
+budgets and the event sink. Loaded once at start-up; a bad file stops the function there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.config import config_path, load_config
+from shared.resilience import CircuitSettings, RetrySettings
+
+ENV_OVERRIDES = {
+    "GATEWAY_URL": "gateway.url",
+    "CALCULATOR_URL": "agents.calculator.url",
+    "SEARCH_URL": "agents.search.url",
+    "DATA_PROCESSOR_URL": "agents.data_processor.url",
+    "TAVILY_URL": "agents.tavily.url",
+    "K_SINK": "sink.url",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySettings(_Strict):
+    url: str = Field(min_length=1, pattern=r"^https?://")
+    """Base URL of the model gateway; ``/v1/messages`` is appended."""
+    route: str = Field(default="default", min_length=1)
+    """The gateway route (``model``) every model call names."""
+    timeout_s: float = Field(default=60.0, gt=0, le=900)
+    """One model call, including the gateway's own retries and fallbacks."""
+    max_tokens_per_call: int = Field(default=1024, ge=1, le=64_000)
+    """``max_tokens`` of each model call (the run's token budget may lower it)."""
+    retry: RetrySettings = RetrySettings(max_attempts=2, base_delay_s=0.5)
+    """Only for a gateway that is unreachable or answers 5xx after its own retries."""
+
+
+class AgentEntry(_Strict):
+    url: str = Field(min_length=1, pattern=r"^https?://")
+    """Base URL of the agent; ``/schema`` and ``/`` are under it."""
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    """Overrides ``agent_calls.timeout_s`` for this agent."""
+
+
+class AgentCallSettings(_Strict):
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """One call to an agent (each attempt)."""
+    retry: RetrySettings = RetrySettings(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0)
+    """Only connection errors, 502/503/504 and 429 with ``retry-after`` are retried."""
+    circuit: CircuitSettings = CircuitSettings(failure_threshold=5, cooldown_s=10.0)
+    max_parallel: int = Field(default=4, ge=1, le=64)
+    """Tool calls of one model turn that run at once."""
+    schema_ttl_s: float = Field(default=30.0, ge=0)
+    """How long an agent's ``GET /schema`` answer (or its being down) is reused."""
+    schema_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+
+class BudgetSettings(_Strict):
+    max_steps: int = Field(default=8, ge=1)
+    max_steps_cap: int = Field(default=32, ge=1, le=1000)
+    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_cap_s: float = Field(default=300.0, gt=0, le=3600)
+    max_tokens: int = Field(default=50_000, ge=1)
+    """Input plus output tokens over all model calls of one run."""
+    max_tokens_cap: int = Field(default=1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _defaults_within_caps(self) -> BudgetSettings:
+        for name, cap in (
+            ("max_steps", "max_steps_cap"),
+            ("timeout_s", "timeout_cap_s"),
+            ("max_tokens", "max_tokens_cap"),
+        ):
+            if getattr(self, name) > getattr(self, cap):
+                raise ValueError(f"{name} ({getattr(self, name)}) is above {cap}")
+        return self
+
+
+class SinkSettings(_Strict):
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    """Where results go as CloudEvents (``K_SINK``); none by default."""
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_s: float = Field(default=0.5, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    event_type_prefix: str = Field(default="dev.agentorch.task", min_length=1)
+    """Events are ``<prefix>.completed``, ``.stopped`` or ``.failed``."""
+    source: str = Field(default="/agentorch/orchestrator", min_length=1)
+
+
+class OrchestratorConfig(_Strict):
+    ai_provider: Literal["gateway"] = "gateway"
+    """Model calls go through the model gateway; no provider key lives here."""
+    gateway: GatewaySettings
+    agents: dict[str, AgentEntry] = Field(default_factory=dict)
+    agent_calls: AgentCallSettings = AgentCallSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    sink: SinkSettings = SinkSettings()
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_data_chars_in_prompt: int = Field(default=4000, ge=0)
+    """Data up to this size is shown to the model whole; larger data as a summary."""
+    max_result_chars: int = Field(default=8000, ge=200)
+    """An agent's answer is cut to this many characters before the model sees it."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json"] = "json"
+    """Logs are JSON lines on stderr (shared/logs.py); named so a deployment can state it."""
+    dedupe_ttl_s: float = Field(default=600.0, ge=0)
+    """A finished CloudEvent run is remembered this long, so a redelivery is not run again."""
+
+    @model_validator(mode="after")
+    def _agent_names(self) -> OrchestratorConfig:
+        for name in self.agents:
+            if not name.replace("_", "").isalnum() or len(name) > 64:
+                raise ValueError(f"agent name {name!r}: use letters, digits and _ only")
+        return self
+
+
+def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
+    path = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ)
+    return load_config(OrchestratorConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)

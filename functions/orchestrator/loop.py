@@ -1,0 +1,329 @@
+"""The agent loop: ask the model what to do, call the agents it chose, give their results back,
+repeat until it answers or a budget runs out. Plain Python: no web framework, no HTTP here; the
+model and the agents come in through their protocols, so a scripted fake model and fake agents
+drive it in tests.
+
+Budgets end a run cleanly. Steps and tokens are checked before each model call (and steps
+before a turn's tool calls); wall-clock time bounds the whole run, cancelling what is in
+flight. Either way the result is ``stopped`` with what is known so far, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from functions.orchestrator.agents import AgentCallError, Agents
+from functions.orchestrator.model import Model, ModelCallError, ModelReply
+from functions.orchestrator.prompt import system_prompt, task_message
+from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
+from functions.orchestrator.trace import (
+    RunResult,
+    Status,
+    Step,
+    StepKind,
+    StopReason,
+    Usage,
+    bounded,
+)
+from shared.logs import get_logger
+
+Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Receives ``step_started`` / ``step_finished`` events as the run goes."""
+
+log = get_logger("orchestrator.loop")
+CANCELLED = "not finished: the run's time budget ran out"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int
+    """Model and agent steps in the trace."""
+    timeout_s: float
+    max_tokens: int
+    """Input plus output tokens over all model calls."""
+
+
+@dataclass(frozen=True)
+class Task:
+    text: str
+    limits: Limits
+    data: TaskData | None = None
+    agents: tuple[str, ...] | None = None
+    """Only these agents may be used; None for all."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    model_timeout_s: float = 60.0
+    max_tokens_per_call: int = 1024
+    max_parallel: int = 4
+    max_data_chars: int = 4000
+    max_result_chars: int = 8000
+
+
+async def run_task(
+    task: Task,
+    *,
+    run_id: str,
+    model: Model,
+    agents: Agents,
+    settings: LoopSettings,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run ``task`` to its end; the result carries the whole trace."""
+    return await _Run(task, run_id, model, agents, settings, progress).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        task: Task,
+        run_id: str,
+        model: Model,
+        agents: Agents,
+        settings: LoopSettings,
+        progress: Progress | None,
+    ) -> None:
+        self.task = task
+        self.run_id = run_id
+        self.model = model
+        self.agents = agents
+        self.settings = settings
+        self.progress = progress
+        self.steps: list[Step] = []
+        self.open: dict[int, tuple[Step, float]] = {}
+        """Steps under way, with when they began."""
+        self.usage = Usage()
+        self.tools: dict[str, Tool] = {}
+        self.agent_notes: dict[str, str] = {}
+        self.last_text = ""
+        self.unavailable = False
+        self.ending: tuple[Status, StopReason, str | None] | None = None
+        self.started = time.perf_counter()
+
+    async def execute(self) -> RunResult:
+        budget = asyncio.timeout(self.task.limits.timeout_s)
+        try:
+            async with budget:
+                await self._loop()
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            self._end(Status.STOPPED, StopReason.TIMEOUT)
+        except Exception as exc:  # a bug must still answer with the trace so far
+            log.exception("run failed", extra={"run_id": self.run_id})
+            self._end(Status.FAILED, StopReason.INTERNAL_ERROR, f"internal error: {exc}")
+        for step, began in list(self.open.values()):  # cut short by the time budget
+            step.error = step.error or CANCELLED
+            step.latency_ms = (time.perf_counter() - began) * 1000
+            await self._finish(step)
+        return self._result()
+
+    async def _loop(self) -> None:
+        await self._discover_tools()
+        system = system_prompt(list(self.tools.values()), self._left_out())
+        text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        limits = self.task.limits
+        while True:
+            if len(self.steps) >= limits.max_steps:
+                return self._end(Status.STOPPED, StopReason.MAX_STEPS)
+            if self.usage.tokens >= limits.max_tokens:
+                return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
+            reply = await self._model_step(system, messages)
+            if reply is None:
+                return
+            messages.append({"role": "assistant", "content": reply.content})
+            calls = [b for b in reply.content if b.get("type") == "tool_use"]
+            if not calls:
+                if reply.stop_reason == "max_tokens":
+                    return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
+                return self._end(Status.COMPLETED, StopReason.END_TURN)
+            if len(self.steps) + len(calls) > limits.max_steps:
+                return self._end(Status.STOPPED, StopReason.MAX_STEPS)
+            messages.append({"role": "user", "content": await self._agent_steps(calls)})
+
+    async def _discover_tools(self) -> None:
+        statuses = await self.agents.statuses(self.task.agents)
+        for name, status in statuses.items():
+            if status.spec is None:
+                self.agent_notes[name] = f"left out: {status.reason}"
+                continue
+            self.tools[name] = make_tool(status.spec, self.task.data)
+            self.agent_notes[name] = "offered"
+
+    def _left_out(self) -> dict[str, str]:
+        return {
+            name: note.removeprefix("left out: ")
+            for name, note in self.agent_notes.items()
+            if note != "offered"
+        }
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _start(
+        self, kind: StepKind, name: str, payload: Any, tool_use_id: str | None
+    ) -> Step:
+        step = Step(len(self.steps), kind, name, bounded(payload), tool_use_id=tool_use_id)
+        self.steps.append(step)
+        self.open[step.index] = (step, time.perf_counter())
+        if self.progress is not None:
+            await self.progress("step_started", step.started_json())
+        return step
+
+    async def _finish(self, step: Step) -> None:
+        self.open.pop(step.index, None)
+        if self.progress is not None:
+            await self.progress("step_finished", step.to_json())
+
+    async def _model_step(self, system: str, messages: list[dict[str, Any]]) -> ModelReply | None:
+        request: dict[str, Any] = {
+            "max_tokens": self._call_tokens(),
+            "system": system,
+            "messages": messages,
+        }
+        if self.tools:
+            request["tools"] = [tool.definition() for tool in self.tools.values()]
+        summary = {"messages": len(messages), "tools": list(self.tools), "last": messages[-1]}
+        step = await self._start("model", self.model.route, summary, None)
+        began = time.perf_counter()
+        try:
+            timeout_s = min(self.settings.model_timeout_s, self._time_left())
+            reply = await self.model.create(request, timeout_s=timeout_s)
+        except ModelCallError as exc:
+            step.error, step.attempts = exc.error.message, exc.attempts
+            self.unavailable = exc.error.retryable
+            step.latency_ms = (time.perf_counter() - began) * 1000
+            await self._finish(step)
+            self._end(Status.FAILED, StopReason.GATEWAY_ERROR, exc.error.message)
+            return None
+        step.latency_ms = (time.perf_counter() - began) * 1000
+        step.attempts, step.provider = reply.attempts, reply.provider
+        self.usage.model_calls += 1
+        self.usage.input_tokens += reply.input_tokens
+        self.usage.output_tokens += reply.output_tokens
+        text = "\n".join(b.get("text", "") for b in reply.content if b.get("type") == "text")
+        if text.strip():
+            self.last_text = text.strip()
+        calls = [
+            {"id": b.get("id"), "name": b.get("name"), "input": b.get("input")}
+            for b in reply.content
+            if b.get("type") == "tool_use"
+        ]
+        step.outcome = bounded(
+            {
+                "stop_reason": reply.stop_reason,
+                "text": text,
+                "tool_calls": calls,
+                "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+            }
+        )
+        await self._finish(step)
+        return reply
+
+    def _call_tokens(self) -> int:
+        left = self.task.limits.max_tokens - self.usage.tokens
+        return max(1, min(self.settings.max_tokens_per_call, left))
+
+    async def _agent_steps(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        limit = asyncio.Semaphore(self.settings.max_parallel)
+
+        async def one(block: dict[str, Any]) -> dict[str, Any]:
+            async with limit:
+                return await self._agent_step(block)
+
+        return list(await asyncio.gather(*(one(block) for block in calls)))
+
+    async def _agent_step(self, block: dict[str, Any]) -> dict[str, Any]:
+        name, use_id = str(block.get("name")), str(block.get("id"))
+        step = await self._start("agent", name, block.get("input"), use_id)
+        began = time.perf_counter()
+        content, failed = self._refusal(name), True
+        tool = self.tools.get(name)
+        if tool is not None:
+            try:
+                prepared = tool.prepare(block.get("input"), self.task.data)
+                self.usage.agent_calls += 1
+                answer = await self.agents.call(name, prepared, timeout_s=self._time_left())
+            except InvalidArguments as exc:
+                content = str(exc)
+            except AgentCallError as exc:
+                content, step.attempts = exc.message, exc.attempts
+            else:
+                step.attempts, failed = answer.attempts, False
+                step.outcome = bounded(answer.result)
+                content = _result_text(answer.result, self.settings.max_result_chars)
+        if failed:
+            step.error = content
+        step.latency_ms = (time.perf_counter() - began) * 1000
+        await self._finish(step)
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
+        if failed:
+            result["is_error"] = True
+        return result
+
+    def _refusal(self, name: str) -> str:
+        known = ", ".join(self.tools) or "none"
+        if name in self.agent_notes:
+            return f"tool {name} is not available now ({self.agent_notes[name]}); use: {known}"
+        return f"there is no tool named {name!r}; the tools are: {known}"
+
+    def _time_left(self) -> float:
+        """The run's time left, plus a margin: the run's own budget must fire first, so that
+        a call cut by it is reported as the run's timeout, not as the call's failure."""
+        spent = time.perf_counter() - self.started
+        return max(0.001, self.task.limits.timeout_s - spent) + 0.5
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def _end(self, status: Status, reason: StopReason, error: str | None = None) -> None:
+        if self.ending is None:
+            self.ending = (status, reason, error)
+
+    def _result(self) -> RunResult:
+        status, reason, error = self.ending or (Status.FAILED, StopReason.INTERNAL_ERROR, None)
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            answer=self._answer(status, reason, error),
+            stop_reason=reason,
+            steps=self.steps,
+            usage=self.usage,
+            duration_ms=(time.perf_counter() - self.started) * 1000,
+            agents=self.agent_notes,
+            error=error,
+            unavailable=self.unavailable,
+        )
+
+    def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:
+        if status is Status.COMPLETED:
+            return self.last_text
+        lines = [_why(reason, self.task.limits, error)]
+        if self.last_text:
+            lines.append(f"The model's last words: {self.last_text}")
+        found = [s for s in self.steps if s.kind == "agent" and s.ok]
+        if found:
+            lines.append("Results so far:")
+            lines += [f"- {s.name}: {_result_text(s.outcome, 500)}" for s in found]
+        return "\n".join(lines)
+
+
+def _why(reason: StopReason, limits: Limits, error: str | None) -> str:
+    texts: Mapping[StopReason, str] = {
+        StopReason.MAX_STEPS: f"Stopped: the step budget ({limits.max_steps}) ran out.",
+        StopReason.TIMEOUT: f"Stopped: the time budget ({limits.timeout_s:g} s) ran out.",
+        StopReason.MAX_TOKENS: f"Stopped: the token budget ({limits.max_tokens}) ran out.",
+    }
+    return texts.get(reason, f"Failed: {error or reason.value}.")
+
+
+def _result_text(result: Any, limit: int) -> str:
+    text = (
+        result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    )
+    return text if len(text) <= limit else text[:limit] + f"... (cut: {len(text)} characters)"

@@ -1,0 +1,154 @@
+"""The model seam: one ``Model`` protocol, and the gateway client that implements it.
+
+Model calls go to the gateway's ``POST /v1/messages`` (Anthropic Messages API) over the wire
+with ``shared.aio.AsyncHttp``, not through the ``anthropic`` SDK: the orchestrator needs the
+gateway's response headers (``x-gateway-provider``) and nothing the SDK adds, and the SDK
+would cost start-up time and per-call work (bench/RESULTS.md, "orchestrator").
+
+The gateway owns model retries and fallback. This client retries only a gateway that could
+not be reached or answered 5xx after all that, a bounded number of times, and never when the
+gateway says ``x-should-retry: false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.aio import AsyncHttp
+from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
+from shared.resilience import RetryPolicy, RetrySettings
+
+ANTHROPIC_VERSION = "2023-06-01"
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    content: list[dict[str, Any]]
+    """The assistant's content blocks (``text``, ``tool_use``...)."""
+    stop_reason: str
+    input_tokens: int
+    output_tokens: int
+    provider: str | None = None
+    attempts: int = 1
+
+
+class ModelCallError(Exception):
+    """A model call failed for good; ``attempts`` were made."""
+
+    def __init__(self, error: UpstreamError, attempts: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+
+
+class Model(Protocol):
+    route: str
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        """One Messages API call (``model`` is filled in); raises ``ModelCallError``."""
+        ...
+
+
+class GatewayModel:
+    """``Model`` over HTTP to the model gateway."""
+
+    def __init__(
+        self,
+        http: AsyncHttp,
+        url: str,
+        route: str,
+        retry: RetrySettings,
+        *,
+        api_key: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.route = route
+        self._http = http
+        self._endpoint = url.rstrip("/") + "/v1/messages"
+        self._policy = RetryPolicy(retry)
+        self._max_attempts = retry.max_attempts
+        self._sleep = sleep
+        self._headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        body = {**request, "model": self.route}
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(body, max(ends - loop.time(), 0.001), attempt)
+            except UpstreamError as exc:
+                failure = _Failure(exc, retry=exc.retryable)
+            except _Failure as exc:
+                failure = exc
+            delay = self._policy.delay(attempt, failure.error)
+            if not failure.retry or attempt >= self._max_attempts or delay >= ends - loop.time():
+                raise ModelCallError(failure.error, attempt) from failure.error
+            await self._sleep(delay)
+
+    async def _once(self, body: dict[str, Any], timeout_s: float, attempt: int) -> ModelReply:
+        answer = await self._http.request_json(
+            "POST",
+            self._endpoint,
+            body=body,
+            headers=self._headers,
+            timeout_s=timeout_s,
+            service="the model gateway",
+        )
+        if answer.status >= 400:
+            raise _status_error(answer.status, answer.headers, answer.data)
+        data = answer.data
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise BadGateway("the model gateway answered something that is not a message")
+        usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
+        return ModelReply(
+            content=[b for b in data["content"] if isinstance(b, dict)],
+            stop_reason=str(data.get("stop_reason") or "end_turn"),
+            input_tokens=_count(usage.get("input_tokens")),
+            output_tokens=_count(usage.get("output_tokens")),
+            provider=answer.headers.get("x-gateway-provider"),
+            attempts=attempt,
+        )
+
+
+class _Failure(Exception):
+    """One failed attempt, and whether another could succeed."""
+
+    def __init__(self, error: UpstreamError, *, retry: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry = retry
+
+
+def _status_error(status: int, headers: Mapping[str, str], data: Any) -> _Failure:
+    message = f"the model gateway answered {status}"
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        message += f": {data['error'].get('message', '')}"
+    if status < 500:
+        # The gateway already retried what 429/529 allow; what comes back is its verdict.
+        return _Failure(error_for_status(status, message), retry=False)
+    error = error_for_status(status, message, retry_after=parse_retry_after(headers))
+    if not error.retryable:
+        error = BadGateway(message, upstream_status=status)
+    should_retry = (headers.get("x-should-retry") or "").lower() != "false"
+    return _Failure(error, retry=should_retry)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def gateway_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The key the gateway wants when it runs with ``GATEWAY_API_KEYS`` (a secret: only from
+    the environment)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("GATEWAY_API_KEY") or None

@@ -1,0 +1,194 @@
+"""The orchestrator's edge: parse a task request, run it, answer with JSON or server-sent
+events, send the result to the sink; and ``GET /agents``. No web framework here: routes take a
+``Call`` and give a ``Reply`` (``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
+from functions.orchestrator.agents import AgentDirectory, Agents
+from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
+from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
+from functions.orchestrator.model import GatewayModel, Model, gateway_api_key
+from functions.orchestrator.runs import RunRegistry, event_run_id
+from functions.orchestrator.sink import EventSink
+from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
+from functions.orchestrator.tools import make_tool, parse_task_data
+from functions.orchestrator.trace import RunResult, Status
+from shared.agent import validation_message
+from shared.aio import AsyncHttp
+from shared.asgi import AsyncFunctionApp
+from shared.errors import BadRequest, UpstreamUnavailable
+from shared.http import Call, Reply
+from shared.inbound import Inbound, require_object
+
+
+class TaskRequest(BaseModel):
+    """``POST /``: what a user asks. Unknown fields are ignored (passed over, not refused)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str = Field(min_length=1, max_length=20_000)
+    data: Any = None
+    max_steps: StrictInt | None = Field(default=None, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    agents: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    stream: StrictBool = False
+
+
+@dataclass
+class OrchestratorService:
+    config: OrchestratorConfig
+    model: Model
+    agents: Agents
+    sink: EventSink | None
+    runs: RunRegistry
+
+    def settings(self) -> LoopSettings:
+        config = self.config
+        return LoopSettings(
+            model_timeout_s=config.gateway.timeout_s,
+            max_tokens_per_call=config.gateway.max_tokens_per_call,
+            max_parallel=config.agent_calls.max_parallel,
+            max_data_chars=config.max_data_chars_in_prompt,
+            max_result_chars=config.max_result_chars,
+        )
+
+    async def submit(self, call: Call) -> Reply:
+        inbound = call.inbound()
+        task, stream = self.parse(inbound.data)
+        stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
+        run_id = _run_id(inbound)
+        if stream:
+            return Reply(
+                event_stream(lambda progress: self._run(task, run_id, inbound, progress), run_id),
+                headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+                content_type=SSE_CONTENT_TYPE,
+            )
+        result = await self._run(task, run_id, inbound, None)
+        if result.status is Status.FAILED and result.unavailable and result.nothing_done:
+            raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
+        return Reply(result.to_json())
+
+    async def _run(
+        self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
+    ) -> RunResult:
+        async def start() -> RunResult:
+            result = await run_task(
+                task,
+                run_id=run_id,
+                model=self.model,
+                agents=self.agents,
+                settings=self.settings(),
+                progress=progress,
+            )
+            if self.sink is not None:
+                self.sink.submit(result.to_json())
+            return result
+
+        if inbound.event_id is None:
+            return await start()
+        result, _known = await self.runs.run_once(run_id, start)
+        return result
+
+    def parse(self, data: Any) -> tuple[Task, bool]:
+        try:
+            request = TaskRequest.model_validate(require_object(data))
+        except ValidationError as exc:
+            raise BadRequest(validation_message(exc)) from exc
+        if not request.task.strip():
+            raise BadRequest("task: is blank; say what you want done")
+        budgets = self.config.budgets
+        limits = Limits(
+            max_steps=_within(
+                "max_steps", request.max_steps, budgets.max_steps, budgets.max_steps_cap
+            ),
+            timeout_s=_within(
+                "timeout_s", request.timeout_s, budgets.timeout_s, budgets.timeout_cap_s
+            ),
+            max_tokens=_within(
+                "max_tokens", request.max_tokens, budgets.max_tokens, budgets.max_tokens_cap
+            ),
+        )
+        agents = None
+        if request.agents is not None:
+            known = self.agents.names()
+            unknown = [name for name in request.agents if name not in known]
+            if unknown:
+                raise BadRequest(
+                    f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+                )
+            agents = tuple(dict.fromkeys(request.agents))
+        task = Task(request.task, limits, parse_task_data(request.data), agents)
+        return task, request.stream
+
+    async def list_agents(self, call: Call) -> Reply:
+        statuses = await self.agents.statuses(refresh=True)
+        listed = []
+        for name, status in statuses.items():
+            tool = make_tool(status.spec, None).definition() if status.spec else None
+            listed.append(
+                {
+                    "name": name,
+                    "url": status.url,
+                    "reachable": status.reachable,
+                    "reason": status.reason,
+                    "tool": tool,
+                }
+            )
+        return Reply({"agents": listed})
+
+    def health(self) -> dict[str, Any]:
+        return {"agents": self.agents.names(), "sink": self.sink is not None}
+
+
+def _within(name: str, asked: Any, default: Any, cap: Any) -> Any:
+    if asked is None:
+        return default
+    if asked > cap:
+        raise BadRequest(f"{name}: {asked} is above the limit of {cap}")
+    return asked
+
+
+def _run_id(inbound: Inbound) -> str:
+    if inbound.event_id is not None:
+        return event_run_id(inbound.event_source, inbound.event_id)
+    return f"run_{uuid.uuid4().hex[:24]}"
+
+
+def build_service(
+    environ: Mapping[str, str] | None = None,
+    *,
+    http: AsyncHttp | None = None,
+    model: Model | None = None,
+    agents: Agents | None = None,
+) -> OrchestratorService:
+    environ = os.environ if environ is None else environ
+    config = load_orchestrator_config(environ)
+    logging.getLogger("agentorch").setLevel(config.log_level)
+    http = http or AsyncHttp()
+    gateway = config.gateway
+    model = model or GatewayModel(
+        http, gateway.url, gateway.route, gateway.retry, api_key=gateway_api_key(environ)
+    )
+    agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
+    sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
+    return OrchestratorService(config, model, agents, sink, RunRegistry(config.dedupe_ttl_s))
+
+
+def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
+    service = service or build_service()
+    return AsyncFunctionApp(
+        "orchestrator",
+        {("POST", "/"): service.submit, ("GET", "/agents"): service.list_agents},
+        max_body_bytes=service.config.max_body_bytes,
+        health=service.health,
+    )

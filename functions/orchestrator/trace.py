@@ -1,0 +1,143 @@
+"""What a run produced: its steps, token and call counts, and the final result object.
+
+Internal values are dataclasses; ``to_json()`` gives the wire shape that the final answer, the
+``step_finished`` events and the sink's CloudEvent all carry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+StepKind = Literal["model", "agent"]
+PREVIEW_CHARS = 2000
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class StopReason(StrEnum):
+    END_TURN = "end_turn"
+    """The model gave its answer."""
+    MAX_STEPS = "max_steps"
+    TIMEOUT = "timeout"
+    MAX_TOKENS = "max_tokens"
+    GATEWAY_ERROR = "gateway_error"
+    """The gateway could not be reached or refused the call."""
+    MODEL_ERROR = "model_error"
+    """The model's answer could not be used (cut short, malformed)."""
+    INTERNAL_ERROR = "internal_error"
+
+
+def bounded(value: Any, limit: int = PREVIEW_CHARS) -> Any:
+    """``value`` itself when its JSON is at most ``limit`` characters, else a preview: a trace
+    must stay small whatever the model or an agent sent."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "chars": len(text), "preview": text[:limit]}
+
+
+@dataclass
+class Step:
+    """One call the run made: to the model (through the gateway) or to an agent."""
+
+    index: int
+    kind: StepKind
+    name: str
+    """The gateway route for a model step, the agent's name for an agent step."""
+    input: Any
+    """What was sent, bounded in size."""
+    outcome: Any = None
+    """What came back (bounded); None when the step failed."""
+    error: str | None = None
+    attempts: int = 0
+    provider: str | None = None
+    """Model steps: the provider that answered (the gateway's ``x-gateway-provider``)."""
+    latency_ms: float = 0.0
+    tool_use_id: str | None = None
+    """Agent steps: the model's ``tool_use`` block this step answers."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def started_json(self) -> dict[str, Any]:
+        return {"index": self.index, "kind": self.kind, "name": self.name, "input": self.input}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "name": self.name,
+            "input": self.input,
+            "outcome": self.outcome,
+            "error": self.error,
+            "attempts": self.attempts,
+            "provider": self.provider,
+            "latency_ms": round(self.latency_ms, 3),
+            "tool_use_id": self.tool_use_id,
+        }
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    agent_calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "model_calls": self.model_calls,
+            "agent_calls": self.agent_calls,
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: Status
+    answer: str
+    stop_reason: StopReason
+    steps: list[Step]
+    usage: Usage
+    duration_ms: float
+    agents: dict[str, str] = field(default_factory=dict)
+    """Each known agent: ``offered`` or why it was left out of the tools."""
+    error: str | None = None
+    """Why a failed run failed."""
+    unavailable: bool = False
+    """The gateway could not be reached or kept failing (the edge answers 503 when that
+    happened before any step succeeded, instead of a 'failed' result with nothing in it)."""
+
+    @property
+    def nothing_done(self) -> bool:
+        return not any(step.ok for step in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "answer": self.answer,
+            "stop_reason": self.stop_reason.value,
+            "error": self.error,
+            "steps": [step.to_json() for step in self.steps],
+            "usage": self.usage.to_json(),
+            "duration_ms": round(self.duration_ms, 3),
+            "agents": dict(self.agents),
+        }
