@@ -1,0 +1,124 @@
+"""Metrics: configured explicitly at start-up, summed across forked workers, folder cleaned up.
+
+Most checks run in a fresh interpreter: what happens at import and at exit is the point, and
+this test process has long since imported and configured everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import metrics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_python(script: str, **env: str) -> dict[str, Any]:
+    """Run ``script`` in a new interpreter; it prints one JSON object as its last line."""
+    environ = {k: v for k, v in os.environ.items() if k != metrics.FOLDER_VARIABLE}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_importing_makes_no_folder_and_configure_makes_one_once() -> None:
+    result = run_python(
+        "import json, os, sys\n"
+        "import shared.metrics as m\n"
+        "before = os.environ.get('PROMETHEUS_MULTIPROC_DIR')\n"
+        "imported = 'prometheus_client' in sys.modules\n"
+        "first, second = m.configure(), m.configure()\n"
+        "print(json.dumps({'before': before, 'imported': imported, 'first': first,\n"
+        "    'second': second, 'exists': os.path.isdir(first)}))\n"
+    )
+    assert result["before"] is None
+    assert result["imported"] is False
+    assert result["first"] == result["second"]
+    assert result["exists"] is True
+    assert not Path(result["first"]).exists()  # removed when that process ended
+
+
+def test_metrics_defined_before_configure_add_up_across_forked_workers() -> None:
+    # What gunicorn does: the parent imports the code and configures, the workers fork.
+    result = run_python(
+        "import json, os\n"
+        "from shared.metrics import Counter, configure, render\n"
+        "SERVED = Counter('served_total', 'Requests served.', ['worker'])\n"
+        "configure()\n"
+        "for _ in range(2):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        SERVED.labels('any').inc()\n"
+        "        os._exit(0)\n"
+        "    os.waitpid(pid, 0)\n"
+        "SERVED.labels('any').inc()\n"
+        "text = render()[0].decode()\n"
+        "line = [l for l in text.splitlines() if l.startswith('served_total{')][0]\n"
+        "print(json.dumps({'line': line}))\n"
+    )
+    assert result["line"] == 'served_total{worker="any"} 3.0'
+
+
+def test_a_worker_leaving_does_not_remove_the_folder() -> None:
+    # gunicorn workers exit through sys.exit, which runs atexit handlers in the worker too.
+    result = run_python(
+        "import json, os, sys\n"
+        "from shared.metrics import configure\n"
+        "folder = configure()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(json.dumps({'folder': folder, 'after_worker': os.path.isdir(folder)}))\n"
+    )
+    assert result["after_worker"] is True
+    assert not Path(result["folder"]).exists()
+
+
+def test_a_folder_given_by_the_environment_is_used_and_kept(tmp_path: Path) -> None:
+    given = tmp_path / "metrics"
+    result = run_python(
+        "import json\nfrom shared.metrics import configure\n"
+        "print(json.dumps({'folder': configure()}))\n",
+        PROMETHEUS_MULTIPROC_DIR=str(given),
+    )
+    assert result["folder"] == str(given)
+    assert given.is_dir()
+
+
+def test_prometheus_imported_first_is_a_clear_error() -> None:
+    result = run_python(
+        "import json\nimport prometheus_client\nfrom shared.metrics import configure\n"
+        "try:\n    configure()\n    message = None\n"
+        "except RuntimeError as exc:\n    message = str(exc)\n"
+        "print(json.dumps({'message': message}))\n"
+    )
+    assert "imported before shared.metrics.configure()" in result["message"]
+
+
+def test_metrics_keep_counting_when_the_environment_loses_the_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = metrics.configure()
+    monkeypatch.delenv(metrics.FOLDER_VARIABLE)  # as tests/conftest.py's reset does
+    counter = metrics.Counter("agentorch_test_env_reset_total", "A test counter.", ["case"])
+    counter.labels("reset").inc()
+    assert os.environ[metrics.FOLDER_VARIABLE] == folder
+    text = metrics.render()[0].decode()
+    assert 'agentorch_test_env_reset_total{case="reset"} 1.0' in text
