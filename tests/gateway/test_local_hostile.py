@@ -63,7 +63,9 @@ def answer_or_400(body: dict[str, Any]) -> dict[str, Any] | BadRequest:
 
 
 def test_a_csv_field_over_the_csv_limit_is_a_400_not_a_crash() -> None:
-    body = request('Which city is warmest?\ncity,temp\nOslo,"' + "x" * 140_000 + '"\nRome,17', ALL_TOOLS)
+    body = request(
+        'Which city is warmest?\ncity,temp\nOslo,"' + "x" * 140_000 + '"\nRome,17', ALL_TOOLS
+    )
 
     with pytest.raises(BadRequest) as refused:
         LocalProvider().answer(body, "local-rules")
@@ -118,8 +120,14 @@ def test_a_huge_tool_result_is_stated_without_being_parsed(measured: Any) -> Non
     content = "[" + "[]," * 1_000_000 + "[]]"  # 3 MB: a million lists if it were parsed
     messages = [
         *user("q"),
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "t", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": content}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "a", "name": "t", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "a", "content": content}],
+        },
     ]
     body = {"model": "local", "max_tokens": 256, "messages": messages}
 
@@ -196,7 +204,10 @@ def test_the_timeout_ends_the_work_with_a_400() -> None:
 
     with pytest.raises(BadRequest) as refused:
         LocalProvider().answer(
-            request("what is 2+2 and search for retries", ALL_TOOLS), "m", timeout_s=2.5, clock=clock
+            request("what is 2+2 and search for retries", ALL_TOOLS),
+            "m",
+            timeout_s=2.5,
+            clock=clock,
         )
 
     assert "within 2.5 s" in refused.value.message
@@ -213,9 +224,7 @@ def test_a_timeout_that_is_not_reached_changes_nothing() -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    st.text(max_size=300) | st.text(alphabet="0123456789+-*/%^()[]{},.eE\n\" :", max_size=300)
-)
+@given(st.text(max_size=300) | st.text(alphabet='0123456789+-*/%^()[]{},.eE\n" :', max_size=300))
 def test_any_text_is_an_answer_or_a_400(text: str) -> None:
     result = answer_or_400(request(text, ALL_TOOLS))
 

@@ -5,6 +5,14 @@ description fit the request and fills their arguments from it (an arithmetic exp
 calculator-like tool, a lookup to a search-like tool, attached rows to a data tool); given tool
 results, it writes an answer that states them. It cannot reason or write prose beyond that, and
 it says so: every answer is marked as coming from the local rule-based model.
+
+What it examines is bounded before any rule runs, so that one caller cannot take CPU or memory
+from every route that ends here: the rules read only the last user turn (without Claude Code's
+``<system-reminder>`` context), and of it only the last ``rules.TEXT_WINDOW`` (4 KB)
+characters; attached data is parsed only from a turn of at most ``rules.DATA_WINDOW`` (256 KB).
+It reads what current clients send and skips what it cannot use: ``system`` turns mid-conversation,
+unknown block types and fields, server tools. ``tool_choice`` is obeyed (``any``/``tool`` always
+give a tool_use, ``none`` never does).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from functions.gateway.streaming import message_to_events
 from shared.errors import BadRequest
 
 MARK = "[local rule-based model]"
+REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>", "</system-reminder>"
 MAX_GUESS_DEPTH = 4
 """Nesting of object properties filled in for a forced tool call that no rule could fill."""
 MAX_GUESS_SIZE = 1000
@@ -107,6 +116,7 @@ class LocalProvider:
         self, tools: list[dict[str, Any]], choice: ToolChoice, text: str, check: rules.Check
     ) -> list[dict[str, Any]]:
         offered = choice.offered(tools)
+        text = _without_reminders(text)
         window = _tail(text, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
         calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
@@ -209,6 +219,21 @@ def _deadline(timeout_s: float | None, clock: rules.Clock) -> rules.Check:
             )
 
     return check
+
+
+def _without_reminders(text: str) -> str:
+    """``text`` without the ``<system-reminder>...</system-reminder>`` context that Claude Code
+    puts into user turns around what the user typed. Linear: one ``find`` per tag."""
+    parts: list[str] = []
+    start = 0
+    while (opened := text.find(REMINDER_OPEN, start)) >= 0:
+        closed = text.find(REMINDER_CLOSE, opened)
+        if closed < 0:
+            break
+        parts.append(text[start:opened])
+        start = closed + len(REMINDER_CLOSE)
+    parts.append(text[start:])
+    return "\n".join(part.strip() for part in parts if part.strip())
 
 
 def _tail(text: str, size: int) -> str:
