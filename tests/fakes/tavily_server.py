@@ -13,114 +13,49 @@ wrong key, 400 for a bad body, and otherwise a canned search answer shaped like 
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.server import Exchange, FakeServer, RecordedRequest, Reply
+
 UNAUTHORIZED = {"detail": {"error": "Unauthorized: missing or invalid API key."}}
-MAX_DELAY_S = 10.0
-"""A scripted delay never holds a server thread longer than this (and stop() ends it at once)."""
 
 _DEPTHS = {"basic", "advanced", "fast", "ultra-fast"}
 _TOPICS = {"general", "news", "finance"}
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """One request as the server received it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Lower-cased names."""
-    body: Any
-    """The decoded JSON body, or the raw text when it was not JSON."""
-
-
-@dataclass(frozen=True)
-class Scripted:
-    """How to answer one request instead of the default."""
-
-    status: int | None = None
-    """None: the normal answer (after ``delay_s``)."""
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-class FakeTavily:
+class FakeTavily(FakeServer):
     def __init__(self, api_key: str = "tvly-test-key") -> None:
+        super().__init__()
         self.api_key = api_key
-        self.requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits up to one interval, and every test stops one.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeTavily:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases handlers sleeping in a scripted delay
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeTavily:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def enqueue(
+    # Tavily's faults are a status or a delay, so its script takes them as keywords.
+    def enqueue(  # type: ignore[override]
         self,
         status: int | None = None,
         body: Any = None,
         headers: dict[str, str] | None = None,
         delay_s: float = 0.0,
     ) -> None:
-        """Answer the next authorized request this way (scripts are used in order)."""
-        with self._lock:
-            self._script.append(Scripted(status, body, dict(headers or {}), delay_s))
+        """Answer the next authorized request this way (scripts are used in order); with no
+        ``status``, the normal answer after ``delay_s``."""
+        # Status 0 in the script stands for "the normal answer".
+        super().enqueue(Reply(status or 0, body, dict(headers or {}), delay_s))
 
-    def _record(self, recorded: Recorded) -> None:
-        with self._lock:
-            self.requests.append(recorded)
-
-    def _next_script(self) -> Scripted | None:
-        with self._lock:
-            return self._script.popleft() if self._script else None
-
-    def respond(self, recorded: Recorded) -> tuple[int, Any, dict[str, str]] | None:
-        """The answer to one request; None when a delay was cut short by stop()."""
-        self._record(recorded)
-        if recorded.method != "POST" or recorded.path != "/search":
-            return 404, {"detail": "Not Found"}, {}
-        if recorded.headers.get("authorization") != f"Bearer {self.api_key}":
-            return 401, UNAUTHORIZED, {}
-        script = self._next_script() or Scripted()
-        if script.delay_s and self._stopping.wait(min(script.delay_s, MAX_DELAY_S)):
-            return None
-        if script.status is not None:
-            return script.status, script.body, script.headers
-        problem = body_problem(recorded.body)
-        if problem:
-            return 400, {"detail": {"error": problem}}, {}
-        return 200, search_answer(recorded.body), {}
+    def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        if request.method != "POST" or request.path != "/search":
+            exchange.send_json(404, {"detail": "Not Found"})
+        elif request.headers.get("authorization") != f"Bearer {self.api_key}":
+            exchange.send_json(401, UNAUTHORIZED)
+        else:
+            scripted = self.next_scripted() or Reply(0)
+            if scripted.status:
+                exchange.play(scripted)
+            elif not self.pause(scripted.delay_s):
+                exchange.cut()  # the server is stopping
+            elif problem := body_problem(request.body):
+                exchange.send_json(400, {"detail": {"error": problem}})
+            else:
+                exchange.send_json(200, search_answer(request.body))
 
 
 def body_problem(body: Any) -> str | None:
@@ -171,46 +106,3 @@ def search_answer(body: dict[str, Any]) -> dict[str, Any]:
         "results": results,
         "response_time": "1.67",
     }
-
-
-def _handler_for(fake: FakeTavily) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self._answer()
-
-        def do_GET(self) -> None:
-            self._answer()
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode("utf-8", "replace")
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            outcome = fake.respond(Recorded(self.command, self.path, headers, body))
-            if outcome is None:
-                self.close_connection = True  # the server is stopping
-                return
-            self._send(*outcome)
-
-        def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-            payload = b"" if body is None else json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test); nothing left to tell it
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output clean
-
-    return Handler
