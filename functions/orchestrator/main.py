@@ -5,9 +5,10 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from functions.orchestrator.service import build_app
+from functions.orchestrator.service import build_app, build_service
 
-_app = build_app()
+service = build_service()
+_app = build_app(service)
 
 
 @functions_framework.aio.http

@@ -51,6 +51,8 @@ class OrchestratorService:
     agents: Agents
     sink: EventSink | None
     runs: RunRegistry
+    http: AsyncHttp | None = None
+    """The client the service made (closed by ``aclose``); None when all were injected."""
 
     def settings(self) -> LoopSettings:
         config = self.config
@@ -146,6 +148,13 @@ class OrchestratorService:
             )
         return Reply({"agents": listed})
 
+    async def aclose(self) -> None:
+        """Finish sink deliveries and close the outbound connections (shutdown, tests)."""
+        if self.sink is not None:
+            await self.sink.drain()
+        if self.http is not None:
+            await self.http.close()
+
     def health(self) -> dict[str, Any]:
         return {"agents": self.agents.names(), "sink": self.sink is not None}
 
@@ -181,7 +190,7 @@ def build_service(
     )
     agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
-    return OrchestratorService(config, model, agents, sink, RunRegistry(config.dedupe_ttl_s))
+    return OrchestratorService(config, model, agents, sink, RunRegistry(config.dedupe_ttl_s), http)
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:

@@ -1,0 +1,152 @@
+"""The orchestrator as functions-framework serves it (its ASGI app under uvicorn, real sockets),
+built from a config file as production builds it; the gateway and the agents are fakes over
+HTTP. uvicorn runs in the test's own loop, so the app's client can be closed in its loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import functions_framework
+import pytest
+import uvicorn
+import yaml
+
+from functions.orchestrator.config import load_orchestrator_config
+from shared.errors import ConfigError
+from tests.orchestrator.fakes import CALCULATOR, FakeAgents, FakeEndpoint, calculate
+
+pytestmark = pytest.mark.anyio
+SOURCE = str(Path(__file__).resolve().parents[2] / "functions/orchestrator/main.py")
+
+
+def message(*content: dict[str, Any]) -> dict[str, Any]:
+    stop = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
+    usage = {"input_tokens": 5, "output_tokens": 2}
+    return {"type": "message", "content": list(content), "stop_reason": stop, "usage": usage}
+
+
+CALL = {"type": "tool_use", "id": "t1", "name": "calculator", "input": {"expression": "6*7"}}
+ANSWER = {"type": "text", "text": "42"}
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, fake_agents: FakeAgents, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[str, FakeEndpoint]]:
+    gateway = await FakeEndpoint("/v1/messages").start()
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    config = {
+        "gateway": {"url": "http://unused.invalid", "retry": {"max_attempts": 1}},
+        "agents": {"calculator": {"url": "http://unused.invalid"}},
+        "max_body_bytes": 4096,
+    }
+    path = tmp_path / "orchestrator.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("ORCHESTRATOR_CONFIG", str(path))
+    monkeypatch.setenv("GATEWAY_URL", gateway.url)  # the variables win over the file
+    monkeypatch.setenv("CALCULATOR_URL", fake_agents.url("calculator"))
+    app = functions_framework.create_app("orchestrator", SOURCE)
+    service = sys.modules["main"].service  # the module functions-framework just loaded
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
+    )
+    serving = asyncio.ensure_future(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.005)  # polling uvicorn's start flag; it has no event
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", gateway
+    await service.aclose()
+    server.should_exit = True
+    await serving
+    await gateway.close()
+
+
+async def test_post_a_task_over_http(served: tuple[str, FakeEndpoint]) -> None:
+    url, gateway = served
+    gateway.enqueue((200, message(CALL), {"x-gateway-provider": "local"}), (200, message(ANSWER)))
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(url, json={"task": "6*7?"}, headers={"x-request-id": "req-abc"}) as response,
+    ):
+        body = await response.json()
+        assert response.status == 200 and response.headers["x-request-id"] == "req-abc"
+    assert body["status"] == "completed" and body["answer"] == "42"
+    assert body["steps"][0]["provider"] == "local"
+    assert body["steps"][1]["outcome"]["result"]["value"] == 42
+    assert {r.headers["x-request-id"] for r in gateway.received} == {"req-abc"}
+
+
+async def test_stream_over_http(served: tuple[str, FakeEndpoint]) -> None:
+    url, gateway = served
+    gateway.enqueue((200, message(CALL)), (200, message(ANSWER)))
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(url, json={"task": "6*7?", "stream": True}) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = (await response.read()).decode()
+    blocks = [b for b in raw.split("\n\n") if b]
+    assert [b.split("\n")[0] for b in blocks] == (
+        ["event: step_started", "event: step_finished"] * 3 + ["event: result"]
+    )
+    assert json.loads(blocks[-1].split("\n")[1].removeprefix("data: "))["answer"] == "42"
+
+
+async def test_errors_in_the_json_shape(served: tuple[str, FakeEndpoint]) -> None:
+    url, gateway = served
+    cases: list[tuple[bytes, int, str]] = [
+        (b'{"task": ', 400, "not valid JSON"),
+        (b'{"max_steps": 2}', 400, "task"),
+        (json.dumps({"task": "x" * 5000}).encode(), 413, "limit"),
+    ]
+    async with aiohttp.ClientSession() as client:
+        for body, status, says in cases:
+            headers = {"content-type": "application/json"}
+            async with client.post(url, data=body, headers=headers) as response:
+                error = await response.json()
+                assert response.status == status
+                assert error["type"] == "error" and says in error["error"]["message"]
+        async with client.post(url, json={"task": "hi"}) as response:  # gateway is scripted 200 {}
+            assert response.status == 503
+            assert (await response.json())["error"]["message"].startswith(
+                "the model gateway is unavailable"
+            )
+
+
+async def test_health_and_agents(served: tuple[str, FakeEndpoint]) -> None:
+    url, _ = served
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{url}/health") as response:
+            health = await response.json()
+        async with client.get(f"{url}/agents") as response:
+            agents = await response.json()
+    assert health["status"] == "ok" and health["function"] == "orchestrator"
+    [calculator] = agents["agents"]
+    assert calculator["name"] == "calculator" and calculator["reachable"] is True
+
+
+def test_a_bad_config_names_file_key_and_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"gateway": {"url": "http://g", "timeout_s": "soon"}}))
+    with pytest.raises(ConfigError, match=r"bad.yaml: gateway.timeout_s: Input should be"):
+        load_orchestrator_config({"ORCHESTRATOR_CONFIG": str(path)})
+    with pytest.raises(ConfigError, match=r"agents.search.url \(from \$SEARCH_URL\)"):
+        load_orchestrator_config({"ORCHESTRATOR_CONFIG": str(path), "SEARCH_URL": "nope"})
+
+
+def test_the_shipped_configs_load() -> None:
+    local = load_orchestrator_config({})
+    docker = load_orchestrator_config({"ORCHESTRATOR_CONFIG": "config/orchestrator.docker.yaml"})
+    assert local.gateway.url == "http://localhost:8585" and local.gateway.route == "default"
+    assert docker.gateway.url == "http://model-gateway:8585"
+    assert docker.agents["data_processor"].url == "http://data-processor-agent:8080"
+    assert set(docker.agents) == {"calculator", "search", "data_processor", "tavily"}
+    overridden = load_orchestrator_config({"TAVILY_URL": "http://t:1", "K_SINK": "http://s:2"})
+    assert overridden.agents["tavily"].url == "http://t:1" and overridden.sink.url == "http://s:2"
