@@ -1,24 +1,34 @@
 """The one exception tree every function raises, and its JSON shape.
 
-    ServiceError                      500 api_error
-    ├── BadRequest                    400 invalid_request_error
-    │   ├── NotFound                  404 not_found_error
-    │   ├── MethodNotAllowed          405 invalid_request_error
-    │   └── PayloadTooLarge           413 request_too_large
-    ├── Unauthorized                  401 authentication_error
-    ├── Forbidden                     403 permission_error
-    ├── NotConfigured                 503 not_configured
-    ├── ConfigError                   (start-up only: a bad config file or variable)
-    └── UpstreamError                 502 api_error  (a dependency failed)
-        ├── UpstreamRejected          the dependency refused the request (4xx it will repeat)
-        ├── RateLimited               429 rate_limit_error
-        ├── Overloaded                529 overloaded_error
-        ├── UpstreamUnavailable       503 api_error
-        └── UpstreamTimeout           504 timeout_error
+    AgentOrchestratorError
+    ├── ConfigError                   start-up only: a bad config file or variable
+    └── ServiceError                  500 api_error         (answered to a request)
+        ├── BadRequest                400 invalid_request_error
+        │   ├── NotFound              404 not_found_error
+        │   ├── MethodNotAllowed      405 invalid_request_error
+        │   ├── RequestTimeout        408 request_timeout    (the client was too slow)
+        │   ├── PayloadTooLarge       413 request_too_large
+        │   └── UnsupportedMedia      415 invalid_request_error
+        ├── Unauthorized              401 authentication_error
+        ├── Forbidden                 403 permission_error
+        ├── NotConfigured             503 not_configured
+        └── UpstreamError             502 api_error          (a dependency failed)
+            ├── UpstreamRejected      400 invalid_request_error  the dependency refused the
+            │   ├── UpstreamNotFound      404 not_found_error       request itself: retrying
+            │   └── UpstreamTooLarge      413 request_too_large     cannot help
+            ├── DependencyRefused     502 api_error   it will not serve us (quota, wrong URL)
+            │   └── CredentialsRefused    502 api_error   it refused *our* credentials
+            ├── BadGateway            502 api_error   it answered with a failure or nonsense
+            ├── RateLimited           429 rate_limit_error
+            ├── Overloaded            529 overloaded_error
+            ├── UpstreamUnavailable   503 api_error   it could not be reached or used
+            └── UpstreamTimeout       504 timeout_error
 
-Every error renders as Anthropic's shape ``{"type": "error", "error": {"type", "message"}}``
-so that SDK clients understand it. ``retryable`` tells the gateway's resilience layer whether
-another attempt could succeed.
+Each class says what happened and carries a fixed status; ``error_for_status`` maps a
+dependency's status to its class. Every error renders as Anthropic's shape
+``{"type": "error", "error": {"type", "message"}}`` so SDK clients understand it.
+``retryable``: another attempt at the same dependency could succeed. ``falls_back``: another
+dependency (the next deployment of a route) could answer though this one cannot.
 """
 
 from __future__ import annotations
@@ -27,31 +37,36 @@ import math
 from typing import Any
 
 
-class ServiceError(Exception):
-    """Base of every error a function answers with; carries its HTTP status and error type."""
+class AgentOrchestratorError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(AgentOrchestratorError):
+    """A configuration file or variable is wrong; raised at start-up, never per request."""
+
+
+class ServiceError(AgentOrchestratorError):
+    """Base of every error a function answers with; the class fixes status and error type."""
 
     status_code = 500
     error_type = "api_error"
     retryable = False
+    falls_back = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        error_type: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.message = message
-        if status_code is not None:
-            self.status_code = status_code
-        if error_type is not None:
-            self.error_type = error_type
         self.headers: dict[str, str] = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+
+    def response_headers(self) -> dict[str, str]:
+        """The headers an answer with this error carries."""
+        return dict(self.headers)
 
 
 class BadRequest(ServiceError):
@@ -68,9 +83,18 @@ class MethodNotAllowed(BadRequest):
     status_code = 405
 
 
+class RequestTimeout(BadRequest):
+    status_code = 408
+    error_type = "request_timeout"
+
+
 class PayloadTooLarge(BadRequest):
     status_code = 413
     error_type = "request_too_large"
+
+
+class UnsupportedMedia(BadRequest):
+    status_code = 415
 
 
 class Unauthorized(ServiceError):
@@ -88,10 +112,6 @@ class NotConfigured(ServiceError):
     error_type = "not_configured"
 
 
-class ConfigError(ServiceError):
-    """A configuration file or variable is wrong; raised at start-up, never per request."""
-
-
 class UpstreamError(ServiceError):
     """A dependency (model provider, agent, API) failed; ``upstream_status`` is what it said."""
 
@@ -103,78 +123,113 @@ class UpstreamError(ServiceError):
         *,
         upstream_status: int | None = None,
         retry_after: float | None = None,
-        **kwargs: Any,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message, **kwargs)
+        super().__init__(message, headers=headers)
         self.upstream_status = upstream_status
         self.retry_after = retry_after
 
+    def response_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after is not None and self.retryable:
+            # Passed on with the final 429/503/529 so that the caller's client waits as asked.
+            headers["retry-after"] = retry_after_header(self.retry_after)
+        return headers
+
 
 class UpstreamRejected(UpstreamError):
-    """The dependency refused the request itself (400/401/403/404...): retrying cannot help."""
+    """The dependency refused the request itself (400, 404, 413...): retrying cannot help."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UpstreamNotFound(UpstreamRejected):
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class UpstreamTooLarge(UpstreamRejected):
+    status_code = 413
+    error_type = "request_too_large"
+
+
+class DependencyRefused(UpstreamError):
+    """The dependency will not serve this service, for reasons the caller cannot fix (its
+    plan's quota is spent, the configured URL is wrong): waiting will not help."""
+
+
+class CredentialsRefused(DependencyRefused):
+    """The dependency refused this service's own key (401/403): the operator's problem, not
+    the caller's — so never answered as 401, which a client would read as its own key. Another
+    deployment (other credentials) may still answer."""
+
+    falls_back = True
+
+
+class BadGateway(UpstreamError):
+    """The dependency answered, but with a failure (5xx) or with nonsense."""
+
+    retryable = True
+    falls_back = True
 
 
 class RateLimited(UpstreamError):
     status_code = 429
     error_type = "rate_limit_error"
     retryable = True
+    falls_back = True
 
 
 class Overloaded(UpstreamError):
     status_code = 529
     error_type = "overloaded_error"
     retryable = True
+    falls_back = True
 
 
 class UpstreamUnavailable(UpstreamError):
+    """The dependency could not be reached or used at all (connection refused, circuit open,
+    its own capacity exhausted)."""
+
     status_code = 503
     retryable = True
+    falls_back = True
 
 
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "timeout_error"
     retryable = True
+    falls_back = True
 
 
-def bad_gateway(message: str, **kwargs: Any) -> UpstreamUnavailable:
-    """The dependency answered, but with a failure or nonsense: 502, and worth another try.
-    (``UpstreamUnavailable`` on its own, 503, is for a dependency that could not be reached or
-    used at all.)"""
-    return UpstreamUnavailable(message, status_code=502, **kwargs)
+def retry_after_header(seconds: float) -> str:
+    """The ``retry-after`` value for a wait of ``seconds``: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
 
 
-_ERROR_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
+_REFUSALS: dict[int, type[UpstreamRejected]] = {404: UpstreamNotFound, 413: UpstreamTooLarge}
 
 
-def upstream_error_for_status(
+def error_for_status(
     status: int, message: str, *, retry_after: float | None = None
 ) -> UpstreamError:
-    """Map a dependency's HTTP status to the error class the resilience layer understands."""
-    # Passed on to our caller with the final 429/529, so that its client can wait as asked.
-    headers = {"retry-after": f"{max(1, math.ceil(retry_after))}"} if retry_after else None
-    if status in (429, 529):
-        kind = RateLimited if status == 429 else Overloaded
-        return kind(message, upstream_status=status, retry_after=retry_after, headers=headers)
-    if status == 408 or status == 504:
-        return UpstreamTimeout(message, upstream_status=status, retry_after=retry_after)
-    if status >= 500:
-        return bad_gateway(message, upstream_status=status, retry_after=retry_after)
-    # A refusal keeps its own status so the client sees e.g. 400 with the provider's reason.
-    return UpstreamRejected(
-        message,
-        upstream_status=status,
-        status_code=status,
-        error_type=_ERROR_TYPE_BY_STATUS.get(status, "invalid_request_error"),
-    )
+    """Map a dependency's HTTP status to the error class that says what happened."""
+    kind: type[UpstreamError]
+    if status == 429:
+        kind = RateLimited
+    elif status == 529:
+        kind = Overloaded
+    elif status in (408, 504):
+        kind = UpstreamTimeout
+    elif status >= 500:  # 503 included: the dependency answered, with a failure
+        kind = BadGateway
+    elif status in (401, 403):
+        kind = CredentialsRefused
+    else:
+        kind = _REFUSALS.get(status, UpstreamRejected)
+    return kind(message, upstream_status=status, retry_after=retry_after)
 
 
 def _seconds(raw: str, per_second: float) -> float | None:

@@ -64,7 +64,20 @@ Handler = Callable[[Call], Reply]
 
 
 def error_reply(exc: ServiceError) -> Reply:
-    return Reply(exc.body(), status=exc.status_code, headers=dict(exc.headers))
+    return Reply(exc.body(), status=exc.status_code, headers=exc.response_headers())
+
+
+def request_id_of(offered: str | None) -> str:
+    """The caller's ``x-request-id`` when it is a sane token, else a new one."""
+    if offered and _REQUEST_ID.match(offered):
+        return offered
+    return uuid.uuid4().hex
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """At most ``limit`` characters of something a client sent, for an error message or log:
+    a 31 MB path must not come back in a 404."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 class FunctionApp:
@@ -86,12 +99,11 @@ class FunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
+        metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id", "")
-        if not _REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex
+        request_id = request_id_of(request.headers.get("x-request-id"))
         path = request.path.rstrip("/") or "/"
         route = path if path in self._routes else "unmatched"
         try:

@@ -83,6 +83,19 @@ class CircuitState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+class Admission(StrEnum):
+    """What ``CircuitBreaker.allow`` decided; false only when the call must not go out."""
+
+    DENIED = "denied"
+    CALL = "call"
+    TRIAL = "trial"
+    """This caller carries the one trial of a half-open circuit: it must end with a verdict
+    (``record_success``, ``record_failure``, ``release``) or hand it back (``abandon``)."""
+
+    def __bool__(self) -> bool:
+        return self is not Admission.DENIED
+
+
 class CircuitBreaker:
     """Opens after ``failure_threshold`` consecutive retryable failures; after ``cooldown_s``
     lets exactly one trial request through, which closes it on success or reopens it.
@@ -113,17 +126,17 @@ class CircuitBreaker:
         started = self._trial_started
         return started is None or self._clock() - started >= self._settings.trial_timeout_s
 
-    def allow(self) -> bool:
+    def allow(self) -> Admission:
         """Whether a call may go out now; in the half-open state only the one trial may."""
         if self._state is CircuitState.CLOSED:
-            return True
+            return Admission.CALL
         if (self._state is CircuitState.OPEN and self._cooled_down()) or (
             self._state is CircuitState.HALF_OPEN and self._trial_lost()
         ):
             self._state = CircuitState.HALF_OPEN  # this caller carries the trial
             self._trial_started = self._clock()
-            return True
-        return False
+            return Admission.TRIAL
+        return Admission.DENIED
 
     def record_success(self) -> None:
         self._state = CircuitState.CLOSED
@@ -146,6 +159,13 @@ class CircuitBreaker:
         open circuit (opened meanwhile by other requests) stays open."""
         if self._state is not CircuitState.OPEN:
             self.record_success()
+
+    def trip(self) -> None:
+        """Open now, whatever the count: the dependency cannot serve anyone (e.g. it refused
+        this service's credentials), so callers skip it until the cool-down is over."""
+        self._state = CircuitState.OPEN
+        self._opened_at = self._clock()
+        self._trial_started = None
 
     def abandon(self) -> None:
         """The caller was let through but made no call (or was cancelled before a verdict):

@@ -1,7 +1,8 @@
-"""functions-framework entry point of the model gateway (target ``gateway``)."""
+"""functions-framework entry point of the model gateway (target ``gateway``), on the ASGI path."""
 
-import functions_framework
-from flask import Request, Response
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.gateway.service import build_app
 from shared.runtime import freeze_heap_for_workers
@@ -10,6 +11,6 @@ _app = build_app()
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 
 
-@functions_framework.http
-def gateway(request: Request) -> Response:
-    return _app(request)
+@functions_framework.aio.http
+async def gateway(request: Request) -> Response:
+    return await _app(request)

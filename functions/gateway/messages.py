@@ -10,7 +10,6 @@ from typing import Any
 
 from shared.errors import BadRequest
 
-ROLES = ("user", "assistant")
 _OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "stream": (bool,),
     "temperature": (int, float),
@@ -86,8 +85,10 @@ def validate_messages_request(body: Any) -> dict[str, Any]:
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise BadRequest(f"messages.{index}: must be an object with 'role' and 'content'")
-        if message.get("role") not in ROLES:
-            raise BadRequest(f"messages.{index}.role: must be 'user' or 'assistant'")
+        # Any role is passed on: the API grows new ones (a mid-conversation ``system`` turn
+        # under a beta), and the provider, not the gateway, knows which it accepts.
+        if not isinstance(message.get("role"), str) or not message["role"]:
+            raise BadRequest(f"messages.{index}.role: field required (a string such as 'user')")
         if "content" not in message:
             raise BadRequest(f"messages.{index}.content: field required")
         _check_content(index, message["content"])

@@ -1,30 +1,38 @@
-"""Routes a request along its chain of deployments: retries, fallback, deadline, circuits."""
+"""Routes a request along its chain of deployments: retries, fallback, deadline, circuits.
+
+Everything runs on the worker's one event loop, so the per-deployment state needs no locks.
+Backoff is an ``asyncio.sleep`` that holds no thread; a client that goes away cancels the
+request's task, and the cancellation reaches the provider call and closes its connection.
+"""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from functions.gateway import metrics
 from functions.gateway.config import Deployment, GatewayConfig
-from functions.gateway.providers.base import Provider
+from functions.gateway.providers.base import Provider, ProviderCall
 from functions.gateway.streaming import guarded, stream_refusal
 from shared.errors import (
-    BadRequest,
+    BadGateway,
+    CredentialsRefused,
+    NotConfigured,
+    NotFound,
     ServiceError,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    bad_gateway,
 )
 from shared.logs import get_logger
-from shared.resilience import CircuitBreaker, Deadline, RetryPolicy
+from shared.resilience import Admission, CircuitBreaker, Deadline, RetryPolicy
 
 log = get_logger("gateway.router")
 T = TypeVar("T")
+Attempt = Callable[["DeploymentState", float], Awaitable[T]]
 
 
 @dataclass
@@ -45,18 +53,11 @@ class Outcome:
         }
 
 
-class RouteFailed(ServiceError):
-    """Carries the upstream error and the outcome so far, so error responses have headers."""
+class ProviderBug(BadGateway):
+    """A provider raised something outside the error tree: a bug of ours, not the upstream's.
+    Never retried and never counted against the deployment's circuit."""
 
-    def __init__(self, error: ServiceError, outcome: Outcome) -> None:
-        super().__init__(
-            error.message,
-            status_code=error.status_code,
-            error_type=error.error_type,
-            headers={**error.headers, **outcome.headers()},
-        )
-        self.error = error
-        self.outcome = outcome
+    retryable = False
 
 
 @dataclass
@@ -70,25 +71,27 @@ class DeploymentState:
     failures: int = 0
     last_error: str | None = None
     last_latency_ms: float | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def succeeded(self, seconds: float) -> None:
         self.breaker.record_success()
         metrics.UPSTREAM_ATTEMPTS.labels(self.deployment.name, "ok").inc()
         metrics.UPSTREAM_LATENCY.labels(self.deployment.name).observe(seconds)
-        with self._lock:
-            self.successes += 1
-            self.last_latency_ms = round(seconds * 1000, 2)
+        self.successes += 1
+        self.last_latency_ms = round(seconds * 1000, 2)
 
     def failed(self, error: UpstreamError) -> None:
-        if error.retryable:
+        if isinstance(error, CredentialsRefused):
+            self.breaker.trip()  # nobody's request can succeed with credentials it refuses
+        elif isinstance(error, ProviderBug):
+            self.breaker.abandon()  # no verdict on the upstream: the fault is ours
+        elif error.retryable:
             self.breaker.record_failure()
         else:
             self.breaker.release()
-        metrics.UPSTREAM_ATTEMPTS.labels(self.deployment.name, type(error).__name__).inc()
-        with self._lock:
-            self.failures += 1
-            self.last_error = f"{type(error).__name__}: {error.message}"
+        outcome = "provider_bug" if isinstance(error, ProviderBug) else type(error).__name__
+        metrics.UPSTREAM_ATTEMPTS.labels(self.deployment.name, outcome).inc()
+        self.failures += 1
+        self.last_error = f"{type(error).__name__}: {error.message}"
 
     def status(self) -> dict[str, Any]:
         return {
@@ -110,7 +113,7 @@ class Router:
         config: GatewayConfig,
         providers: dict[str, Provider],
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         policy: RetryPolicy | None = None,
     ) -> None:
@@ -139,32 +142,42 @@ class Router:
         chain = self.routes.get(route)
         if chain is None:
             known = ", ".join(sorted(self.routes))
-            raise BadRequest(f"model: {route!r} is not a route of this gateway; routes: {known}")
+            raise NotFound(
+                f"model: {route[:100]!r} is not a route of this gateway; routes: {known}"
+            )
         return chain
 
-    def complete(self, route: str, body: dict[str, Any]) -> tuple[bytes, Outcome]:
-        def call(state: DeploymentState, timeout: float) -> bytes:
-            return state.provider.complete(body, state.deployment.model, timeout)
+    async def complete(
+        self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[bytes, Outcome]:
+        async def attempt(state: DeploymentState, timeout: float) -> bytes:
+            call = ProviderCall(body, state.deployment.model, timeout, headers or {})
+            return await state.provider.complete(call)
 
-        return self._run(route, call)
+        return await self._run(route, attempt)
 
-    def stream(self, route: str, body: dict[str, Any]) -> tuple[Iterator[bytes], Outcome]:
+    async def stream(
+        self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[AsyncIterator[bytes], Outcome]:
         """The first chunk is fetched inside the retry loop: failover happens only before it."""
 
-        def call(state: DeploymentState, timeout: float) -> Iterator[bytes]:
-            chunks = state.provider.stream(body, state.deployment.model, timeout)
-            first = next(chunks, b"")
-            refusal = stream_refusal(first, state.deployment.provider)
+        async def attempt(state: DeploymentState, timeout: float) -> AsyncIterator[bytes]:
+            call = ProviderCall(body, state.deployment.model, timeout, headers or {})
+            chunks = await state.provider.stream(call)
+            try:
+                first = await anext(chunks, b"")
+                refusal = stream_refusal(first, state.deployment.provider)
+            except BaseException:
+                await _close(chunks)
+                raise
             if refusal is not None:  # nothing sent to the client yet: fail over like any error
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+                await _close(chunks)
                 raise refusal
             return guarded(first, chunks, state.deployment.provider)
 
-        return self._run(route, call)
+        return await self._run(route, attempt)
 
-    def _run(self, route: str, call: Callable[[DeploymentState, float], T]) -> tuple[T, Outcome]:
+    async def _run(self, route: str, attempt: Attempt[T]) -> tuple[T, Outcome]:
         chain = self.chain(route)
         deadline = Deadline(self.config.deadline_s, self._clock)
         outcome = Outcome()
@@ -172,114 +185,135 @@ class Router:
         for state in chain:
             if not state.provider.configured():
                 continue
-            if not state.breaker.allow():
+            admission = state.breaker.allow()
+            if not admission:
                 last_error = UpstreamUnavailable(f"{state.deployment.name}: circuit open")
                 continue
             if outcome.attempts:
                 outcome.fallbacks += 1
                 metrics.FALLBACKS.labels(route).inc()
-            result, error = self._attempts(state, call, deadline, outcome)
+            result, error = await self._attempts(state, admission, attempt, deadline, outcome)
             if error is None:
                 outcome.provider = state.deployment.provider
                 outcome.deployment = state.deployment.name
                 return result, outcome  # type: ignore[return-value]
-            if not error.retryable:
+            if not error.falls_back:
                 # The answer is this deployment's refusal: say who gave it.
                 outcome.provider = state.deployment.provider
                 outcome.deployment = state.deployment.name
-                raise RouteFailed(error, outcome)
+                raise _with_outcome(error, outcome)
             last_error = error
             if deadline.remaining() <= 0:
                 break
-        raise RouteFailed(self._final_error(route, deadline, last_error), outcome)
+        raise _with_outcome(self._final_error(route, deadline, last_error), outcome)
 
-    def _attempts(
+    async def _attempts(
         self,
         state: DeploymentState,
-        call: Callable[[DeploymentState, float], T],
+        admission: Admission,
+        attempt: Attempt[T],
         deadline: Deadline,
         outcome: Outcome,
     ) -> tuple[T | None, UpstreamError | None]:
-        error: UpstreamError = UpstreamTimeout(
-            f"{state.deployment.name}: no time left in the deadline for an attempt"
-        )
+        """Up to ``max_attempts`` calls to one deployment; the deployment's breaker always gets
+        a verdict, or its trial back when no call reached one (no time left, cancellation)."""
+        name = state.deployment.name
+        error: UpstreamError = UpstreamTimeout(f"{name}: no time left in the deadline")
         max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
-        for attempt in range(1, max_attempts + 1):
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                break
-            outcome.attempts += 1
-            started = self._clock()
-            try:
-                result = call(state, min(state.deployment.timeout_s, remaining))
-            except UpstreamError as exc:
-                error = exc
-            except ServiceError:
-                state.breaker.release()  # the request's fault, not the deployment's
-                raise
-            except Exception as exc:  # a provider bug must not leave its circuit stuck
-                log.exception("provider failed", extra={"deployment": state.deployment.name})
-                error = bad_gateway(f"{state.deployment.name} failed: {type(exc).__name__}: {exc}")
-            else:
-                elapsed = self._clock() - started
-                state.succeeded(elapsed)
-                log.info(
-                    "upstream attempt ok",
-                    extra={
-                        "deployment": state.deployment.name,
-                        "attempt": attempt,
-                        "latency_ms": round(elapsed * 1000, 2),
-                    },
+        verdict = False
+        try:
+            for number in range(1, max_attempts + 1):
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    break
+                outcome.attempts += 1
+                started = self._clock()
+                try:
+                    result = await attempt(state, min(state.deployment.timeout_s, remaining))
+                except UpstreamError as exc:
+                    error = exc
+                except ServiceError:
+                    state.breaker.release()  # the request's fault, not the deployment's
+                    verdict = True
+                    raise
+                except Exception as exc:
+                    log.exception("provider bug", extra={"deployment": name})
+                    error = ProviderBug(f"{name} failed: {type(exc).__name__}")
+                else:
+                    elapsed = self._clock() - started
+                    state.succeeded(elapsed)
+                    verdict = True
+                    log.info(
+                        "upstream attempt ok",
+                        extra={
+                            "deployment": name,
+                            "attempt": number,
+                            "latency_ms": round(elapsed * 1000, 2),
+                        },
+                    )
+                    return result, None
+                state.failed(error)
+                verdict = not isinstance(error, ProviderBug)
+                wait = self._policy.delay(number, error)
+                retry = (
+                    error.retryable
+                    and number < max_attempts
+                    and not self._policy.wants_longer_than(error)
+                    and wait < deadline.remaining()
                 )
-                return result, None
-            state.failed(error)
-            wait = self._policy.delay(attempt, error)
-            retry = (
-                error.retryable
-                and attempt < max_attempts
-                and not self._policy.wants_longer_than(error)
-                and wait < deadline.remaining()
-            )
-            self._log_failure(state, attempt, error, wait if retry else None)
-            if not retry:
-                break
-            self._sleep(wait)
-            if not state.breaker.allow():
-                break
-        return None, error
+                _log_failure(state, number, error, wait if retry else None)
+                if not retry:
+                    break
+                await self._sleep(wait)
+                admission = state.breaker.allow()
+                verdict = False
+                if not admission:
+                    verdict = True  # nothing holds a trial: nothing to hand back
+                    break
+            return None, error
+        finally:
+            if not verdict and admission is Admission.TRIAL:
+                state.breaker.abandon()
 
     def _final_error(
         self, route: str, deadline: Deadline, last_error: ServiceError | None
     ) -> ServiceError:
         if deadline.remaining() <= 0:
             reason = f"; last error: {last_error.message}" if last_error else ""
-            return ServiceError(
+            return UpstreamTimeout(
                 f"route {route!r}: no answer within the {self.config.deadline_s:g} s deadline"
-                + reason,
-                status_code=504,
-                error_type="timeout_error",
+                + reason
             )
         if last_error is None:
-            return UpstreamUnavailable(
-                f"route {route!r}: no provider in its chain is configured", status_code=503
-            )
+            return NotConfigured(f"route {route!r}: no provider in its chain is configured")
         return last_error
 
-    @staticmethod
-    def _log_failure(
-        state: DeploymentState, attempt: int, error: UpstreamError, wait: float | None
-    ) -> None:
-        """``wait`` is the pause before the next attempt; None when this deployment is done."""
-        step = "retry" if wait is not None else "fall back" if error.retryable else "give up"
-        log.warning(
-            "upstream attempt failed",
-            extra={
-                "deployment": state.deployment.name,
-                "attempt": attempt,
-                "error_class": type(error).__name__,
-                "upstream_status": error.upstream_status,
-                "retryable": error.retryable,
-                "next": step,
-                "wait_s": round(wait, 3) if wait is not None else None,
-            },
-        )
+
+def _with_outcome(error: ServiceError, outcome: Outcome) -> ServiceError:
+    error.headers.update(outcome.headers())
+    return error
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _log_failure(
+    state: DeploymentState, attempt: int, error: UpstreamError, wait: float | None
+) -> None:
+    """``wait`` is the pause before the next attempt; None when this deployment is done."""
+    step = "retry" if wait is not None else "fall back" if error.falls_back else "give up"
+    log.warning(
+        "upstream attempt failed",
+        extra={
+            "deployment": state.deployment.name,
+            "attempt": attempt,
+            "error_class": type(error).__name__,
+            "upstream_status": error.upstream_status,
+            "retryable": error.retryable,
+            "next": step,
+            "wait_s": round(wait, 3) if wait is not None else None,
+        },
+    )

@@ -9,16 +9,18 @@ from typing import Any
 
 from functions.gateway.config import GatewayConfig, load_gateway_config
 from functions.gateway.messages import validate_messages_request
-from functions.gateway.providers import anthropic as anthropic_provider
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
 from functions.gateway.providers.local import LocalProvider
 from functions.gateway.router import Router
+from shared.asgi import AsyncFunctionApp
 from shared.errors import Unauthorized
-from shared.http import Call, FunctionApp, Reply
+from shared.http import Call, Reply
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
+"""The caller's headers a provider may pass on upstream."""
 
 
 def default_providers(
@@ -48,20 +50,21 @@ class GatewayService:
         self.router = router
         self._api_keys = api_keys
 
-    def messages(self, call: Call) -> Reply:
-        self._authenticate(call.headers)
+    async def messages(self, call: Call) -> Reply:
+        self.authenticate(call)
         body = validate_messages_request(call.inbound().data)
         route = body["model"]
+        forwarded = {name: call.headers[name] for name in FORWARDED if call.headers.get(name)}
         if body.get("stream"):
-            chunks, outcome = self.router.stream(route, body)
+            chunks, outcome = await self.router.stream(route, body, forwarded)
             headers = {**outcome.headers(), "cache-control": "no-cache"}
             return Reply(chunks, headers=headers, content_type=SSE_CONTENT_TYPE)
-        answer, outcome = self.router.complete(route, body)
+        answer, outcome = await self.router.complete(route, body, forwarded)
         return Reply(answer, headers=outcome.headers())
 
-    def providers(self, call: Call) -> Reply:
+    async def providers(self, call: Call) -> Reply:
         # Last errors can quote upstream messages: behind the same keys as /v1/messages.
-        self._authenticate(call.headers)
+        self.authenticate(call)
         return Reply(
             {
                 "deployments": [state.status() for state in self.router.deployments],
@@ -75,9 +78,11 @@ class GatewayService:
     def health(self) -> dict[str, Any]:
         return {"routes": sorted(self.router.routes), "auth": bool(self._api_keys)}
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
+    def authenticate(self, call: Call) -> None:
+        """With ``GATEWAY_API_KEYS`` set, the call must carry one of them."""
         if not self._api_keys:
             return
+        headers = call.headers
         offered = headers.get("x-api-key") or ""
         authorization = headers.get("authorization") or ""
         if not offered and authorization.lower().startswith("bearer "):
@@ -97,16 +102,14 @@ def build_service(
     environ = os.environ if environ is None else environ
     config = load_gateway_config(environ)
     providers = providers or default_providers(environ, config)
-    if providers["anthropic"].configured():
-        anthropic_provider.preload()
     router = Router(config, providers)
     keys = frozenset(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
     return GatewayService(config, router, keys)
 
 
-def build_app(service: GatewayService | None = None) -> FunctionApp:
+def build_app(service: GatewayService | None = None) -> AsyncFunctionApp:
     service = service or build_service()
-    app = FunctionApp(
+    return AsyncFunctionApp(
         "gateway",
         {
             ("POST", "/v1/messages"): service.messages,
@@ -114,5 +117,5 @@ def build_app(service: GatewayService | None = None) -> FunctionApp:
         },
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
+        guard=service.authenticate,  # /metrics names routes and outcomes: same keys
     )
-    return app

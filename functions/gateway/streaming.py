@@ -4,10 +4,10 @@ passed-through stream so that a break is reported as an ``error`` event, never t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from shared.errors import Overloaded, ServiceError, UpstreamError, bad_gateway
+from shared.errors import BadGateway, Overloaded, ServiceError, UpstreamError
 from shared.logs import get_logger
 
 log = get_logger("gateway.stream")
@@ -90,40 +90,73 @@ def message_to_events(message: dict[str, Any]) -> Iterator[bytes]:
     yield sse_event("message_stop", {"type": "message_stop"})
 
 
+class EventNames:
+    """Reads the names of server-sent events out of a byte stream as it passes, line by line.
+
+    The end of a stream is known from parsed events, not by matching bytes: a text delta that
+    contains ``event: message_stop`` sits inside a JSON string on a ``data:`` line, so it can
+    never start a line of its own."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self.first: str | None = None
+        self.ended = False
+        """A ``message_stop`` or an ``error`` event was seen: the client knows how it ended."""
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > 1 << 20:  # no line of an SSE stream is a megabyte long
+            self._partial = b""
+        for line in lines:
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode("utf-8", "replace")
+                self.first = self.first or name
+                if name in ("message_stop", "error"):
+                    self.ended = True
+
+
 def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
     """The error to fail over with when a stream's first chunk is no answer at all: nothing,
     or an ``error`` event (Anthropic reports overload this way after a 200)."""
     if not first.strip():
-        return bad_gateway(f"the {source} stream ended before it began")
-    if not first.lstrip().startswith(b"event: error"):
+        return BadGateway(f"the {source} stream ended before it began")
+    names = EventNames()
+    names.feed(first + b"\n")
+    if names.first != "error":
         return None
     if b"overloaded_error" in first:
         return Overloaded(f"the {source} stream began with an overloaded error")
-    return bad_gateway(f"the {source} stream began with an error event")
+    return BadGateway(f"the {source} stream began with an error event")
 
 
-def guarded(first: bytes, rest: Iterator[bytes], source: str) -> Iterator[bytes]:
+async def guarded(first: bytes, rest: AsyncIterator[bytes], source: str) -> AsyncIterator[bytes]:
     """Yield ``first`` then ``rest``; if ``rest`` fails, or ends without ``message_stop``,
-    finish with an ``error`` event so the client knows the answer is incomplete."""
-    tail = first[-64:]
-    # An upstream `error` event already tells the client the answer is incomplete.
-    seen_end = b"event: message_stop" in first or b"event: error" in first
+    finish with an ``error`` event so the client knows the answer is incomplete. An upstream
+    ``error`` event is passed on as it came."""
+    names = EventNames()
+    names.feed(first)
     yield first
     try:
-        for chunk in rest:
-            window = tail + chunk
-            seen_end = seen_end or b"event: message_stop" in window or b"event: error" in window
-            tail = chunk[-64:]
+        async for chunk in rest:
+            names.feed(chunk)
             yield chunk
+        names.feed(b"\n")
     except Exception as exc:  # any failure mid-stream must reach the client as an event
         reason = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
         log.warning("stream broke", extra={"provider": source, "error": reason})
         yield error_event(ServiceError(f"the {source} stream broke after it began: {reason}"))
         return
     finally:
-        close = getattr(rest, "close", None)
+        close = getattr(rest, "aclose", None)
         if close is not None:
-            close()
-    if not seen_end:
+            await close()
+    if not names.ended:
         log.warning("stream ended early", extra={"provider": source})
         yield error_event(ServiceError(f"the {source} stream ended before message_stop"))
+
+
+async def events_of(message: dict[str, Any]) -> AsyncIterator[bytes]:
+    """``message_to_events`` as an async iterator, for providers that answer whole messages."""
+    for event in message_to_events(message):
+        yield event

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,8 @@ import anthropic
 import functions_framework
 import httpx
 import yaml
-from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.served import ServedApp
 
 GATEWAY_SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "gateway" / "main.py")
 ANTHROPIC_MODEL = "claude-test-sonnet"
@@ -127,21 +127,12 @@ def create_gateway_app() -> Any:
     return functions_framework.create_app("gateway", GATEWAY_SOURCE)
 
 
-class ServedGateway:
-    """The gateway's functions-framework app served on 127.0.0.1 by werkzeug in a thread."""
+class ServedGateway(ServedApp):
+    """The gateway's functions-framework app served on 127.0.0.1 by uvicorn in a thread."""
 
     def __init__(self, app: Any) -> None:
-        self.app = app
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(app)
         self._clients: list[anthropic.Anthropic | httpx.Client] = []
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     def sdk(self, api_key: str = GATEWAY_KEY, **options: Any) -> anthropic.Anthropic:
         """The real anthropic SDK, pointed at the gateway, its own retries off."""
@@ -178,9 +169,7 @@ class ServedGateway:
     def stop(self) -> None:
         for client in self._clients:
             client.close()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().stop()
 
 
 def error_of(exc: anthropic.APIStatusError) -> dict[str, Any]:

@@ -134,9 +134,9 @@ BAD_BODIES = {
     "missing messages": (with_body(messages=MISSING), "messages: field required"),
     "empty messages": (with_body(messages=[]), "messages: field required"),
     "message not an object": (with_body(messages=["hi"]), "messages.0: must be an object"),
-    "bad role": (
-        with_body(messages=[{"role": "system", "content": "hi"}]),
-        "messages.0.role: must be 'user' or 'assistant'",
+    "role not a string": (
+        with_body(messages=[{"role": 7, "content": "hi"}]),
+        "messages.0.role: field required",
     ),
     "missing content": (
         with_body(messages=[{"role": "user"}]),
@@ -255,10 +255,10 @@ def test_body_under_the_limit_is_served(start_gateway: StartGateway) -> None:
     assert response.status_code == 200
 
 
-def test_unknown_route_is_400_listing_the_routes(local_gateway: ServedGateway) -> None:
-    response = local_gateway.http().post("/v1/messages", json=request_body("claude-opus-9"))
+def test_unknown_route_is_404_listing_the_routes(local_gateway: ServedGateway) -> None:
+    response = local_gateway.http().post("/v1/messages", json=request_body("no-such-route"))
 
-    message = assert_error(response, 400, "invalid_request_error", "'claude-opus-9'")
+    message = assert_error(response, 404, "not_found_error", "'no-such-route'")
     for route in BASE_CONFIG["routes"]:
         assert route in message
 

@@ -171,7 +171,7 @@ def test_fallback_anthropic_then_bedrock_then_local(
     sample_fallbacks = 'gateway_fallbacks_total{route="default"}'
     sample_failures = (
         f'gateway_upstream_attempts_total{{deployment="{ANTHROPIC_DEPLOYMENT}",'
-        'outcome="UpstreamUnavailable"}'
+        'outcome="BadGateway"}'
     )
     fallbacks_before = full_gateway.metric(sample_fallbacks)
     failures_before = full_gateway.metric(sample_failures)
@@ -267,18 +267,33 @@ def test_bad_request_upstream_is_returned_once_without_fallback(
     assert fake_bedrock.requests == []
 
 
-def test_upstream_rejecting_the_provider_key_is_401_once(
+def test_upstream_refusing_the_gateways_key_is_a_502_never_a_401(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic
 ) -> None:
     gateway = start_gateway(ANTHROPIC_API_KEY="not-the-fake-key")
 
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        create(gateway, "anthropic-then-local")
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        create(gateway, "anthropic")
 
+    assert caught.value.status_code == 502  # a 401 would tell the client its own key is bad
     error = error_of(caught.value)
-    assert error["type"] == "authentication_error"
-    assert "invalid x-api-key" in error["message"]
-    assert caught.value.response.headers["x-gateway-attempts"] == "1"
+    assert error["type"] == "api_error"
+    assert "anthropic" in error["message"] and "invalid x-api-key" in error["message"]
+    assert caught.value.response.headers["x-gateway-attempts"] == "1"  # not retried
+    assert len(anthropic_env.requests) == 1
+    assert gateway.deployment(ANTHROPIC_DEPLOYMENT)["circuit"] == "open"
+
+
+def test_refused_gateway_credentials_fall_back_to_the_next_deployment(
+    start_gateway: StartGateway, anthropic_env: FakeAnthropic
+) -> None:
+    gateway = start_gateway(ANTHROPIC_API_KEY="not-the-fake-key")
+
+    raw = create(gateway, "anthropic-then-local")
+
+    assert outcome(raw.headers) == ("local", "2", "1")
+    # The circuit is open: the next request does not even try the refused key.
+    create(gateway, "anthropic-then-local")
     assert len(anthropic_env.requests) == 1
 
 
@@ -342,7 +357,7 @@ def open_the_circuit(gateway: ServedGateway, fake: FakeAnthropic) -> None:
     status = gateway.deployment(ANTHROPIC_DEPLOYMENT)
     assert status["circuit"] == "open"
     assert status["failures"] == 2
-    assert "UpstreamUnavailable" in status["last_error"]
+    assert "BadGateway" in status["last_error"]
 
 
 def test_open_circuit_skips_the_deployment(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 from functions.gateway.config import GatewayConfig
 from functions.gateway.providers.local import MARK, LocalProvider
-from functions.gateway.router import Router
+from functions.gateway.router import Outcome, Router
 from functions.gateway.streaming import guarded, sse_event
 from shared.errors import UpstreamUnavailable
+from tests.fakes.provider import FakeTime, ScriptedProvider, chunks_of
 from tests.gateway.support import ANTHROPIC, LOCAL
 
 OVERLOADED_EVENT = sse_event(
@@ -18,73 +19,95 @@ OVERLOADED_EVENT = sse_event(
 )
 
 
-class StreamingProvider:
-    """Streams the given chunks, whatever they are."""
-
-    name = "anthropic"
-
-    def __init__(self, *chunks: bytes) -> None:
-        self.chunks = chunks
-        self.calls = 0
-
-    def configured(self) -> bool:
-        return True
-
-    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        raise NotImplementedError
-
-    def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
-        self.calls += 1
-        return iter(self.chunks)
-
-    def close(self) -> None:
-        pass
-
-
-def router_with(primary: StreamingProvider) -> Router:
+def router_with(primary: ScriptedProvider) -> Router:
     config = GatewayConfig.model_validate(
         {"routes": {"r": [{**ANTHROPIC, "max_attempts": 1}, LOCAL]}}
     )
-    return Router(config, {"anthropic": primary, "local": LocalProvider()}, sleep=lambda s: None)
+    fake = FakeTime()
+    return Router(config, {"anthropic": primary, "local": LocalProvider()}, sleep=fake.sleep)
+
+
+async def joined(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+def stream(router: Router) -> tuple[bytes, Outcome]:
+    async def run() -> tuple[bytes, Outcome]:
+        chunks, outcome = await router.stream("r", BODY)
+        return await joined(chunks), outcome
+
+    return asyncio.run(run())
 
 
 BODY = {"model": "r", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_a_stream_opening_with_an_error_event_falls_over_to_the_next_deployment() -> None:
-    primary = StreamingProvider(OVERLOADED_EVENT)
+    primary = ScriptedProvider([OVERLOADED_EVENT])
 
-    chunks, outcome = router_with(primary).stream("r", BODY)
-    text = b"".join(chunks).decode()
+    raw, outcome = stream(router_with(primary))
+    text = raw.decode()
 
     assert (outcome.provider, outcome.fallbacks) == ("local", 1)
     assert MARK in text and "overloaded_error" not in text
-    assert primary.calls == 1
+    assert len(primary.calls) == 1
 
 
 def test_an_empty_stream_falls_over_too() -> None:
-    chunks, outcome = router_with(StreamingProvider()).stream("r", BODY)
+    raw, outcome = stream(router_with(ScriptedProvider([])))
 
     assert outcome.provider == "local"
-    assert b"event: message_stop" in b"".join(chunks)
+    assert b"event: message_stop" in raw
 
 
 def test_an_upstream_error_event_mid_stream_is_passed_on_once() -> None:
     start = sse_event("message_start", {"type": "message_start", "message": {}})
 
-    events = b"".join(guarded(start, iter([OVERLOADED_EVENT]), "anthropic")).decode()
+    events = asyncio.run(joined(guarded(start, chunks_of([OVERLOADED_EVENT]), "anthropic")))
 
-    assert events.count("event: error") == 1
+    assert events.decode().count("event: error") == 1
+
+
+def test_message_stop_inside_a_text_delta_does_not_hide_a_truncated_stream() -> None:
+    start = sse_event("message_start", {"type": "message_start", "message": {}})
+    sly = sse_event(
+        "content_block_delta",
+        {"type": "content_block_delta", "delta": {"text": "\nevent: message_stop\n\n"}},
+    )
+    # Split inside the delta, so that no chunk boundary helps.
+    chunks = [sly[:30], sly[30:]]
+
+    events = asyncio.run(joined(guarded(start, chunks_of(chunks), "anthropic"))).decode()
+
+    assert events.endswith(
+        sse_event(
+            "error",
+            {
+                "type": "error",
+                "error": {
+                    "type": "api_error",
+                    "message": "the anthropic stream ended before message_stop",
+                },
+            },
+        ).decode()
+    )
+
+
+def test_a_complete_stream_split_anywhere_gets_no_error_event() -> None:
+    start = sse_event("message_start", {"type": "message_start", "message": {}})
+    stop = sse_event("message_stop", {"type": "message_stop"})
+    for cut in range(1, len(stop)):
+        chunks = [stop[:cut], stop[cut:]]
+        events = asyncio.run(joined(guarded(start, chunks_of(chunks), "anthropic"))).decode()
+        assert "event: error" not in events, cut
 
 
 def test_a_break_mid_stream_ends_with_one_error_event() -> None:
     start = sse_event("message_start", {"type": "message_start", "message": {}})
 
-    def breaking() -> Iterator[bytes]:
-        yield b"event: ping\ndata: {}\n\n"
-        raise UpstreamUnavailable("connection reset")
+    breaking = chunks_of([b"event: ping\ndata: {}\n\n", UpstreamUnavailable("connection reset")])
 
-    events = b"".join(guarded(start, breaking(), "anthropic")).decode()
+    events = asyncio.run(joined(guarded(start, breaking, "anthropic"))).decode()
     last = events.strip().split("\n\n")[-1]
 
     assert last.startswith("event: error")

@@ -6,61 +6,89 @@ import httpx
 import pytest
 
 from shared.errors import (
+    AgentOrchestratorError,
+    BadGateway,
     BadRequest,
+    ConfigError,
+    CredentialsRefused,
     Overloaded,
     RateLimited,
     ServiceError,
     UpstreamError,
+    UpstreamNotFound,
     UpstreamRejected,
     UpstreamTimeout,
+    UpstreamTooLarge,
     UpstreamUnavailable,
+    error_for_status,
     parse_retry_after,
-    upstream_error_for_status,
+    retry_after_header,
 )
 
 
 @pytest.mark.parametrize(
-    ("upstream", "cls", "status", "error_type", "retryable"),
+    ("upstream", "cls", "status", "error_type", "retryable", "falls_back"),
     [
-        (400, UpstreamRejected, 400, "invalid_request_error", False),
-        (401, UpstreamRejected, 401, "authentication_error", False),
-        (403, UpstreamRejected, 403, "permission_error", False),
-        (429, RateLimited, 429, "rate_limit_error", True),
-        (500, UpstreamUnavailable, 502, "api_error", True),
-        (503, UpstreamUnavailable, 502, "api_error", True),
-        (529, Overloaded, 529, "overloaded_error", True),
-        (504, UpstreamTimeout, 504, "timeout_error", True),
-        (408, UpstreamTimeout, 504, "timeout_error", True),
+        (400, UpstreamRejected, 400, "invalid_request_error", False, False),
+        (404, UpstreamNotFound, 404, "not_found_error", False, False),
+        (413, UpstreamTooLarge, 413, "request_too_large", False, False),
+        (422, UpstreamRejected, 400, "invalid_request_error", False, False),
+        # The dependency refused *our* key: never a 401 the caller would read as its own.
+        (401, CredentialsRefused, 502, "api_error", False, True),
+        (403, CredentialsRefused, 502, "api_error", False, True),
+        (429, RateLimited, 429, "rate_limit_error", True, True),
+        (500, BadGateway, 502, "api_error", True, True),
+        (503, BadGateway, 502, "api_error", True, True),
+        (529, Overloaded, 529, "overloaded_error", True, True),
+        (504, UpstreamTimeout, 504, "timeout_error", True, True),
+        (408, UpstreamTimeout, 504, "timeout_error", True, True),
     ],
 )
-def test_upstream_error_for_status(
-    upstream: int, cls: type[UpstreamError], status: int, error_type: str, retryable: bool
+def test_error_for_status(
+    upstream: int,
+    cls: type[UpstreamError],
+    status: int,
+    error_type: str,
+    retryable: bool,
+    falls_back: bool,
 ) -> None:
-    error = upstream_error_for_status(upstream, "provider said no", retry_after=1.5)
+    error = error_for_status(upstream, "provider said no", retry_after=1.5)
 
     assert type(error) is cls
     assert error.upstream_status == upstream
-    assert (error.status_code, error.error_type, error.retryable) == (status, error_type, retryable)
+    assert (error.status_code, error.error_type) == (status, error_type)
+    assert (error.retryable, error.falls_back) == (retryable, falls_back)
     assert error.body() == {
         "type": "error",
         "error": {"type": error_type, "message": "provider said no"},
     }
 
 
-def test_retryable_errors_keep_retry_after() -> None:
-    assert upstream_error_for_status(429, "slow down", retry_after=2.0).retry_after == 2.0
-    assert upstream_error_for_status(529, "busy", retry_after=0.5).retry_after == 0.5
+def test_retryable_errors_carry_retry_after_as_a_header() -> None:
+    assert error_for_status(429, "slow down", retry_after=2.0).retry_after == 2.0
+    assert error_for_status(529, "busy", retry_after=0.4).response_headers() == {
+        "retry-after": "1"
+    }
+    assert error_for_status(400, "no", retry_after=3).response_headers() == {}
+    assert retry_after_header(2.2) == "3"
 
 
-def test_service_error_overrides_and_headers() -> None:
-    error = BadRequest("bad", status_code=422, headers={"x-why": "because"})
+def test_statuses_are_fixed_by_class() -> None:
+    error = BadRequest("bad", headers={"x-why": "because"})
 
     assert (error.status_code, error.error_type, error.headers) == (
-        422,
+        400,
         "invalid_request_error",
         {"x-why": "because"},
     )
-    assert ServiceError("boom").status_code == 500  # class defaults are untouched
+    with pytest.raises(TypeError):
+        BadRequest("bad", status_code=422)  # type: ignore[call-arg]
+    assert ServiceError("boom").status_code == 500
+
+
+def test_config_errors_are_not_request_errors() -> None:
+    assert issubclass(ConfigError, AgentOrchestratorError)
+    assert not issubclass(ConfigError, ServiceError)
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.errors import (
+    BadGateway,
     ConfigError,
+    CredentialsRefused,
+    DependencyRefused,
     NotConfigured,
-    RateLimited,
     UpstreamError,
     UpstreamRejected,
+    UpstreamUnavailable,
     parse_retry_after,
-    upstream_error_for_status,
 )
 from shared.outbound import JsonResponse, request_json
 
@@ -138,46 +140,37 @@ def search(settings: TavilySettings, query: SearchQuery) -> SearchAnswer:
 def error_for(response: JsonResponse) -> UpstreamError:
     status, detail = response.status, error_detail(response.data)
     if status in (401, 403):
-        return UpstreamRejected(
+        return CredentialsRefused(
             f"Tavily refused this service's API key (HTTP {status}: {detail}); "
             "the operator must check TAVILY_API_KEY",
             upstream_status=status,
-            status_code=502,
-            error_type="api_error",
         )
     if status == 429:
         return _rate_limited(response, detail)
     if status in (432, 433):
         # Tavily's own codes for an exhausted plan or pay-as-you-go limit: waiting will not help.
-        return UpstreamRejected(
-            f"Tavily usage limit reached (HTTP {status}: {detail})",
-            upstream_status=status,
-            status_code=502,
-            error_type="api_error",
+        return DependencyRefused(
+            f"Tavily usage limit reached (HTTP {status}: {detail})", upstream_status=status
         )
     if status in (400, 422):
-        return upstream_error_for_status(400, f"Tavily rejected the search: {detail}")
+        return UpstreamRejected(f"Tavily rejected the search: {detail}", upstream_status=status)
     if status >= 500:
-        return upstream_error_for_status(status, f"Tavily failed (HTTP {status}: {detail})")
+        return BadGateway(f"Tavily failed (HTTP {status}: {detail})", upstream_status=status)
     # Anything else (404, 405...) means a wrong TAVILY_BASE_URL rather than a bad search.
-    return UpstreamRejected(
-        f"Tavily answered HTTP {status} ({detail}); check TAVILY_BASE_URL",
-        upstream_status=status,
-        status_code=502,
-        error_type="api_error",
+    return DependencyRefused(
+        f"Tavily answered HTTP {status} ({detail}); check TAVILY_BASE_URL", upstream_status=status
     )
 
 
-def _rate_limited(response: JsonResponse, detail: str) -> RateLimited:
+def _rate_limited(response: JsonResponse, detail: str) -> UpstreamUnavailable:
+    """Tavily's 429 is about this service's key, not the caller's rate: to the caller the
+    agent is unavailable for a while (503 with ``retry-after``)."""
     retry_after = parse_retry_after(response.headers)
-    headers = {"retry-after": str(math.ceil(retry_after))} if retry_after is not None else {}
     when = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-    return RateLimited(
+    return UpstreamUnavailable(
         f"Tavily rate limit reached (HTTP 429: {detail}){when}",
         upstream_status=429,
         retry_after=retry_after,
-        status_code=503,
-        headers=headers,
     )
 
 

@@ -1,168 +1,169 @@
-"""Anthropic, through the official SDK's low-level client, with its own retries off.
+"""Anthropic, spoken on the wire: ``POST {base}/v1/messages`` through an aiohttp pool.
 
 The gateway speaks Anthropic's format on both sides, so the body is passed through as bytes
-and the answer returned as bytes: no object model on the hot path. The SDK owns the wire
-details — base URL, auth and version headers, the pooled HTTP client, the error classes — and
-the gateway sends through that client directly, skipping the SDK's per-request option building
-(about a quarter of the gateway's CPU per request when measured).
+and the answer returned as bytes: no object model on the hot path, and no dependency on the
+SDK's internals (which pinned the SDK's version for everyone before). Configuration follows
+the SDK's own conventions: ``ANTHROPIC_API_KEY`` (sent as ``x-api-key``) or
+``ANTHROPIC_AUTH_TOKEN`` (sent as a bearer token), and ``ANTHROPIC_BASE_URL``.
+
+The caller's ``anthropic-beta`` and ``anthropic-version`` reach the upstream, and its
+``user-agent`` stays visible there with the gateway's own appended.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-import httpx
+import aiohttp
 
+from functions.gateway.providers.base import ProviderCall
+from shared.aio import AsyncHttp, outbound_headers
 from shared.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    error_for_status,
     parse_retry_after,
-    upstream_error_for_status,
 )
 
-if TYPE_CHECKING:
-    import anthropic
-
-
-def preload() -> None:
-    """Import the SDK now. Called at start-up when the provider is configured, so the import
-    happens once in the server's parent process and its pages are shared by forked workers."""
-    import anthropic  # noqa: F401
-
-
-@dataclass(frozen=True)
-class _Wire:
-    """What the SDK settles once per client: where to send, with which headers, through which
-    pooled HTTP client, and how it names an error status."""
-
-    http: httpx.Client
-    transport: httpx.HTTPTransport
-    """The connection pool under the SDK's client. Requests go to it directly: they need none
-    of the client's redirect, auth-flow or cookie handling, and a gateway serving many callers
-    must not keep one upstream's cookies for everyone's later requests anyway."""
-    url: str
-    headers: dict[str, str]
-    status_error: Callable[[httpx.Response], anthropic.APIStatusError]
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+USER_AGENT = "agent-orchestrator-gateway/0.1"
+FORWARDED = ("anthropic-beta", "anthropic-version")
 
 
 class AnthropicProvider:
     name = "anthropic"
 
     def __init__(
-        self, environ: Mapping[str, str] | None = None, base_url: str | None = None
+        self,
+        environ: Mapping[str, str] | None = None,
+        base_url: str | None = None,
+        http: AsyncHttp | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         self._api_key = environ.get("ANTHROPIC_API_KEY") or ""
-        self._base_url = base_url or environ.get("ANTHROPIC_BASE_URL") or None
-        self._wire_cache: _Wire | None = None
-        self._lock = threading.Lock()
+        self._auth_token = environ.get("ANTHROPIC_AUTH_TOKEN") or ""
+        base = base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self.url = base.rstrip("/") + "/v1/messages"
+        self._http = http or AsyncHttp()
+        credentials = (
+            {"x-api-key": self._api_key}
+            if self._api_key
+            else {"authorization": f"Bearer {self._auth_token}"}
+        )
+        self._headers = {**credentials, "content-type": "application/json"}
 
     def configured(self) -> bool:
-        return bool(self._api_key)
+        return bool(self._api_key or self._auth_token)
 
-    def _wire(self) -> _Wire:
-        with self._lock:
-            if self._wire_cache is None:
-                import anthropic  # heavy: only when this provider is actually used
+    def headers_for(self, call: ProviderCall) -> dict[str, str]:
+        headers = {**self._headers, "anthropic-version": API_VERSION}
+        for name in FORWARDED:
+            if call.headers.get(name):
+                headers[name] = call.headers[name]
+        agent = call.headers.get("user-agent")
+        headers["user-agent"] = f"{agent} {USER_AGENT}" if agent else USER_AGENT
+        return outbound_headers(headers)
 
-                transport = httpx.HTTPTransport(
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=100)
-                )
-                sdk = anthropic.Anthropic(
-                    api_key=self._api_key,
-                    base_url=self._base_url,
-                    max_retries=0,
-                    http_client=httpx.Client(transport=transport, timeout=600.0),
-                )
-                # The SDK's own telemetry headers (x-stainless-*) are left out: a dozen headers
-                # to build and parse on every request, and they describe the gateway, not the
-                # caller.
-                headers = {
-                    k: v
-                    for k, v in sdk.default_headers.items()
-                    if isinstance(v, str) and not k.lower().startswith("x-stainless")
-                }
-                self._wire_cache = _Wire(
-                    http=sdk._client,
-                    transport=transport,
-                    url=str(sdk.base_url).rstrip("/") + "/v1/messages",
-                    headers={**headers, "content-type": "application/json"},
-                    status_error=sdk._make_status_error_from_response,
-                )
-            return self._wire_cache
-
-    def _send(
-        self, body: dict[str, Any], model: str, timeout_s: float, stream: bool
-    ) -> httpx.Response:
-        wire = self._wire()
-        payload = json.dumps({**body, "model": model, "stream": stream}).encode()
-        request = httpx.Request(
-            "POST",
-            wire.url,
-            content=payload,
-            headers=wire.headers,
-            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
+    async def _send(self, call: ProviderCall, stream: bool) -> aiohttp.ClientResponse:
+        payload = json.dumps({**call.body, "model": call.model, "stream": stream}).encode()
+        timeout = (
+            aiohttp.ClientTimeout(total=None, connect=call.timeout_s, sock_read=call.timeout_s)
+            if stream
+            else aiohttp.ClientTimeout(total=call.timeout_s)
         )
         try:
-            response = wire.transport.handle_request(request)
-            response.request = request
-            if not stream:
-                try:
-                    response.read()
-                finally:
-                    response.close()
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"anthropic did not answer within {timeout_s:g} s") from exc
-        except httpx.HTTPError as exc:
+            response = await self._http.session().post(
+                self.url, data=payload, headers=self.headers_for(call), timeout=timeout
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"anthropic did not answer within {call.timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                response.read()
-            except httpx.HTTPError as exc:
-                raise UpstreamUnavailable(f"anthropic error answer broke off: {exc}") from exc
-            finally:
-                response.close()
-            error = wire.status_error(response)
-            raise _status_error(response.status_code, _message_of(error), response.headers)
+        if response.status >= 400:
+            raise await _status_error(response)
         return response
 
-    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        return self._send(body, model, timeout_s, stream=False).content
+    async def complete(self, call: ProviderCall) -> bytes:
+        response = await self._send(call, stream=False)
+        try:
+            return await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"anthropic did not answer within {call.timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
+        finally:
+            response.release()
 
-    def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
-        response = self._send(body, model, timeout_s, stream=True)
-        return _relay(response, timeout_s)
+    async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
+        response = await self._send(call, stream=True)
+        return _relay(response, call.timeout_s)
 
-    def close(self) -> None:
-        if self._wire_cache is not None:
-            self._wire_cache.http.close()
-
-
-def _status_error(status: int, message: str, headers: Any) -> UpstreamError:
-    return upstream_error_for_status(
-        status, f"anthropic: {message}", retry_after=parse_retry_after(headers)
-    )
-
-
-def _message_of(exc: anthropic.APIStatusError) -> str:
-    """The upstream's own error message; the SDK's ``message`` wraps it in a dict's repr."""
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) and message else exc.message
+    async def close(self) -> None:
+        await self._http.close()
 
 
-def _relay(response: httpx.Response, timeout_s: float) -> Iterator[bytes]:
+async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
     try:
-        yield from response.iter_bytes()
-    except httpx.TimeoutException as exc:
+        raw = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return UpstreamUnavailable(f"anthropic error answer broke off: {exc}")
+    finally:
+        response.release()
+    error = error_for_status(
+        response.status,
+        f"anthropic: {_message_of(raw, response.status)}",
+        retry_after=parse_retry_after(response.headers),
+    )
+    # Passed back to the caller as they came (the SDKs read them).
+    error.headers.update(upstream_headers(response.headers))
+    return error
+
+
+def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream's headers worth passing back: its request id and rate-limit state."""
+    kept = {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower().startswith("anthropic-ratelimit-")
+    }
+    if "request-id" in headers:
+        kept["request-id"] = headers["request-id"]
+    return kept
+
+
+def _message_of(raw: bytes, status: int) -> str:
+    """The upstream's own error message from Anthropic's error shape, else a short stand-in."""
+    try:
+        body: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str) and message:
+        return message
+    text = raw[:200].decode("utf-8", "replace").strip()
+    return f"HTTP {status}" + (f": {text}" if text else "")
+
+
+async def _relay(response: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in response.content.iter_any():
+            yield chunk
+        finished = True
+    except TimeoutError as exc:
         raise UpstreamTimeout(f"anthropic stream stalled for {timeout_s:g} s") from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise UpstreamUnavailable(f"anthropic stream broke: {exc}") from exc
     finally:
-        response.close()
+        # A stream read to its end gives its connection back to the pool; one the client
+        # abandoned (or that broke) is closed, which also stops the upstream generating.
+        if finished:
+            response.release()
+        else:
+            response.close()

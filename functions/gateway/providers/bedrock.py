@@ -4,26 +4,38 @@ botocore's own retries are off; the gateway's resilience layer owns them. Region
 and endpoint come from the standard AWS environment (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
 moves the endpoint). Streams are rendered from the complete answer: the event sequence is
 Anthropic's, but the text arrives at once rather than as the model writes it.
+
+boto3 blocks, so each call runs on a thread of this provider's own pool, sized by
+``BEDROCK_MAX_IN_FLIGHT`` (default 1,024 per worker process: no lower than what the anthropic
+provider holds in flight). A waiting thread costs little memory and no CPU; botocore's
+connection pool is sized to match. Callers' betas go in the body's ``anthropic_beta`` list, as
+Bedrock expects them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from functions.gateway.streaming import message_to_events
+from functions.gateway.providers.base import ProviderCall
+from functions.gateway.streaming import events_of
 from shared.errors import (
+    BadGateway,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    bad_gateway,
-    upstream_error_for_status,
+    error_for_status,
 )
+
+DEFAULT_MAX_IN_FLIGHT = 1024
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 _CREDENTIAL_VARIABLES = (
@@ -39,9 +51,9 @@ _RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ThrottlingException": RateLimited,
     "TooManyRequestsException": RateLimited,
     # 502 like any upstream 5xx: the upstream failed, the gateway did not.
-    "ServiceUnavailableException": bad_gateway,
-    "InternalServerException": bad_gateway,
-    "ModelNotReadyException": bad_gateway,
+    "ServiceUnavailableException": BadGateway,
+    "InternalServerException": BadGateway,
+    "ModelNotReadyException": BadGateway,
     "ModelTimeoutException": UpstreamTimeout,
 }
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
@@ -55,6 +67,10 @@ class BedrockProvider:
         self._environ = os.environ if environ is None else environ
         self._clients: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self.max_in_flight = int(
+            self._environ.get("BEDROCK_MAX_IN_FLIGHT") or DEFAULT_MAX_IN_FLIGHT
+        )
+        self._pool: ThreadPoolExecutor | None = None
 
     def configured(self) -> bool:
         # Checking the environment, not botocore's credential chain: the chain can end in a
@@ -80,6 +96,7 @@ class BedrockProvider:
                     retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=min(key, 10),
                     read_timeout=key,
+                    max_pool_connections=self.max_in_flight,
                 )
                 region = self._environ.get("AWS_REGION") or self._environ.get(
                     "AWS_DEFAULT_REGION", "us-east-1"
@@ -89,36 +106,53 @@ class BedrockProvider:
                 )
             return self._clients[key]
 
-    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        payload = {k: v for k, v in body.items() if k not in _FIELDS_NOT_FOR_BEDROCK}
+    def _invoke(self, call: ProviderCall) -> bytes:
+        payload = {k: v for k, v in call.body.items() if k not in _FIELDS_NOT_FOR_BEDROCK}
         payload["anthropic_version"] = BEDROCK_VERSION
+        betas = [b.strip() for b in call.headers.get("anthropic-beta", "").split(",") if b.strip()]
+        if betas:
+            payload["anthropic_beta"] = [*payload.get("anthropic_beta", []), *betas]
         try:
-            response = self._client(timeout_s).invoke_model(
-                modelId=model,
+            response = self._client(call.timeout_s).invoke_model(
+                modelId=call.model,
                 body=json.dumps(payload).encode(),
                 contentType="application/json",
                 accept="application/json",
             )
             raw: bytes = response["body"].read()
         except Exception as exc:
-            raise _translate(exc, timeout_s) from exc
+            raise _translate(exc, call.timeout_s) from exc
         try:
             is_message = isinstance(json.loads(raw), dict)
         except ValueError:
             is_message = False
         if not is_message:
-            raise bad_gateway(f"bedrock answered {len(raw)} bytes that are not a JSON message")
+            raise BadGateway(f"bedrock answered {len(raw)} bytes that are not a JSON message")
         return raw
 
-    def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
-        message = json.loads(self.complete(body, model, timeout_s))
-        return message_to_events(message)
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="bedrock")
+            return self._pool
 
-    def close(self) -> None:
+    async def complete(self, call: ProviderCall) -> bytes:
+        context = contextvars.copy_context()  # the request id reaches the thread's log lines
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), context.run, self._invoke, call)
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
+        message = json.loads(await self.complete(call))
+        return events_of(message)
+
+    async def close(self) -> None:
         with self._lock:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
 
 def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
@@ -136,7 +170,7 @@ def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         if code in _RETRYABLE:
             return _RETRYABLE[code](message, upstream_status=status)
-        return upstream_error_for_status(status, message)
+        return error_for_status(status, message)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeout(f"bedrock did not answer within {timeout_s:g} s")
     if isinstance(exc, EndpointConnectionError):

@@ -22,12 +22,13 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from functions.gateway.providers import local_rules as rules
-from functions.gateway.streaming import message_to_events
+from functions.gateway.providers.base import ProviderCall
+from functions.gateway.streaming import events_of
 from shared.errors import BadRequest
 
 MARK = "[local rule-based model]"
@@ -49,13 +50,15 @@ class LocalProvider:
     def configured(self) -> bool:
         return True
 
-    def complete(self, body: dict[str, Any], model: str, timeout_s: float) -> bytes:
-        return json.dumps(self.answer(body, model)).encode()
+    # The rules run inline on the event loop: what they examine is bounded to a few KB, so
+    # an answer costs well under a millisecond and a thread hop would cost more.
+    async def complete(self, call: ProviderCall) -> bytes:
+        return json.dumps(self.answer(call.body, call.model, timeout_s=call.timeout_s)).encode()
 
-    def stream(self, body: dict[str, Any], model: str, timeout_s: float) -> Iterator[bytes]:
-        return message_to_events(self.answer(body, model))
+    async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
+        return events_of(self.answer(call.body, call.model, timeout_s=call.timeout_s))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
     def answer(

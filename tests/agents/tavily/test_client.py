@@ -19,8 +19,9 @@ from functions.agents.tavily.client import (
 )
 from shared.errors import (
     ConfigError,
+    CredentialsRefused,
+    DependencyRefused,
     NotConfigured,
-    RateLimited,
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
@@ -81,7 +82,7 @@ def test_without_a_key_nothing_is_sent(tavily_server: FakeTavily) -> None:
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_key_is_a_502_that_says_so(tavily_server: FakeTavily, status: int) -> None:
     tavily_server.enqueue(status=status, body={"detail": {"error": "Unauthorized: bad key."}})
-    with pytest.raises(UpstreamRejected) as caught:
+    with pytest.raises(CredentialsRefused) as caught:
         search(settings_for(tavily_server), SearchQuery(query="q"))
     assert caught.value.status_code == 502
     assert caught.value.upstream_status == status
@@ -90,32 +91,32 @@ def test_refused_key_is_a_502_that_says_so(tavily_server: FakeTavily, status: in
 
 
 def test_wrong_key_is_refused_by_the_fake_like_tavily(tavily_server: FakeTavily) -> None:
-    with pytest.raises(UpstreamRejected, match="missing or invalid API key") as caught:
+    with pytest.raises(CredentialsRefused, match="missing or invalid API key") as caught:
         search(settings_for(tavily_server, api_key="tvly-wrong"), SearchQuery(query="q"))
     assert caught.value.status_code == 502
 
 
 def test_rate_limit_is_a_503_passing_on_retry_after(tavily_server: FakeTavily) -> None:
     tavily_server.enqueue(status=429, headers={"retry-after": "7"}, body={"detail": "slow down"})
-    with pytest.raises(RateLimited) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         search(settings_for(tavily_server), SearchQuery(query="q"))
     assert caught.value.status_code == 503
     assert caught.value.retry_after == 7.0
-    assert caught.value.headers == {"retry-after": "7"}
+    assert caught.value.response_headers() == {"retry-after": "7"}
     assert "slow down" in caught.value.message
 
 
 def test_rate_limit_without_retry_after_sends_no_header(tavily_server: FakeTavily) -> None:
     tavily_server.enqueue(status=429)
-    with pytest.raises(RateLimited) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         search(settings_for(tavily_server), SearchQuery(query="q"))
-    assert caught.value.headers == {}
+    assert caught.value.response_headers() == {}
 
 
 @pytest.mark.parametrize("status", [432, 433])
 def test_usage_limit_is_a_502(tavily_server: FakeTavily, status: int) -> None:
     tavily_server.enqueue(status=status, body={"detail": {"error": "Plan limit exceeded."}})
-    with pytest.raises(UpstreamRejected, match="usage limit") as caught:
+    with pytest.raises(DependencyRefused, match="usage limit") as caught:
         search(settings_for(tavily_server), SearchQuery(query="q"))
     assert caught.value.status_code == 502
 
@@ -139,7 +140,7 @@ def test_tavily_rejecting_the_search_is_a_400_with_its_reason(tavily_server: Fak
 
 def test_a_wrong_base_url_is_a_502_naming_the_setting(tavily_server: FakeTavily) -> None:
     settings = settings_for(tavily_server, base_url=tavily_server.url + "/nowhere")
-    with pytest.raises(UpstreamRejected, match="TAVILY_BASE_URL") as caught:
+    with pytest.raises(DependencyRefused, match="TAVILY_BASE_URL") as caught:
         search(settings, SearchQuery(query="q"))
     assert caught.value.status_code == 502
 

@@ -1,0 +1,177 @@
+"""The async edge: functions-framework's ASGI path (Starlette) to a function's plain core.
+
+The twin of ``shared.http.FunctionApp`` for functions that mostly wait (the gateway, the
+orchestrator): the same ``Call``/``Reply`` request model, the same routes for ``/health`` and
+``/metrics``, the same single place that turns exceptions into the JSON error shape — but
+handlers are coroutines and a stream is an async iterator, so a worker holds thousands of
+requests in flight instead of one per thread.
+
+Bodies are bounded while they are read: ``Content-Length`` is checked before a byte is read, a
+chunked body stops at the limit, and the whole body must arrive within ``body_timeout_s`` (a
+client trickling a body cannot hold a request open). A client that goes away mid-stream
+cancels the stream's iterator, which closes whatever it was reading from upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from shared import metrics
+from shared.context import REQUEST_ID
+from shared.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceError,
+)
+from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply, clip, error_reply, request_id_of
+from shared.logs import get_logger
+
+AsyncHandler = Callable[[Call], Awaitable[Reply]]
+DEFAULT_BODY_TIMEOUT_S = 30.0
+
+log = get_logger("asgi")
+
+
+class AsyncFunctionApp:
+    """Routes ``(method, path)`` to coroutine handlers and renders every outcome as JSON."""
+
+    def __init__(
+        self,
+        name: str,
+        routes: Mapping[tuple[str, str], AsyncHandler],
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        health: Callable[[], dict[str, Any]] | None = None,
+        guard: Callable[[Call], None] | None = None,
+    ) -> None:
+        """``guard`` runs before ``/metrics`` is answered (e.g. the gateway's key check)."""
+        self.name = name
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+        self._health = health
+        self._guard = guard
+        self._routes: dict[str, dict[str, AsyncHandler]] = {}
+        for (method, path), handler in routes.items():
+            self._routes.setdefault(path, {})[method.upper()] = handler
+        self._routes.setdefault("/health", {})["GET"] = self._health_route
+        self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
+        metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = request_id_of(request.headers.get("x-request-id"))
+        token = REQUEST_ID.set(request_id)
+        path = request.url.path.rstrip("/") or "/"
+        route = path if path in self._routes else "unmatched"
+        try:
+            reply = await self._dispatch(request, path, request_id)
+            response = self._render(reply)
+        except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
+            log.exception("cannot render reply", extra={"path": clip(path)})
+            reply = error_reply(ServiceError(f"internal error (request id {request_id})"))
+            response = self._render(reply)
+        finally:
+            REQUEST_ID.reset(token)
+        response.headers["x-request-id"] = request_id
+        metrics.HTTP_REQUESTS.labels(self.name, route, str(reply.status)).inc()
+        metrics.HTTP_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
+        return response
+
+    async def _dispatch(self, request: Request, path: str, request_id: str) -> Reply:
+        try:
+            handler = self._handler_for(request.method, path)
+            call = Call(
+                method=request.method,
+                path=path,
+                headers=request.headers,
+                body=await self._read_body(request),
+                request_id=request_id,
+                query=request.query_params,
+            )
+            return await handler(call)
+        except ServiceError as exc:
+            return error_reply(exc)
+        except Exception:
+            log.exception("unhandled error", extra={"path": clip(path)})
+            return error_reply(ServiceError(f"internal error (request id {request_id})"))
+
+    def _handler_for(self, method: str, path: str) -> AsyncHandler:
+        by_method = self._routes.get(path)
+        if by_method is None:
+            known = ", ".join(sorted(self._routes))
+            raise NotFound(f"no route {clip(path)}; this function answers {known}")
+        handler = by_method.get(method.upper())
+        if handler is None:
+            allowed = ", ".join(sorted(by_method))
+            raise MethodNotAllowed(
+                f"{clip(method)} is not allowed on {path}; use {allowed}",
+                headers={"allow": allowed},
+            )
+        return handler
+
+    async def _read_body(self, request: Request) -> bytes:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return b""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise BadRequest("content-length is not a number")
+            if int(declared) > self.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"request body is {declared} bytes; the limit is {self.max_body_bytes} bytes"
+                )
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                return await self._collect(request)
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"the request body did not arrive within {self.body_timeout_s:g} s"
+            ) from exc
+        except ClientDisconnect as exc:
+            raise BadRequest("the request body ended before it was complete") from exc
+
+    async def _collect(self, request: Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"request body exceeds the limit of {self.max_body_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _render(reply: Reply) -> Response:
+        body = reply.body
+        if isinstance(body, AsyncIterator):
+            return StreamingResponse(
+                body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
+            )
+        if not isinstance(body, bytes | str):
+            body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return Response(
+            body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
+        )
+
+    async def _health_route(self, call: Call) -> Reply:
+        extra = self._health() if self._health else {}
+        return Reply({"status": "ok", "function": self.name, **extra})
+
+    async def _metrics_route(self, call: Call) -> Reply:
+        if self._guard is not None:
+            self._guard(call)
+        payload, content_type = metrics.render()
+        return Reply(payload, content_type=content_type)

@@ -1,0 +1,40 @@
+"""An ASGI app (a function built by functions-framework) served on real HTTP in a thread.
+
+uvicorn runs it on 127.0.0.1 on a free port with its own event loop, as production's uvicorn
+workers do, so tests talk to it over real sockets with real clients (the anthropic SDK, httpx,
+aiohttp). ``stop()`` ends the server and joins the thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+
+class ServedApp:
+    def __init__(self, app: Any, *, start_timeout_s: float = 10.0) -> None:
+        self.app = app
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="error", lifespan="off", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + start_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the app did not start serving")
+            time.sleep(0.005)
+        [socket] = self._server.servers[0].sockets
+        self.port: int = socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
