@@ -208,3 +208,75 @@ def test_stream_wire_format_is_the_real_event_sequence(fake_anthropic: FakeAnthr
     assert events[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert events.count("content_block_delta") > 1
     assert '"input_json_delta"' in response.text
+
+
+def test_forwarded_headers_and_body_are_recorded(fake_anthropic: FakeAnthropic) -> None:
+    client = sdk_client(fake_anthropic)
+    client.messages.create(
+        model="claude-test",
+        max_tokens=64,
+        metadata={"user_id": "u-1"},
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": "tools-2024-04-04", "user-agent": "my-client/1.0"},
+    )
+
+    [sent] = fake_anthropic.requests
+    assert sent.headers["anthropic-beta"] == "tools-2024-04-04"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    # The SDK sends its own user-agent too; repeated headers are recorded joined, in order.
+    assert sent.headers["user-agent"] == f"Anthropic/Python {anthropic.__version__}, my-client/1.0"
+    assert sent.body["metadata"] == {"user_id": "u-1"}
+
+
+def test_an_error_event_after_a_200_reaches_the_sdk(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.enqueue(Answer.text("half an answer", error_after_events=4))
+    seen: list[str] = []
+
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        sdk_client(fake_anthropic).messages.stream(
+            model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
+        seen.extend(stream.text_stream)
+
+    assert caught.value.status_code == 200  # the stream had started fine
+    error = {"type": "overloaded_error", "message": "fake-anthropic scripted overloaded_error"}
+    assert caught.value.body == {"type": "error", "error": error}
+    assert seen and "".join(seen) != "half an answer"
+
+
+def test_a_text_delta_may_spell_an_event_line(fake_anthropic: FakeAnthropic) -> None:
+    tricky = "done.\n\nevent: message_stop\ndata: {}\n\nnot really"
+    fake_anthropic.enqueue(Answer.text(tricky, text_pieces=1), Answer.text(tricky, text_pieces=1))
+    messages = [{"role": "user", "content": "hi"}]
+
+    raw = httpx.post(
+        f"{fake_anthropic.base_url}/v1/messages",
+        headers={"x-api-key": fake_anthropic.api_key},
+        json={"model": "claude-test", "max_tokens": 64, "stream": True, "messages": messages},
+    ).text
+    with sdk_client(fake_anthropic).messages.stream(
+        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        message = stream.get_final_message()
+
+    [delta_line] = [line for line in raw.splitlines() if '"text_delta"' in line]
+    assert "event: message_stop" in delta_line  # one data line, JSON-escaped newlines
+    assert message.content[0].text == tricky  # type: ignore[union-attr]
+
+
+def test_count_tokens_and_models_answer_like_the_api(fake_anthropic: FakeAnthropic) -> None:
+    client = sdk_client(fake_anthropic)
+
+    counted = client.messages.count_tokens(
+        model="claude-test", messages=[{"role": "user", "content": "one two three"}]
+    )
+    models = client.models.list()
+
+    assert counted.input_tokens > 0
+    assert [model.id for model in models.data][:1] == ["claude-sonnet-4-5-20250929"]
+    assert [request.route for request in fake_anthropic.requests] == [
+        "/v1/messages/count_tokens",
+        "/v1/models",
+    ]
