@@ -6,6 +6,10 @@ answers ``{}``. ``fake_bedrock`` keeps moto's request handling and replaces its 
 the response JSON) or a ``BedrockFault``, raised as a moto ``ServiceException`` so boto3 sees a
 real error response with the code and the HTTP status of the bedrock-runtime service model.
 With nothing scripted it answers ``"fake-bedrock answer to: <last user text>"``.
+
+``FakeBedrockServer`` is the same script behind moto's server mode on a free loopback port,
+for clients that must reach Bedrock over HTTP (another process, an async client): point
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` at its ``url`` (``environ()`` gives every variable).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from moto import mock_aws
 from moto.bedrockruntime.exceptions import BedrockRuntimeError
 from moto.bedrockruntime.models import BedrockRuntimeBackend
 from moto.bedrockruntime.responses import BedrockRuntimeResponse
+from moto.server import ThreadedMotoServer
 
 from tests.fakes.anthropic_server import last_user_text
 
@@ -169,3 +174,51 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
     _patch_moto(monkeypatch, fake)
     with mock_aws():
         yield fake
+
+
+class FakeBedrockServer(FakeBedrock):
+    """moto's bedrock-runtime over real HTTP on 127.0.0.1, answering from this script."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._patches = pytest.MonkeyPatch()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def environ(self) -> dict[str, str]:
+        """The variables that point boto3 (and the gateway's bedrock provider) at this server."""
+        return {
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def start(self) -> FakeBedrockServer:
+        _patch_moto(self._patches, self)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._patches.undo()
+
+    def __enter__(self) -> FakeBedrockServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def fake_bedrock_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrockServer]:
+    """A running ``FakeBedrockServer``, with the environment pointing boto3 at it."""
+    with FakeBedrockServer() as server:
+        for name, value in server.environ().items():
+            monkeypatch.setenv(name, value)
+        yield server

@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.fakes.anthropic_server import fake_anthropic  # noqa: F401
-from tests.fakes.bedrock import fake_bedrock  # noqa: F401
+from tests.fakes.bedrock import fake_bedrock, fake_bedrock_server  # noqa: F401
 from tests.shared.scenarios import function_client
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import boto3
@@ -10,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.fakes.bedrock import BedrockFault, FakeBedrock, anthropic_message
+from tests.fakes.bedrock import BedrockFault, FakeBedrock, FakeBedrockServer, anthropic_message
 
 MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -88,3 +91,46 @@ def test_faults_reach_boto3_with_code_and_status(
 def test_unknown_fault_code_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown InvokeModel error"):
         BedrockFault("Throttled")
+
+
+def test_the_server_answers_boto3_over_http_at_the_endpoint_variable(
+    fake_bedrock_server: FakeBedrockServer,
+) -> None:
+    throttled = BedrockFault("ThrottlingException")
+    fake_bedrock_server.enqueue(anthropic_message("over the wire"), throttled)
+
+    answer = invoke("hello server")
+    with pytest.raises(ClientError) as caught:
+        invoke()
+
+    assert answer["content"] == [{"type": "text", "text": "over the wire"}]
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    first, _ = fake_bedrock_server.requests
+    assert first.model_id == MODEL_ID
+    assert first.body["messages"][0]["content"][0]["text"] == "hello server"
+    assert first.content_type == "application/json"
+
+
+def test_another_process_reaches_the_server(fake_bedrock_server: FakeBedrockServer) -> None:
+    # What a gateway run as a process does: only the environment says where Bedrock is.
+    fake_bedrock_server.enqueue(anthropic_message("from the fake, in another process"))
+    script = (
+        "import boto3, json\n"
+        "client = boto3.client('bedrock-runtime')\n"
+        "body = {'anthropic_version': 'bedrock-2023-05-31', 'max_tokens': 8,\n"
+        "        'messages': [{'role': 'user', 'content': 'hi'}]}\n"
+        f"answer = client.invoke_model(modelId='{MODEL_ID}', body=json.dumps(body))\n"
+        "print(json.loads(answer['body'].read())['content'][0]['text'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **fake_bedrock_server.environ()},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "from the fake, in another process"
+    assert len(fake_bedrock_server.requests) == 1
