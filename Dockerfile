@@ -1,0 +1,128 @@
+# One image per function, from one file: `docker build --target <function> .`
+# Targets: gateway, orchestrator, calculator, search, data_processor, tavily (the functions),
+# interactive (the agentorch client), fakes (the `test` profile's fake Anthropic and Bedrock).
+#
+# Layers, from the least to the most often changed, so a one-line change in a function rebuilds
+# only its last layer: base -> the dependencies every function shares (one layer, shared by all
+# images) -> the function's own dependencies -> shared/ -> the function.
+# Versions come from the functions' generated requirements.txt files: exact pins of the whole
+# closure, resolved from constraints.txt, so an image built next month holds the same versions.
+#
+# Where no registry is reachable: --build-arg BASE_IMAGE=$(docker/base-image.sh)
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS base
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app
+# A venv: the same layout on the official image and on a Debian-based stand-in; no pip inside
+# (the base image's pip installs into it), so the images carry one copy of pip, not two.
+RUN python -m venv --without-pip /opt/venv \
+ && useradd --system --uid 10001 --user-group --no-create-home --home-dir /app \
+      --shell /usr/sbin/nologin app
+WORKDIR /app
+
+# What every function needs (shared/'s imports): the lines all functions' pinned requirements
+# have in common. One layer, identical in every image, so the images share it on disk.
+FROM base AS core
+COPY functions/gateway/requirements.txt /tmp/req/gateway.txt
+COPY functions/agents/calculator/requirements.txt /tmp/req/calculator.txt
+COPY functions/agents/search/requirements.txt /tmp/req/search.txt
+COPY functions/agents/data_processor/requirements.txt /tmp/req/data_processor.txt
+COPY functions/agents/tavily/requirements.txt /tmp/req/tavily.txt
+RUN cat /tmp/req/*.txt | sed -e 's/ *#.*//' -e '/^$/d' | sort | uniq -c \
+      | awk -v n="$(ls /tmp/req | wc -l)" '$1 == n' | sed 's/^ *[0-9]* //' > /tmp/core.txt \
+ && test -s /tmp/core.txt \
+ && pip --python /opt/venv/bin/python install --no-compile -r /tmp/core.txt \
+ && python -m compileall -q -j 0 /opt/venv/lib \
+ && rm -rf /tmp/req /tmp/core.txt
+# Health without curl (the slim image has none): exit 0 when /health answers 2xx.
+COPY docker/healthcheck.sh /usr/local/bin/healthcheck
+HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["healthcheck"]
+
+# ---- one stage per function: its own dependencies, then shared/, then the function --------
+
+FROM core AS gateway
+COPY functions/gateway/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY config/gateway.yaml config/gateway.yaml
+COPY shared/ shared/
+COPY functions/gateway/ functions/gateway/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8585 WORKERS=2 THREADS=16
+EXPOSE 8585
+CMD ["functions-framework", "--source", "functions/gateway/main.py", "--target", "gateway"]
+
+FROM core AS calculator
+COPY functions/agents/calculator/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY functions/agents/__init__.py functions/agents/__init__.py
+COPY shared/ shared/
+COPY functions/agents/calculator/ functions/agents/calculator/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8080 WORKERS=2 THREADS=16
+EXPOSE 8080
+CMD ["functions-framework", "--source", "functions/agents/calculator/main.py", "--target", "calculator"]
+
+FROM core AS search
+COPY functions/agents/search/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY functions/agents/__init__.py functions/agents/__init__.py
+COPY config/search.yaml config/search.yaml
+COPY config/knowledge/ config/knowledge/
+COPY shared/ shared/
+COPY functions/agents/search/ functions/agents/search/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8080 WORKERS=2 THREADS=16
+EXPOSE 8080
+CMD ["functions-framework", "--source", "functions/agents/search/main.py", "--target", "search"]
+
+FROM core AS data_processor
+COPY functions/agents/data_processor/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY functions/agents/__init__.py functions/agents/__init__.py
+COPY shared/ shared/
+COPY functions/agents/data_processor/ functions/agents/data_processor/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8080 WORKERS=2 THREADS=16
+EXPOSE 8080
+CMD ["functions-framework", "--source", "functions/agents/data_processor/main.py", "--target", "data_processor"]
+
+FROM core AS tavily
+COPY functions/agents/tavily/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY functions/agents/__init__.py functions/agents/__init__.py
+COPY shared/ shared/
+COPY functions/agents/tavily/ functions/agents/tavily/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8080 WORKERS=2 THREADS=16
+EXPOSE 8080
+CMD ["functions-framework", "--source", "functions/agents/tavily/main.py", "--target", "tavily"]
+
+FROM core AS orchestrator
+COPY functions/orchestrator/requirements.txt /tmp/requirements.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY functions/__init__.py functions/__init__.py
+COPY config/orchestrator.yaml config/orchestrator.docker.yaml config/
+COPY shared/ shared/
+COPY functions/orchestrator/ functions/orchestrator/
+RUN python -m compileall -q shared functions
+USER app
+ENV PORT=8080 WORKERS=2 THREADS=16 ORCHESTRATOR_CONFIG=config/orchestrator.docker.yaml
+EXPOSE 8080
+CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build the images, one per Dockerfile target, tagged agentorch/<name>:$TAG (TAG=latest):
+# gateway, orchestrator, calculator, search, data-processor, tavily, interactive, fakes.
+# The base is python:3.11-slim, or the local stand-in docker/base-image.sh builds where no
+# registry can be reached (BASE_IMAGE picks another). Prints how long each image took.
+#
+# usage: docker/docker-build.sh [--help] [target ...]     (default: every target)
+# env: TAG, BASE_IMAGE, DOCKER_BUILD_ARGS (extra arguments for every `docker build`)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+wants_help "${1:-}"
+require_docker
+
+ALL_TARGETS=(gateway calculator search data_processor tavily orchestrator interactive fakes)
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+for target in "${targets[@]}"; do
+  case " ${ALL_TARGETS[*]} " in *" $target "*) ;; *) die "unknown target '$target' (one of: ${ALL_TARGETS[*]})" ;; esac
+done
+
+base="$(BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}" "$(dirname "$0")/base-image.sh")"
+tag="${TAG:-latest}"
+# The legacy builder unless BuildKit (buildx) is installed: it is what Debian's engine has.
+docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+
+for target in "${targets[@]}"; do
+  image="agentorch/${target//_/-}:$tag"
+  started=$SECONDS
+  log="$(mktemp)"
+  # shellcheck disable=SC2086
+  if ! docker build --target "$target" --build-arg BASE_IMAGE="$base" -t "$image" \
+      ${DOCKER_BUILD_ARGS:-} "$REPO_ROOT" >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    rm -f "$log"
+    die "building $image failed (last lines above)"
+  fi
+  rm -f "$log"
+  size="$(docker image inspect --format '{{.Size}}' "$image")"
+  note "built $image on $base in $((SECONDS - started)) s ($((size / 1000000)) MB)"
+done

@@ -1,0 +1,52 @@
+# Helpers the docker/ scripts share (sourced, not run): Compose v1 or v2, messages, the repo root.
+# shellcheck shell=bash
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "== $*" >&2
+}
+
+# Print the usage block: the comment lines at the top of the calling script, without '# '.
+usage() {
+  sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"
+}
+
+wants_help() {
+  case "${1:-}" in -h | --help) usage; exit 0 ;; esac
+}
+
+# Compose as an array: `docker compose` (v2) when the plugin answers, else `docker-compose` (v1).
+compose_cmd() {
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  elif command -v docker-compose >/dev/null 2>&1; then
+    COMPOSE=(docker-compose)
+  else
+    die "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed (Debian: apt-get install docker-compose)"
+  fi
+}
+
+# Compose with the project's files: docker-compose.yml, plus the prod override when PROD=1,
+# plus COMPOSE_EXTRA_FILES (space separated).
+compose() {
+  local files=(-f "$REPO_ROOT/docker-compose.yml")
+  [ "${PROD:-0}" = 1 ] && files+=(-f "$REPO_ROOT/docker-compose.prod.yml")
+  local extra
+  for extra in ${COMPOSE_EXTRA_FILES:-}; do files+=(-f "$extra"); done
+  [ "${#COMPOSE[@]}" -gt 0 ] || compose_cmd
+  "${COMPOSE[@]}" --project-directory "$REPO_ROOT" "${files[@]}" "$@"
+}
+
+COMPOSE=()
+
+require_docker() {
+  command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io; or run docker/docker-engine.sh)"
+  docker info >/dev/null 2>&1 || die "the Docker engine is not running or not reachable (start it, or run docker/docker-engine.sh)"
+}
