@@ -2,7 +2,9 @@
 
 The input model below is the tool schema a model sees, so its descriptions say what each field
 does and which operation uses it. The work happens in a sandboxed, per-request DuckDB
-(``sandbox``); SQL is built from checked names and parameters (``query``, ``conditions``).
+(``sandbox``) inside a query process the operating system bounds (``pool``): ``run`` is the work
+itself, ``run_isolated`` what a request calls. SQL is built from checked names and parameters
+(``query``, ``conditions``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pydantic_core import PydanticCustomError
 from functions.agents.data_processor import conditions as filters
 from functions.agents.data_processor import query as q
 from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.pool import Budget, QueryPool, shared_pool, time_limit_message
 from functions.agents.data_processor.sandbox import ResultSet, fetch, json_safe, load, session
 from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
 from shared.agent import AgentResult, AgentSpec
+from shared.errors import BadRequest
 
 Operation = Literal["describe", "filter", "sort", "select", "group_by", "sql"]
 
@@ -158,14 +162,29 @@ class DataRequest(BaseModel):
         return self
 
 
+def run_isolated(request: DataRequest, limits: Limits, pool: QueryPool) -> AgentResult:
+    """``run`` in a query process: killed at the time limit, its memory bounded by the OS."""
+    started = time.perf_counter()
+    # CPU time can only lag wall time (one DuckDB thread); the CPU limit is the kernel's
+    # backstop should the kill at the deadline not come.
+    budget = Budget(wall_s=limits.query_timeout_s, cpu_s=limits.query_timeout_s + 1.0)
+    outcome: AgentResult = pool.call((request, limits), budget, wait_s=limits.query_timeout_s)
+    outcome.meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return outcome
+
+
 def run(request: DataRequest, limits: Limits) -> AgentResult:
+    """Load the data and answer the request in this process, within the time limit."""
     started = time.perf_counter()
     table = (
         table_from_rows(request.rows, limits)
         if request.rows is not None
         else table_from_csv(request.csv or "", request.delimiter, limits)
     )
-    with session(limits) as conn:
+    left = limits.query_timeout_s - (time.perf_counter() - started)
+    if left <= 0:
+        raise BadRequest(time_limit_message(limits.query_timeout_s))
+    with session(limits, left) as conn:
         load(conn, table)
         result, sql = _OPERATIONS[request.operation](conn, table, request, limits)
     meta: dict[str, Any] = {
@@ -292,13 +311,27 @@ EXAMPLE = {
 }
 
 
-def build_spec(limits: Limits | None = None) -> AgentSpec[DataRequest]:
+def build_spec(
+    limits: Limits | None = None, pool: QueryPool | None = None
+) -> AgentSpec[DataRequest]:
+    """The agent; its queries run in ``pool`` (by default this process's shared one, whose
+    processes start at the first query)."""
     chosen = limits or Limits()
+    queries = pool or shared_pool(
+        run,
+        size=chosen.workers,
+        address_space=chosen.process_memory_bytes,
+        memory_label=chosen.process_memory,
+    )
     return AgentSpec(
         name="data_processor",
         description=DESCRIPTION,
         input_model=DataRequest,
-        run=lambda request: run(request, chosen),
+        run=lambda request: run_isolated(request, chosen, queries),
         example=EXAMPLE,
-        health=lambda: {"duckdb": duckdb.__version__, "max_rows": chosen.max_rows},
+        health=lambda: {
+            "duckdb": duckdb.__version__,
+            "max_rows": chosen.max_rows,
+            "query_processes": queries.size,
+        },
     )

@@ -15,7 +15,13 @@ from typing import TypeVar
 from shared.errors import ConfigError
 
 NumberT = TypeVar("NumberT", int, float)
-_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+_MEMORY = re.compile(r"^(\d+(\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+_UNITS = {
+    **{unit: 1000**power for power, unit in enumerate(["B", "KB", "MB", "GB", "TB"])},
+    **{unit: 1024**power for power, unit in enumerate(["B", "KIB", "MIB", "GIB", "TIB"])},
+}
+# What a query process needs before any data: the interpreter, DuckDB's library, its threads.
+_PROCESS_BASE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,16 @@ class Limits:
     executes, not constants evaluated while binding it (``sandbox`` says what else escapes)."""
     max_body_bytes: int = 8 * 1024 * 1024
     """HTTP body limit: CSV text or JSON rows for 10,000 rows do not fit in the 1 MiB default."""
+    workers: int = 2
+    """Query processes per server process (``pool``): how many requests compute at once; the
+    rest wait up to ``query_timeout_s`` for one, then get a 503."""
+    process_memory: str = "1GB"
+    """The operating system's bound on one query process's address space (``RLIMIT_AS``): it
+    holds whatever ``memory_limit`` does not count. The process itself takes about 200 MB."""
+
+    @property
+    def process_memory_bytes(self) -> int:
+        return size_in_bytes(self.process_memory)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -58,7 +74,18 @@ class Limits:
             max_body_bytes=_positive(
                 env, "DATA_PROCESSOR_MAX_BODY_BYTES", defaults.max_body_bytes, int
             ),
+            workers=_positive(env, "DATA_PROCESSOR_WORKERS", defaults.workers, int),
+            process_memory=_process_memory(env, defaults.process_memory),
         )
+
+
+def size_in_bytes(text: str) -> int:
+    """``256MB`` or ``1 GiB`` as bytes (DuckDB's meaning: KB = 1000, KiB = 1024)."""
+    match = _MEMORY.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit = float(match.group(1)), match.group(3).upper()
+    return int(number * _UNITS[unit])
 
 
 def _positive(
@@ -84,3 +111,20 @@ def _memory(env: Mapping[str, str], name: str, default: str) -> str:
     if not _MEMORY.match(raw):
         raise ConfigError(f"${name}: expected a size such as 256MB or 1GB, got {raw!r}")
     return raw
+
+
+def _process_memory(env: Mapping[str, str], default: str) -> str:
+    """The query process's memory: by default 1GB, or room for a larger DuckDB memory_limit."""
+    name = "DATA_PROCESSOR_PROCESS_MEMORY"
+    duckdb_limit = _memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", Limits.memory_limit)
+    needed = size_in_bytes(duckdb_limit) + _PROCESS_BASE_BYTES
+    chosen = _memory(env, name, "")
+    if not chosen:
+        roomy = max(size_in_bytes(default), needed + _PROCESS_BASE_BYTES)
+        return default if roomy == size_in_bytes(default) else f"{roomy // 2**20}MiB"
+    if size_in_bytes(chosen) < needed:
+        raise ConfigError(
+            f"${name}: {chosen} is too small for a query process with a DuckDB memory_limit of "
+            f"{duckdb_limit}; give it at least {needed // 2**20} MiB"
+        )
+    return chosen

@@ -2,15 +2,20 @@
 
 The guarantees come from DuckDB's own settings, fixed at connect time and then locked, rather than
 from inspecting SQL text: ``enable_external_access=false`` makes ``read_csv('/etc/passwd')``,
-``COPY``, ``ATTACH`` and ``INSTALL`` fail inside DuckDB whatever the query looks like.
+``COPY``, ``ATTACH`` and ``INSTALL`` fail inside DuckDB whatever the query looks like. DuckDB
+still allows its temp directory (``allowed_directories``) with external access off, and spills
+there unencrypted, so there is none: ``temp_directory=''`` turns spilling off, and a query too big
+for ``memory_limit`` fails instead of writing. ``home_directory`` is a fixed path that exists
+nowhere, so the settings and error messages name no real directory or user; the query process
+(``pool``) also runs from ``/``, the one directory the in-memory database's paths then name.
 
 Time and memory: ``memory_limit`` and the deadline's ``interrupt()`` act while DuckDB executes,
-and ``fetch`` sizes each row inside DuckDB before Python copies a value. Two things escape them:
-a constant expression DuckDB evaluates while binding the query (``range(50000000)[1]`` or
-``strlen(repeat('x', 400000000))`` take seconds and gigabytes before the deadline is seen), and
-many mid-size values, which ``memory_limit`` does not count: DuckDB computes 2,048 rows at a
-time, so ``SELECT range(100000) FROM range(1000)`` holds about 1 GB (measuring rows as JSON can
-double what the rows hold). Only the instance's own memory limit bounds those.
+and ``fetch`` sizes each row inside DuckDB before Python copies a value. Some work escapes them:
+a constant evaluated while binding, values ``memory_limit`` does not count (DuckDB computes 2,048
+rows at a time, so ``SELECT range(100000) FROM range(1000)`` holds about 1 GB), execution steps
+that do not look at the interrupt (a deeply nested ``from_json`` type). The operating system
+bounds those: every request's query runs in a process of ``pool``, under ``RLIMIT_AS`` and
+``RLIMIT_CPU``, killed at the wall-clock deadline.
 """
 
 from __future__ import annotations
@@ -30,10 +35,17 @@ from uuid import UUID
 import duckdb
 
 from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.pool import time_limit_message
 from functions.agents.data_processor.table import Table
 from shared.errors import BadRequest
 
 TABLE = "data"
+NO_HOME = "/nonexistent"
+"""DuckDB's home directory: derived paths (secrets, extensions) then name no real place."""
+MAX_NESTING = 32
+"""Nesting levels of a list, struct or map value sent as JSON; deeper ones are sent as text."""
+_NESTED_TYPES = {"list", "array", "struct", "map", "union"}
+_PLAIN_TYPES = {"boolean", "tinyint", "smallint", "integer", "bigint", "hugeint", "double"}
 
 
 def quote(name: str) -> str:
@@ -49,6 +61,8 @@ def connect(limits: Limits) -> duckdb.DuckDBPyConnection:
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "memory_limit": limits.memory_limit,
+            "temp_directory": "",
+            "home_directory": NO_HOME,
             "threads": 1,
             # Both evaluate constant expressions while planning, where memory_limit does not
             # apply and interrupt() is not seen; without them repeat('x', 400000000) is computed
@@ -86,10 +100,11 @@ class Deadline:
 
 
 @contextmanager
-def session(limits: Limits) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A fresh sandboxed connection; DuckDB errors inside become ``BadRequest``s that say why."""
+def session(limits: Limits, seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh sandboxed connection, interrupted after ``seconds`` (default: the query time
+    limit); DuckDB errors inside become ``BadRequest``s that say why."""
     conn = connect(limits)
-    deadline = Deadline(conn, limits.query_timeout_s)
+    deadline = Deadline(conn, limits.query_timeout_s if seconds is None else max(seconds, 0.0))
     try:
         yield conn
     except duckdb.Error as exc:
@@ -105,12 +120,7 @@ def session(limits: Limits) -> Iterator[duckdb.DuckDBPyConnection]:
 def translate(exc: duckdb.Error, limits: Limits, *, timed_out: bool) -> BadRequest | None:
     """The caller's view of a DuckDB failure; None for DuckDB's own bugs, which stay 500s."""
     if isinstance(exc, duckdb.InterruptException) or timed_out:
-        # 400, not 504: the query itself is too expensive, so the same request would time out
-        # again; a 504 would invite retries (the gateway retries 504s) instead of a smaller query.
-        return BadRequest(
-            f"the query exceeded the time limit of {limits.query_timeout_s:g} s; "
-            "ask for less work (filter first, avoid cross joins)"
-        )
+        return BadRequest(time_limit_message(limits.query_timeout_s))
     if isinstance(exc, duckdb.OutOfMemoryException):
         return BadRequest(
             f"the query exceeded the memory limit of {limits.memory_limit}; ask for less data"
@@ -181,8 +191,25 @@ def fetch(
     # DESCRIBE binds the query without running it: names and types at no cost.
     described = conn.execute(f"DESCRIBE {body}", list(params)).fetchall()
     columns = unique_names([entry[0] for entry in described])
-    types = [conn.sqltype(entry[1]).id for entry in described]
-    cursor = conn.execute(sized_query(body, columns, types, max_bytes), list(params))
+    types = [conn.sqltype(entry[1]) for entry in described]
+    as_text = [nesting(sql_type) > MAX_NESTING for sql_type in types]
+    try:
+        query = sized_query(body, columns, types, max_bytes, as_text)
+        return _read(conn.execute(query, list(params)), columns, keep, capped, max_bytes)
+    except (OverflowError, ValueError):
+        # A value Python cannot hold (an interval past timedelta's 999,999,999 days, also inside
+        # a list or struct) ends the cursor: run again with every non-plain column as text.
+        as_text = [
+            text or sql_type.id not in _PLAIN_TYPES
+            for text, sql_type in zip(as_text, types, strict=True)
+        ]
+        query = sized_query(body, columns, types, max_bytes, as_text)
+        return _read(conn.execute(query, list(params)), columns, keep, capped, max_bytes)
+
+
+def _read(
+    cursor: duckdb.DuckDBPyConnection, columns: list[str], keep: int, capped: bool, max_bytes: int
+) -> ResultSet:
     rows: list[dict[str, Any]] = []
     total = 0
     # One row at a time: each row fits in max_bytes, but a thousand of them need not.
@@ -223,23 +250,60 @@ def statement_body(sql: str) -> str:
     return sql[:end]
 
 
-def sized_query(body: str, names: Sequence[str], types: Sequence[str], max_bytes: int) -> str:
+def sized_query(
+    body: str,
+    names: Sequence[str],
+    types: Sequence[Any],
+    max_bytes: int,
+    as_text: Sequence[bool] = (),
+) -> str:
     """``body``'s rows as ``size, value...``: an estimate of the row's JSON size in bytes, then
-    its values, all NULL when the estimate is over ``max_bytes``. ``types`` are DuckDB type ids.
+    its values, all NULL when the estimate is over ``max_bytes``. ``types`` are DuckDB types
+    (``DuckDBPyType``) or their ids; a column marked in ``as_text`` is sent as DuckDB's text.
 
     The estimate is compact JSON with text unescaped; ``decode`` measures the rows it lets
     through exactly, and those may come out larger (escapes, spaces after commas)."""
     aliases = [f"c{index}" for index in range(len(names))]
+    type_ids = [t if isinstance(t, str) else t.id for t in types]
+    texts = list(as_text) or [False] * len(names)
+    type_ids = ["varchar" if text else t for t, text in zip(type_ids, texts, strict=True)]
+    picks = [
+        f"CAST({alias} AS VARCHAR) AS {alias}" if text else alias
+        for alias, text in zip(aliases, texts, strict=True)
+    ]
     # The row object's keys, braces and separators; the values' sizes are added in SQL.
     frame = len(json.dumps(dict.fromkeys(names), ensure_ascii=False).encode()) - 4 * len(names)
     sizes = [
-        _json_size(alias, type_id, max_bytes) for alias, type_id in zip(aliases, types, strict=True)
+        _json_size(alias, type_id, max_bytes)
+        for alias, type_id in zip(aliases, type_ids, strict=True)
     ]
     values = [f"CASE WHEN _size <= {max_bytes} THEN {alias} END" for alias in aliases]
+    source = f"(\n{body}\n) AS _result({', '.join(aliases)})"
+    if any(texts):
+        source = f"(SELECT {', '.join(picks)} FROM {source})"
     return (
         f"SELECT _size, {', '.join(values)} FROM (SELECT *, {' + '.join([str(frame), *sizes])} "
-        f"AS _size FROM (\n{body}\n) AS _result({', '.join(aliases)}))"
+        f"AS _size FROM {source})"
     )
+
+
+def nesting(sql_type: Any) -> int:
+    """How many levels of lists, arrays, structs, maps or unions a type has (0 for a scalar).
+
+    ``sql_type`` is a ``DuckDBPyType`` (``conn.sqltype``), whose module moved between DuckDB
+    versions."""
+    deepest, level = 0, [(sql_type, 0)]
+    while level:
+        current, depth = level.pop()
+        if current.id not in _NESTED_TYPES:
+            continue
+        deepest = max(deepest, depth + 1)
+        level += [
+            (child, depth + 1)
+            for _, child in current.children
+            if hasattr(child, "id")  # not the size of an array, an enum's values
+        ]
+    return deepest
 
 
 # Element counts DuckDB stores with a value: a size bound that costs nothing, so a collection
@@ -275,8 +339,11 @@ def unique_names(names: list[str]) -> list[str]:
     return unique
 
 
-def json_safe(value: Any) -> Any:
-    """A DuckDB value as JSON can carry it: decimals as numbers, times as ISO text, NaN as null."""
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A DuckDB value as JSON can carry it: decimals as numbers, times as ISO text, NaN as null.
+
+    ``fetch`` sends values nested deeper than ``MAX_NESTING`` as text; a deeper one here is a
+    400 rather than a ``RecursionError``."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -289,8 +356,13 @@ def json_safe(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict | list | tuple) and depth >= MAX_NESTING:
+        raise BadRequest(
+            f"a value in the answer nests deeper than {MAX_NESTING} levels; "
+            "send it as text (CAST(... AS VARCHAR)) or flatten it"
+        )
     if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
+        return {str(key): json_safe(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
+        return [json_safe(item, depth + 1) for item in value]
     return str(value)
