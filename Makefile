@@ -56,5 +56,9 @@ bench-gateway: ## gateway vs LiteLLM proxy (same fake upstream, same wrk load); 
 		bench/.work/litellm/bin/pip install --quiet 'litellm[proxy]==1.108.7')
 	$(BIN)/python -m bench.gateway
 
+.PHONY: bench-orchestrator
+bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md
+	$(BIN)/python -m bench.orchestrator
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
