@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -51,14 +52,17 @@ class AsyncFunctionApp:
         routes: Mapping[tuple[str, str], AsyncHandler],
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        body_timeout_s: float | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
         guard: Callable[[Call], None] | None = None,
     ) -> None:
-        """``guard`` runs before ``/metrics`` is answered (e.g. the gateway's key check)."""
+        """``guard`` runs before ``/metrics`` is answered (e.g. the gateway's key check);
+        ``body_timeout_s`` defaults to ``$REQUEST_BODY_TIMEOUT_S`` or 30 s."""
         self.name = name
         self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s
+        self.body_timeout_s = body_timeout_s or float(
+            os.environ.get("REQUEST_BODY_TIMEOUT_S") or DEFAULT_BODY_TIMEOUT_S
+        )
         self._health = health
         self._guard = guard
         self._routes: dict[str, dict[str, AsyncHandler]] = {}
@@ -66,6 +70,7 @@ class AsyncFunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
+        metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
         metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
 
     async def __call__(self, request: Request) -> Response:
