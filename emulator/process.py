@@ -1,42 +1,93 @@
-"""Start a function as a functions-framework process and wait until it answers /health."""
+"""Start a function as a functions-framework process and wait until it answers /health.
+
+Every function runs in its own process group, so that stopping it also stops the gunicorn
+workers it forked: nothing is left behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FUNCTION_SOURCES = {
-    "gateway": "functions/gateway/main.py",
-    "calculator": "functions/agents/calculator/main.py",
-    "search": "functions/agents/search/main.py",
-    "data_processor": "functions/agents/data_processor/main.py",
-    "tavily": "functions/agents/tavily/main.py",
-}
+from emulator.compose import REPO_ROOT, load_project
+from emulator.network import LOOPBACK, free_port
+
+__all__ = ["FunctionProcess", "free_port", "function_environment", "spawn", "start_function"]
+
 # functions-framework's gunicorn server on a 2-core machine: 2 workers use both cores. A thread
 # serves one request at a time, and a real model call takes seconds, so workers x threads is
 # how many calls an instance has in flight: 16 threads each make 32, at a small cost in peak
 # throughput against an instant upstream (bench/RESULTS.md). The environment overrides both.
 SERVER_DEFAULTS = {"WORKERS": "2", "THREADS": "16"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+STOP_TIMEOUT_S = 10.0
 
 
 def functions_framework_bin() -> str:
     candidate = Path(sys.executable).parent / "functions-framework"
     return str(candidate) if candidate.exists() else "functions-framework"
+
+
+def function_environment(
+    port: int, env: Mapping[str, str] | None = None, *, root: Path = REPO_ROOT
+) -> dict[str, str]:
+    """This process's environment, the server defaults under it, ``env`` and ``PORT`` over it."""
+    environ = {**SERVER_DEFAULTS, **os.environ}
+    # Each function keeps its own metrics folder (shared/metrics.py), not this process's.
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.update(env or {})
+    environ["PORT"] = str(port)
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), environ.get("PYTHONPATH")]))
+    return environ
+
+
+def spawn(
+    source: Path,
+    target: str,
+    port: int,
+    environ: Mapping[str, str],
+    *,
+    cwd: Path = REPO_ROOT,
+    output: IO[bytes] | int | None = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """``functions-framework --source S --target T`` on loopback, in a process group of its own."""
+    command = [functions_framework_bin(), "--source", str(source), "--target", target]
+    command += ["--host", LOOPBACK, "--port", str(port)]
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=dict(environ),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM the process's group, then SIGKILL what is still there after ``timeout_s``."""
+    signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout_s)
+    signal_group(process.pid, signal.SIGKILL)  # forked workers that outlived their master
+    process.wait()
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 @dataclass
@@ -50,16 +101,10 @@ class FunctionProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{LOOPBACK}:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_group(self.process)
         if self.log is not None:
             self.log.close()
 
@@ -72,33 +117,16 @@ def start_function(
     log_path: Path | None = None,
     ready_timeout_s: float = 30.0,
 ) -> FunctionProcess:
-    """Start ``target`` with functions-framework's production server and wait for /health."""
+    """Start ``target`` (a function of ``docker-compose.yml``) and wait for its /health."""
+    service = load_project().by_target(target)
     port = port or free_port()
-    environ = {**SERVER_DEFAULTS, **os.environ, "PORT": str(port)}
-    # Each function keeps its own metrics folder (shared/metrics.py), not this process's.
-    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    environ.update(env or {})
-    environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")])
-    )
     log = log_path.open("wb") if log_path else None
-    command = [
-        functions_framework_bin(),
-        "--source",
-        str(REPO_ROOT / FUNCTION_SOURCES[target]),
-        "--target",
+    process = spawn(
+        REPO_ROOT / service.source,
         target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=environ,
-        stdout=log or subprocess.DEVNULL,
-        stderr=log or subprocess.DEVNULL,
+        port,
+        function_environment(port, env),
+        output=log or subprocess.DEVNULL,
     )
     running = FunctionProcess(target, port, process, log)
     try:
@@ -109,16 +137,26 @@ def start_function(
     return running
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def health_status(url: str, timeout_s: float = 1.0) -> int | None:
+    """The status ``GET url`` answers, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], timeout_s: float, path: str = "/health"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url}: the process exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        status = health_status(f"{url}{path}")
+        if status is not None and 200 <= status < 300:
+            return
         time.sleep(0.02)  # polling a process we started; there is no event to wait on
     raise TimeoutError(f"{url} did not become healthy within {timeout_s:g} s")

@@ -1,0 +1,283 @@
+"""``agentorch``: run the stack on the emulator and talk to it.
+
+    agentorch up [-d] [--reload]     start every function of docker-compose.yml as a process
+    agentorch status | down          what runs where; stop it all
+    agentorch logs [SERVICE] [-f]    the services' output
+    agentorch restart SERVICE
+    agentorch invoke SERVICE --data JSON [--cloudevent TYPE [--structured]]
+    agentorch ask ["TASK"] [--data FILE] [--json]   (no task: an interactive prompt)
+    agentorch health                 every service's /health and the gateway's providers
+
+Errors are one line saying what failed and what to run, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from emulator import client, events, render, stack
+from emulator.compose import Project, load_project
+from emulator.logs import Prefixer, show
+from emulator.network import LOOPBACK, Address, assign_addresses
+from emulator.state import StateFolder, state_dir
+from shared.errors import ConfigError, ServiceError
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="agentorch", description=__doc__.split("\n\n")[0])
+    top.add_argument("--file", help="the compose file (default: docker-compose.yml at the root)")
+    top.add_argument("--state-dir", help="where state and logs live (default: .agentorch/)")
+    top.add_argument("--profile", action="append", default=None, help="a Compose profile to enable")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the stack (Ctrl-C stops it)")
+    up.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    up.add_argument(
+        "--reload", action="store_true", help="restart a function when its source changes"
+    )
+    up.add_argument(
+        "--port", action="append", default=[], metavar="SERVICE=PORT", help="another port"
+    )
+    up.add_argument(
+        "--any-port", action="store_true", help="free ports instead of the compose ones"
+    )
+    up.add_argument(
+        "--timeout", type=float, default=None, help="seconds each service has to be healthy"
+    )
+    up.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+
+    commands.add_parser("down", help="stop the stack; no process is left behind")
+    commands.add_parser("status", help="each service: URL, PID, health")
+    logs = commands.add_parser("logs", help="the services' output")
+    logs.add_argument("service", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", type=int, default=None, metavar="N")
+    restart = commands.add_parser("restart", help="restart one service")
+    restart.add_argument("service")
+    restart.add_argument("--timeout", type=float, default=60.0)
+
+    invoke = commands.add_parser("invoke", help="POST JSON (or a CloudEvent) to a service")
+    invoke.add_argument("service")
+    invoke.add_argument("--data", default="{}", help="the JSON body")
+    invoke.add_argument("--path", default="/", help="the path to POST to (default /)")
+    invoke.add_argument(
+        "--cloudevent", metavar="TYPE", help="send the data as a CloudEvent of TYPE"
+    )
+    invoke.add_argument("--structured", action="store_true", help="structured mode, not binary")
+
+    ask = commands.add_parser("ask", help="send a task to the orchestrator")
+    ask.add_argument("task", nargs="*", help="the task; none: an interactive prompt")
+    ask.add_argument("--url", help="the orchestrator (default: ORCHESTRATOR_URL, then the stack's)")
+    ask.add_argument("--data", type=Path, metavar="FILE", help="attach a CSV or JSON file")
+    ask.add_argument("--json", action="store_true", help="print the raw response")
+    ask.add_argument("--timeout", type=float, default=300.0)
+
+    commands.add_parser("health", help="every service's /health and the gateway's providers")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        return run(args, console)
+    except ServiceError as exc:
+        Console(stderr=True, highlight=False).print(f"agentorch: {exc.message}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    folder = StateFolder(state_dir(args.state_dir))
+    handler = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "logs": cmd_logs,
+        "restart": cmd_restart,
+        "invoke": cmd_invoke,
+        "ask": cmd_ask,
+        "health": cmd_health,
+    }[args.command]
+    return handler(args, folder, console)
+
+
+def project_of(args: argparse.Namespace) -> Project:
+    return load_project(args.file, profiles=args.profile)
+
+
+def parse_ports(values: Sequence[str]) -> dict[str, int]:
+    ports = {}
+    for value in values:
+        name, _, port = value.partition("=")
+        if not port.isdigit():
+            raise ConfigError(f"--port {value}: expected SERVICE=PORT, such as model-gateway=9585")
+        ports[name] = int(port)
+    return ports
+
+
+def cmd_up(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    project = project_of(args)
+    addresses = assign_addresses(
+        project.services.values(), parse_ports(args.port), any_port=args.any_port
+    )
+    if args.detach:
+        child = _global_args(args, folder) + ["up", "--quiet"] + _up_args(args, addresses)
+        state = stack.up_detached(child, folder, stack.DETACH_TIMEOUT_S)
+        for name, service in state.services.items():
+            console.print(f"{name:<22} {service.url}  pid {service.pid}", markup=False)
+        console.print(
+            f"all {len(state.services)} services healthy in {state.started_s:.2f} s "
+            "(`agentorch down` stops them)",
+            markup=False,
+        )
+        return 0
+    options = stack.UpOptions(reload=args.reload, start_timeout_s=args.timeout, quiet=args.quiet)
+    stack.up(project, addresses, folder, options, lambda line: console.print(line, markup=False))
+    return 0
+
+
+def _global_args(args: argparse.Namespace, folder: StateFolder) -> list[str]:
+    result = ["--state-dir", str(folder.root)]
+    if args.file:
+        result += ["--file", str(Path(args.file).resolve())]
+    for profile in args.profile or []:
+        result += ["--profile", profile]
+    return result
+
+
+def _up_args(args: argparse.Namespace, addresses: dict[str, Address]) -> list[str]:
+    # The ports are fixed here, so that free ones picked by --any-port are the ones reported.
+    result = [f"--port={name}={address.port}" for name, address in addresses.items()]
+    if args.reload:
+        result.append("--reload")
+    if args.timeout is not None:
+        result += ["--timeout", str(args.timeout)]
+    return result
+
+
+def cmd_down(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    stopped = stack.down(folder)
+    console.print(
+        f"stopped: {', '.join(stopped)}" if stopped else "nothing was running", markup=False
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    state = stack.running_state(folder)
+    if state is None:
+        console.print(f"not running (state folder {folder.root}); start it with `agentorch up -d`")
+        return 1
+    console.print(
+        f"supervisor pid {state.supervisor_pid}, {state.status}, from {state.compose_file}",
+        markup=False,
+    )
+    console.print(render.status_table(stack.status_rows(state)))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    state = folder.read()
+    names = list(state.services) if state else list(project_of(args).services)
+    if args.service:
+        if args.service not in names:
+            raise ConfigError(f"no service {args.service!r} (services: {', '.join(names)})")
+        names = [args.service]
+    prefixer = Prefixer(names, sys.stdout, color=sys.stdout.isatty())
+    show({n: folder.log_file(n) for n in names}, prefixer, follow=args.follow, tail=args.tail)
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    state = stack.restart(folder, args.service, args.timeout)
+    service = state.services[args.service]
+    console.print(f"{args.service} restarted: pid {service.pid}, {service.url}", markup=False)
+    return 0
+
+
+def service_urls(args: argparse.Namespace, folder: StateFolder) -> dict[str, str]:
+    """The running stack's URLs; without one, the compose file's host ports."""
+    state = stack.running_state(folder)
+    if state is not None:
+        return {name: service.url for name, service in state.services.items()}
+    return {n: Address(LOOPBACK, s.port).url for n, s in project_of(args).services.items()}
+
+
+def cmd_invoke(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    urls = service_urls(args, folder)
+    if args.service not in urls:
+        raise ConfigError(f"no service {args.service!r} (services: {', '.join(urls)})")
+    invocation = events.build(
+        events.parse_json(args.data), args.cloudevent, structured=args.structured
+    )
+    reply = events.invoke(urls[args.service] + args.path, invocation)
+    try:
+        console.print_json(data=reply.json())
+    except ValueError:
+        console.print(reply.text, markup=False)
+    return 0 if reply.is_success else 1
+
+
+def orchestrator_url(args: argparse.Namespace, folder: StateFolder) -> str:
+    if args.url or os.environ.get("ORCHESTRATOR_URL"):
+        return str(args.url or os.environ["ORCHESTRATOR_URL"])
+    project = project_of(args)
+    name = project.by_target("orchestrator").name
+    return service_urls(args, folder).get(name, f"http://{LOOPBACK}:8080")
+
+
+def cmd_ask(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    url = orchestrator_url(args, folder)
+    data = client.read_data(args.data) if args.data else None
+    if args.task:
+        return ask_once(" ".join(args.task), url, data, args, console)
+    from emulator.prompt import tasks  # prompt_toolkit is only needed here
+
+    for task in tasks(folder.root / "history", console):
+        try:
+            ask_once(task, url, data, args, console)
+        except ServiceError as exc:
+            console.print(f"agentorch: {exc.message}", markup=False, style="red")
+    return 0
+
+
+def ask_once(task: str, url: str, data: object, args: argparse.Namespace, console: Console) -> int:
+    if args.json:
+        result = client.ask(url, task, data, stream=False, timeout_s=args.timeout)
+        console.print(json.dumps(result, indent=2, ensure_ascii=False), markup=False)
+    else:
+        with render.StepProgress(console) as progress:
+            result = client.ask(url, task, data, on_event=progress, timeout_s=args.timeout)
+        render.print_result(console, result)
+    return 0 if result.get("status") == "completed" else 2
+
+
+def cmd_health(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    urls = service_urls(args, folder)
+    rows = client.check_health(urls)
+    console.print(render.health_table(rows))
+    healthy = all(row.healthy for row in rows)
+    gateway = project_of(args).by_target("gateway").name
+    if gateway in urls and any(r.healthy for r in rows if r.service == gateway):
+        deployments = client.providers(urls[gateway])
+        console.print(render.providers_table(deployments))
+    if not healthy:
+        console.print(
+            "unhealthy: " + ", ".join(r.service for r in rows if not r.healthy),
+            markup=False,
+            style="red",
+        )
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
