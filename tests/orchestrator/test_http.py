@@ -4,25 +4,21 @@ HTTP. uvicorn runs in the test's own loop, so the app's client can be closed in 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import functions_framework
 import pytest
-import uvicorn
 import yaml
 
 from functions.orchestrator.config import load_orchestrator_config
 from shared.errors import ConfigError
 from tests.orchestrator.fakes import CALCULATOR, FakeAgents, FakeEndpoint, calculate
+from tests.orchestrator.serving import serve_orchestrator
 
 pytestmark = pytest.mark.anyio
-SOURCE = str(Path(__file__).resolve().parents[2] / "functions/orchestrator/main.py")
 
 
 def message(*content: dict[str, Any]) -> dict[str, Any]:
@@ -51,20 +47,8 @@ async def served(
     monkeypatch.setenv("ORCHESTRATOR_CONFIG", str(path))
     monkeypatch.setenv("GATEWAY_URL", gateway.url)  # the variables win over the file
     monkeypatch.setenv("CALCULATOR_URL", fake_agents.url("calculator"))
-    app = functions_framework.create_app("orchestrator", SOURCE)
-    service = sys.modules["main"].service  # the module functions-framework just loaded
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
-    )
-    serving = asyncio.ensure_future(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            await asyncio.sleep(0.005)  # polling uvicorn's start flag; it has no event
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", gateway
-    await service.aclose()
-    server.should_exit = True
-    await serving
+    async with serve_orchestrator() as url:
+        yield url, gateway
     await gateway.close()
 
 

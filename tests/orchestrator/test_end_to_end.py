@@ -1,0 +1,158 @@
+"""End to end over real HTTP: the real gateway (offline ``local`` provider, or its anthropic
+provider pointed at the fake Anthropic server) and the real agents as functions-framework
+processes, the orchestrator served in the test's loop, tasks posted as a user would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.anthropic_server import Answer, FakeAnthropic
+from tests.orchestrator.serving import Process, serve_orchestrator, start_function, wait_healthy
+
+pytestmark = pytest.mark.anyio
+AGENTS = {
+    "CALCULATOR_URL": ("functions/agents/calculator/main.py", "calculator"),
+    "SEARCH_URL": ("functions/agents/search/main.py", "search"),
+    "DATA_PROCESSOR_URL": ("functions/agents/data_processor/main.py", "data_processor"),
+}
+ROWS = [
+    {"city": "Oslo", "people": 700},
+    {"city": "Bergen", "people": 290},
+    {"city": "Oslo", "people": 15},
+]
+
+
+@pytest.fixture(scope="module")
+def agents() -> Iterator[dict[str, str]]:
+    started = {variable: start_function(*where) for variable, where in AGENTS.items()}
+    try:
+        wait_healthy(list(started.values()))
+        yield {variable: process.url for variable, process in started.items()}
+    finally:
+        for process in started.values():
+            process.stop()
+
+
+@pytest.fixture(scope="module")
+def local_gateway() -> Iterator[Process]:
+    gateway = start_function("functions/gateway/main.py", "gateway")
+    try:
+        wait_healthy([gateway])
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+async def orchestrator(
+    agents: dict[str, str], local_gateway: Process, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    for variable, url in {**agents, "GATEWAY_URL": local_gateway.url}.items():
+        monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("TAVILY_URL", "http://127.0.0.1:9")  # nothing there: left out
+    async with serve_orchestrator() as url:
+        yield url
+
+
+async def ask(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as client,
+        client.post(url, json=body) as response,
+    ):
+        answer: dict[str, Any] = await response.json()
+        assert response.status == 200, answer
+        return answer
+
+
+def agent_steps(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in result["steps"] if s["kind"] == "agent"}
+
+
+async def test_a_task_for_the_calculator(orchestrator: str) -> None:
+    result = await ask(orchestrator, {"task": "What is 17*23?"})
+    assert result["status"] == "completed", result
+    assert agent_steps(result)["calculator"]["outcome"]["result"]["value"] == 391
+    assert "391" in result["answer"]
+    assert result["steps"][0]["provider"] == "local"
+    assert result["agents"]["tavily"].startswith("left out")
+
+
+async def test_a_task_for_the_search(orchestrator: str) -> None:
+    result = await ask(orchestrator, {"task": "search for circuit breaker cooldown"})
+    assert result["status"] == "completed", result
+    hits = agent_steps(result)["search"]["outcome"]["result"]["hits"]
+    assert hits and "circuit" in str(hits).lower()
+
+
+async def test_a_task_for_the_data_processor(orchestrator: str) -> None:
+    result = await ask(orchestrator, {"task": "describe the rows", "data": ROWS})
+    assert result["status"] == "completed", result
+    described = agent_steps(result)["data_processor"]
+    described_result = described["outcome"]["result"]
+    assert described_result["row_count"] == 3
+    [people] = [c for c in described_result["columns"] if c["name"] == "people"]
+    assert (people["min"], people["max"]) == (15, 700)
+    assert "700" in result["answer"]
+
+
+async def test_a_task_that_needs_two_agents(orchestrator: str) -> None:
+    result = await ask(orchestrator, {"task": "compute 6*7 and search for retry backoff"})
+    assert result["status"] == "completed", result
+    steps = agent_steps(result)
+    assert set(steps) == {"calculator", "search"}
+    assert steps["calculator"]["outcome"]["result"]["value"] == 42
+    assert "42" in result["answer"]
+    assert result["usage"]["model_calls"] == 2 and result["usage"]["agent_calls"] == 2
+
+
+@pytest.fixture
+async def anthropic_orchestrator(
+    agents: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[str, FakeAnthropic]]:
+    with FakeAnthropic() as fake:
+        gateway = start_function("functions/gateway/main.py", "gateway", fake.environ())
+        try:
+            wait_healthy([gateway])
+            for variable, url in {**agents, "GATEWAY_URL": gateway.url}.items():
+                monkeypatch.setenv(variable, url)
+            async with serve_orchestrator() as url:
+                yield url, fake
+        finally:
+            gateway.stop()
+
+
+async def test_a_planning_model_through_the_anthropic_provider(
+    anthropic_orchestrator: tuple[str, FakeAnthropic],
+) -> None:
+    url, fake = anthropic_orchestrator
+    group = {
+        "operation": "group_by",
+        "dataset": "task_data",
+        "group_by": ["city"],
+        "aggregates": [{"fn": "sum", "column": "people"}],
+    }
+    fake.enqueue(
+        Answer.tool_use("data_processor", group, preamble="First the totals per city."),
+        Answer.tool_use("calculator", {"expression": "715 - 290"}),
+        Answer.text("Oslo has 715 people, 425 more than Bergen."),
+    )
+    result = await ask(url, {"task": "How many more people live in Oslo?", "data": ROWS})
+
+    assert result["status"] == "completed", result
+    assert result["answer"] == "Oslo has 715 people, 425 more than Bergen."
+    assert [s["provider"] for s in result["steps"] if s["kind"] == "model"] == ["anthropic"] * 3
+    steps = agent_steps(result)
+    totals = {
+        r["city"]: r["sum_people"] for r in steps["data_processor"]["outcome"]["result"]["rows"]
+    }
+    assert totals == {"Oslo": 715, "Bergen": 290}
+    assert steps["calculator"]["outcome"]["result"]["value"] == 425
+    sent = [r.body for r in fake.requests if r.path.startswith("/v1/messages")]
+    assert {t["name"] for t in sent[0]["tools"]} == {"calculator", "search", "data_processor"}
+    [fed_back] = [b for b in sent[1]["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert "715" in str(fed_back["content"]) and not fed_back.get("is_error")
