@@ -213,6 +213,7 @@ async def test_time_budget_cancels_what_is_in_flight(
     events: list[tuple[str, dict[str, Any]]] = []
     started = asyncio.get_running_loop().time()
     result = await run(model, fake_agents, http, limits=Limits(8, 0.3, 50_000), events=events)
+    never.set()  # let the fake's handler end, so the server closes at once
 
     assert asyncio.get_running_loop().time() - started < 3
     assert result.status is Status.STOPPED and result.stop_reason is StopReason.TIMEOUT
