@@ -239,6 +239,7 @@ class Supervisor:
         if self._stopping or running.process is None or running.process.poll() is None:
             return
         code = running.process.returncode
+        signal_group(running.process.pid, signal.SIGKILL)  # workers orphaned by their master
         self._set(name, "exited", exit_code=code)
         self._report(name, f"exited with code {code}")
         policy = running.service.restart
