@@ -192,19 +192,23 @@ def fetch(
     described = conn.execute(f"DESCRIBE {body}", list(params)).fetchall()
     columns = unique_names([entry[0] for entry in described])
     types = [conn.sqltype(entry[1]) for entry in described]
-    as_text = [nesting(sql_type) > MAX_NESTING for sql_type in types]
-    try:
+    deep = [nesting(sql_type) > MAX_NESTING for sql_type in types]
+    # A value Python cannot hold (an interval past timedelta's 999,999,999 days, also inside a
+    # list or struct) ends the cursor: then run again with such columns as text, and should
+    # another kind fail, every column that is not a plain number or truth value.
+    attempts = [
+        deep,
+        [d or "interval" in _type_ids(t) for d, t in zip(deep, types, strict=True)],
+        [d or t.id not in _PLAIN_TYPES for d, t in zip(deep, types, strict=True)],
+    ]
+    for attempt, as_text in enumerate(attempts):
         query = sized_query(body, columns, types, max_bytes, as_text)
-        return _read(conn.execute(query, list(params)), columns, keep, capped, max_bytes)
-    except (OverflowError, ValueError):
-        # A value Python cannot hold (an interval past timedelta's 999,999,999 days, also inside
-        # a list or struct) ends the cursor: run again with every non-plain column as text.
-        as_text = [
-            text or sql_type.id not in _PLAIN_TYPES
-            for text, sql_type in zip(as_text, types, strict=True)
-        ]
-        query = sized_query(body, columns, types, max_bytes, as_text)
-        return _read(conn.execute(query, list(params)), columns, keep, capped, max_bytes)
+        try:
+            return _read(conn.execute(query, list(params)), columns, keep, capped, max_bytes)
+        except (OverflowError, ValueError):
+            if attempt == len(attempts) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read(
@@ -292,18 +296,25 @@ def nesting(sql_type: Any) -> int:
 
     ``sql_type`` is a ``DuckDBPyType`` (``conn.sqltype``), whose module moved between DuckDB
     versions."""
-    deepest, level = 0, [(sql_type, 0)]
-    while level:
-        current, depth = level.pop()
-        if current.id not in _NESTED_TYPES:
-            continue
-        deepest = max(deepest, depth + 1)
-        level += [
-            (child, depth + 1)
-            for _, child in current.children
-            if hasattr(child, "id")  # not the size of an array, an enum's values
-        ]
-    return deepest
+    return max(depth for _, depth in _walk(sql_type))
+
+
+def _type_ids(sql_type: Any) -> set[str]:
+    return {inner.id for inner, _ in _walk(sql_type)}
+
+
+def _walk(sql_type: Any) -> Iterator[tuple[Any, int]]:
+    """The type and every type inside it, each with how many nested types hold it."""
+    pending = [(sql_type, 0)]
+    while pending:
+        current, depth = pending.pop()
+        yield current, depth
+        if current.id in _NESTED_TYPES:
+            pending += [
+                (child, depth + 1)
+                for _, child in current.children
+                if hasattr(child, "id")  # not the size of an array, an enum's values
+            ]
 
 
 # Element counts DuckDB stores with a value: a size bound that costs nothing, so a collection

@@ -18,6 +18,7 @@ from functions.agents.data_processor.limits import Limits
 from functions.agents.data_processor.sandbox import connect, json_safe, sized_query
 from shared.agent import parse_input
 from shared.errors import BadRequest, ConfigError
+from tests.agents.support import function_client
 
 ROWS = [{"city": "Oslo", "temp": 4}, {"city": "Rome", "temp": 18}, {"city": "Lima", "temp": 22}]
 
@@ -232,3 +233,59 @@ def test_limits_from_env() -> None:
 def test_bad_limit_variables_stop_start_up_naming_them(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         Limits.from_env({variable: raw})
+
+
+# Regressions: these answered 500 (OverflowError converting to timedelta, RecursionError in
+# json_safe); a value Python or JSON cannot carry is sent as DuckDB's text instead.
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("SELECT to_days(1000000000) AS v", "1000000000 days"),
+        ("SELECT to_days(-1000000000) AS v", "-1000000000 days"),
+        ("SELECT INTERVAL '2147483647 months' AS v", "178956970 years 7 months"),
+        ("SELECT [INTERVAL '2147483647 months'] AS v", "[178956970 years 7 months]"),
+        ("SELECT {'k': to_days(1000000000)} AS v", "{'k': 1000000000 days}"),
+        ("SELECT MAP {'k': INTERVAL '2147483647 months'} AS v", "{k=178956970 years 7 months}"),
+    ],
+)
+def test_intervals_beyond_python_are_text(query: str, expected: str) -> None:
+    assert sql(query)["rows"] == [{"v": expected}]
+
+
+def test_other_columns_keep_their_json_types_beside_an_unrenderable_one() -> None:
+    result = sql("SELECT to_days(1000000000) AS big, 5 AS n, [1, 2] AS l, INTERVAL 1 DAY AS day")
+    # Every interval column of that answer is DuckDB's text; the rest are as always.
+    assert result["rows"] == [{"big": "1000000000 days", "n": 5, "l": [1, 2], "day": "1 day"}]
+
+
+def _deep(levels: int) -> str:
+    value, json_type = "[" * levels + "]" * levels, "[" * levels + '"JSON"' + "]" * levels
+    return f"SELECT from_json('{value}', '{json_type}') AS v"
+
+
+@pytest.mark.parametrize("levels", [33, 100, 900])
+def test_deeply_nested_values_are_text(levels: int) -> None:
+    assert sql(_deep(levels))["rows"] == [{"v": "[" * levels + "]" * levels}]
+
+
+def test_nesting_up_to_the_limit_stays_json() -> None:
+    assert sql(_deep(32))["rows"] == [{"v": _nested(32)}]
+
+
+def _nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_json_safe_refuses_nesting_it_cannot_render() -> None:
+    with pytest.raises(BadRequest, match="nests deeper than 32 levels"):
+        json_safe(_nested(2000))
+
+
+def test_deep_values_over_http_are_never_a_500() -> None:
+    client = function_client("data_processor")
+    for query in (_deep(900), "SELECT to_days(1000000000) AS v"):
+        response = client.post("/", json={"operation": "sql", "rows": ROWS, "query": query})
+        assert response.status_code == 200, response.get_json()

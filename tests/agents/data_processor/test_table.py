@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from functions.agents.data_processor.limits import Limits
 from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
 from shared.errors import BadRequest
+from tests.agents.support import function_client
 
 LIMITS = Limits()
 
@@ -156,3 +158,50 @@ def test_row_and_column_limits() -> None:
         table_from_csv("a\n1\n2\n3\n", ",", small)
     with pytest.raises(BadRequest, match="3 columns is over the limit of 2"):
         table_from_rows([{"a": 1, "b": 2, "c": 3}], small)
+
+
+# Regression: the decimal pattern backtracked over every split of a run of digits followed by
+# something else; one such 40 KB cell took 44 s and froze the worker (and its /health).
+NUMBERISH = "1" * 40_000 + "x"
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [NUMBERISH],
+        [NUMBERISH] * 100,  # 4 MB
+        ["1." + "1" * 40_000 + "e"] * 50,
+        ["+" + "9" * 40_000 + "e+"] * 50,
+    ],
+)
+def test_long_numberish_cells_parse_in_linear_time(cells: list[str]) -> None:
+    # Through the agent, so a regression is a time-limit answer (the query process is killed
+    # at the deadline) rather than a test that hangs for minutes.
+    client = function_client("data_processor")
+    assert client.post("/", json={"operation": "describe", "csv": "v\n1\n"}).status_code == 200
+    started = time.monotonic()  # the query processes have started
+    response = client.post("/", json={"operation": "describe", "csv": "v\n" + "\n".join(cells)})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.get_json()
+    column = response.get_json()["result"]["columns"][0]
+    assert (column["type"], column["count"]) == ("VARCHAR", len(cells))
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    ("cell", "sql_type"),
+    [
+        ("1.5", "DOUBLE"),
+        ("1.", "DOUBLE"),
+        (".5", "DOUBLE"),
+        ("-2.5E-3", "DOUBLE"),
+        ("+7", "BIGINT"),
+        ("e5", "VARCHAR"),
+        (".", "VARCHAR"),
+        ("1.5.", "VARCHAR"),
+        ("+-1", "VARCHAR"),
+        ("1e", "VARCHAR"),
+    ],
+)
+def test_number_syntax_is_unchanged(cell: str, sql_type: str) -> None:
+    assert table_from_csv(f"v\n{cell}\n", ",", LIMITS).columns[0].sql_type == sql_type
