@@ -100,7 +100,10 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResult:
+def run_wrk(
+    url: str, script: Path, connections: int, seconds: int, timeout_s: float = 2.0
+) -> LoadResult:
+    """wrk's figures; a request unanswered after ``timeout_s`` counts as an error."""
     require("wrk", "wrk")
     threads = 1 if connections < 4 else 2
     out = subprocess.run(
@@ -109,6 +112,7 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResul
             f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",
+            f"--timeout={timeout_s:g}s",
             "--latency",
             "-s",
             str(script),
