@@ -129,9 +129,9 @@ def load(url: str, model: str, clients: int, seconds: int) -> LoadResult:
 
 
 def row(name: str, clients: int, result: LoadResult) -> str:
-    ideal = clients / 1.0
+    share = result.requests_per_s / clients  # the ideal is clients / 1 s
     return (
-        f"| {name} | {clients:,} | {result.requests_per_s:,.0f} | {result.requests_per_s / ideal:.2f}"
+        f"| {name} | {clients:,} | {result.requests_per_s:,.0f} | {share:.2f}"
         f" | {result.p50_ms / 1000:.2f} | {result.p99_ms / 1000:.2f} | {result.errors} |"
     )
 
