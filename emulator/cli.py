@@ -27,7 +27,7 @@ from emulator.compose import Project, load_project
 from emulator.logs import Prefixer, show
 from emulator.network import LOOPBACK, Address, assign_addresses
 from emulator.state import StateFolder, state_dir
-from shared.errors import ConfigError, ServiceError
+from shared.errors import AgentOrchestratorError, ConfigError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     try:
         return run(args, console)
-    except ServiceError as exc:
-        Console(stderr=True, highlight=False).print(f"agentorch: {exc.message}", markup=False)
+    except AgentOrchestratorError as exc:
+        print(f"agentorch: {exc.message}", file=sys.stderr)  # unwrapped: one line
         return 1
     except KeyboardInterrupt:
         return 130
@@ -245,7 +245,7 @@ def cmd_ask(args: argparse.Namespace, folder: StateFolder, console: Console) -> 
     for task in tasks(folder.root / "history", console):
         try:
             ask_once(task, url, data, args, console)
-        except ServiceError as exc:
+        except AgentOrchestratorError as exc:
             console.print(f"agentorch: {exc.message}", markup=False, style="red")
     return 0
 

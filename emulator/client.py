@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from shared.errors import BadRequest, ServiceError, UpstreamError, UpstreamUnavailable
+from shared.errors import BadRequest, UpstreamError, UpstreamUnavailable
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 START_HINT = "start the stack with `agentorch up -d` (or `make up`), or pass --url"
@@ -158,4 +158,4 @@ def providers(gateway_url: str, timeout_s: float = 3.0) -> list[dict[str, Any]]:
     return list(reply.json().get("deployments", []))
 
 
-__all__ = ["Health", "ServiceError", "ask", "check_health", "iter_sse", "providers", "read_data"]
+__all__ = ["Health", "ask", "check_health", "iter_sse", "providers", "read_data"]

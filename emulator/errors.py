@@ -1,22 +1,24 @@
 """What goes wrong in the emulator and the ``agentorch`` client, under ``shared.errors``.
 
-    ServiceError (shared)
-    ├── ConfigError (shared)      a malformed compose file, a bad option
-    ├── StartFailed               a service did not start or become healthy
-    ├── NotRunning                no emulated stack in this state folder
-    └── UpstreamUnavailable       a service could not be reached (shared)
+    AgentOrchestratorError (shared)
+    ├── ConfigError (shared)          a malformed compose file, a bad option
+    ├── StartFailed                   a service did not start or become healthy
+    ├── NotRunning                    no emulated stack in this state folder
+    └── ServiceError (shared)
+        ├── BadRequest (shared)       a bad --data
+        └── UpstreamError (shared)    a service could not be reached, or failed
 
 The command line prints each as one line, never a traceback.
 """
 
 from __future__ import annotations
 
-from shared.errors import ServiceError
+from shared.errors import AgentOrchestratorError
 
 
-class StartFailed(ServiceError):
+class StartFailed(AgentOrchestratorError):
     """A service did not start or become healthy; the message ends with its last log lines."""
 
 
-class NotRunning(ServiceError):
+class NotRunning(AgentOrchestratorError):
     """No stack is running from this state folder."""

@@ -87,7 +87,7 @@ def up(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        folder.clear()
+    folder.clear()  # a failed start-up keeps its state: `up -d` reads the error from it
 
 
 def _route_signals(supervisor: Supervisor) -> dict[signal.Signals, Handler]:
@@ -129,6 +129,7 @@ def up_detached(cli_args: Sequence[str], folder: StateFolder, timeout_s: float) 
                 return state
             if state.status in ("failed", "stopped"):
                 child.wait(timeout=DOWN_TIMEOUT_S)
+                folder.clear()
                 raise StartFailed(state.error or "the stack stopped while starting")
         if child.poll() is not None:
             tail = (folder.root / "supervisor.log").read_text(errors="replace").strip()

@@ -1,0 +1,70 @@
+"""A fake orchestrator speaking the real wire format: a task in, steps as server-sent events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes.server import Exchange, FakeServer, RecordedRequest
+
+STEPS: list[dict[str, Any]] = [
+    {
+        "index": 0,
+        "kind": "model",
+        "name": "default",
+        "input": {"messages": 1, "last": {"role": "user", "content": "Task: What is 17 * 23 - 4?"}},
+        "outcome": {
+            "stop_reason": "tool_use",
+            "text": "I will use calculator.",
+            "tool_calls": [{"id": "t1", "name": "calculator", "input": {"expression": "17*23-4"}}],
+        },
+        "error": None,
+        "attempts": 1,
+        "provider": "local",
+        "latency_ms": 5.2,
+    },
+    {
+        "index": 1,
+        "kind": "agent",
+        "name": "calculator",
+        "input": {"expression": "17*23-4"},
+        "outcome": {"result": {"value": 387}},
+        "error": None,
+        "attempts": 1,
+        "provider": None,
+        "latency_ms": 3.1,
+    },
+]
+RESULT: dict[str, Any] = {
+    "run_id": "run_1",
+    "status": "completed",
+    "answer": "17 * 23 - 4 = 387.",
+    "stop_reason": "end_turn",
+    "steps": STEPS,
+    "usage": {"input_tokens": 40, "output_tokens": 20, "model_calls": 1, "agent_calls": 1},
+    "duration_ms": 12.5,
+}
+
+
+class FakeOrchestrator(FakeServer):
+    """Answers a ``POST /`` with ``RESULT`` (streamed when asked), a 400 when it has no task."""
+
+    def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        body = request.body or {}
+        if request.method != "POST" or not body.get("task"):
+            error = {"type": "invalid_request_error", "message": "task: field required"}
+            return exchange.send_json(400, {"type": "error", "error": error})
+        if not body.get("stream"):
+            return exchange.send_json(200, RESULT)
+        exchange.start_stream(200, {"content-type": "text/event-stream"})
+        for step in STEPS:
+            started = {k: step[k] for k in ("index", "kind", "name", "input")}
+            exchange.write_chunk(sse("step_started", started))
+            exchange.write_chunk(sse("step_finished", step))
+        exchange.write_chunk(sse("result", RESULT))
+        exchange.end_stream()
+        return None
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
