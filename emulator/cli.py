@@ -221,9 +221,9 @@ def cmd_invoke(args: argparse.Namespace, folder: StateFolder, console: Console) 
     )
     reply = events.invoke(urls[args.service] + args.path, invocation)
     try:
-        console.print_json(data=reply.json())
+        print(json.dumps(reply.json(), indent=2, ensure_ascii=False))
     except ValueError:
-        console.print(reply.text, markup=False)
+        print(reply.text)
     return 0 if reply.is_success else 1
 
 
@@ -253,7 +253,7 @@ def cmd_ask(args: argparse.Namespace, folder: StateFolder, console: Console) -> 
 def ask_once(task: str, url: str, data: object, args: argparse.Namespace, console: Console) -> int:
     if args.json:
         result = client.ask(url, task, data, stream=False, timeout_s=args.timeout)
-        console.print(json.dumps(result, indent=2, ensure_ascii=False), markup=False)
+        print(json.dumps(result, indent=2, ensure_ascii=False))  # unwrapped: JSON for tools
     else:
         with render.StepProgress(console) as progress:
             result = client.ask(url, task, data, on_event=progress, timeout_s=args.timeout)

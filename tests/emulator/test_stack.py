@@ -1,0 +1,114 @@
+"""The whole stack on the emulator, as a user drives it: up -d, tasks, a CloudEvent, down.
+
+One stack for the module (it takes a few seconds to start on 2 cores), on free ports and a
+state folder of its own, so that it never meets a stack someone else is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator.state import StateFolder, alive
+from tests.emulator.support import group_alive
+
+pytestmark = pytest.mark.skipif(
+    not Path("functions/orchestrator/main.py").is_file(), reason="the orchestrator is not here yet"
+)
+
+
+def agentorch(state: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "emulator.cli", "--state-dir", str(state), *args]
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("agentorch")
+    started = agentorch(state, "up", "-d", "--any-port")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield state
+    finally:
+        agentorch(state, "down")
+
+
+def ask(state: Path, *args: str) -> dict[str, object]:
+    done = agentorch(state, "ask", "--json", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def agents_used(result: dict[str, object]) -> set[str]:
+    steps = result["steps"]
+    assert isinstance(steps, list)
+    return {s["name"] for s in steps if s["kind"] == "agent" and not s.get("error")}
+
+
+def test_every_service_is_up_and_healthy(stack: Path) -> None:
+    status = agentorch(stack, "status")
+    assert status.returncode == 0, status.stderr
+    for name in ("model-gateway", "orchestrator", "calculator-agent", "search-agent"):
+        assert name in status.stdout
+    health = agentorch(stack, "health")
+    assert health.returncode == 0, health.stdout
+    assert "local" in health.stdout  # the gateway's providers table
+
+
+def test_tasks_use_each_local_agent(stack: Path, tmp_path: Path) -> None:
+    arithmetic = ask(stack, "What is 17 * 23 - 4?")
+    assert arithmetic["status"] == "completed" and "387" in str(arithmetic["answer"])
+    assert "calculator" in agents_used(arithmetic)
+
+    knowledge = ask(stack, "Search the knowledge base for circuit breaker")
+    assert "search" in agents_used(knowledge)
+
+    table = tmp_path / "sales.json"
+    table.write_text('[{"region": "north", "amount": 10}, {"region": "south", "amount": 5}]')
+    data = ask(stack, "--data", str(table), "Describe this table of data")
+    assert "data_processor" in agents_used(data)
+
+
+def test_the_answer_with_its_steps_is_printed(stack: Path) -> None:
+    done = agentorch(stack, "ask", "What is 2 + 2?")
+    assert done.returncode == 0, done.stderr
+    assert "answer:" in done.stdout and "4" in done.stdout
+    assert "calculator" in done.stdout and "total:" in done.stdout
+
+
+def test_invoke_with_a_cloudevent(stack: Path) -> None:
+    for mode in ([], ["--structured"]):
+        done = agentorch(
+            stack,
+            "invoke",
+            "calculator-agent",
+            "--data",
+            '{"expression": "6 * 7"}',
+            "--cloudevent",
+            "agentorch.tool.call",
+            *mode,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["result"]["value"] == 42
+
+
+def test_down_leaves_no_process(stack: Path) -> None:
+    # The module's last test: it stops the stack the others used (the fixture's down is then
+    # a no-op), so that the suite starts the whole stack only once.
+    recorded = StateFolder(stack).read()
+    assert recorded is not None
+    groups = [s.pid for s in recorded.services.values() if s.pid]
+    assert len(groups) == 6 and all(group_alive(g) for g in groups)
+    down = agentorch(stack, "down")
+    assert down.returncode == 0 and "stopped:" in down.stdout
+    assert not any(group_alive(g) for g in groups)
+    assert not alive(recorded.supervisor_pid)  # (a zombie until its new parent reaps it)
+    assert agentorch(stack, "status").returncode == 1
