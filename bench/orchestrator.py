@@ -1,7 +1,8 @@
 """``make bench-orchestrator``: the orchestrator's own cost per step, and how many tasks one
 instance holds at once. Results go to the orchestrator section of bench/RESULTS.md.
 
-One orchestrator process (functions-framework's ASGI server, 1 worker) in front of a fake
+One orchestrator instance (functions-framework's ASGI server, 2 uvicorn workers as every
+function is served here) in front of a fake
 gateway and a fake calculator agent (aiohttp, another process). Every task is two model turns
 and one agent call: the model asks for the calculator, then answers.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import statistics
@@ -136,7 +138,7 @@ def start_fakes(delay_s: float) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
-def start_orchestrator(fakes_url: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+def start_orchestrator(fakes_url: str, workers: int = 2) -> tuple[subprocess.Popen[bytes], str]:
     WORK.mkdir(parents=True, exist_ok=True)
     config = {
         "gateway": {"url": fakes_url, "timeout_s": 30},
@@ -253,6 +255,13 @@ async def concurrency(
         cpu = {f"cpu_{name}": cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         cpu["cpu_client"] = time.process_time() - client_before
     latencies = [o[0] for o in outcomes if isinstance(o, tuple)]
+    bodies = [o[1] for o in outcomes if isinstance(o, tuple) and o[1] is not None]
+    steps = {
+        f"step{i}_ms": statistics.median(b["steps"][i]["latency_ms"] for b in bodies)
+        for i in range(3)
+        if bodies and all(len(b["steps"]) > i for b in bodies)
+    }
+    edge = [o[0] - o[1]["duration_ms"] for o in outcomes if isinstance(o, tuple) and o[1]]
     errors = sum(
         1
         for o in outcomes
@@ -268,6 +277,8 @@ async def concurrency(
         "ratio": (tasks / wall) / (tasks / ideal_s),
         "p50_ms": statistics.median(latencies) if latencies else 0.0,
         "p99_ms": percentile(latencies, 0.99) if latencies else 0.0,
+        "edge_ms": statistics.median(edge) if edge else 0.0,
+        **steps,
         **cpu,
     }
 
@@ -335,6 +346,7 @@ def cold_start_s(fakes_url: str) -> float:
 def render(
     over: dict[str, float],
     load: dict[str, float],
+    slower: dict[str, float],
     clients: dict[str, float],
     imports: dict[str, float],
     cold: float,
@@ -384,16 +396,34 @@ def render(
             "",
         ),
         ("... orchestrator CPU per task, ms", f"{per_task:.2f}", "(reported)", ""),
+        (
+            "... median step latency: model / agent / model, and outside the run, s",
+            " / ".join(
+                f"{load.get(key, 0.0) / 1000:.2f}"
+                for key in ("step0_ms", "step1_ms", "step2_ms", "edge_ms")
+            ),
+            "1 / 0 / 1, 0",
+            "",
+        ),
+        (
+            f"the same {slower['tasks']:.0f} tasks, gateway answering after 5 s: errors / "
+            "throughput",
+            f"{slower['errors']:.0f} / {slower['throughput']:.0f} tasks/s "
+            f"({slower['ratio']:.2f} of ideal {slower['ideal']:.0f})",
+            "(reported)",
+            "",
+        ),
         ("cold start (process start to first /health), s", f"{cold:.2f}", "(reported)", ""),
     ]
+    anthropic_version = importlib.metadata.version("anthropic")
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
     return f"""{HEADING}
 
 `make bench-orchestrator` (`bench/orchestrator.py`), {time.strftime("%Y-%m-%d")}, on this shared
-{os.cpu_count()}-core VM. One orchestrator process: functions-framework's ASGI server
-(gunicorn + uvicorn worker), `WORKERS=1`. Fakes: an aiohttp gateway and calculator agent in
-another process. Every task: model turn (asks for the calculator) -> agent call -> model turn
-(answers), {over["steps"]:.0f} steps.
+{os.cpu_count()}-core VM. One orchestrator instance: functions-framework's ASGI server
+(gunicorn + uvicorn workers), `WORKERS=2` as the project serves its functions on 2 cores.
+Fakes: an aiohttp gateway and calculator agent in another process. Every task: model turn
+(asks for the calculator) -> agent call -> model turn (answers), {over["steps"]:.0f} steps.
 
 {table}
 
@@ -404,12 +434,28 @@ validation (jsonschema), the trace, JSON in and out and the ASGI edge; the HTTP 
 to the fakes are inside the step latencies.
 
 **Model client: the wire with aiohttp, not the anthropic SDK.** Measured here: `import anthropic`
-(0.69) takes {imports["anthropic"]:.2f} s, `import aiohttp` {imports["aiohttp"]:.2f} s (which the
-orchestrator loads anyway for the agents); one call to the instant fake gateway takes
+({anthropic_version}) takes {imports["anthropic"]:.2f} s, `import aiohttp`
+{imports["aiohttp"]:.2f} s (which the orchestrator loads anyway for the agents); one call to
+the instant fake gateway takes
 {clients["sdk"]:.2f} ms p50 through `AsyncAnthropic(...).messages.with_raw_response.create` (the
 raw response is needed for `x-gateway-provider`) and {clients["wire"]:.2f} ms through
 `GatewayModel` (aiohttp, `shared.aio.AsyncHttp`). The wire client also needs no pin on the
 SDK's version and no parsing into SDK models the loop would turn back into dicts.
+
+**Why the concurrency figure is short of its target** (open): every task completes, but the
+1,000 tasks run in lockstep (they arrive together, and every model turn takes the same 1 s),
+so the orchestrator's work comes in bursts of 1,000 requests at a time: while it parses,
+sends and reads a burst, the others wait on it, and its CPU time adds to the 2 s of model
+time instead of hiding inside it. The "median step latency" row shows it: an instant agent
+answers in {load.get("step1_ms", 0) / 1000:.2f} s, a 1 s model turn in
+{load.get("step0_ms", 0) / 1000:.2f} s. The CPU is {load["cpu_orchestrator"]:.1f} s
+for the burst, about {per_task:.1f} ms a task, most of it aiohttp, uvicorn and the kernel's socket
+work (an in-process profile); the loop's own share is the {over["loop_p50"]:.2f} ms a step above.
+Meeting 0.7 here needs that cost cut by about half again, or more cores than this shared VM
+(load average {os.getloadavg()[0]:.1f} when this ran; repeated runs moved the ratio between 0.15 and
+0.38). A second burst on the same client connections also met uvicorn closing idle keep-alive
+connections (gunicorn's 2 s keepalive) just as the client reused them: clients must retry a
+request whose connection was reset before it was sent.
 
 **Full offline stack**: not measured yet (the real gateway with its `local` provider and the
 real agents, as processes) — to come once the gateway's async rewrite has landed.
@@ -423,6 +469,19 @@ def write_results(section: str) -> None:
         end = text.find("\n## ", start + len(HEADING) + 2)
         text = text[:start] + (text[end:] if end >= 0 else "")
     RESULTS.write_text(text.rstrip("\n") + "\n\n" + section)
+
+
+def held_at_once(tasks: int, model_delay_s: float) -> dict[str, float]:
+    fakes, fakes_url = start_fakes(model_delay_s)
+    try:
+        orchestrator, url = start_orchestrator(fakes_url)
+        try:
+            pids = {"orchestrator": orchestrator.pid, "fakes": fakes.pid}
+            return asyncio.run(concurrency(url, tasks, model_delay_s, pids))
+        finally:
+            stop(orchestrator)
+    finally:
+        stop(fakes)
 
 
 def main() -> None:
@@ -445,18 +504,12 @@ def main() -> None:
         stop(instant)
     imports = {m: import_seconds(m) for m in ("anthropic", "aiohttp")}
 
-    slow, slow_url = start_fakes(1.0)
-    try:
-        orchestrator, url = start_orchestrator(slow_url)
-        try:
-            pids = {"orchestrator": orchestrator.pid, "fakes": slow.pid}
-            load = asyncio.run(concurrency(url, args.tasks, 1.0, pids))
-        finally:
-            stop(orchestrator)
-    finally:
-        stop(slow)
+    load = held_at_once(args.tasks, 1.0)
+    # The same load with a slower model: if the 1 s figure is short of ideal because the
+    # machine's CPU is spent (not because tasks wait on each other), this one is near ideal.
+    slower = held_at_once(args.tasks, 5.0)
 
-    section = render(over, load, clients, imports, cold)
+    section = render(over, load, slower, clients, imports, cold)
     print(section)
     if not args.no_write:
         write_results(section)

@@ -28,9 +28,10 @@ Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = {502, 503, 504}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ToolSpec:
-    """An agent's own description of itself (its ``GET /schema``)."""
+    """An agent's own description of itself (its ``GET /schema``); compared by identity, so
+    the tools written from it can be kept per fetched spec."""
 
     name: str
     description: str

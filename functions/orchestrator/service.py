@@ -38,7 +38,7 @@ class TaskRequest(BaseModel):
     task: str = Field(min_length=1, max_length=20_000)
     data: Any = None
     max_steps: StrictInt | None = Field(default=None, ge=1)
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, strict=True)
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     agents: list[str] | None = Field(default=None, min_length=1, max_length=64)
     stream: StrictBool = False

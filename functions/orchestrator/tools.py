@@ -12,6 +12,7 @@ import copy
 import csv
 import io
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +115,20 @@ class Tool:
         return prepared
 
 
+_PLAIN: weakref.WeakKeyDictionary[ToolSpec, Tool] = weakref.WeakKeyDictionary()
+"""Tools for tasks without data, by spec: the same for every run while the spec is cached."""
+
+
 def make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
+    if data is None:
+        tool = _PLAIN.get(spec)
+        if tool is None:
+            tool = _PLAIN[spec] = _make_tool(spec, None)
+        return tool
+    return _make_tool(spec, data)
+
+
+def _make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
     schema = copy.deepcopy(spec.input_schema)
     properties = schema.get("properties")
     takes_data = isinstance(properties, dict) and any(k in properties for k in _DATA_PROPERTIES)

@@ -113,6 +113,7 @@ async def test_answers_a_task(fake_agents: FakeAgents, http: AsyncHttp) -> None:
         ({"task": "x", "max_steps": 33}, "max_steps: 33 is above the limit of 32"),
         ({"task": "x", "timeout_s": 301}, "timeout_s: 301.0 is above the limit of 300"),
         ({"task": "x", "timeout_s": -1}, "timeout_s"),
+        ({"task": "x", "timeout_s": "10"}, "timeout_s"),
         ({"task": "x", "max_tokens": 10**9}, "max_tokens"),
         ({"task": "x", "agents": ["calculator", "oracle"]}, "agents: unknown 'oracle'"),
         ({"task": "x", "agents": "calculator"}, "agents"),
