@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8585
 SRC    := functions shared emulator tests bench
 
-.PHONY: setup lock requirements test lint fmt gateway demo bench bench-gateway clean
+.PHONY: setup lock requirements test lint fmt gateway demo up down bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,16 @@ gateway: ## run the model gateway on $(PORT) with the production server
 	PORT=$(PORT) WORKERS=$${WORKERS:-2} THREADS=$${THREADS:-16} \
 		$(BIN)/functions-framework --source functions/gateway/main.py --target gateway
 
-demo: ## the main job: start the gateway (offline local model) and ask it through the anthropic SDK
+demo: ## the main job: the whole stack on the emulator (offline), three tasks with their steps, stop
+	@test -x $(BIN)/agentorch || $(MAKE) setup
 	$(BIN)/python -m emulator.demo
+
+up: ## start the stack on the emulator in the background (gateway :8585, orchestrator :8080)
+	@test -x $(BIN)/agentorch || $(MAKE) setup
+	$(BIN)/agentorch up -d
+
+down: ## stop the emulated stack; no process is left behind
+	$(BIN)/agentorch down
 
 bench: bench-gateway
 

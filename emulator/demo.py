@@ -1,94 +1,79 @@
-"""``make demo``: the gateway and the calculator agent as local processes, offline.
+"""``make demo``: the whole stack on the emulator, offline, answering a few tasks.
 
-A task goes to the gateway through the official ``anthropic`` SDK with the calculator's
-schema as a tool; the local rule-based model asks for the tool, the demo calls the calculator
-function over HTTP, hands the result back, and prints the model's final answer.
+Every function of ``docker-compose.yml`` starts as a local process (on free ports, with a state
+folder of its own, so a stack you already run is left alone); three tasks that need different
+agents go to the orchestrator, each printed with its steps as they happen; then it all stops.
+The gateway answers from its offline ``local`` model unless real keys are in the environment.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-import urllib.error
-import urllib.request
-from typing import Any
+import tempfile
+import time
+from pathlib import Path
 
-import anthropic
+from rich.console import Console
 
-from emulator.process import FunctionProcess, start_function
+from emulator import client, render
+from emulator.compose import load_project
+from emulator.network import assign_addresses
+from emulator.state import StateFolder
+from emulator.supervisor import Supervisor
+from shared.errors import AgentOrchestratorError
 
-TASK = "What is 17 * (3 + 4) - 2**5?"
-# The `local` route has only the offline model: no key found in this shell or in
-# ~/.aws can turn the demo into real, billed calls.
-ROUTE = "local"
-
-
-def http_json(url: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def run(task: str) -> str:
-    processes: list[FunctionProcess] = []
-    try:
-        gateway = start_function("gateway")
-        processes.append(gateway)
-        calculator = start_function("calculator")
-        processes.append(calculator)
-        print(f"gateway    {gateway.url}\ncalculator {calculator.url}\n\ntask: {task}")
-        return answer(task, gateway.url, calculator.url)
-    finally:
-        for process in processes:
-            process.stop()
+ROWS = [
+    {"region": "north", "product": "tea", "amount": 120},
+    {"region": "south", "product": "tea", "amount": 80},
+    {"region": "north", "product": "coffee", "amount": 200},
+]
+TASKS: list[tuple[str, object]] = [
+    ("What is 17 * 23 - 4?", None),
+    ("Search the knowledge base for the circuit breaker", None),
+    ("Describe this table of sales data", ROWS),
+]
 
 
-def answer(task: str, gateway_url: str, calculator_url: str) -> str:
-    schema = http_json(f"{calculator_url}/schema")
-    tool = {k: schema[k] for k in ("name", "description", "input_schema")}
-    client = anthropic.Anthropic(api_key="not-needed-offline", base_url=gateway_url, max_retries=0)
-    messages: list[dict[str, Any]] = [{"role": "user", "content": task}]
-    for _ in range(4):  # a bounded loop: the model asks for tools until it can answer
-        reply = client.messages.create(
-            model=ROUTE,
-            max_tokens=512,
-            tools=[tool],  # type: ignore[list-item]
-            messages=messages,  # type: ignore[arg-type]
+def run(console: Console) -> None:
+    began = time.monotonic()
+    project = load_project()
+    addresses = assign_addresses(project.services.values(), any_port=True)
+    with tempfile.TemporaryDirectory(prefix="agentorch-demo-") as folder:
+        supervisor = Supervisor(
+            project, addresses, StateFolder(Path(folder)), supervisor_pid=os.getpid()
         )
-        if reply.stop_reason != "tool_use":
-            return "".join(b.text for b in reply.content if b.type == "text")
-        messages.append({"role": "assistant", "content": [b.model_dump() for b in reply.content]})
-        results = []
-        for block in reply.content:
-            if block.type == "tool_use":
-                print(f"model asks {block.name} with {json.dumps(block.input)}")
-                results.append(call_tool(calculator_url, block.name, block.id, block.input))
-        messages.append({"role": "user", "content": results})
-    raise RuntimeError("no final answer within 4 turns")
+        try:
+            seconds = supervisor.up()
+            console.print(f"{len(addresses)} functions healthy in {seconds:.1f} s:", markup=False)
+            for name, address in addresses.items():
+                console.print(f"  {name:<22} {address.url}", markup=False)
+            orchestrator = addresses[project.by_target("orchestrator").name].url
+            for number, (task, data) in enumerate(TASKS, start=1):
+                console.rule(f"task {number}: {task}")
+                if data is not None:
+                    console.print("data: " + json.dumps(data), markup=False)
+                with render.StepProgress(console) as progress:
+                    result = client.ask(orchestrator, task, data, on_event=progress)
+                render.print_result(console, result)
+                if number == 1:
+                    first = time.monotonic() - began
+                    console.print(f"(first answer {first:.1f} s after start)", markup=False)
+        finally:
+            supervisor.stop()
+    console.print('\nstack stopped. Next: `make up`, then `agentorch ask "..."`.', markup=False)
 
 
-def call_tool(url: str, name: str, tool_use_id: str, tool_input: Any) -> dict[str, Any]:
-    """The agent's answer as a tool_result; its refusal (a 4xx) as an error result."""
+def main() -> int:
+    console = Console(highlight=False)
     try:
-        output = http_json(url, tool_input)
-    except urllib.error.HTTPError as exc:
-        error = json.loads(exc.read() or b"{}").get("error", {}).get("message", str(exc))
-        print(f"{name} refuses: {error}")
-        return {
-            "type": "tool_result",
-            "tool_use_id": tool_use_id,
-            "content": error,
-            "is_error": True,
-        }
-    print(f"{name} answers {json.dumps(output['result'])}")
-    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": json.dumps(output)}
-
-
-def main() -> None:
-    task = " ".join(sys.argv[1:]) or TASK
-    print(f"\nanswer: {run(task)}")
+        run(console)
+    except AgentOrchestratorError as exc:
+        print(f"demo: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

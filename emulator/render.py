@@ -108,7 +108,7 @@ def steps_table(steps: Iterable[Mapping[str, Any]]) -> Table:
         name = str(step.get("name", ""))
         agent = name if step.get("kind") != "model" else f"model:{name}"
         latency = step.get("latency_ms")
-        table.add_row(
+        cells = (
             str(number),
             agent,
             input_text(step, 32),
@@ -116,6 +116,7 @@ def steps_table(steps: Iterable[Mapping[str, Any]]) -> Table:
             str(step.get("provider") or ""),
             f"{latency:.0f}" if isinstance(latency, int | float) else "",
         )
+        table.add_row(*map(Text, cells))  # Text: "[local model]" is not markup
     return table
 
 
@@ -138,7 +139,7 @@ def health_table(rows: Iterable[Health]) -> Table:
     for row in rows:
         mark = Text("healthy", style="green") if row.healthy else Text(row.detail, style="red")
         ms = f"{row.latency_ms:.0f}" if row.latency_ms is not None else ""
-        table.add_row(row.service, row.url, mark, ms)
+        table.add_row(Text(row.service), Text(row.url), mark, ms)
     return table
 
 
@@ -147,7 +148,7 @@ def providers_table(deployments: Iterable[Mapping[str, Any]]) -> Table:
     for column in ("deployment", "provider", "configured", "circuit", "ok", "failed", "last error"):
         table.add_column(column, overflow="fold")
     for item in deployments:
-        table.add_row(
+        cells = (
             str(item.get("name", "")),
             str(item.get("provider", "")),
             "yes" if item.get("configured") else "no",
@@ -156,6 +157,7 @@ def providers_table(deployments: Iterable[Mapping[str, Any]]) -> Table:
             str(item.get("failures", "")),
             brief(item.get("last_error") or "", 40),
         )
+        table.add_row(*map(Text, cells))
     return table
 
 
@@ -164,5 +166,5 @@ def status_table(rows: Iterable[tuple[str, str, str, str, str]]) -> Table:
     for column in ("service", "url", "pid", "state", "health"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     return table
