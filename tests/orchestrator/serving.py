@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -47,6 +48,11 @@ async def serve_orchestrator() -> AsyncIterator[str]:
 class Process:
     url: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -56,6 +62,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.unlink(missing_ok=True)
 
 
 def free_port() -> int:
@@ -76,10 +83,10 @@ def start_function(source: str, target: str, env: Mapping[str, str] | None = Non
     binary = str(Path(sys.executable).parent / "functions-framework")
     command = [binary, "--source", str(REPO_ROOT / source), "--target", target]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return Process(f"http://127.0.0.1:{port}", process)
+    log = Path(tempfile.mkstemp(prefix=f"{target}-", suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=environ, stdout=out, stderr=out)
+    return Process(f"http://127.0.0.1:{port}", process, log)
 
 
 def wait_healthy(processes: list[Process], timeout_s: float = 60.0) -> None:
@@ -87,7 +94,9 @@ def wait_healthy(processes: list[Process], timeout_s: float = 60.0) -> None:
     for each in processes:
         while True:
             if each.process.poll() is not None:
-                raise RuntimeError(f"{each.url}: exited with {each.process.returncode}")
+                raise RuntimeError(
+                    f"{each.url}: exited with {each.process.returncode}:\n{each.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{each.url}/health", timeout=1) as response:
                     if response.status == 200:
