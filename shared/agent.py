@@ -1,20 +1,26 @@
 """What every agent function shares: ``GET /schema``, ``POST /`` with validated input.
 
 An agent is a pydantic input model plus a plain ``run(input) -> AgentResult`` function; this
-module turns the pair into a ``FunctionApp``. The model's JSON Schema is the tool definition the
-orchestrator hands to the model, so field descriptions and limits matter.
+module turns the pair into an ``AsyncFunctionApp`` (every function is served on the ASGI edge).
+The model's JSON Schema is the tool definition the orchestrator hands to the model, so field
+descriptions and limits matter.
+
+``run`` is plain, usually CPU-bound, code: it runs (with the parsing of its input) on a worker
+thread, off the event loop, so ``/health`` and other requests are answered while it works.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shared.asgi import AsyncFunctionApp
 from shared.errors import BadRequest
-from shared.http import DEFAULT_MAX_BODY_BYTES, Call, FunctionApp, Reply
+from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply
 from shared.inbound import require_object
 
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -65,18 +71,23 @@ def parse_input(model: type[InputT], data: Any) -> InputT:
         raise BadRequest(validation_message(exc)) from exc
 
 
-def agent_app(spec: AgentSpec[Any], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FunctionApp:
+def agent_app(
+    spec: AgentSpec[Any], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> AsyncFunctionApp:
     schema = spec.schema()
 
-    def describe(call: Call) -> Reply:
+    async def describe(call: Call) -> Reply:
         return Reply(schema)
 
-    def invoke(call: Call) -> Reply:
-        agent_input = parse_input(spec.input_model, call.inbound().data)
-        outcome = spec.run(agent_input)
+    def answer(call: Call) -> AgentResult:
+        return spec.run(parse_input(spec.input_model, call.inbound().data))
+
+    async def invoke(call: Call) -> Reply:
+        # Parsing a body of megabytes is work too: all of it runs off the event loop.
+        outcome = await asyncio.to_thread(answer, call)
         return Reply({"result": outcome.result, "meta": outcome.meta})
 
-    return FunctionApp(
+    return AsyncFunctionApp(
         spec.name,
         {("GET", "/schema"): describe, ("POST", "/"): invoke},
         max_body_bytes=max_body_bytes,

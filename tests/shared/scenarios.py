@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import functions_framework
-from flask import Flask
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 FUNCTIONS_DIR = Path(__file__).parent / "functions"
 
 
-def function_client(scenario: str, target: str) -> FlaskClient:
+def function_client(scenario: str, target: str) -> TestClient:
+    """An in-process client of the scenario's ASGI app (functions-framework's Starlette app)."""
     source = FUNCTIONS_DIR / scenario / "main.py"
-    app: Flask = functions_framework.create_app(target, str(source))  # type: ignore[no-untyped-call]
-    return app.test_client()
+    return TestClient(functions_framework.create_app(target, str(source)))

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from flask.testing import FlaskClient
 from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from shared.agent import parse_input
+from shared.agent import AgentResult, AgentSpec, agent_app, parse_input
 from shared.errors import BadRequest
+from tests.served import ServedApp
 
 
-def test_schema_is_the_tool_definition(agent_client: FlaskClient) -> None:
-    schema = agent_client.get("/schema").get_json()
+def test_schema_is_the_tool_definition(agent_client: TestClient) -> None:
+    schema = agent_client.get("/schema").json()
 
     assert set(schema) == {"name", "description", "input_schema"}
     assert schema["name"] == "repeat"
@@ -28,20 +36,20 @@ def test_schema_is_the_tool_definition(agent_client: FlaskClient) -> None:
     assert input_schema["examples"] == [{"word": "hi", "times": 3}]
 
 
-def test_valid_input_runs_the_agent(agent_client: FlaskClient) -> None:
+def test_valid_input_runs_the_agent(agent_client: TestClient) -> None:
     response = agent_client.post("/", json={"word": "hi", "times": 3})
 
     assert response.status_code == 200
-    assert response.get_json() == {"result": "hi hi hi", "meta": {"engine": "repeat"}}
+    assert response.json() == {"result": "hi hi hi", "meta": {"engine": "repeat"}}
 
 
-def test_cloudevent_input_runs_the_agent(agent_client: FlaskClient) -> None:
+def test_cloudevent_input_runs_the_agent(agent_client: TestClient) -> None:
     event = CloudEvent({"type": "agentorch.tool", "source": "tests"}, {"word": "yo"})
     headers, body = to_binary(event)
 
-    response = agent_client.post("/", data=body, headers=headers)
+    response = agent_client.post("/", content=body, headers=headers)
 
-    assert response.get_json()["result"] == "yo yo"
+    assert response.json()["result"] == "yo yo"
 
 
 @pytest.mark.parametrize(
@@ -53,12 +61,12 @@ def test_cloudevent_input_runs_the_agent(agent_client: FlaskClient) -> None:
     ],
 )
 def test_invalid_input_names_the_field(
-    agent_client: FlaskClient, payload: dict[str, object], fragments: list[str]
+    agent_client: TestClient, payload: dict[str, object], fragments: list[str]
 ) -> None:
     response = agent_client.post("/", json=payload)
 
     assert response.status_code == 400
-    error = response.get_json()["error"]
+    error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("invalid input: ")
     for fragment in fragments:
@@ -66,16 +74,16 @@ def test_invalid_input_names_the_field(
 
 
 @pytest.mark.parametrize("payload", [[1, 2], "word", 3, None])
-def test_non_object_json_is_a_400(agent_client: FlaskClient, payload: object) -> None:
+def test_non_object_json_is_a_400(agent_client: TestClient, payload: object) -> None:
     body = json.dumps(payload)  # json=None would send no body at all
 
-    response = agent_client.post("/", data=body, content_type="application/json")
+    response = agent_client.post("/", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == 400
-    assert "must be a JSON object" in response.get_json()["error"]["message"]
+    assert "must be a JSON object" in response.json()["error"]["message"]
 
 
-def test_schema_is_get_only(agent_client: FlaskClient) -> None:
+def test_schema_is_get_only(agent_client: TestClient) -> None:
     response = agent_client.post("/schema", json={})
 
     assert response.status_code == 405
@@ -91,3 +99,39 @@ def test_parse_input_nested_location() -> None:
 
     with pytest.raises(BadRequest, match=r"items\.1\.n: Input should be greater than or equal"):
         parse_input(Outer, {"items": [{"n": 1}, {"n": -1}]})
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def test_health_answers_while_an_agent_works() -> None:
+    # One event loop serves every request (as in a uvicorn worker): a run on the loop would
+    # hold /health until it ended.
+    started, release = threading.Event(), threading.Event()
+
+    def hold(agent_input: Nothing) -> AgentResult:
+        started.set()
+        release.wait(10)
+        return AgentResult("released")
+
+    app = agent_app(AgentSpec("hold", "Holds until released.", Nothing, hold))
+
+    async def endpoint(request: Request) -> Response:
+        return await app(request)
+
+    served = ServedApp(Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])]))
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as client, ThreadPoolExecutor(1) as pool:
+            working = pool.submit(client.post, "/", json={})
+            assert started.wait(10)
+
+            health = client.get("/health", timeout=2)
+
+            assert health.status_code == 200
+            assert not working.done()
+            release.set()
+            assert working.result(timeout=10).json()["result"] == "released"
+    finally:
+        release.set()
+        served.stop()

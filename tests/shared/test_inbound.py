@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from shared.errors import BadRequest
 from shared.inbound import parse_request, require_object
@@ -117,11 +117,11 @@ def test_require_object_names_what_it_got() -> None:
 
 
 @pytest.mark.parametrize("convert", [to_binary, to_structured], ids=["binary", "structured"])
-def test_function_sees_the_same_data_over_http(basic_client: FlaskClient, convert: Any) -> None:
-    plain = basic_client.post("/", json=TASK).get_json()
+def test_function_sees_the_same_data_over_http(basic_client: TestClient, convert: Any) -> None:
+    plain = basic_client.post("/", json=TASK).json()
     headers, body = convert(event_of(TASK))
 
-    evented = basic_client.post("/", data=body, headers=headers).get_json()
+    evented = basic_client.post("/", content=body, headers=headers).json()
 
     assert evented == {**plain, "event_id": "evt-1"}
 

@@ -1,7 +1,8 @@
-"""The calculator's functions-framework entry point: HTTP in, ``agent.SPEC`` runs, JSON out."""
+"""The calculator's functions-framework entry point (ASGI): HTTP in, agent.SPEC runs, JSON out."""
 
-import functions_framework
-from flask import Request, Response
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.agents.calculator.agent import SPEC
 from shared.agent import agent_app
@@ -9,6 +10,6 @@ from shared.agent import agent_app
 _app = agent_app(SPEC)
 
 
-@functions_framework.http
-def calculator(request: Request) -> Response:
-    return _app(request)
+@functions_framework.aio.http
+async def calculator(request: Request) -> Response:
+    return await _app(request)

@@ -1,7 +1,8 @@
-"""The data processor's functions-framework entry point: HTTP in, the agent runs, JSON out."""
+"""The data processor's functions-framework entry point (ASGI): HTTP in, agent runs, JSON out."""
 
-import functions_framework
-from flask import Request, Response
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.agents.data_processor.agent import build_spec
 from functions.agents.data_processor.limits import Limits
@@ -11,6 +12,6 @@ _limits = Limits.from_env()
 _app = agent_app(build_spec(_limits), max_body_bytes=_limits.max_body_bytes)
 
 
-@functions_framework.http
-def data_processor(request: Request) -> Response:
-    return _app(request)
+@functions_framework.aio.http
+async def data_processor(request: Request) -> Response:
+    return await _app(request)

@@ -1,7 +1,8 @@
-"""The search agent's functions-framework entry point: HTTP in, the agent runs, JSON out."""
+"""The search agent's functions-framework entry point (ASGI): HTTP in, the agent runs, JSON out."""
 
-import functions_framework
-from flask import Request, Response
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.agents.search.agent import build_spec
 from shared.agent import agent_app
@@ -9,6 +10,6 @@ from shared.agent import agent_app
 _app = agent_app(build_spec())
 
 
-@functions_framework.http
-def search(request: Request) -> Response:
-    return _app(request)
+@functions_framework.aio.http
+async def search(request: Request) -> Response:
+    return await _app(request)

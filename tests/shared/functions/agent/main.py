@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import flask
-import functions_framework
+import functions_framework.aio
 from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
 
 from shared.agent import AgentResult, AgentSpec, agent_app
 
@@ -28,6 +29,6 @@ SPEC = AgentSpec(
 app = agent_app(SPEC)
 
 
-@functions_framework.http
-def repeat(request: flask.Request) -> flask.Response:
-    return app(request)
+@functions_framework.aio.http
+async def repeat(request: Request) -> Response:
+    return await app(request)

@@ -1,44 +1,46 @@
-"""A tiny function for the FunctionApp tests: one route per outcome."""
+"""A tiny function for the AsyncFunctionApp tests: one route per outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-import flask
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
+from shared.asgi import AsyncFunctionApp
 from shared.errors import Forbidden
-from shared.http import Call, FunctionApp, Reply
+from shared.http import Call, Reply
 
 MAX_BODY_BYTES = 1024
 
 
-def echo(call: Call) -> Reply:
+async def echo(call: Call) -> Reply:
     inbound = call.inbound()
     return Reply({"data": inbound.data, "event_id": inbound.event_id})
 
 
-def refuse(call: Call) -> Reply:
+async def refuse(call: Call) -> Reply:
     raise Forbidden("this route refuses everyone")
 
 
-def crash(call: Call) -> Reply:
+async def crash(call: Call) -> Reply:
     raise RuntimeError("secret internals")
 
 
-def unrenderable(call: Call) -> Reply:
+async def unrenderable(call: Call) -> Reply:
     return Reply({"not json": object()})
 
 
-def stream(call: Call) -> Reply:
-    def chunks() -> Iterator[bytes]:
+async def stream(call: Call) -> Reply:
+    async def chunks() -> AsyncIterator[bytes]:
         yield b"one\n"
         yield b"two\n"
 
     return Reply(chunks(), content_type="text/plain")
 
 
-app = FunctionApp(
+app = AsyncFunctionApp(
     "basic",
     {
         ("POST", "/"): echo,
@@ -52,6 +54,6 @@ app = FunctionApp(
 )
 
 
-@functions_framework.http
-def basic(request: flask.Request) -> flask.Response:
-    return app(request)
+@functions_framework.aio.http
+async def basic(request: Request) -> Response:
+    return await app(request)
