@@ -146,8 +146,10 @@ Scripted = Answer | Fault | Disconnect
 class FakeAnthropic(FakeServer):
     """The fake API; ``start()`` binds a free loopback port, ``stop()`` closes everything."""
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
-        super().__init__()
+    def __init__(
+        self, api_key: str = DEFAULT_API_KEY, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
 
     @property

@@ -179,9 +179,9 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
 class FakeBedrockServer(FakeBedrock):
     """moto's bedrock-runtime over real HTTP on 127.0.0.1, answering from this script."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._patches = pytest.MonkeyPatch()
 
     @property

@@ -131,14 +131,15 @@ class Exchange:
 class FakeServer:
     """A threaded HTTP server on ``127.0.0.1``; subclasses say how a request is answered."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        """``host``/``port``: where to listen (a container's fake listens on 0.0.0.0)."""
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._script: deque[Any] = deque()
         self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
-        self._server = _Server(("127.0.0.1", 0), self)
+        self._server = _Server((host, port), self)
         # A short poll interval: shutdown() waits up to one interval, and every test stops one.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
