@@ -9,16 +9,15 @@ from typing import Any
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.agents import support
-from tests.agents.support import error_of, function_client, invalid_request_message
+from tests.agents.support import FunctionClient, error_of, function_client, invalid_request_message
 
 
 @pytest.fixture(scope="module")
-def client() -> FlaskClient:
+def client() -> FunctionClient:
     return function_client("calculator")
 
 
@@ -26,7 +25,7 @@ def event(data: Any) -> CloudEvent:
     return support.event(data, "dev.agentorch.calculate")
 
 
-def test_schema_describes_the_tool(client: FlaskClient) -> None:
+def test_schema_describes_the_tool(client: FunctionClient) -> None:
     response = client.get("/schema")
     assert response.status_code == 200
     schema = response.get_json()
@@ -39,7 +38,7 @@ def test_schema_describes_the_tool(client: FlaskClient) -> None:
     assert input_schema["examples"] == [{"expression": "15% of 80 + sqrt(16) * 2^3"}]
 
 
-def test_schema_example_is_a_valid_input(client: FlaskClient) -> None:
+def test_schema_example_is_a_valid_input(client: FunctionClient) -> None:
     example = client.get("/schema").get_json()["input_schema"]["examples"][0]
     response = client.post("/", json=example)
     assert response.status_code == 200
@@ -57,7 +56,7 @@ def test_schema_example_is_a_valid_input(client: FlaskClient) -> None:
         ("sqrt(2) ** 2", 2.0),
     ],
 )
-def test_evaluates(client: FlaskClient, expression: str, value: int | float) -> None:
+def test_evaluates(client: FunctionClient, expression: str, value: int | float) -> None:
     response = client.post("/", json={"expression": expression})
     assert response.status_code == 200
     body = response.get_json()
@@ -66,21 +65,21 @@ def test_evaluates(client: FlaskClient, expression: str, value: int | float) -> 
     assert body["meta"]["elapsed_ms"] >= 0
 
 
-def test_big_integers_are_sent_exactly(client: FlaskClient) -> None:
+def test_big_integers_are_sent_exactly(client: FunctionClient) -> None:
     response = client.post("/", json={"expression": "2 ** 200 + 1"})
     # Parse the raw text: the number must not have been rounded through a float.
     assert json.loads(response.data)["result"]["value"] == 2**200 + 1
     assert str(2**200 + 1).encode() in response.data
 
 
-def test_meta_shows_the_rewritten_expression_only_when_rewritten(client: FlaskClient) -> None:
+def test_meta_shows_the_rewritten_expression_only_when_rewritten(client: FunctionClient) -> None:
     rewritten = client.post("/", json={"expression": "2^10"}).get_json()
     plain = client.post("/", json={"expression": "2 ** 10"}).get_json()
     assert rewritten["meta"]["interpreted_as"] == "2 ** 10"
     assert "interpreted_as" not in plain["meta"]
 
 
-def test_request_id_is_echoed(client: FlaskClient) -> None:
+def test_request_id_is_echoed(client: FunctionClient) -> None:
     response = client.post("/", json={"expression": "1"}, headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
 
@@ -102,7 +101,7 @@ def test_request_id_is_echoed(client: FlaskClient) -> None:
     ],
 )
 def test_bad_input_is_400_with_the_reason(
-    client: FlaskClient, kwargs: dict[str, Any], expected_message: str
+    client: FunctionClient, kwargs: dict[str, Any], expected_message: str
 ) -> None:
     response = client.post("/", **kwargs)
     message = invalid_request_message(response)
@@ -172,7 +171,9 @@ ESCAPE_ATTEMPTS = [
 
 
 @pytest.mark.parametrize("expression", ESCAPE_ATTEMPTS, ids=lambda text: repr(text[:40]))
-def test_escape_attempts_and_bombs_answer_400_quickly(client: FlaskClient, expression: str) -> None:
+def test_escape_attempts_and_bombs_answer_400_quickly(
+    client: FunctionClient, expression: str
+) -> None:
     started = time.perf_counter()
     response = client.post("/", json={"expression": expression})
     elapsed = time.perf_counter() - started
@@ -207,7 +208,7 @@ def strict_json(response: Any) -> Any:
     ],
 )
 def test_a_non_finite_number_is_400_never_infinity(
-    client: FlaskClient, expression: str, expected_message: str
+    client: FunctionClient, expression: str, expected_message: str
 ) -> None:
     response = client.post("/", json={"expression": expression})
 
@@ -219,7 +220,7 @@ def test_a_non_finite_number_is_400_never_infinity(
     assert "Infinity" not in response.get_data(as_text=True)
 
 
-def test_the_largest_float_is_answered_as_strict_json(client: FlaskClient) -> None:
+def test_the_largest_float_is_answered_as_strict_json(client: FunctionClient) -> None:
     # Rounding it to 15 significant digits would overflow to inf; it must come back as itself.
     response = client.post("/", json={"expression": "max(1.7976931348623157e308, 1)"})
 
@@ -227,7 +228,7 @@ def test_the_largest_float_is_answered_as_strict_json(client: FlaskClient) -> No
     assert strict_json(response)["result"]["value"] == 1.7976931348623157e308
 
 
-def test_binary_cloudevent(client: FlaskClient) -> None:
+def test_binary_cloudevent(client: FunctionClient) -> None:
     headers, body = to_binary(event({"expression": "6 × 7"}))
     headers["content-type"] = "application/json"
     response = client.post("/", headers=headers, data=body)
@@ -235,47 +236,47 @@ def test_binary_cloudevent(client: FlaskClient) -> None:
     assert response.get_json()["result"]["value"] == 42
 
 
-def test_binary_cloudevent_without_content_type(client: FlaskClient) -> None:
+def test_binary_cloudevent_without_content_type(client: FunctionClient) -> None:
     headers, body = to_binary(event({"expression": "50%"}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
     assert response.get_json()["result"]["value"] == 0.5
 
 
-def test_structured_cloudevent(client: FlaskClient) -> None:
+def test_structured_cloudevent(client: FunctionClient) -> None:
     headers, body = to_structured(event({"expression": "2^8 - 1"}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
     assert response.get_json()["result"] == {"expression": "2^8 - 1", "value": 255}
 
 
-def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
+def test_cloudevent_with_bad_data_is_400(client: FunctionClient) -> None:
     headers, body = to_structured(event({"expression": "1 / 0"}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert "division by zero" in error_of(response)["message"]
 
 
-def test_cloudevent_without_data_is_400(client: FlaskClient) -> None:
+def test_cloudevent_without_data_is_400(client: FunctionClient) -> None:
     headers, _ = to_binary(event(None))
     response = client.post("/", headers=headers, data=b"")
     assert response.status_code == 400
     assert "no data" in error_of(response)["message"]
 
 
-def test_health(client: FlaskClient) -> None:
+def test_health(client: FunctionClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "function": "calculator"}
 
 
-def test_unknown_path_is_404(client: FlaskClient) -> None:
+def test_unknown_path_is_404(client: FunctionClient) -> None:
     response = client.get("/evaluate")
     assert response.status_code == 404
     assert error_of(response)["type"] == "not_found_error"
 
 
-def test_wrong_method_is_405(client: FlaskClient) -> None:
+def test_wrong_method_is_405(client: FunctionClient) -> None:
     response = client.get("/")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
@@ -291,7 +292,9 @@ calculator_text = st.text(alphabet="0123456789.eE+-*/%^()×÷, ofpisqrtlogmaxfac
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.one_of(st.text(max_size=200), calculator_text))
-def test_arbitrary_text_never_causes_a_server_error(client: FlaskClient, expression: str) -> None:
+def test_arbitrary_text_never_causes_a_server_error(
+    client: FunctionClient, expression: str
+) -> None:
     response = client.post("/", json={"expression": expression})
     assert response.status_code in (200, 400), response.get_json()
     body = strict_json(response)

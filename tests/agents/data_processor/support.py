@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask.testing import FlaskClient
+from tests.agents.support import FunctionClient
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Answer:
         return rows
 
 
-def ask_sql(client: FlaskClient, query: str, **extra: Any) -> Answer:
+def ask_sql(client: FunctionClient, query: str, **extra: Any) -> Answer:
     """POST one ``sql`` request over a one-row table and time the answer."""
     started = time.monotonic()
     response = client.post(

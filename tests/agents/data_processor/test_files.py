@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 
 from functions.agents.data_processor.limits import Limits
 from functions.agents.data_processor.sandbox import connect
 from tests.agents.data_processor.support import ask_sql
-from tests.agents.support import function_client
+from tests.agents.support import FunctionClient, function_client
 
 REPO = Path(__file__).resolve().parents[3]
 READERS = [
@@ -41,7 +40,7 @@ SECRET = "another request's rows: alice,4111-1111"
 
 
 @pytest.fixture
-def client() -> FlaskClient:
+def client() -> FunctionClient:
     return function_client("data_processor")
 
 
@@ -57,7 +56,7 @@ def spill_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("reader", READERS)
 def test_no_table_function_lists_or_reads_the_temp_directory(
-    client: FlaskClient, spill_file: Path, reader: str
+    client: FunctionClient, spill_file: Path, reader: str
 ) -> None:
     for path in [".tmp/*", ".tmp/**", str(spill_file), str(spill_file.parent) + "/*"]:
         answer = ask_sql(client, f"SELECT * FROM {reader}('{path}')")
@@ -85,7 +84,7 @@ def test_the_sandbox_itself_allows_no_directory(spill_file: Path) -> None:
 
 
 def test_a_query_too_big_for_memory_fails_instead_of_spilling(
-    client: FlaskClient, spill_file: Path
+    client: FunctionClient, spill_file: Path
 ) -> None:
     answer = ask_sql(
         client,
@@ -124,7 +123,7 @@ INTROSPECTION = [
 
 
 @pytest.mark.parametrize("query", INTROSPECTION)
-def test_introspection_names_no_host_path_or_user(client: FlaskClient, query: str) -> None:
+def test_introspection_names_no_host_path_or_user(client: FunctionClient, query: str) -> None:
     answer = ask_sql(client, query)
     assert answer.status in (200, 400), answer.body
     text = str(answer.body)

@@ -6,19 +6,24 @@ from typing import Any
 
 import pytest
 from cloudevents.conversion import to_binary, to_structured
-from flask.testing import FlaskClient
 
-from tests.agents.support import error_of, event, function_client, invalid_request_message
+from tests.agents.support import (
+    FunctionClient,
+    error_of,
+    event,
+    function_client,
+    invalid_request_message,
+)
 
 CSV = "name,score\nada,90\nbob,75\ncy,82\n"
 
 
 @pytest.fixture
-def client() -> FlaskClient:
+def client() -> FunctionClient:
     return function_client("data_processor")
 
 
-def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
+def test_schema_is_a_tool_definition(client: FunctionClient) -> None:
     schema = client.get("/schema").get_json()
     assert schema["name"] == "data_processor"
     assert "Do NOT use" in schema["description"]
@@ -38,7 +43,7 @@ def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
     assert client.post("/", json=example).status_code == 200
 
 
-def test_health_is_cheap_and_says_ok(client: FlaskClient) -> None:
+def test_health_is_cheap_and_says_ok(client: FunctionClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     body = response.get_json()
@@ -46,7 +51,7 @@ def test_health_is_cheap_and_says_ok(client: FlaskClient) -> None:
     assert response.headers["x-request-id"]
 
 
-def test_filter_over_csv(client: FlaskClient) -> None:
+def test_filter_over_csv(client: FunctionClient) -> None:
     response = client.post(
         "/",
         json={
@@ -67,7 +72,7 @@ def test_filter_over_csv(client: FlaskClient) -> None:
     assert body["meta"]["operation"] == "filter"
 
 
-def test_describe_over_rows(client: FlaskClient) -> None:
+def test_describe_over_rows(client: FunctionClient) -> None:
     response = client.post("/", json={"operation": "describe", "rows": [{"x": 1}, {"x": 3}]})
     assert response.status_code == 200
     assert response.get_json()["result"] == {
@@ -78,7 +83,7 @@ def test_describe_over_rows(client: FlaskClient) -> None:
     }
 
 
-def test_sql_over_rows(client: FlaskClient) -> None:
+def test_sql_over_rows(client: FunctionClient) -> None:
     response = client.post(
         "/", json={"operation": "sql", "csv": CSV, "query": "SELECT avg(score) AS mean FROM data"}
     )
@@ -146,19 +151,19 @@ def test_sql_over_rows(client: FlaskClient) -> None:
     ],
 )
 def test_bad_input_is_400_naming_the_problem(
-    client: FlaskClient, body: dict[str, Any], problem: str
+    client: FunctionClient, body: dict[str, Any], problem: str
 ) -> None:
     response = client.post("/", json=body)
     assert problem in invalid_request_message(response)
 
 
 @pytest.mark.parametrize("raw", [b"", b"{not json", b"[]"])
-def test_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes) -> None:
+def test_body_that_is_not_a_json_object_is_400(client: FunctionClient, raw: bytes) -> None:
     response = client.post("/", data=raw, content_type="application/json")
     assert response.status_code == 400
 
 
-def test_too_many_rows_is_400(client: FlaskClient) -> None:
+def test_too_many_rows_is_400(client: FunctionClient) -> None:
     response = client.post("/", json={"operation": "describe", "rows": [{"a": 1}] * 10_001})
     assert response.status_code == 400
     assert "over the limit of 10000" in error_of(response)["message"]
@@ -194,7 +199,7 @@ GROUPED = {
 }
 
 
-def test_binary_cloudevent(client: FlaskClient) -> None:
+def test_binary_cloudevent(client: FunctionClient) -> None:
     headers, body = to_binary(event(GROUPED))
     assert "ce-specversion" in headers
     response = client.post("/", headers=headers, data=body)
@@ -205,7 +210,7 @@ def test_binary_cloudevent(client: FlaskClient) -> None:
     ]
 
 
-def test_structured_cloudevent(client: FlaskClient) -> None:
+def test_structured_cloudevent(client: FunctionClient) -> None:
     headers, body = to_structured(event(GROUPED))
     assert headers["content-type"].startswith("application/cloudevents+json")
     response = client.post("/", headers=headers, data=body)
@@ -213,12 +218,12 @@ def test_structured_cloudevent(client: FlaskClient) -> None:
     assert response.get_json()["result"]["row_count"] == 2
 
 
-def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
+def test_cloudevent_with_bad_data_is_400(client: FunctionClient) -> None:
     headers, body = to_structured(event({"operation": "sort", "csv": CSV}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert "sort needs order_by" in error_of(response)["message"]
 
 
-def test_get_on_root_is_405(client: FlaskClient) -> None:
+def test_get_on_root_is_405(client: FunctionClient) -> None:
     assert client.get("/").status_code == 405

@@ -17,21 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 
 from functions.agents.data_processor.limits import Limits
 from functions.agents.data_processor.pool import Budget, QueryPool
 from shared.errors import BadRequest, UpstreamUnavailable
 from tests.agents.data_processor import targets
 from tests.agents.data_processor.support import alive, ask_sql, peak_rss_mb, wait_until
-from tests.agents.support import function_client
+from tests.agents.support import FunctionClient, function_client
 
 REPO = Path(__file__).resolve().parents[3]
 GIB = 2**30
 
 
 @pytest.fixture
-def client() -> FlaskClient:
+def client() -> FunctionClient:
     return function_client("data_processor")
 
 
@@ -50,7 +49,9 @@ HOGS = [
 
 
 @pytest.mark.parametrize("query", HOGS)
-def test_memory_hogs_are_a_400_and_never_grow_the_server(client: FlaskClient, query: str) -> None:
+def test_memory_hogs_are_a_400_and_never_grow_the_server(
+    client: FunctionClient, query: str
+) -> None:
     ask_sql(client, "SELECT 1")  # the query processes exist before measuring
     before = peak_rss_mb()
     answer = ask_sql(client, query)
@@ -61,7 +62,7 @@ def test_memory_hogs_are_a_400_and_never_grow_the_server(client: FlaskClient, qu
     assert ask_sql(client, "SELECT 2 AS two").rows == [{"two": 2}]  # the pool recovered
 
 
-def test_concurrent_hogs_stay_within_the_pool(client: FlaskClient) -> None:
+def test_concurrent_hogs_stay_within_the_pool(client: FunctionClient) -> None:
     ask_sql(client, "SELECT 1")
     before = peak_rss_mb()
     answers = []

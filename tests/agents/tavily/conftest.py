@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from flask.testing import FlaskClient
 
 from shared import outbound
-from tests.agents.support import function_client
+from tests.agents.support import FunctionClient, function_client
 from tests.fakes.tavily_server import FakeTavily
 
 API_KEY = "tvly-test-key"
@@ -30,10 +29,10 @@ def configured(monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily) -> Fa
 
 
 @pytest.fixture
-def client(configured: FakeTavily) -> FlaskClient:
+def client(configured: FakeTavily) -> FunctionClient:
     return function_client("tavily")
 
 
 @pytest.fixture
-def unconfigured_client() -> FlaskClient:
+def unconfigured_client() -> FunctionClient:
     return function_client("tavily")

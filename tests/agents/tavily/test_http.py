@@ -7,15 +7,20 @@ from typing import Any
 
 import pytest
 from cloudevents.conversion import to_binary, to_structured
-from flask.testing import FlaskClient
 
 from shared.errors import ConfigError
-from tests.agents.support import error_of, event, function_client, invalid_request_message
+from tests.agents.support import (
+    FunctionClient,
+    error_of,
+    event,
+    function_client,
+    invalid_request_message,
+)
 from tests.agents.tavily.conftest import API_KEY
 from tests.fakes.tavily_server import FakeTavily
 
 
-def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
+def test_schema_is_a_tool_definition(client: FunctionClient) -> None:
     schema = client.get("/schema").get_json()
     assert schema["name"] == "tavily"
     assert "Do NOT use" in schema["description"]
@@ -28,7 +33,7 @@ def test_schema_is_a_tool_definition(client: FlaskClient) -> None:
     assert schema["input_schema"]["examples"][0]["query"]
 
 
-def test_search_answers_with_mapped_results(client: FlaskClient, configured: FakeTavily) -> None:
+def test_search_answers_with_mapped_results(client: FunctionClient, configured: FakeTavily) -> None:
     response = client.post("/", json={"query": "duckdb", "max_results": 2})
     assert response.status_code == 200
     result = response.get_json()["result"]
@@ -54,13 +59,13 @@ def test_search_answers_with_mapped_results(client: FlaskClient, configured: Fak
     assert configured.requests[0].body["include_answer"] is True
 
 
-def test_include_answer_false_gives_null_answer(client: FlaskClient) -> None:
+def test_include_answer_false_gives_null_answer(client: FunctionClient) -> None:
     response = client.post("/", json={"query": "q", "include_answer": False})
     assert response.status_code == 200
     assert response.get_json()["result"]["answer"] is None
 
 
-def test_without_key_search_is_503_not_configured(unconfigured_client: FlaskClient) -> None:
+def test_without_key_search_is_503_not_configured(unconfigured_client: FunctionClient) -> None:
     response = unconfigured_client.post("/", json={"query": "q"})
     assert response.status_code == 503
     error = error_of(response)
@@ -69,7 +74,7 @@ def test_without_key_search_is_503_not_configured(unconfigured_client: FlaskClie
 
 
 def test_health_says_whether_configured(
-    unconfigured_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
+    unconfigured_client: FunctionClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
 ) -> None:
     health = unconfigured_client.get("/health")
     assert health.status_code == 200
@@ -100,7 +105,7 @@ def test_bad_setting_stops_the_function_at_start(monkeypatch: pytest.MonkeyPatch
 
 
 def test_only_the_key_is_read_again_per_request(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    client: FunctionClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TAVILY_TIMEOUT_S", "soon")
     assert client.get("/health").status_code == 200
@@ -127,7 +132,7 @@ def test_only_the_key_is_read_again_per_request(
     ],
 )
 def test_bad_input_is_400_naming_the_field(
-    client: FlaskClient, configured: FakeTavily, body: dict[str, Any], field: str
+    client: FunctionClient, configured: FakeTavily, body: dict[str, Any], field: str
 ) -> None:
     response = client.post("/", json=body)
     assert f"{field}:" in invalid_request_message(response)
@@ -135,14 +140,14 @@ def test_bad_input_is_400_naming_the_field(
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]"])
-def test_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes) -> None:
+def test_body_that_is_not_a_json_object_is_400(client: FunctionClient, raw: bytes) -> None:
     response = client.post("/", data=raw, content_type="application/json")
     assert response.status_code == 400
     assert error_of(response)["type"] == "invalid_request_error"
 
 
 def test_rate_limit_is_503_with_retry_after_header(
-    client: FlaskClient, configured: FakeTavily
+    client: FunctionClient, configured: FakeTavily
 ) -> None:
     configured.enqueue(status=429, headers={"retry-after": "12"})
     response = client.post("/", json={"query": "q"})
@@ -151,14 +156,14 @@ def test_rate_limit_is_503_with_retry_after_header(
     assert "rate limit" in error_of(response)["message"]
 
 
-def test_refused_key_is_502(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_key_is_502(client: FunctionClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAVILY_API_KEY", "tvly-revoked")
     response = client.post("/", json={"query": "q"})
     assert response.status_code == 502
     assert "TAVILY_API_KEY" in error_of(response)["message"]
 
 
-def test_upstream_500_is_502(client: FlaskClient, configured: FakeTavily) -> None:
+def test_upstream_500_is_502(client: FunctionClient, configured: FakeTavily) -> None:
     configured.enqueue(status=500, body={"detail": {"error": "Internal Server Error"}})
     response = client.post("/", json={"query": "q"})
     assert response.status_code == 502
@@ -174,7 +179,7 @@ def test_timeout_is_504(configured: FakeTavily, monkeypatch: pytest.MonkeyPatch)
     assert error_of(response)["type"] == "timeout_error"
 
 
-def test_binary_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
+def test_binary_cloudevent_is_searched(client: FunctionClient, configured: FakeTavily) -> None:
     headers, body = to_binary(event({"query": "from an event", "max_results": 1}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 200
@@ -182,7 +187,7 @@ def test_binary_cloudevent_is_searched(client: FlaskClient, configured: FakeTavi
     assert configured.requests[0].body["query"] == "from an event"
 
 
-def test_structured_cloudevent_is_searched(client: FlaskClient, configured: FakeTavily) -> None:
+def test_structured_cloudevent_is_searched(client: FunctionClient, configured: FakeTavily) -> None:
     headers, body = to_structured(event({"query": "structured", "topic": "news"}))
     assert headers["content-type"].startswith("application/cloudevents+json")
     response = client.post("/", headers=headers, data=body)
@@ -190,14 +195,14 @@ def test_structured_cloudevent_is_searched(client: FlaskClient, configured: Fake
     assert configured.requests[0].body["topic"] == "news"
 
 
-def test_cloudevent_with_bad_data_is_400(client: FlaskClient) -> None:
+def test_cloudevent_with_bad_data_is_400(client: FunctionClient) -> None:
     headers, body = to_binary(event({"query": "q", "max_results": 99}))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert "max_results" in error_of(response)["message"]
 
 
-def test_request_id_is_echoed(client: FlaskClient) -> None:
+def test_request_id_is_echoed(client: FunctionClient) -> None:
     response = client.get("/health", headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
     assert json.loads(response.data)["status"] == "ok"
