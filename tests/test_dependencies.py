@@ -94,16 +94,17 @@ def test_a_function_bundle_holds_only_what_it_needs() -> None:
     def names(extra: str) -> set[str]:
         return set(read_pins(FUNCTIONS[extra] / "requirements.txt"))
 
-    tools = {"pytest", "moto", "ruff", "mypy", "hypothesis", "rich", "prompt-toolkit"}
+    # The SDK is the tests' and clients' library: the gateway speaks Anthropic's wire itself.
+    tools = {"pytest", "moto", "ruff", "mypy", "hypothesis", "rich", "prompt-toolkit", "anthropic"}
     for extra in FUNCTIONS:
         assert not names(extra) & tools, f"{extra} ships test or client tools"
-    assert {"anthropic", "boto3", "aiohttp", "uvloop"} <= names("gateway")
-    assert {"anthropic", "aiohttp"} <= names("orchestrator")
+    assert {"boto3", "aiohttp", "uvloop"} <= names("gateway")
+    assert {"aiohttp", "jsonschema"} <= names("orchestrator")
     assert "boto3" not in names("orchestrator")
     assert "duckdb" in names("data_processor")
     assert "httpx" in names("tavily")
     for agent in ("calculator", "search"):
-        assert not names(agent) & {"duckdb", "anthropic", "boto3", "aiohttp", "httpx"}
+        assert not names(agent) & {"duckdb", "boto3", "aiohttp", "httpx"}
 
 
 def test_this_environment_runs_the_locked_versions() -> None:
