@@ -15,7 +15,9 @@ def tasks(history: Path, console: Console) -> Iterator[str]:
     """Tasks until end of input, Ctrl-D or ``exit``; blank lines are skipped."""
     if not sys.stdin.isatty():
         for line in sys.stdin:
-            if line.strip() and line.strip() not in EXIT_WORDS:
+            if line.strip() in EXIT_WORDS:
+                return
+            if line.strip():
                 yield line.strip()
         return
     from prompt_toolkit import PromptSession

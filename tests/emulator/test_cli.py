@@ -1,0 +1,58 @@
+"""The smaller commands: logs, ask from piped input, and which changes --reload restarts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from emulator.cli import main
+from emulator.compose import load_project
+from emulator.reload import affected
+from emulator.state import StateFolder
+from tests.emulator.fake_orchestrator import FakeOrchestrator
+from tests.emulator.support import probe_service, write_compose
+
+
+def test_logs_prefix_each_line_with_its_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose = write_compose(tmp_path, {"api": probe_service(8301), "worker": probe_service(8302)})
+    folder = StateFolder(tmp_path / "state")
+    folder.prepare()
+    folder.log_file("api").write_text("one\ntwo\nthree\n")
+    folder.log_file("worker").write_text("ready\n")
+    common = ["--file", str(compose), "--state-dir", str(folder.root), "logs"]
+
+    assert main([*common, "--tail", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "api    | two",
+        "api    | three",
+        "worker | ready",
+    ]
+    assert main([*common, "worker"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["worker | ready"]
+    assert main([*common, "nobody"]) == 1
+    assert "no service 'nobody'" in capsys.readouterr().err
+
+
+def test_ask_without_a_task_reads_one_task_a_line_when_piped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("first task\n\nsecond task\nexit\nnever\n"))
+    with FakeOrchestrator() as fake:
+        assert main(["--state-dir", str(tmp_path), "ask", "--url", fake.url]) == 0
+        tasks = [r.body["task"] for r in fake.requests]
+    assert tasks == ["first task", "second task"]
+    assert capsys.readouterr().out.count("answer: 17 * 23 - 4 = 387.") == 2
+
+
+def test_reload_restarts_what_a_change_touches() -> None:
+    project = load_project(environ={})
+    root = project.directory
+    assert affected(project, root / "functions/agents/search/index.py") == ["search-agent"]
+    assert affected(project, root / "functions/gateway/router.py") == ["model-gateway"]
+    assert sorted(affected(project, root / "shared/http.py")) == sorted(project.services)
+    assert affected(project, root / "functions/gateway/__pycache__/router.cpython-311.pyc") == []
+    assert affected(project, root / "README.md") == []
