@@ -1,10 +1,10 @@
 """The async edge: functions-framework's ASGI path (Starlette) to a function's plain core.
 
-The twin of ``shared.http.FunctionApp`` for functions that mostly wait (the gateway, the
-orchestrator): the same ``Call``/``Reply`` request model, the same routes for ``/health`` and
-``/metrics``, the same single place that turns exceptions into the JSON error shape — but
-handlers are coroutines and a stream is an async iterator, so a worker holds thousands of
-requests in flight instead of one per thread.
+Every function is served here (the gateway, the orchestrator, the agents): one request model
+(``Call``/``Reply`` from ``shared.http``), ``/health`` and ``/metrics`` for all, and the single
+place that turns exceptions into the JSON error shape. Handlers are coroutines and a stream is
+an async iterator, so a worker holds thousands of requests in flight instead of one per
+thread; CPU-bound work (an agent's run) goes to a thread, off the event loop.
 
 Bodies are bounded while they are read: ``Content-Length`` is checked before a byte is read, a
 chunked body stops at the limit, and the whole body must arrive within ``body_timeout_s`` (a
@@ -70,7 +70,6 @@ class AsyncFunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
-        metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
         metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
 
     async def __call__(self, request: Request) -> Response:
