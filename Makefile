@@ -39,7 +39,7 @@ fmt: ## format and fix what ruff can
 	$(BIN)/ruff check --fix $(SRC)
 
 gateway: ## run the model gateway on $(PORT) with the production server
-	PORT=$(PORT) WORKERS=$${WORKERS:-2} THREADS=$${THREADS:-16} \
+	PORT=$(PORT) WORKERS=$${WORKERS:-2} \
 		$(BIN)/functions-framework --source functions/gateway/main.py --target gateway
 
 demo: ## the main job: the whole stack on the emulator (offline), three tasks with their steps, stop
@@ -53,7 +53,7 @@ up: ## start the stack on the emulator in the background (gateway :8585, orchest
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down
 
-bench: bench-gateway
+bench: bench-gateway bench-inflight bench-orchestrator
 
 LITELLM := bench/.work/litellm/bin/litellm
 
@@ -63,6 +63,15 @@ bench-gateway: ## gateway vs LiteLLM proxy (same fake upstream, same wrk load); 
 	@test -x $(LITELLM) || ($(PYTHON) -m venv bench/.work/litellm && \
 		bench/.work/litellm/bin/pip install --quiet 'litellm[proxy]==1.108.7')
 	$(BIN)/python -m bench.gateway
+
+.PHONY: bench-inflight
+bench-inflight: bench-tools ## calls in flight: 256 and 1,000 clients on a 1 s upstream, 1,000 streams
+	$(BIN)/python -m bench.inflight
+
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
 
 .PHONY: bench-orchestrator
 bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md

@@ -65,9 +65,7 @@ def post_ok(url: str, body: dict[str, object]) -> bool:
         return False
 
 
-def our_gateway(
-    port: int, ok: int, bad: int, workers: int, threads: int
-) -> subprocess.Popen[bytes]:
+def our_gateway(port: int, ok: int, bad: int, workers: int) -> subprocess.Popen[bytes]:
     config = WORK / "gateway-bench.yaml"
     config.write_text(
         f"""
@@ -92,7 +90,7 @@ circuit:
         "GATEWAY_API_KEYS": CLIENT_KEY,
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{ok}",
         "WORKERS": str(workers),
-        "THREADS": str(threads),
+        "LOG_LEVEL": "WARNING",
     }
     command = [
         functions_framework_bin(),
@@ -188,7 +186,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
     server = {**SERVER_DEFAULTS, **os.environ}
     parser.add_argument("--workers", type=int, default=int(server["WORKERS"]))
-    parser.add_argument("--threads", type=int, default=int(server["THREADS"]))
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
     args = parser.parse_args()
@@ -205,7 +202,7 @@ def main() -> None:
         port = free_port()
         ours = measure(
             "agent-orchestrator gateway",
-            our_gateway(port, ok, bad, args.workers, args.threads),
+            our_gateway(port, ok, bad, args.workers),
             f"http://127.0.0.1:{port}",
             args.seconds,
             30,
@@ -225,9 +222,10 @@ def main() -> None:
     finally:
         nginx.terminate()
         nginx.wait()
-    text = report.render(upstream, ours, theirs, args.workers, args.threads, args.seconds)
-    args.output.write_text(text)
-    print(text)
+    section = report.render(upstream, ours, theirs, args.workers, args.seconds)
+    old = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
+    args.output.write_text(report.splice(old, section, report.BEGIN, report.END))
+    print(section)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.gateway import BODY, CLIENT_KEY, HEADERS, LITELLM, litellm_proxy, post_ok
+from bench.report import splice
 from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, wait_until, write_wrk_script
 from emulator.process import REPO_ROOT, free_port, functions_framework_bin
 
@@ -209,12 +210,7 @@ def write(rows: list[str], streams: Streams, args: argparse.Namespace) -> None:
         ]
     )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    RESULTS.write_text(splice(text, section, BEGIN, END))
     print(section)
     print(json.dumps({"streams_complete": streams.complete}))
 
