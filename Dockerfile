@@ -126,3 +126,20 @@ USER app
 ENV PORT=8080 WORKERS=2 THREADS=16 ORCHESTRATOR_CONFIG=config/orchestrator.docker.yaml
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
+
+# ---- the interactive test client: `agentorch ask` against the orchestrator ----------------
+FROM core AS interactive
+COPY constraints.txt /tmp/constraints.txt
+RUN pip --python /opt/venv/bin/python install -c /tmp/constraints.txt httpx rich prompt_toolkit \
+ && rm /tmp/constraints.txt
+COPY shared/ shared/
+COPY emulator/ emulator/
+COPY docker/wait-for-it.sh docker/entrypoint-interactive.sh /usr/local/bin/
+RUN python -m compileall -q shared emulator \
+ && printf '#!/bin/sh\nexec python -m emulator.cli "$@"\n' > /usr/local/bin/agentorch \
+ && chmod 755 /usr/local/bin/agentorch
+USER app
+ENV ORCHESTRATOR_URL=http://orchestrator:8080
+HEALTHCHECK NONE
+ENTRYPOINT ["entrypoint-interactive.sh"]
+CMD ["ask"]

@@ -77,5 +77,45 @@ bench-tools:
 bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md
 	$(BIN)/python -m bench.orchestrator
 
+# ---- Docker (docker/*.sh; `docker/<script> --help` says what each does) ----------------------
+.PHONY: build start stop restart health logs logs-gateway logs-orchestrator stats docker-clean validate test-docker
+COMPOSE_V := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+build: ## build every image (a local base image where python:3.11-slim cannot be pulled)
+	docker/docker-build.sh
+
+start: ## start the stack in containers and wait until healthy (PROD=1: production overrides)
+	docker/docker-start.sh
+
+stop: ## stop the containers
+	docker/docker-stop.sh
+
+restart: stop start
+
+health: ## each container's health
+	docker/docker-health.sh
+
+logs: ## follow every container's logs
+	$(COMPOSE_V) logs -f --tail 100
+
+logs-gateway:
+	$(COMPOSE_V) logs -f --tail 100 model-gateway
+
+logs-orchestrator:
+	$(COMPOSE_V) logs -f --tail 100 orchestrator
+
+stats: ## CPU and memory of each container
+	docker stats --no-stream $$($(COMPOSE_V) ps -q)
+
+docker-clean: ## remove the stack, its volumes and the agentorch images
+	docker/docker-stop.sh --volumes
+	docker images -q 'agentorch/*' | xargs -r docker rmi -f
+
+validate: ## check Docker, Compose, files, .env, scripts, ports and the compose files
+	docker/docker-validate.sh
+
+test-docker: ## the real Docker test: engine, base image, images, stacks, tasks, teardown
+	docker/docker-e2e.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

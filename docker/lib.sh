@@ -15,7 +15,7 @@ note() {
 
 # Print the usage block: the comment lines at the top of the calling script, without '# '.
 usage() {
-  sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 wants_help() {

@@ -1,0 +1,108 @@
+"""Drive the Compose stack from tests: compose (v1 or v2), health, HTTP from the host, timings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = "http://127.0.0.1:8585"
+ORCHESTRATOR = "http://127.0.0.1:8080"
+FUNCTION_SERVICES = (
+    "model-gateway",
+    "orchestrator",
+    "calculator-agent",
+    "search-agent",
+    "data-processor-agent",
+    "tavily-agent",
+)
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` (v2) when the plugin answers, else ``docker-compose`` (v1)."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if v2.returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise RuntimeError("neither `docker compose` nor `docker-compose` is installed")
+
+
+@dataclass
+class Stack:
+    """One Compose project of this repository (``files`` on top of docker-compose.yml)."""
+
+    project: str
+    files: tuple[str, ...] = ("docker-compose.yml",)
+    phases: list[tuple[str, float]] = field(default_factory=list)
+
+    def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
+        command = [*compose_command(), "-p", self.project, *files, *args]
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def timed(self, phase: str, started: float) -> None:
+        self.phases.append((f"{self.project}: {phase}", time.monotonic() - started))
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def health(self, service: str) -> str:
+        container = self.container(service)
+        if not container:
+            return "missing"
+        done = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip()
+
+    def wait_healthy(self, services: tuple[str, ...], timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = {service: self.health(service) for service in services}
+            if all(state == "healthy" for state in states.values()):
+                return
+            if time.monotonic() > deadline:
+                logs = self.compose("logs", "--tail", "30").stdout
+                raise AssertionError(f"not healthy within {timeout_s} s: {states}\n{logs}")
+            time.sleep(0.5)
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "5")
+
+
+def http(
+    method: str, url: str, body: Any = None, timeout_s: float = 60
+) -> tuple[int, dict[str, str], Any]:
+    """``(status, headers, parsed JSON body)`` of one request; errors are answers too."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def ask(task: str, timeout_s: float = 60) -> dict[str, Any]:
+    status, _, body = http("POST", f"{ORCHESTRATOR}/", {"task": task}, timeout_s)
+    assert status == 200, body
+    assert isinstance(body, dict)
+    return body
