@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from fnmatch import fnmatchcase
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.config import config_path, load_config
+from shared.errors import NotFound
 from shared.resilience import CircuitSettings, RetrySettings
 
 ProviderName = Literal["anthropic", "bedrock", "local"]
@@ -52,25 +54,77 @@ class Deployment(BaseModel):
         return self
 
 
+class Route(BaseModel):
+    """A chain of deployments tried in turn, and how the gateway may use it. In the file, a
+    route is either this mapping or just its list of deployments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deployments: list[Deployment]
+    fallback_to_local: bool = False
+    """Let the route's ``local`` deployments answer although a real provider is configured
+    (its failures are then answered by the rule-based model). Off: ``local`` answers only
+    when none of the route's real providers is configured (the offline default)."""
+    retry_sent_timeouts: bool = True
+    """Retry and fail over a non-streaming attempt that timed out after its request was sent
+    (the upstream may still finish, and bill, it). Off: answer 504 at once."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_list_is_the_deployments(cls, data: Any) -> Any:
+        return {"deployments": data} if isinstance(data, list) else data
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    routes: dict[str, list[Deployment]]
+    routes: dict[str, Route]
+    aliases: dict[str, str] = {}
+    """Model ids clients send (exact, or ``*`` patterns such as ``claude-sonnet-*``) mapped to
+    route names; an exact id wins over patterns, patterns are tried in file order."""
     deadline_s: float = Field(default=120.0, gt=0)
     """One budget per request, shared by every attempt and fallback."""
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest request body, as sent (compressed) and as decoded: Anthropic's own limit."""
+    cors_origins: list[str] = []
+    """Browser origins allowed to call the gateway (``*`` for any); empty: CORS off."""
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()
 
     @field_validator("routes")
     @classmethod
-    def _routes_not_empty(cls, routes: dict[str, list[Deployment]]) -> dict[str, list[Deployment]]:
+    def _routes_not_empty(cls, routes: dict[str, Route]) -> dict[str, Route]:
         if not routes:
             raise ValueError("at least one route is needed")
-        for name, chain in routes.items():
-            if not chain:
+        for name, route in routes.items():
+            if not route.deployments:
                 raise ValueError(f"route {name!r} has no deployments")
         return routes
+
+    @model_validator(mode="after")
+    def _aliases_name_routes(self) -> GatewayConfig:
+        for alias, route in self.aliases.items():
+            if route not in self.routes:
+                known = ", ".join(sorted(self.routes))
+                raise ValueError(f"alias {alias!r} names no route: {route!r} (routes: {known})")
+        return self
+
+    def route_for(self, model: str) -> str | None:
+        """The route that serves ``model``: a route name, an exact alias, then the first
+        matching pattern; None when nothing does."""
+        if model in self.routes:
+            return model
+        if model in self.aliases:
+            return self.aliases[model]
+        for pattern, route in self.aliases.items():
+            if "*" in pattern and fnmatchcase(model, pattern):
+                return route
+        return None
+
+    def unknown_model(self, model: str) -> NotFound:
+        """Anthropic's answer to a model it does not serve: 404 ``not_found_error``."""
+        known = ", ".join(self.routes)
+        return NotFound(f"model: {model[:100]!r} is not served by this gateway; routes: {known}")
 
 
 def load_gateway_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -3,6 +3,12 @@
 Everything runs on the worker's one event loop, so the per-deployment state needs no locks.
 Backoff is an ``asyncio.sleep`` that holds no thread; a client that goes away cancels the
 request's task, and the cancellation reaches the provider call and closes its connection.
+
+A request's ``model`` is a route name or a model id that an alias maps to a route. A route's
+``local`` deployments answer only when none of its real providers is configured, or when the
+route opts in (``fallback_to_local``): an outage is never answered by the rule-based model
+behind the caller's back. An error answered after the gateway's own attempts says
+``x-should-retry: false``, so that the client's SDK does not multiply them by its own retries.
 """
 
 from __future__ import annotations
@@ -10,18 +16,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from functions.gateway import metrics
-from functions.gateway.config import Deployment, GatewayConfig
-from functions.gateway.providers.base import Provider, ProviderCall
+from functions.gateway.config import Deployment, GatewayConfig, Route
+from functions.gateway.providers.base import Provider, ProviderCall, SentTimeout
 from functions.gateway.streaming import guarded, stream_refusal
 from shared.errors import (
     BadGateway,
     CredentialsRefused,
     NotConfigured,
-    NotFound,
     ServiceError,
     UpstreamError,
     UpstreamTimeout,
@@ -32,20 +37,25 @@ from shared.resilience import Admission, CircuitBreaker, Deadline, RetryPolicy
 
 log = get_logger("gateway.router")
 T = TypeVar("T")
-Attempt = Callable[["DeploymentState", float], Awaitable[T]]
+Attempt = Callable[["DeploymentState", ProviderCall], Awaitable[T]]
 
 
 @dataclass
 class Outcome:
     """What happened on the way to an answer; becomes the x-gateway-* response headers."""
 
+    route: str = "none"
     provider: str = "none"
     deployment: str = "none"
     attempts: int = 0
     fallbacks: int = 0
+    upstream: dict[str, str] = field(default_factory=dict)
+    """The answering upstream's headers to pass back (``request-id``, rate-limit state)."""
 
     def headers(self) -> dict[str, str]:
         return {
+            **self.upstream,
+            "x-gateway-route": self.route,
             "x-gateway-provider": self.provider,
             "x-gateway-deployment": self.deployment,
             "x-gateway-attempts": str(self.attempts),
@@ -124,7 +134,7 @@ class Router:
         # A deployment is shared by every route that lists it: one circuit per deployment.
         states: dict[Deployment, DeploymentState] = {}
         self.routes: dict[str, list[DeploymentState]] = {}
-        for route, chain in config.routes.items():
+        for route, settings in config.routes.items():
             self.routes[route] = [
                 states.setdefault(
                     d,
@@ -134,35 +144,55 @@ class Router:
                         CircuitBreaker(config.circuit, clock),
                     ),
                 )
-                for d in chain
+                for d in settings.deployments
             ]
         self.deployments = list(states.values())
 
-    def chain(self, route: str) -> list[DeploymentState]:
-        chain = self.routes.get(route)
-        if chain is None:
-            known = ", ".join(sorted(self.routes))
-            raise NotFound(
-                f"model: {route[:100]!r} is not a route of this gateway; routes: {known}"
-            )
-        return chain
+    def resolve(self, model: str) -> str:
+        """The route serving ``model`` (a route name or an aliased model id); an unknown model
+        is a 404 ``not_found_error``, as Anthropic answers one."""
+        route = self.config.route_for(model)
+        if route is None:
+            raise self.config.unknown_model(model)
+        return route
+
+    def chain(self, model: str) -> list[DeploymentState]:
+        return self.routes[self.resolve(model)]
+
+    def candidates(self, route: str) -> list[DeploymentState]:
+        """The deployments of ``route`` that may be tried, in order: the configured ones, and
+        ``local`` only when no real provider is configured or the route opts in."""
+        settings: Route = self.config.routes[route]
+        configured = [state for state in self.routes[route] if state.provider.configured()]
+        if settings.fallback_to_local:
+            return configured
+        real = [state for state in configured if state.deployment.provider != "local"]
+        return real or configured
 
     async def complete(
-        self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[bytes, Outcome]:
-        async def attempt(state: DeploymentState, timeout: float) -> bytes:
-            call = ProviderCall(body, state.deployment.model, timeout, headers or {})
+        async def attempt(state: DeploymentState, call: ProviderCall) -> bytes:
             return await state.provider.complete(call)
 
-        return await self._run(route, attempt)
+        return await self._run(model, body, headers, attempt)
+
+    async def count_tokens(
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[dict[str, Any], Outcome]:
+        """Counted by the route's first deployment that answers, with its retries."""
+
+        async def attempt(state: DeploymentState, call: ProviderCall) -> dict[str, Any]:
+            return await state.provider.count_tokens(call)
+
+        return await self._run(model, body, headers, attempt)
 
     async def stream(
-        self, route: str, body: dict[str, Any], headers: dict[str, str] | None = None
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[AsyncIterator[bytes], Outcome]:
         """The first chunk is fetched inside the retry loop: failover happens only before it."""
 
-        async def attempt(state: DeploymentState, timeout: float) -> AsyncIterator[bytes]:
-            call = ProviderCall(body, state.deployment.model, timeout, headers or {})
+        async def attempt(state: DeploymentState, call: ProviderCall) -> AsyncIterator[bytes]:
             chunks = await state.provider.stream(call)
             try:
                 first = await anext(chunks, b"")
@@ -175,29 +205,39 @@ class Router:
                 raise refusal
             return guarded(first, chunks, state.deployment.provider)
 
-        return await self._run(route, attempt)
+        return await self._run(model, body, headers, attempt)
 
-    async def _run(self, route: str, attempt: Attempt[T]) -> tuple[T, Outcome]:
-        chain = self.chain(route)
+    async def _run(
+        self,
+        model: str,
+        body: dict[str, Any],
+        headers: dict[str, str] | None,
+        attempt: Attempt[T],
+    ) -> tuple[T, Outcome]:
+        route = self.resolve(model)
+        settings = self.config.routes[route]
         deadline = Deadline(self.config.deadline_s, self._clock)
-        outcome = Outcome()
+        outcome = Outcome(route=route)
         last_error: ServiceError | None = None
-        for state in chain:
-            if not state.provider.configured():
-                continue
+        for state in self.candidates(route):
             admission = state.breaker.allow()
             if not admission:
-                last_error = UpstreamUnavailable(f"{state.deployment.name}: circuit open")
+                why = f" after {state.last_error}" if state.last_error else ""
+                last_error = UpstreamUnavailable(f"{state.deployment.name}: circuit open{why}")
                 continue
             if outcome.attempts:
                 outcome.fallbacks += 1
                 metrics.FALLBACKS.labels(route).inc()
-            result, error = await self._attempts(state, admission, attempt, deadline, outcome)
+            calls = _Calls(body, headers or {}, state.deployment.model, settings)
+            result, error = await self._attempts(
+                state, admission, attempt, calls, deadline, outcome
+            )
             if error is None:
                 outcome.provider = state.deployment.provider
                 outcome.deployment = state.deployment.name
+                outcome.upstream = calls.last_received()
                 return result, outcome  # type: ignore[return-value]
-            if not error.falls_back:
+            if not calls.falls_back(error):
                 # The answer is this deployment's refusal: say who gave it.
                 outcome.provider = state.deployment.provider
                 outcome.deployment = state.deployment.name
@@ -212,6 +252,7 @@ class Router:
         state: DeploymentState,
         admission: Admission,
         attempt: Attempt[T],
+        calls: _Calls,
         deadline: Deadline,
         outcome: Outcome,
     ) -> tuple[T | None, UpstreamError | None]:
@@ -229,7 +270,8 @@ class Router:
                 outcome.attempts += 1
                 started = self._clock()
                 try:
-                    result = await attempt(state, min(state.deployment.timeout_s, remaining))
+                    call = calls.make(min(state.deployment.timeout_s, remaining))
+                    result = await attempt(state, call)
                 except UpstreamError as exc:
                     error = exc
                 except ServiceError:
@@ -256,7 +298,7 @@ class Router:
                 verdict = not isinstance(error, ProviderBug)
                 wait = self._policy.delay(number, error)
                 retry = (
-                    error.retryable
+                    calls.retries(error)
                     and number < max_attempts
                     and not self._policy.wants_longer_than(error)
                     and wait < deadline.remaining()
@@ -289,8 +331,39 @@ class Router:
         return last_error
 
 
+class _Calls:
+    """Makes one deployment's ``ProviderCall`` per attempt, and applies the route's policy
+    for a timeout after sending."""
+
+    def __init__(
+        self, body: dict[str, Any], headers: dict[str, str], model: str, settings: Route
+    ) -> None:
+        self._body, self._headers, self._model, self._settings = body, headers, model, settings
+        self._last: ProviderCall | None = None
+
+    def make(self, timeout_s: float) -> ProviderCall:
+        self._last = ProviderCall(self._body, self._model, timeout_s, self._headers)
+        return self._last
+
+    def last_received(self) -> dict[str, str]:
+        return dict(self._last.received) if self._last else {}
+
+    def _final(self, error: UpstreamError) -> bool:
+        return isinstance(error, SentTimeout) and not self._settings.retry_sent_timeouts
+
+    def retries(self, error: UpstreamError) -> bool:
+        return error.retryable and not self._final(error)
+
+    def falls_back(self, error: UpstreamError) -> bool:
+        return error.falls_back and not self._final(error)
+
+
 def _with_outcome(error: ServiceError, outcome: Outcome) -> ServiceError:
     error.headers.update(outcome.headers())
+    if outcome.attempts:
+        # The gateway retried and failed over already: a client's own retries would multiply
+        # the upstream calls (3 x 3). The Anthropic SDKs honour this header.
+        error.headers["x-should-retry"] = "false"
     return error
 
 

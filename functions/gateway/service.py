@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from functions.gateway.bodies import decoded_body
+from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig, load_gateway_config
-from functions.gateway.messages import validate_messages_request
+from functions.gateway.edge import MODEL_ROUTE, Cors, GatewayApp, path_id
+from functions.gateway.messages import validate_count_request, validate_messages_request
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
 from functions.gateway.providers.local import LocalProvider
 from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
-from shared.errors import Unauthorized
+from shared.errors import ServiceError, Unauthorized
 from shared.http import Call, Reply
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -32,8 +37,8 @@ def default_providers(
         "bedrock": BedrockProvider(environ),
         "local": LocalProvider(),
     }
-    for chain in config.routes.values() if config else ():
-        for deployment in chain:
+    for route in config.routes.values() if config else ():
+        for deployment in route.deployments:
             if deployment.base_url and deployment.endpoint not in providers:
                 providers[deployment.endpoint] = AnthropicProvider(environ, deployment.base_url)
     return providers
@@ -48,19 +53,42 @@ class GatewayService:
     ) -> None:
         self.config = config
         self.router = router
+        self.catalog = Catalog(config)
         self._api_keys = api_keys
 
     async def messages(self, call: Call) -> Reply:
+        with _request_id_on_errors(call):
+            self.authenticate(call)
+            body = validate_messages_request(self._payload(call))
+            if body.get("stream"):
+                chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
+                headers = {**outcome.headers(), "cache-control": "no-cache"}
+                return Reply(
+                    chunks,
+                    headers=_with_request_id(headers, call),
+                    content_type=SSE_CONTENT_TYPE,
+                )
+            answer, outcome = await self.router.complete(body["model"], body, _forwarded(call))
+        return Reply(answer, headers=_with_request_id(outcome.headers(), call))
+
+    async def count_tokens(self, call: Call) -> Reply:
+        with _request_id_on_errors(call):
+            self.authenticate(call)
+            body = validate_count_request(self._payload(call))
+            model = body["model"]
+            counted, outcome = await self.router.count_tokens(model, body, _forwarded(call))
+        headers = outcome.headers()
+        if counted.get("estimate"):
+            headers["x-gateway-token-count"] = "estimate"
+        return Reply(counted, headers=_with_request_id(headers, call))
+
+    async def models(self, call: Call) -> Reply:
         self.authenticate(call)
-        body = validate_messages_request(call.inbound().data)
-        route = body["model"]
-        forwarded = {name: call.headers[name] for name in FORWARDED if call.headers.get(name)}
-        if body.get("stream"):
-            chunks, outcome = await self.router.stream(route, body, forwarded)
-            headers = {**outcome.headers(), "cache-control": "no-cache"}
-            return Reply(chunks, headers=headers, content_type=SSE_CONTENT_TYPE)
-        answer, outcome = await self.router.complete(route, body, forwarded)
-        return Reply(answer, headers=outcome.headers())
+        return Reply(self.catalog.page(call.query), headers={"request-id": call.request_id})
+
+    async def model(self, call: Call) -> Reply:
+        self.authenticate(call)
+        return Reply(self.catalog.model(path_id(call)), headers={"request-id": call.request_id})
 
     async def providers(self, call: Call) -> Reply:
         # Last errors can quote upstream messages: behind the same keys as /v1/messages.
@@ -72,6 +100,7 @@ class GatewayService:
                     route: [state.deployment.name for state in chain]
                     for route, chain in self.router.routes.items()
                 },
+                "aliases": self.config.aliases,
             }
         )
 
@@ -94,6 +123,31 @@ class GatewayService:
         if not any(matched):
             raise Unauthorized("the API key is not valid for this gateway")
 
+    def _payload(self, call: Call) -> Any:
+        body = decoded_body(call.headers, call.body, self.config.max_body_bytes)
+        return dataclasses.replace(call, body=body).inbound().data
+
+
+def _forwarded(call: Call) -> dict[str, str]:
+    return {name: call.headers[name] for name in FORWARDED if call.headers.get(name)}
+
+
+def _with_request_id(headers: dict[str, str], call: Call) -> dict[str, str]:
+    """SDKs read ``request-id`` (``response._request_id``): the upstream's when the answer came
+    from one, else the gateway's own."""
+    headers.setdefault("request-id", call.request_id)
+    return headers
+
+
+@contextmanager
+def _request_id_on_errors(call: Call) -> Iterator[None]:
+    """An error answer carries ``request-id`` too: the upstream's, else the gateway's."""
+    try:
+        yield
+    except ServiceError as exc:
+        exc.headers.setdefault("request-id", call.request_id)
+        raise
+
 
 def build_service(
     environ: Mapping[str, str] | None = None,
@@ -109,12 +163,16 @@ def build_service(
 
 def build_app(service: GatewayService | None = None) -> AsyncFunctionApp:
     service = service or build_service()
-    return AsyncFunctionApp(
+    return GatewayApp(
         "gateway",
         {
             ("POST", "/v1/messages"): service.messages,
+            ("POST", "/v1/messages/count_tokens"): service.count_tokens,
+            ("GET", "/v1/models"): service.models,
+            ("GET", MODEL_ROUTE): service.model,
             ("GET", "/providers"): service.providers,
         },
+        cors=Cors(service.config.cors_origins),
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
         guard=service.authenticate,  # /metrics names routes and outcomes: same keys

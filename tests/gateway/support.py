@@ -31,8 +31,9 @@ BASE_CONFIG: dict[str, Any] = {
         "anthropic": [ANTHROPIC],
         "bedrock": [BEDROCK],
         "local": [LOCAL],
-        "anthropic-then-local": [ANTHROPIC, LOCAL],
-        "bedrock-then-local": [BEDROCK, LOCAL],
+        # These two opt in to the rule-based model answering an outage; `default` does not.
+        "anthropic-then-local": {"deployments": [ANTHROPIC, LOCAL], "fallback_to_local": True},
+        "bedrock-then-local": {"deployments": [BEDROCK, LOCAL], "fallback_to_local": True},
         "anthropic-then-bedrock": [ANTHROPIC, BEDROCK],
     },
     "deadline_s": 5,

@@ -44,11 +44,11 @@ def bad_config(routes: Any = None, **top: Any) -> dict[str, Any]:
 BAD_CONFIGS = {
     "timeout not a number": (
         bad_config({"default": [{"provider": "anthropic", "model": "m", "timeout_s": "abc"}]}),
-        ["routes.default.0.timeout_s", "valid number"],
+        ["routes.default.deployments.0.timeout_s", "valid number"],
     ),
     "unknown provider": (
         bad_config({"default": [{"provider": "openai", "model": "gpt"}]}),
-        ["routes.default.0.provider", "'anthropic', 'bedrock' or 'local'"],
+        ["routes.default.deployments.0.provider", "'anthropic', 'bedrock' or 'local'"],
     ),
     "route with no deployments": (
         bad_config({"default": [], "local": [{"provider": "local", "model": "m"}]}),
@@ -57,10 +57,18 @@ BAD_CONFIGS = {
     "no routes": (bad_config({}), ["routes", "at least one route"]),
     "base_url on bedrock": (
         bad_config({"default": [{"provider": "bedrock", "model": "m", "base_url": "http://x"}]}),
-        ["routes.default.0", "base_url is supported for the anthropic provider only"],
+        ["routes.default.deployments.0", "base_url is supported for the anthropic provider only"],
     ),
     "unknown key": (bad_config(retries={"max_attempts": 2}), ["retries", "Extra inputs"]),
     "negative backoff": (bad_config(retry={"base_delay_s": -1}), ["retry.base_delay_s"]),
+    "alias to no route": (
+        bad_config(aliases={"claude-*": "nowhere"}),
+        ["alias 'claude-*' names no route: 'nowhere'"],
+    ),
+    "unknown route option": (
+        bad_config({"default": {"deployments": [{"provider": "local", "model": "m"}], "x": 1}}),
+        ["routes.default.x", "Extra inputs"],
+    ),
 }
 
 

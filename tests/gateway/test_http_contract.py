@@ -150,23 +150,7 @@ BAD_BODIES = {
         with_body(messages=[{"role": "user", "content": [{"text": "hi"}]}]),
         "messages.0.content.0: each content block must be an object with a 'type'",
     ),
-    "tools not a list": (with_body(tools={"name": "calc"}), "tools: must be list, got dict"),
-    "tools entry not an object": (with_body(tools=["calculator"]), "tools.0: must be an object"),
-    "tool without name": (with_body(tools=[{"input_schema": {}}]), "tools.0.name: field required"),
-    "tool without schema": (
-        with_body(tools=[{"name": "calc"}]),
-        "tools.0.input_schema: field required",
-    ),
     "stream not a bool": (with_body(stream="yes"), "stream: must be bool, got str"),
-    "temperature a string": (
-        with_body(temperature="hot"),
-        "temperature: must be int or float, got str",
-    ),
-    "temperature a bool": (
-        with_body(temperature=True),
-        "temperature: must be int or float, got bool",
-    ),
-    "system a number": (with_body(system=3), "system: must be str or list, got int"),
     "text block without a string": (
         with_body(messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]),
         "messages.0.content.0.text: must be str",
@@ -187,14 +171,6 @@ BAD_BODIES = {
         with_body(messages=[{"role": "user", "content": [{"type": "tool_result"}]}]),
         "messages.0.content.0.tool_use_id: must be str",
     ),
-    "schema properties a list": (
-        with_body(tools=[{"name": "calc", "input_schema": {"properties": ["x"]}}]),
-        "tools.0.input_schema.properties: must be an object",
-    ),
-    "schema required an int": (
-        with_body(tools=[{"name": "calc", "input_schema": {"required": 1}}]),
-        "tools.0.input_schema.required: must be a list of strings",
-    ),
     "a schema the local model cannot read": (
         with_body(
             messages=[{"role": "user", "content": "what is 2+2"}],
@@ -211,6 +187,51 @@ BAD_BODIES = {
         "the local model cannot read this request",
     ),
 }
+
+
+NOT_THE_GATEWAYS_TO_CHECK = {
+    "tools not a list": {"tools": {"name": "calc"}},
+    "tools entry not an object": {"tools": ["calculator"]},
+    "tool without a schema": {"tools": [{"name": "calc"}]},
+    "schema properties a list": {"tools": [{"name": "c", "input_schema": {"properties": ["x"]}}]},
+    "temperature a string": {"temperature": "hot"},
+    "system a number": {"system": 3},
+    "a field from next month": {"output_config": {"effort": "high"}, "speed": "fast"},
+    "a new block type": {
+        "messages": [
+            {"role": "user", "content": [{"type": "hologram"}, {"type": "text", "text": "hi"}]}
+        ]
+    },
+    "a mid-conversation system turn": {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "what is 2+2"},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("extra", NOT_THE_GATEWAYS_TO_CHECK.values(), ids=NOT_THE_GATEWAYS_TO_CHECK)
+def test_what_the_gateway_does_not_need_reaches_the_provider_unchanged(
+    gateway: ServedGateway, fake_anthropic: FakeAnthropic, extra: dict[str, Any]
+) -> None:
+    body = {**request_body("anthropic"), **extra}
+
+    gateway.http().post("/v1/messages", json=body)  # the upstream's verdict, whatever it is
+
+    [received] = fake_anthropic.requests
+    assert received.body == {**body, "model": ANTHROPIC_MODEL, "stream": False}
+
+
+@pytest.mark.parametrize("extra", NOT_THE_GATEWAYS_TO_CHECK.values(), ids=NOT_THE_GATEWAYS_TO_CHECK)
+def test_the_local_model_answers_past_what_it_does_not_understand(
+    local_gateway: ServedGateway, extra: dict[str, Any]
+) -> None:
+    response = local_gateway.http().post("/v1/messages", json={**request_body("local"), **extra})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["content"][0]["text"].startswith(MARK)
 
 
 @pytest.mark.parametrize(("body", "problem"), BAD_BODIES.values(), ids=BAD_BODIES.keys())

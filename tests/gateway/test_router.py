@@ -15,7 +15,9 @@ from tests.fakes.bedrock import BedrockFault, FakeBedrock
 from tests.gateway.support import (
     ANTHROPIC,
     ANTHROPIC_MODEL,
+    BEDROCK,
     BEDROCK_MODEL,
+    LOCAL,
     ServedGateway,
     StartGateway,
     error_of,
@@ -164,8 +166,13 @@ def test_retries_exhausted_returns_the_last_error_with_headers(
 
 
 def test_fallback_anthropic_then_bedrock_then_local(
-    full_gateway: ServedGateway, fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock
+    start_gateway: StartGateway,
+    anthropic_env: FakeAnthropic,
+    fake_bedrock: FakeBedrock,
 ) -> None:
+    route = {"deployments": [ANTHROPIC, BEDROCK, LOCAL], "fallback_to_local": True}
+    gateway = start_gateway({"routes": {"default": route}})
+    fake_anthropic = anthropic_env
     fake_anthropic.enqueue(Fault(500), Fault(500))
     fake_bedrock.enqueue(BedrockFault("ThrottlingException"), BedrockFault("ThrottlingException"))
     sample_fallbacks = 'gateway_fallbacks_total{route="default"}'
@@ -173,17 +180,31 @@ def test_fallback_anthropic_then_bedrock_then_local(
         f'gateway_upstream_attempts_total{{deployment="{ANTHROPIC_DEPLOYMENT}",'
         'outcome="BadGateway"}'
     )
-    fallbacks_before = full_gateway.metric(sample_fallbacks)
-    failures_before = full_gateway.metric(sample_failures)
+    fallbacks_before = gateway.metric(sample_fallbacks)
+    failures_before = gateway.metric(sample_failures)
 
-    raw = create(full_gateway, "default", "anyone there?")
+    raw = create(gateway, "default", "anyone there?")
 
     assert raw.parse().content[0].text.startswith(MARK)
     assert outcome(raw.headers) == ("local", "5", "2")  # 2 anthropic + 2 bedrock + 1 local
     assert len(fake_anthropic.requests) == 2
     assert len(fake_bedrock.requests) == 2  # boto3's own retries are off
-    assert full_gateway.metric(sample_fallbacks) == fallbacks_before + 2
-    assert full_gateway.metric(sample_failures) == failures_before + 2
+    assert gateway.metric(sample_fallbacks) == fallbacks_before + 2
+    assert gateway.metric(sample_failures) == failures_before + 2
+
+
+def test_an_outage_on_default_is_the_upstreams_failure_never_a_local_answer(
+    full_gateway: ServedGateway, fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock
+) -> None:
+    fake_anthropic.enqueue(Fault(500), Fault(500))
+    fake_bedrock.enqueue(BedrockFault("ThrottlingException"), BedrockFault("ThrottlingException"))
+
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        create(full_gateway, "default", "anyone there?")
+
+    assert "ThrottlingException" in error_of(caught.value)["message"]
+    assert outcome(caught.value.response.headers) == ("none", "4", "1")
+    assert len(fake_anthropic.requests) == 2 and len(fake_bedrock.requests) == 2
 
 
 def test_fallback_stops_at_the_first_deployment_that_answers(

@@ -26,8 +26,12 @@ from tests.gateway.support import ANTHROPIC, BEDROCK, LOCAL
 BODY: dict[str, Any] = {"messages": []}
 
 
+TO_LOCAL = {"deployments": [ANTHROPIC, LOCAL], "fallback_to_local": True}
+"""A route whose outage the local model may answer."""
+
+
 def scripted_router(
-    provider: ScriptedProvider, *, chain: list[dict[str, Any]] | None = None, **settings: Any
+    provider: ScriptedProvider, *, chain: list[Any] | dict[str, Any] | None = None, **settings: Any
 ) -> tuple[Router, FakeTime]:
     config = GatewayConfig.model_validate(
         {
@@ -112,7 +116,7 @@ def test_deployment_listed_by_two_routes_shares_one_circuit() -> None:
 
 def test_a_provider_bug_falls_through_at_once_and_spares_the_circuit() -> None:
     bugs = [ValueError("provider bug") for _ in range(10)]
-    router, fake = scripted_router(ScriptedProvider(*bugs), chain=[ANTHROPIC, LOCAL])
+    router, fake = scripted_router(ScriptedProvider(*bugs), chain=TO_LOCAL)
     state = router.deployments[0]
 
     for _ in range(10):  # far past the failure threshold of 5
@@ -214,7 +218,7 @@ def test_a_trial_that_never_reports_expires() -> None:
 
 def test_refused_credentials_open_the_circuit_and_fall_back() -> None:
     provider = ScriptedProvider(CredentialsRefused("anthropic: invalid x-api-key"))
-    router, fake = scripted_router(provider, chain=[ANTHROPIC, LOCAL])
+    router, fake = scripted_router(provider, chain=TO_LOCAL)
 
     _, outcome = complete(router)
     _, again = complete(router)

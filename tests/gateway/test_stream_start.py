@@ -21,7 +21,14 @@ OVERLOADED_EVENT = sse_event(
 
 def router_with(primary: ScriptedProvider) -> Router:
     config = GatewayConfig.model_validate(
-        {"routes": {"r": [{**ANTHROPIC, "max_attempts": 1}, LOCAL]}}
+        {
+            "routes": {
+                "r": {
+                    "deployments": [{**ANTHROPIC, "max_attempts": 1}, LOCAL],
+                    "fallback_to_local": True,
+                }
+            }
+        }
     )
     fake = FakeTime()
     return Router(config, {"anthropic": primary, "local": LocalProvider()}, sleep=fake.sleep)

@@ -7,7 +7,12 @@ the SDK's own conventions: ``ANTHROPIC_API_KEY`` (sent as ``x-api-key``) or
 ``ANTHROPIC_AUTH_TOKEN`` (sent as a bearer token), and ``ANTHROPIC_BASE_URL``.
 
 The caller's ``anthropic-beta`` and ``anthropic-version`` reach the upstream, and its
-``user-agent`` stays visible there with the gateway's own appended.
+``user-agent`` stays visible there with the gateway's own appended. The upstream's
+``request-id`` and ``anthropic-ratelimit-*`` come back, on answers and on errors alike.
+
+A timeout is told apart by when it struck: connecting may take at most half of an attempt's
+time, so a timeout after that is one where the request was sent (``SentTimeout``: the upstream
+may still finish and bill it).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any
 
 import aiohttp
 
-from functions.gateway.providers.base import ProviderCall
+from functions.gateway.providers.base import ProviderCall, SentTimeout
 from shared.aio import AsyncHttp, outbound_headers
 from shared.errors import (
+    BadGateway,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -49,6 +55,7 @@ class AnthropicProvider:
         self._auth_token = environ.get("ANTHROPIC_AUTH_TOKEN") or ""
         base = base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.url = base.rstrip("/") + "/v1/messages"
+        self.count_url = self.url + "/count_tokens"
         self._http = http or AsyncHttp()
         credentials = (
             {"x-api-key": self._api_key}
@@ -69,38 +76,58 @@ class AnthropicProvider:
         headers["user-agent"] = f"{agent} {USER_AGENT}" if agent else USER_AGENT
         return outbound_headers(headers)
 
-    async def _send(self, call: ProviderCall, stream: bool) -> aiohttp.ClientResponse:
-        payload = json.dumps({**call.body, "model": call.model, "stream": stream}).encode()
+    async def _send(
+        self, call: ProviderCall, url: str, body: dict[str, Any], stream: bool = False
+    ) -> aiohttp.ClientResponse:
+        payload = json.dumps(body).encode()
+        connect = min(10.0, call.timeout_s / 2)
         timeout = (
-            aiohttp.ClientTimeout(total=None, connect=call.timeout_s, sock_read=call.timeout_s)
+            aiohttp.ClientTimeout(total=None, connect=connect, sock_read=call.timeout_s)
             if stream
-            else aiohttp.ClientTimeout(total=call.timeout_s)
+            else aiohttp.ClientTimeout(total=call.timeout_s, connect=connect)
         )
         try:
             response = await self._http.session().post(
-                self.url, data=payload, headers=self.headers_for(call), timeout=timeout
+                url, data=payload, headers=self.headers_for(call), timeout=timeout
             )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"anthropic did not accept a connection: {exc}") from exc
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"anthropic did not answer within {call.timeout_s:g} s") from exc
+            raise _late(call) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
         if response.status >= 400:
             raise await _status_error(response)
+        call.received.update(upstream_headers(response.headers))
         return response
 
-    async def complete(self, call: ProviderCall) -> bytes:
-        response = await self._send(call, stream=False)
+    async def _read(self, call: ProviderCall, url: str, body: dict[str, Any]) -> bytes:
+        response = await self._send(call, url, body)
         try:
             return await response.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"anthropic did not answer within {call.timeout_s:g} s") from exc
+            raise _late(call) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
         finally:
             response.release()
 
+    async def complete(self, call: ProviderCall) -> bytes:
+        return await self._read(call, self.url, {**call.body, "model": call.model, "stream": False})
+
+    async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
+        raw = await self._read(call, self.count_url, {**call.body, "model": call.model})
+        try:
+            counted = json.loads(raw)
+        except ValueError:
+            counted = None
+        if not isinstance(counted, dict) or not isinstance(counted.get("input_tokens"), int):
+            raise BadGateway(f"anthropic answered count_tokens with {len(raw)} bytes of nonsense")
+        return counted
+
     async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
-        response = await self._send(call, stream=True)
+        body = {**call.body, "model": call.model, "stream": True}
+        response = await self._send(call, self.url, body, stream=True)
         return _relay(response, call.timeout_s)
 
     async def close(self) -> None:
@@ -114,14 +141,19 @@ async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
         return UpstreamUnavailable(f"anthropic error answer broke off: {exc}")
     finally:
         response.release()
+    message = _message_of(raw, response.status)
+    if response.status in (401, 403):
+        message = f"refused the gateway's own credentials (HTTP {response.status}): {message}"
     error = error_for_status(
-        response.status,
-        f"anthropic: {_message_of(raw, response.status)}",
-        retry_after=parse_retry_after(response.headers),
+        response.status, f"anthropic: {message}", retry_after=parse_retry_after(response.headers)
     )
     # Passed back to the caller as they came (the SDKs read them).
     error.headers.update(upstream_headers(response.headers))
     return error
+
+
+def _late(call: ProviderCall) -> SentTimeout:
+    return SentTimeout(f"anthropic did not answer within {call.timeout_s:g} s")
 
 
 def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -131,8 +163,9 @@ def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower().startswith("anthropic-ratelimit-")
     }
-    if "request-id" in headers:
-        kept["request-id"] = headers["request-id"]
+    for name in ("request-id", "retry-after"):
+        if name in headers:
+            kept[name] = headers[name]
     return kept
 
 

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from shared.errors import UpstreamTimeout
+
+CHARACTERS_PER_TOKEN = 4
+"""The rule of thumb behind every estimated count: about four characters of JSON a token."""
+COUNTED_FIELDS = ("system", "messages", "tools", "tool_choice", "thinking")
+"""What a model reads, and so what ``count_tokens`` counts."""
+
+
+def estimated_count(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deterministic ``count_tokens`` answer for a provider that cannot count, labelled as
+    an estimate (``"estimate": true``) so that nobody takes it for the model's own count."""
+    counted = {key: body[key] for key in COUNTED_FIELDS if key in body}
+    size = len(json.dumps(counted, separators=(",", ":"), ensure_ascii=False))
+    return {"input_tokens": max(1, size // CHARACTERS_PER_TOKEN), "estimate": True}
+
+
+class SentTimeout(UpstreamTimeout):
+    """The request reached the upstream, which did not answer in time: it may still finish,
+    and bill, the work. Retried and failed over like any timeout unless the route's
+    ``retry_sent_timeouts`` is off."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +43,9 @@ class ProviderCall:
     headers: Mapping[str, str] = field(default_factory=dict)
     """The caller's headers that a provider may pass on (``anthropic-beta``,
     ``anthropic-version``, ``user-agent``), lower-case names."""
+    received: dict[str, str] = field(default_factory=dict)
+    """Filled by the provider: the upstream's answer headers worth passing back to the caller
+    (its ``request-id``, ``anthropic-ratelimit-*``)."""
 
 
 class Provider(Protocol):
@@ -49,6 +74,11 @@ class Provider(Protocol):
         Failing to start raises here, before the iterator is returned, so that the caller can
         still fall back; a failure later raises from the iterator.
         """
+        ...
+
+    async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}``, plus
+        ``"estimate": true`` when the count is the gateway's estimate, not the model's."""
         ...
 
     async def close(self) -> None:

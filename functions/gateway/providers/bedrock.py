@@ -10,6 +10,11 @@ boto3 blocks, so each call runs on a thread of this provider's own pool, sized b
 provider holds in flight). A waiting thread costs little memory and no CPU; botocore's
 connection pool is sized to match. Callers' betas go in the body's ``anthropic_beta`` list, as
 Bedrock expects them.
+
+``count_tokens`` asks Bedrock's CountTokens API for the deployment's foundation model (an
+inference profile's region prefix, ``us.``, is dropped: CountTokens takes bare model ids);
+where Bedrock cannot count (an older botocore, a model or region without it) the answer is
+the gateway's estimate, labelled ``"estimate": true``.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from functions.gateway.providers.base import ProviderCall
+from functions.gateway.providers.base import ProviderCall, SentTimeout, estimated_count
 from functions.gateway.streaming import events_of
 from shared.errors import (
     BadGateway,
+    CredentialsRefused,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -35,6 +41,7 @@ from shared.errors import (
     error_for_status,
 )
 
+T = TypeVar("T")
 DEFAULT_MAX_IN_FLIGHT = 1024
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
@@ -57,6 +64,9 @@ _RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ModelTimeoutException": UpstreamTimeout,
 }
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
+_CANNOT_COUNT = ("ValidationException", "UnknownOperationException", "NotImplemented")
+"""Bedrock's answers when it cannot count tokens for a model: the gateway estimates instead."""
 _TIMEOUT_STEPS = (5, 15, 30, 60, 120, 300, 900)
 
 
@@ -107,21 +117,17 @@ class BedrockProvider:
             return self._clients[key]
 
     def _invoke(self, call: ProviderCall) -> bytes:
-        payload = {k: v for k, v in call.body.items() if k not in _FIELDS_NOT_FOR_BEDROCK}
-        payload["anthropic_version"] = BEDROCK_VERSION
-        betas = [b.strip() for b in call.headers.get("anthropic-beta", "").split(",") if b.strip()]
-        if betas:
-            payload["anthropic_beta"] = [*payload.get("anthropic_beta", []), *betas]
         try:
             response = self._client(call.timeout_s).invoke_model(
                 modelId=call.model,
-                body=json.dumps(payload).encode(),
+                body=json.dumps(_payload(call)).encode(),
                 contentType="application/json",
                 accept="application/json",
             )
             raw: bytes = response["body"].read()
         except Exception as exc:
             raise _translate(exc, call.timeout_s) from exc
+        _keep_request_id(call, response)
         try:
             is_message = isinstance(json.loads(raw), dict)
         except ValueError:
@@ -136,10 +142,33 @@ class BedrockProvider:
                 self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="bedrock")
             return self._pool
 
-    async def complete(self, call: ProviderCall) -> bytes:
+    def _count(self, call: ProviderCall) -> dict[str, Any]:
+        client = self._client(call.timeout_s)
+        if not hasattr(client, "count_tokens"):
+            return estimated_count(call.body)
+        payload = {"max_tokens": 1, **_payload(call)}  # the invoke body requires max_tokens
+        try:
+            response = client.count_tokens(
+                modelId=_foundation_model(call.model),
+                input={"invokeModel": {"body": json.dumps(payload).encode()}},
+            )
+        except Exception as exc:
+            if _error_code(exc) in _CANNOT_COUNT:
+                return estimated_count(call.body)
+            raise _translate(exc, call.timeout_s) from exc
+        _keep_request_id(call, response)
+        return {"input_tokens": int(response["inputTokens"])}
+
+    async def _on_pool(self, work: Callable[[ProviderCall], T], call: ProviderCall) -> T:
         context = contextvars.copy_context()  # the request id reaches the thread's log lines
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), context.run, self._invoke, call)
+        return await loop.run_in_executor(self._executor(), context.run, work, call)
+
+    async def complete(self, call: ProviderCall) -> bytes:
+        return await self._on_pool(self._invoke, call)
+
+    async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
+        return await self._on_pool(self._count, call)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
         message = json.loads(await self.complete(call))
@@ -155,11 +184,44 @@ class BedrockProvider:
                 self._pool = None
 
 
+def _payload(call: ProviderCall) -> dict[str, Any]:
+    """The Anthropic-on-Bedrock body: the caller's, its betas moved from the header."""
+    payload = {k: v for k, v in call.body.items() if k not in _FIELDS_NOT_FOR_BEDROCK}
+    payload["anthropic_version"] = BEDROCK_VERSION
+    betas = [b.strip() for b in call.headers.get("anthropic-beta", "").split(",") if b.strip()]
+    if betas:
+        payload["anthropic_beta"] = [*payload.get("anthropic_beta", []), *betas]
+    return payload
+
+
+def _foundation_model(model: str) -> str:
+    """``us.anthropic.claude-...`` (an inference profile) → ``anthropic.claude-...``."""
+    for prefix in _PROFILE_PREFIXES:
+        if model.startswith(prefix):
+            return model[len(prefix) :]
+    return model
+
+
+def _keep_request_id(call: ProviderCall, response: Mapping[str, Any]) -> None:
+    request_id = response.get("ResponseMetadata", {}).get("RequestId")
+    if request_id:
+        call.received["request-id"] = str(request_id)
+
+
+def _error_code(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
 def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
     from botocore.exceptions import (
         ClientError,
         ConnectTimeoutError,
         EndpointConnectionError,
+        NoCredentialsError,
         ReadTimeoutError,
     )
 
@@ -170,9 +232,15 @@ def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         if code in _RETRYABLE:
             return _RETRYABLE[code](message, upstream_status=status)
+        if status in (401, 403):
+            message = f"bedrock: refused the gateway's own credentials (HTTP {status}): {code}"
         return error_for_status(status, message)
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
-        return UpstreamTimeout(f"bedrock did not answer within {timeout_s:g} s")
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
+    if isinstance(exc, ReadTimeoutError):
+        return SentTimeout(f"bedrock did not answer within {timeout_s:g} s")
+    if isinstance(exc, ConnectTimeoutError):
+        return UpstreamTimeout(f"bedrock did not accept a connection within {timeout_s:g} s")
     if isinstance(exc, EndpointConnectionError):
         return UpstreamUnavailable(f"bedrock is unreachable: {exc}")
     return UpstreamUnavailable(f"bedrock call failed: {type(exc).__name__}: {exc}")

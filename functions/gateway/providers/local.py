@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from functions.gateway.messages import check_conversation
 from functions.gateway.providers import local_rules as rules
-from functions.gateway.providers.base import ProviderCall
+from functions.gateway.providers.base import ProviderCall, estimated_count
 from functions.gateway.streaming import events_of
 from shared.errors import BadRequest
 
@@ -57,6 +58,9 @@ class LocalProvider:
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
         return events_of(self.answer(call.body, call.model, timeout_s=call.timeout_s))
+
+    async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
+        return estimated_count(call.body)
 
     async def close(self) -> None:
         pass
@@ -89,6 +93,7 @@ class LocalProvider:
             raise BadRequest(f"the local model cannot read this request: {exc}") from exc
 
     def _answer(self, body: dict[str, Any], model: str, check: rules.Check) -> dict[str, Any]:
+        check_conversation(body["messages"])
         messages = _conversation(body["messages"])
         choice = ToolChoice.of(body)
         text = rules.last_user_text(messages)

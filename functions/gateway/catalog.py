@@ -1,0 +1,76 @@
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: the routes and aliases the gateway serves, in
+Anthropic's shapes, so that ``client.models.list()`` and model pickers work.
+
+The listed ids are the route names, then the exact aliases (a ``*`` pattern is no id, but any
+id it matches is found by ``GET /v1/models/{id}``). Release dates are unknown here, so
+``created_at`` is the epoch, as Anthropic's API documents for that case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.gateway.config import GatewayConfig
+from shared.errors import BadRequest
+
+UNKNOWN_RELEASE = "1970-01-01T00:00:00Z"
+DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
+
+
+class Catalog:
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        ids = list(config.routes) + [a for a in config.aliases if "*" not in a]
+        self._ids = list(dict.fromkeys(ids))
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        """The entry of ``model_id``: a route, an exact alias or an id a pattern matches."""
+        route = self._config.route_for(model_id)
+        if route is None:
+            raise self._config.unknown_model(model_id)
+        chain = ", ".join(d.name for d in self._config.routes[route].deployments)
+        display = (
+            f"{route} ({chain})" if route == model_id else f"{model_id} (route {route}: {chain})"
+        )
+        return {
+            "type": "model",
+            "id": model_id,
+            "display_name": display,
+            "created_at": UNKNOWN_RELEASE,
+            "lifecycle": "active",
+        }
+
+    def page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page, with Anthropic's cursors: ``limit``, ``after_id``, ``before_id``."""
+        limit = _limit(query.get("limit"))
+        ids = self._ids
+        if query.get("after_id"):
+            ids = ids[_position(ids, query["after_id"]) + 1 :]
+            page, has_more = ids[:limit], len(ids) > limit
+        elif query.get("before_id"):
+            ids = ids[: _position(ids, query["before_id"])]
+            page, has_more = ids[-limit:], len(ids) > limit
+        else:
+            page, has_more = ids[:limit], len(ids) > limit
+        return {
+            "data": [self.model(model_id) for model_id in page],
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _position(ids: list[str], cursor: str) -> int:
+    try:
+        return ids.index(cursor)
+    except ValueError:
+        raise BadRequest(f"no model {cursor[:100]!r} to page from") from None
