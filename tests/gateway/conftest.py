@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes import anthropic_server, bedrock
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.bedrock import FakeBedrock, FakeBedrockServer
 from tests.gateway.support import (
     BASE_CONFIG,
     ServedGateway,
@@ -27,7 +27,15 @@ from tests.gateway.support import (
 
 # The shared fakes' fixtures, made visible to every gateway test.
 fake_anthropic = anthropic_server.fake_anthropic
-fake_bedrock = bedrock.fake_bedrock
+fake_bedrock_server = bedrock.fake_bedrock_server
+
+
+@pytest.fixture
+def fake_bedrock(fake_bedrock_server: FakeBedrockServer) -> FakeBedrockServer:
+    """moto's bedrock-runtime in server mode, the environment pointing the provider at it: the
+    provider speaks HTTP through aiohttp, which in-process moto would not see."""
+    return fake_bedrock_server
+
 
 # Variables that could make a provider look configured, or change the config, from outside.
 _AMBIENT = (
@@ -35,6 +43,8 @@ _AMBIENT = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "GATEWAY_DEADLINE_S",
     "GATEWAY_MAX_BODY_BYTES",
     "GATEWAY_MAX_ATTEMPTS",
@@ -91,5 +101,5 @@ def gateway(start_gateway: StartGateway, anthropic_env: FakeAnthropic) -> Served
 def full_gateway(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic, fake_bedrock: FakeBedrock
 ) -> ServedGateway:
-    """A gateway with all three providers: fake anthropic, moto bedrock, local."""
+    """A gateway with all three providers: fake anthropic, moto bedrock (server mode), local."""
     return start_gateway()

@@ -1,36 +1,46 @@
-"""AWS Bedrock: boto3 ``bedrock-runtime`` ``invoke_model`` with the Anthropic-on-Bedrock body.
+"""AWS Bedrock, spoken on the wire: ``POST /model/{modelId}/invoke`` through an aiohttp pool.
 
-botocore's own retries are off; the gateway's resilience layer owns them. Region, credentials
-and endpoint come from the standard AWS environment (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
-moves the endpoint). Streams are rendered from the complete answer: the event sequence is
-Anthropic's, but the text arrives at once rather than as the model writes it.
+The body is the Anthropic-on-Bedrock JSON (``anthropic_version``; the caller's betas in the
+body's ``anthropic_beta`` list, as Bedrock expects them). The request is signed with botocore's
+public SigV4 API, or sent with ``Authorization: Bearer`` when ``AWS_BEARER_TOKEN_BEDROCK`` is
+set. No boto3 client and no thread per call: boto3's per-call CPU and a thread pool of a
+thousand threads contending for the GIL held Bedrock to a quarter of what the anthropic
+provider keeps in flight (bench/RESULTS.md). The gateway's resilience layer owns retries.
 
-boto3 blocks, so each call runs on a thread of this provider's own pool, sized by
-``BEDROCK_MAX_IN_FLIGHT`` (default 1,024 per worker process: no lower than what the anthropic
-provider holds in flight). A waiting thread costs little memory and no CPU; botocore's
-connection pool is sized to match. Callers' betas go in the body's ``anthropic_beta`` list, as
-Bedrock expects them.
+Configuration is the standard AWS environment: the region from ``AWS_REGION`` or
+``AWS_DEFAULT_REGION`` (else ``us-east-1``); the endpoint from
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` or ``AWS_ENDPOINT_URL`` (ignored when
+``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true, as botocore does); credentials from botocore's
+own chain (environment, profile, web identity, container, instance metadata), resolved once
+and refreshed before they expire.
+
+Streams are rendered from the complete answer: the event sequence is Anthropic's, but the text
+arrives at once rather than as the model writes it.
 
 ``count_tokens`` asks Bedrock's CountTokens API for the deployment's foundation model (an
 inference profile's region prefix, ``us.``, is dropped: CountTokens takes bare model ids);
-where Bedrock cannot count (an older botocore, a model or region without it) the answer is
-the gateway's estimate, labelled ``"estimate": true``.
+where Bedrock cannot count (a model or region without it) the answer is the gateway's
+estimate, labelled ``"estimate": true``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import base64
 import json
 import os
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
 
 from functions.gateway.providers.base import ProviderCall, SentTimeout, estimated_count
 from functions.gateway.streaming import events_of
+from shared.aio import AsyncHttp, outbound_headers
 from shared.errors import (
     BadGateway,
     CredentialsRefused,
@@ -39,12 +49,16 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
+    parse_retry_after,
 )
 
-T = TypeVar("T")
-DEFAULT_MAX_IN_FLIGHT = 1024
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials, ReadOnlyCredentials
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
+SIGNING_NAME = "bedrock"
+DEFAULT_REGION = "us-east-1"
+USER_AGENT = "agent-orchestrator-gateway/0.1"
 _CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -53,6 +67,7 @@ _CREDENTIAL_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_BEARER_TOKEN_BEDROCK",
 )
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL")
 # Bedrock's error codes, by what retrying can do about them.
 _RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ThrottlingException": RateLimited,
@@ -63,24 +78,106 @@ _RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ModelNotReadyException": BadGateway,
     "ModelTimeoutException": UpstreamTimeout,
 }
+_REFUSING_US = ("AccessDeniedException", "UnrecognizedClientException")
+"""Codes that say the gateway's own credentials were refused (whatever status came with them)."""
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 _CANNOT_COUNT = ("ValidationException", "UnknownOperationException", "NotImplemented")
 """Bedrock's answers when it cannot count tokens for a model: the gateway estimates instead."""
-_TIMEOUT_STEPS = (5, 15, 30, 60, 120, 300, 900)
+
+CredentialResolver = Callable[[], "Credentials | None"]
+
+
+def _botocore_chain() -> Credentials | None:
+    from botocore.session import Session
+
+    return Session().get_credentials()
+
+
+class AwsCredentials:
+    """botocore's credential chain, resolved once and refreshed when near expiry.
+
+    Both resolving (the chain may end in an instance-metadata probe) and refreshing (an STS or
+    metadata call) block, so they run on a thread, one at a time; in between, signing reads
+    the current frozen credentials without leaving the event loop.
+    """
+
+    def __init__(self, resolve: CredentialResolver | None = None) -> None:
+        self._resolve = resolve or _botocore_chain
+        self._credentials: Credentials | None = None
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    async def frozen(self) -> ReadOnlyCredentials:
+        credentials = self._credentials
+        if credentials is not None and not _refresh_due(credentials):
+            return credentials.get_frozen_credentials()
+        async with self._lock():
+            try:
+                if self._credentials is None:
+                    self._credentials = await asyncio.to_thread(self._resolve)
+                credentials = self._credentials
+                if credentials is None:
+                    raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
+                if _refresh_due(credentials):  # still: another caller may have refreshed them
+                    return await asyncio.to_thread(credentials.get_frozen_credentials)
+                return credentials.get_frozen_credentials()
+            except CredentialsRefused:
+                raise
+            except Exception as exc:  # botocore's many credential-provider errors
+                raise CredentialsRefused(
+                    f"bedrock: the gateway's AWS credentials could not be obtained: {exc}"
+                ) from exc
+
+    def _lock(self) -> asyncio.Lock:
+        # A lock belongs to one event loop (tests run one loop per test).
+        loop = asyncio.get_running_loop()
+        return self._locks.setdefault(loop, asyncio.Lock())
+
+
+def _refresh_due(credentials: Credentials) -> bool:
+    from botocore.credentials import RefreshableCredentials
+
+    return isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed()
+
+
+def signed_headers(
+    credentials: ReadOnlyCredentials, region: str, url: str, body: bytes, headers: dict[str, str]
+) -> dict[str, str]:
+    """``headers`` plus SigV4's (``Authorization``, ``X-Amz-Date``, the session token)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+    SigV4Auth(credentials, SIGNING_NAME, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+@dataclass(frozen=True)
+class BedrockAnswer:
+    """One HTTP answer from Bedrock, read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    raw: bytes
 
 
 class BedrockProvider:
     name = "bedrock"
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        http: AsyncHttp | None = None,
+        credentials: AwsCredentials | None = None,
+    ) -> None:
         self._environ = os.environ if environ is None else environ
-        self._clients: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        self.max_in_flight = int(
-            self._environ.get("BEDROCK_MAX_IN_FLIGHT") or DEFAULT_MAX_IN_FLIGHT
+        self.region = self._environ.get("AWS_REGION") or self._environ.get(
+            "AWS_DEFAULT_REGION", DEFAULT_REGION
         )
-        self._pool: ThreadPoolExecutor | None = None
+        self.endpoint = endpoint_of(self._environ, self.region)
+        self._bearer = self._environ.get("AWS_BEARER_TOKEN_BEDROCK") or ""
+        self._http = http or AsyncHttp()
+        self._credentials = credentials or AwsCredentials()
 
     def configured(self) -> bool:
         # Checking the environment, not botocore's credential chain: the chain can end in a
@@ -90,98 +187,100 @@ class BedrockProvider:
         shared_file = self._environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
         return Path(shared_file).expanduser().is_file()
 
-    def _client(self, timeout_s: float) -> Any:
-        # botocore fixes timeouts when a client is made: one client per step of a few fixed
-        # read timeouts, the smallest that covers this call (the deadline still bounds the
-        # request as a whole: no new attempt starts once it has run out).
-        key = next((step for step in _TIMEOUT_STEPS if step >= timeout_s), _TIMEOUT_STEPS[-1])
-        with self._lock:
-            if key not in self._clients:
-                import boto3
-                from botocore.config import Config
+    def url_for(self, model: str, action: str) -> str:
+        # The model id is one path segment: its ``:`` and an ARN's ``/`` are percent-encoded,
+        # as botocore encodes them (and signs the encoded path).
+        return f"{self.endpoint}/model/{quote(model, safe='')}/{action}"
 
-                # ``total_max_attempts`` counts calls; botocore's ``max_attempts`` counts
-                # retries, so ``max_attempts: 1`` would still retry once behind our back.
-                config = Config(
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                    connect_timeout=min(key, 10),
-                    read_timeout=key,
-                    max_pool_connections=self.max_in_flight,
-                )
-                region = self._environ.get("AWS_REGION") or self._environ.get(
-                    "AWS_DEFAULT_REGION", "us-east-1"
-                )
-                self._clients[key] = boto3.client(
-                    "bedrock-runtime", region_name=region, config=config
-                )
-            return self._clients[key]
+    async def _headers(self, url: str, body: bytes) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self._bearer:
+            headers["authorization"] = f"Bearer {self._bearer}"
+        else:
+            frozen = await self._credentials.frozen()
+            headers = signed_headers(frozen, self.region, url, body, headers)
+        # Unsigned, so that neither can break a signature.
+        return outbound_headers({**headers, "user-agent": USER_AGENT})
 
-    def _invoke(self, call: ProviderCall) -> bytes:
+    async def _post(
+        self, call: ProviderCall, model: str, action: str, body: bytes
+    ) -> BedrockAnswer:
+        url = self.url_for(model, action)
+        headers = await self._headers(url, body)
+        connect = min(10.0, call.timeout_s / 2)
+        timeout = aiohttp.ClientTimeout(total=call.timeout_s, connect=connect)
         try:
-            response = self._client(call.timeout_s).invoke_model(
-                modelId=call.model,
-                body=json.dumps(_payload(call)).encode(),
-                contentType="application/json",
-                accept="application/json",
-            )
-            raw: bytes = response["body"].read()
-        except Exception as exc:
-            raise _translate(exc, call.timeout_s) from exc
-        _keep_request_id(call, response)
-        try:
-            is_message = isinstance(json.loads(raw), dict)
-        except ValueError:
-            is_message = False
-        if not is_message:
-            raise BadGateway(f"bedrock answered {len(raw)} bytes that are not a JSON message")
-        return raw
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="bedrock")
-            return self._pool
-
-    def _count(self, call: ProviderCall) -> dict[str, Any]:
-        client = self._client(call.timeout_s)
-        if not hasattr(client, "count_tokens"):
-            return estimated_count(call.body)
-        payload = {"max_tokens": 1, **_payload(call)}  # the invoke body requires max_tokens
-        try:
-            response = client.count_tokens(
-                modelId=_foundation_model(call.model),
-                input={"invokeModel": {"body": json.dumps(payload).encode()}},
-            )
-        except Exception as exc:
-            if _error_code(exc) in _CANNOT_COUNT:
-                return estimated_count(call.body)
-            raise _translate(exc, call.timeout_s) from exc
-        _keep_request_id(call, response)
-        return {"input_tokens": int(response["inputTokens"])}
-
-    async def _on_pool(self, work: Callable[[ProviderCall], T], call: ProviderCall) -> T:
-        context = contextvars.copy_context()  # the request id reaches the thread's log lines
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), context.run, work, call)
+            async with self._http.session().post(
+                URL(url, encoded=True),  # sent exactly as signed
+                data=body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                answer = BedrockAnswer(response.status, response.headers, await response.read())
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"bedrock did not accept a connection: {exc}") from exc
+        except TimeoutError as exc:
+            raise SentTimeout(f"bedrock did not answer within {call.timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"bedrock is unreachable: {exc}") from exc
+        request_id = answer.headers.get("x-amzn-RequestId")
+        if request_id and answer.status < 400:
+            call.received["request-id"] = request_id
+        return answer
 
     async def complete(self, call: ProviderCall) -> bytes:
-        return await self._on_pool(self._invoke, call)
+        body = json.dumps(_payload(call)).encode()
+        answer = await self._post(call, call.model, "invoke", body)
+        if answer.status >= 400:
+            raise status_error(answer)
+        try:
+            is_message = isinstance(json.loads(answer.raw), dict)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            is_message = False
+        if not is_message:
+            raise BadGateway(
+                f"bedrock answered {len(answer.raw)} bytes that are not a JSON message"
+            )
+        return answer.raw
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
-        return await self._on_pool(self._count, call)
+        invoke_body = json.dumps({"max_tokens": 1, **_payload(call)}).encode()  # it needs one
+        # ``body`` is a blob, which Bedrock's JSON protocol carries as base64.
+        request = {"input": {"invokeModel": {"body": base64.b64encode(invoke_body).decode()}}}
+        model = _foundation_model(call.model)
+        answer = await self._post(call, model, "count-tokens", json.dumps(request).encode())
+        if answer.status >= 400:
+            if error_code(answer) in _CANNOT_COUNT:
+                return estimated_count(call.body)
+            raise status_error(answer)
+        try:
+            counted = json.loads(answer.raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            counted = None
+        tokens = counted.get("inputTokens") if isinstance(counted, dict) else None
+        if not isinstance(tokens, int):
+            raise BadGateway(
+                f"bedrock answered CountTokens with {len(answer.raw)} bytes of nonsense"
+            )
+        return {"input_tokens": tokens}
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
         message = json.loads(await self.complete(call))
         return events_of(message)
 
     async def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+        await self._http.close()
+
+
+def endpoint_of(environ: Mapping[str, str], region: str) -> str:
+    """Where bedrock-runtime is, as botocore finds it (service variable, then the global one)."""
+    ignored = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true"
+    for name in () if ignored else _ENDPOINT_VARIABLES:
+        if environ.get(name):
+            return environ[name].rstrip("/")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://bedrock-runtime.{region}.{suffix}"
 
 
 def _payload(call: ProviderCall) -> dict[str, Any]:
@@ -202,45 +301,36 @@ def _foundation_model(model: str) -> str:
     return model
 
 
-def _keep_request_id(call: ProviderCall, response: Mapping[str, Any]) -> None:
-    request_id = response.get("ResponseMetadata", {}).get("RequestId")
-    if request_id:
-        call.received["request-id"] = str(request_id)
+def _json_of(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
-def _error_code(exc: Exception) -> str:
-    from botocore.exceptions import ClientError
+def error_code(answer: BedrockAnswer) -> str:
+    """Bedrock's error code: ``x-amzn-ErrorType`` (``ThrottlingException:http://...``), else
+    the body's ``__type`` (``com.amazon...#ThrottlingException``)."""
+    raw = answer.headers.get("x-amzn-ErrorType") or str(_json_of(answer.raw).get("__type", ""))
+    return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
 
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
-
-def _translate(exc: Exception, timeout_s: float) -> UpstreamError:
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        ReadTimeoutError,
-    )
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        message = f"bedrock: {code}: {error.get('Message', '')}".rstrip(": ")
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
-        if code in _RETRYABLE:
-            return _RETRYABLE[code](message, upstream_status=status)
-        if status in (401, 403):
-            message = f"bedrock: refused the gateway's own credentials (HTTP {status}): {code}"
-        return error_for_status(status, message)
-    if isinstance(exc, NoCredentialsError):
-        return CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
-    if isinstance(exc, ReadTimeoutError):
-        return SentTimeout(f"bedrock did not answer within {timeout_s:g} s")
-    if isinstance(exc, ConnectTimeoutError):
-        return UpstreamTimeout(f"bedrock did not accept a connection within {timeout_s:g} s")
-    if isinstance(exc, EndpointConnectionError):
-        return UpstreamUnavailable(f"bedrock is unreachable: {exc}")
-    return UpstreamUnavailable(f"bedrock call failed: {type(exc).__name__}: {exc}")
+def status_error(answer: BedrockAnswer) -> UpstreamError:
+    """The error class for Bedrock's error answer, by its code first, then its status."""
+    code, body = error_code(answer), _json_of(answer.raw)
+    text = body.get("message") or body.get("Message") or ""
+    if not isinstance(text, str):
+        text = ""
+    if not text and not body:
+        text = answer.raw[:200].decode("utf-8", "replace").strip()
+    status = answer.status
+    message = "bedrock: " + (": ".join(part for part in (code, text) if part) or f"HTTP {status}")
+    if code in _RETRYABLE:
+        return _RETRYABLE[code](message, upstream_status=status)
+    if code in _REFUSING_US or status in (401, 403):
+        return CredentialsRefused(
+            f"bedrock: refused the gateway's own credentials (HTTP {status}): {code or text}",
+            upstream_status=status,
+        )
+    return error_for_status(status, message, retry_after=parse_retry_after(answer.headers))
