@@ -143,3 +143,16 @@ ENV ORCHESTRATOR_URL=http://orchestrator:8080
 HEALTHCHECK NONE
 ENTRYPOINT ["entrypoint-interactive.sh"]
 CMD ["ask"]
+
+# ---- the `test` profile's fakes: the fake Anthropic API and moto's Bedrock ----------------
+FROM core AS fakes
+COPY constraints.txt /tmp/constraints.txt
+RUN pip --python /opt/venv/bin/python install -c /tmp/constraints.txt pytest 'moto[server]' \
+ && rm /tmp/constraints.txt
+COPY tests/__init__.py tests/__init__.py
+COPY tests/fakes/ tests/fakes/
+COPY docker/fakes.py docker/fakes.py
+USER app
+HEALTHCHECK NONE
+ENTRYPOINT ["python", "docker/fakes.py"]
+CMD ["anthropic", "--port", "8090"]

@@ -117,5 +117,20 @@ validate: ## check Docker, Compose, files, .env, scripts, ports and the compose 
 test-docker: ## the real Docker test: engine, base image, images, stacks, tasks, teardown
 	docker/docker-e2e.sh
 
+# Smoke tests against the stack started with the `test` profile (fakes instead of providers):
+#   make start-test test-gateway test-retry test-fallback stop
+.PHONY: start-test test-gateway test-retry test-fallback
+start-test: ## the stack with the fake Anthropic API and moto's Bedrock (no keys, no internet)
+	COMPOSE_PROFILES=test COMPOSE_ENV_FILE=docker/test.env docker/docker-start.sh
+
+test-gateway: ## a message answered by the fake Anthropic API through the gateway
+	python3 docker/smoke.py gateway
+
+test-retry: ## the fake answers 529 then 200: x-gateway-attempts is 2
+	python3 docker/smoke.py retry
+
+test-fallback: ## the fake answers 529 always: Bedrock through moto answers
+	python3 docker/smoke.py fallback
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

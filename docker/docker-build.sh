@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the images, one per Dockerfile target, tagged agentorch/<name>:$TAG (TAG=latest):
-# gateway, orchestrator, calculator, search, data-processor, tavily, interactive.
+# gateway, orchestrator, calculator, search, data-processor, tavily, interactive, fakes.
 # The base is python:3.11-slim, or the local stand-in docker/base-image.sh builds where no
 # registry can be reached (BASE_IMAGE picks another). Prints how long each image took.
 #
@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 wants_help "${1:-}"
 require_docker
 
-ALL_TARGETS=(gateway calculator search data_processor tavily orchestrator interactive)
+ALL_TARGETS=(gateway calculator search data_processor tavily orchestrator interactive fakes)
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 for target in "${targets[@]}"; do

@@ -34,14 +34,16 @@ compose_cmd() {
 }
 
 # Compose with the project's files: docker-compose.yml, plus the prod override when PROD=1,
-# plus COMPOSE_EXTRA_FILES (space separated).
+# plus COMPOSE_EXTRA_FILES (space separated); COMPOSE_ENV_FILE (repo-relative) instead of .env.
 compose() {
   local files=(-f "$REPO_ROOT/docker-compose.yml")
   [ "${PROD:-0}" = 1 ] && files+=(-f "$REPO_ROOT/docker-compose.prod.yml")
   local extra
   for extra in ${COMPOSE_EXTRA_FILES:-}; do files+=(-f "$extra"); done
   [ "${#COMPOSE[@]}" -gt 0 ] || compose_cmd
-  "${COMPOSE[@]}" --project-directory "$REPO_ROOT" "${files[@]}" "$@"
+  local env_file=()
+  [ -z "${COMPOSE_ENV_FILE:-}" ] || env_file=(--env-file "$REPO_ROOT/$COMPOSE_ENV_FILE")
+  "${COMPOSE[@]}" --project-directory "$REPO_ROOT" "${env_file[@]}" "${files[@]}" "$@"
 }
 
 COMPOSE=()
