@@ -181,10 +181,22 @@ def extract_data(text: str) -> dict[str, Any] | None:
         rows = strict_json(text[start : end + 1])
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             return {"rows": rows}
-    lines = [line for line in text.splitlines() if line.count(",") >= 1]
-    if len(lines) >= 2 and len({line.count(",") for line in lines}) == 1:
-        return {"csv": "\n".join(line.strip() for line in lines)}
-    return None
+    table = _longest_table(text.splitlines())
+    return {"csv": "\n".join(line.strip() for line in table)} if len(table) >= 2 else None
+
+
+def _longest_table(lines: list[str]) -> list[str]:
+    """The longest run of consecutive lines with the same number (at least one) of commas: a
+    CSV block, even under a heading or beside prose that has commas of its own. Linear."""
+    best = (0, 0)
+    start, commas = 0, 0
+    for index, line in enumerate(lines):
+        count = line.count(",")
+        if not count or count != commas:
+            start, commas = index, count
+        if count and index + 1 - start > best[1] - best[0]:
+            best = (start, index + 1)
+    return lines[best[0] : best[1]]
 
 
 def strict_json(text: str) -> Any:
@@ -245,6 +257,9 @@ def plan_tool_calls(
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for tool in tools:
         by_kind.setdefault(tool_kind(tool), []).append(tool)
+    named = _named_dataset(by_kind.get("data", []), data_text or text)
+    if named is not None:
+        return [named]
     data = extract_data(data_text) if data_text and "data" in by_kind else None
     check()
     if data:
@@ -288,6 +303,21 @@ def lookup_query(clause: str) -> str | None:
     return query
 
 
+def _named_dataset(tools: list[dict[str, Any]], text: str) -> ToolCall | None:
+    """A data tool offering the request's data by name (a ``dataset`` enum, as the
+    orchestrator passes a task's data) is called with that name rather than with rows copied
+    out of the prompt, when the request mentions it."""
+    for tool in tools:
+        properties = (tool.get("input_schema") or {}).get("properties") or {}
+        names = (
+            (properties.get("dataset") or {}).get("enum") if isinstance(properties, dict) else None
+        )
+        if isinstance(names, list) and names and isinstance(names[0], str) and names[0] in text:
+            values: dict[str, Any] = {"dataset": names[0], "operation": "describe"}
+            return _fill(tool, values) or ToolCall(name=str(tool["name"]), arguments=values)
+    return None
+
+
 def _fill_first(tools: list[dict[str, Any]], values: dict[str, Any]) -> ToolCall | None:
     """The call of the first of ``tools`` whose schema ``values`` can fill."""
     for tool in tools:
@@ -307,8 +337,8 @@ def _fill(tool: dict[str, Any], values: dict[str, Any]) -> ToolCall | None:
         value = _value_for(prop, spec if isinstance(spec, dict) else {}, values)
         if value is not None:
             arguments[prop] = value
-    if any(req not in arguments for req in schema.get("required") or []):
-        return None
+    if not arguments or any(req not in arguments for req in schema.get("required") or []):
+        return None  # a call carrying nothing the rule found is no call for this request
     return ToolCall(name=str(tool["name"]), arguments=arguments)
 
 
