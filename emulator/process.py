@@ -24,11 +24,10 @@ from emulator.network import LOOPBACK, free_port
 
 __all__ = ["FunctionProcess", "free_port", "function_environment", "spawn", "start_function"]
 
-# functions-framework's gunicorn server on a 2-core machine: 2 workers use both cores. A thread
-# serves one request at a time, and a real model call takes seconds, so workers x threads is
-# how many calls an instance has in flight: 16 threads each make 32, at a small cost in peak
-# throughput against an instant upstream (bench/RESULTS.md). The environment overrides both.
-SERVER_DEFAULTS = {"WORKERS": "2", "THREADS": "16"}
+# functions-framework's server (gunicorn, uvicorn workers) on a 2-core machine: 2 workers use
+# both cores. Each worker holds all its calls in flight on one event loop, so the count is for
+# cores, not concurrency (bench/RESULTS.md). The environment overrides it.
+SERVER_DEFAULTS = {"WORKERS": "2"}
 STOP_TIMEOUT_S = 10.0
 
 
