@@ -10,6 +10,11 @@ With nothing scripted it answers ``"fake-bedrock answer to: <last user text>"``.
 ``FakeBedrockServer`` is the same script behind moto's server mode on a free loopback port,
 for clients that must reach Bedrock over HTTP (another process, an async client): point
 ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` at its ``url`` (``environ()`` gives every variable).
+
+``BedrockWire`` is for what moto cannot show or say: it records each request as it came
+(path, headers with the signature or bearer token, raw body) and answers InvokeModel and
+CountTokens the way Bedrock does, or plays scripted ``Reply``/``Disconnect`` items (an error
+type header with its ``:url`` suffix, a slow answer).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from moto.bedrockruntime.responses import BedrockRuntimeResponse
 from moto.server import ThreadedMotoServer
 
 from tests.fakes.anthropic_server import last_user_text
+from tests.fakes.server import Exchange, FakeServer, RecordedRequest
 
 REGION = "us-east-1"
 DEFAULT_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -222,3 +228,22 @@ def fake_bedrock_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock
         for name, value in server.environ().items():
             monkeypatch.setenv(name, value)
         yield server
+
+
+class BedrockWire(FakeServer):
+    """Bedrock's InvokeModel and CountTokens on the wire, with every request recorded."""
+
+    REQUEST_ID = "fake-bedrock-request-id"
+    INPUT_TOKENS = 42
+
+    def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        scripted = self.next_scripted()
+        headers = {"x-amzn-RequestId": self.REQUEST_ID}
+        if scripted is not None:
+            exchange.play(scripted)
+        elif request.route.endswith("/count-tokens"):
+            exchange.send_json(200, {"inputTokens": self.INPUT_TOKENS}, headers)
+        elif request.route.endswith("/invoke"):
+            exchange.send_json(200, anthropic_message("fake-bedrock wire answer"), headers)
+        else:
+            exchange.send_json(404, {"message": "no such operation"})
