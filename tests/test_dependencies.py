@@ -98,7 +98,8 @@ def test_a_function_bundle_holds_only_what_it_needs() -> None:
     tools = {"pytest", "moto", "ruff", "mypy", "hypothesis", "rich", "prompt-toolkit", "anthropic"}
     for extra in FUNCTIONS:
         assert not names(extra) & tools, f"{extra} ships test or client tools"
-    assert {"boto3", "aiohttp", "uvloop"} <= names("gateway")
+    assert {"botocore", "aiohttp", "uvloop"} <= names("gateway")
+    assert "boto3" not in names("gateway")  # botocore signs; the gateway sends itself
     assert {"aiohttp", "jsonschema"} <= names("orchestrator")
     assert "boto3" not in names("orchestrator")
     assert "duckdb" in names("data_processor")
