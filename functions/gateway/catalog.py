@@ -1,8 +1,9 @@
 """``GET /v1/models`` and ``GET /v1/models/{id}``: the routes and aliases the gateway serves, in
 Anthropic's shapes, so that ``client.models.list()`` and model pickers work.
 
-The listed ids are the route names, then the exact aliases (a ``*`` pattern is no id, but any
-id it matches is found by ``GET /v1/models/{id}``). Release dates are unknown here, so
+The listed ids are the route names, the exact aliases, and the deployments' model ids that an
+alias serves (a ``*`` pattern is no id, but any id it matches is found by
+``GET /v1/models/{id}``). Release dates are unknown here, so
 ``created_at`` is the epoch, as Anthropic's API documents for that case.
 """
 
@@ -21,7 +22,15 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
 class Catalog:
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
-        ids = list(config.routes) + [a for a in config.aliases if "*" not in a]
+        # Routes, exact aliases, then the deployments' own model ids that an alias serves
+        # (``claude-sonnet-4-5``): real ids for a model picker to offer.
+        served = [
+            d.model
+            for route in config.routes.values()
+            for d in route.deployments
+            if config.route_for(d.model) is not None
+        ]
+        ids = list(config.routes) + [a for a in config.aliases if "*" not in a] + served
         self._ids = list(dict.fromkeys(ids))
 
     def model(self, model_id: str) -> dict[str, Any]:

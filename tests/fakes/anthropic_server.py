@@ -47,6 +47,9 @@ MODELS_PATH = "/v1/models"
 _ROUTES = {("POST", MESSAGES_PATH), ("POST", COUNT_TOKENS_PATH), ("GET", MODELS_PATH)}
 MODEL_IDS = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
 """What ``GET /v1/models`` lists."""
+ROLES = ("user", "assistant")
+MID_CONVERSATION_SYSTEM = "mid-conversation-system-"
+"""The beta (``mid-conversation-system-2026-04-07``) under which a message's role may be system."""
 
 _ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error",
@@ -172,7 +175,11 @@ class FakeAnthropic(FakeServer):
             return _send(exchange, 401, _error("authentication_error", "invalid x-api-key"))
         if route == ("GET", MODELS_PATH):
             return _send(exchange, 200, models_page())
-        problem = _request_problem(request.body, needs_max_tokens=route[1] == MESSAGES_PATH)
+        problem = _request_problem(
+            request.body,
+            needs_max_tokens=route[1] == MESSAGES_PATH,
+            betas=request.headers.get("anthropic-beta", ""),
+        )
         if problem:
             return _send(exchange, 400, _error("invalid_request_error", problem))
         if route[1] == COUNT_TOKENS_PATH:
@@ -246,7 +253,7 @@ def _request_id() -> str:
     return f"req_{uuid.uuid4().hex[:24]}"
 
 
-def _request_problem(body: Any, *, needs_max_tokens: bool = True) -> str | None:
+def _request_problem(body: Any, *, needs_max_tokens: bool = True, betas: str = "") -> str | None:
     if not isinstance(body, dict):
         return "request body must be a JSON object"
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -258,7 +265,9 @@ def _request_problem(body: Any, *, needs_max_tokens: bool = True) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: Field required (a non-empty list)"
-    if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant") for m in messages):
+    # As the real API: a ``system`` turn mid-conversation only under its beta.
+    roles = ("user", "assistant", "system") if MID_CONVERSATION_SYSTEM in betas else ROLES
+    if not all(isinstance(m, dict) and m.get("role") in roles for m in messages):
         return "messages: each message needs a role of user or assistant"
     return None
 

@@ -102,7 +102,8 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 def write_config(directory: Path, config: dict[str, Any] | str, name: str = "gateway.yaml") -> Path:
     path = directory / name
-    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    # Unsorted: the order of aliases (patterns are tried in file order) and routes matters.
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -136,9 +137,10 @@ class ServedGateway(ServedApp):
         self._clients: list[anthropic.Anthropic | httpx.Client] = []
 
     def sdk(self, api_key: str = GATEWAY_KEY, **options: Any) -> anthropic.Anthropic:
-        """The real anthropic SDK, pointed at the gateway, its own retries off."""
+        """The real anthropic SDK, pointed at the gateway, its own retries off unless asked."""
         options.setdefault("timeout", 10.0)
-        client = anthropic.Anthropic(base_url=self.url, api_key=api_key, max_retries=0, **options)
+        options.setdefault("max_retries", 0)
+        client = anthropic.Anthropic(base_url=self.url, api_key=api_key, **options)
         self._clients.append(client)
         return client
 
