@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -175,6 +175,9 @@ class BedrockProvider:
             "AWS_DEFAULT_REGION", DEFAULT_REGION
         )
         self.endpoint = endpoint_of(self._environ, self.region)
+        # Given, so that botocore need not work it out from the URL on every call (a sixth of
+        # the signing time) and aiohttp sends exactly the host that was signed.
+        self._host = urlsplit(self.endpoint).netloc
         self._bearer = self._environ.get("AWS_BEARER_TOKEN_BEDROCK") or ""
         self._http = http or AsyncHttp()
         self._credentials = credentials or AwsCredentials()
@@ -193,7 +196,11 @@ class BedrockProvider:
         return f"{self.endpoint}/model/{quote(model, safe='')}/{action}"
 
     async def _headers(self, url: str, body: bytes) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers = {
+            "host": self._host,
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
         if self._bearer:
             headers["authorization"] = f"Bearer {self._bearer}"
         else:
