@@ -4,7 +4,9 @@ not stack, credentials refused upstream, and streams that end honestly."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -13,6 +15,7 @@ import pytest
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.server import Exchange, FakeServer, RecordedRequest
 from tests.gateway.support import (
     ANTHROPIC,
     ANTHROPIC_MODEL,
@@ -418,3 +421,63 @@ def test_an_upstream_error_event_after_a_200_reaches_the_client(
 
     assert "overloaded_error" in str(caught.value.body) or "overloaded" in str(caught.value)
     assert len(fake_anthropic.requests) == 1  # mid-stream: no failover, no retry
+
+
+# -- Bedrock's CountTokens --------------------------------------------------------------------
+
+
+class FakeCountTokens(FakeServer):
+    """Bedrock's ``POST /model/{id}/count-tokens`` (moto does not mock it): the scripted
+    ``Reply``, else ``{"inputTokens": 12}``."""
+
+    def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        item = self.next_scripted() or Reply(200, {"inputTokens": 12})
+        exchange.play(item)
+
+
+PROFILE_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+
+
+@pytest.fixture
+def counting_bedrock(
+    start_gateway: StartGateway,
+) -> Iterator[tuple[ServedGateway, FakeCountTokens]]:
+    with FakeCountTokens() as fake:
+        route = [{"provider": "bedrock", "model": PROFILE_MODEL, "timeout_s": 3}]
+        gateway = start_gateway(
+            {"routes": {"bedrock": route}},
+            AWS_BEARER_TOKEN_BEDROCK="bedrock-test-token",
+            AWS_ENDPOINT_URL_BEDROCK_RUNTIME=fake.url,
+        )
+        yield gateway, fake
+
+
+def test_count_tokens_on_bedrock_asks_its_api_for_the_foundation_model(
+    counting_bedrock: tuple[ServedGateway, FakeCountTokens],
+) -> None:
+    gateway, fake = counting_bedrock
+
+    raw = gateway.sdk().messages.with_raw_response.count_tokens(
+        model="bedrock", messages=user("hello there")
+    )
+
+    assert raw.parse().input_tokens == 12 and "x-gateway-token-count" not in raw.headers
+    [received] = fake.requests
+    assert received.route == "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens"
+    invoke = json.loads(base64.b64decode(received.body["input"]["invokeModel"]["body"]))
+    assert invoke["messages"] == user("hello there") and "anthropic_version" in invoke
+
+
+def test_count_tokens_where_bedrock_cannot_count_is_a_labelled_estimate(
+    counting_bedrock: tuple[ServedGateway, FakeCountTokens],
+) -> None:
+    gateway, fake = counting_bedrock
+    refusal = {"message": "The provided model doesn't support counting tokens"}
+    fake.enqueue(Reply(400, refusal, {"x-amzn-ErrorType": "ValidationException:http://x"}))
+
+    raw = gateway.sdk().messages.with_raw_response.count_tokens(
+        model="bedrock", messages=user("hello there")
+    )
+
+    assert raw.headers["x-gateway-token-count"] == "estimate"
+    assert raw.parse().input_tokens > 0
