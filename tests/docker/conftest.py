@@ -54,3 +54,8 @@ def stack() -> Iterator[Stack]:
 def prod_stack() -> Iterator[Stack]:
     files = ("docker-compose.yml", "docker-compose.prod.yml")
     yield from running_stack(Stack("agentorch-e2e-prod", files))
+
+
+@pytest.fixture(scope="module")
+def test_profile_stack() -> Iterator[Stack]:
+    yield from running_stack(Stack("agentorch-e2e-faults", env_file="docker/test.env"))

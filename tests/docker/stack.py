@@ -41,11 +41,16 @@ class Stack:
 
     project: str
     files: tuple[str, ...] = ("docker-compose.yml",)
+    env_file: str | None = None
+    """Instead of .env (the `test` profile's docker/test.env); also enables that profile."""
     phases: list[tuple[str, float]] = field(default_factory=list)
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
-        command = [*compose_command(), "-p", self.project, *files, *args]
+        command = [*compose_command(), "-p", self.project, *files]
+        if self.env_file:
+            command += ["--env-file", str(REPO_ROOT / self.env_file), "--profile", "test"]
+        command += args
         done = subprocess.run(
             command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
         )

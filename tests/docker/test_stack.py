@@ -59,6 +59,9 @@ def test_orchestrator_degrades_cleanly_without_an_agent(stack: Stack) -> None:
     run = ask("What is 17 * 23?")
     stack.timed("degraded task (calculator stopped)", started)
     assert run["status"] in ("completed", "stopped"), run
-    assert not any(s["kind"] == "agent" and s["name"] == "calculator" for s in run["steps"])
+    # Left out of the plan, or (a worker that learned the tools before) called and its
+    # failure recorded as the step's error: never a crash, never a result from nowhere.
+    calls = [s for s in run["steps"] if s["kind"] == "agent" and s["name"] == "calculator"]
+    assert all(call["error"] for call in calls), calls
     status, _, body = http("GET", f"{ORCHESTRATOR}/health")
     assert status == 200, body
