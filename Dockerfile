@@ -56,7 +56,7 @@ COPY shared/ shared/
 COPY functions/gateway/ functions/gateway/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8585 WORKERS=2 THREADS=16
+ENV PORT=8585 WORKERS=2
 EXPOSE 8585
 CMD ["functions-framework", "--source", "functions/gateway/main.py", "--target", "gateway"]
 
@@ -69,7 +69,7 @@ COPY shared/ shared/
 COPY functions/agents/calculator/ functions/agents/calculator/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 THREADS=16
+ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/agents/calculator/main.py", "--target", "calculator"]
 
@@ -84,7 +84,7 @@ COPY shared/ shared/
 COPY functions/agents/search/ functions/agents/search/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 THREADS=16
+ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/agents/search/main.py", "--target", "search"]
 
@@ -97,7 +97,7 @@ COPY shared/ shared/
 COPY functions/agents/data_processor/ functions/agents/data_processor/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 THREADS=16
+ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/agents/data_processor/main.py", "--target", "data_processor"]
 
@@ -110,7 +110,7 @@ COPY shared/ shared/
 COPY functions/agents/tavily/ functions/agents/tavily/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 THREADS=16
+ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/agents/tavily/main.py", "--target", "tavily"]
 
@@ -123,7 +123,7 @@ COPY shared/ shared/
 COPY functions/orchestrator/ functions/orchestrator/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 THREADS=16 ORCHESTRATOR_CONFIG=config/orchestrator.docker.yaml
+ENV PORT=8080 WORKERS=2 ORCHESTRATOR_CONFIG=config/orchestrator.docker.yaml
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
 
