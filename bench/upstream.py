@@ -15,17 +15,8 @@ import asyncio
 import json
 from typing import Any
 
-MESSAGE: dict[str, Any] = {
-    "id": "msg_bench",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-bench",
-    "content": [{"type": "text", "text": "Hello from the fake upstream."}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 10, "output_tokens": 8},
-}
-OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+from bench.tools import OVERLOADED
+from bench.tools import UPSTREAM_MESSAGE as MESSAGE
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
