@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.gateway.messages import check_conversation
+from functions.gateway.providers import local_arithmetic as arithmetic
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.providers.base import ProviderCall, estimated_count
 from functions.gateway.streaming import events_of
@@ -135,7 +136,7 @@ class LocalProvider:
         if choice.one_call:
             calls = calls[:1]
         if not calls:
-            return [{"type": "text", "text": _no_tool_text(window, bool(offered))}]
+            return [{"type": "text", "text": _no_tool_text(window, bool(offered), check)}]
         blocks: list[dict[str, Any]] = [
             {"type": "text", "text": f"{MARK} I will use " + ", ".join(c.name for c in calls) + "."}
         ]
@@ -309,7 +310,11 @@ def _schema_guess(spec: Any, text: str, depth: int) -> Any:
     return {} if kind == "object" else None
 
 
-def _no_tool_text(text: str, had_tools: bool) -> str:
+def _no_tool_text(text: str, had_tools: bool, check: rules.Check) -> str:
+    expression = rules.extract_expression(text, check)
+    value = arithmetic.evaluate(expression) if expression else None
+    if expression and value is not None:  # no calculator to call, but plain arithmetic
+        return f"{MARK} {' '.join(expression.split())} = {arithmetic.render(value)}"
     if had_tools:
         return (
             f"{MARK} None of the available tools fits this request, and I cannot answer it "
