@@ -164,6 +164,41 @@ def test_credentials_are_resolved_once_and_refreshed_before_they_expire(
     assert signature_checks_out(wire.requests[2], wire.url, "s2")
 
 
+@pytest.mark.parametrize("minutes_left", [12, 5], ids=["advisory", "mandatory"])
+def test_a_failing_refresh_keeps_the_credentials_and_is_not_retried_per_request(
+    wire: BedrockWire, minutes_left: int
+) -> None:
+    expiry = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
+    attempts: list[int] = []
+
+    def refresh() -> dict[str, str]:
+        attempts.append(1)
+        raise RuntimeError("the metadata service is down")
+
+    credentials = RefreshableCredentials(
+        "AKID1",
+        "s1",
+        "t1",
+        expiry,
+        refresh,
+        "test",
+        time_fetcher=lambda: now[0],
+    )
+    now = [expiry - datetime.timedelta(hours=1)]
+
+    async def three_calls(bedrock: BedrockProvider) -> None:
+        await bedrock.complete(call())
+        now[0] = expiry - datetime.timedelta(minutes=minutes_left)
+        for _ in range(3):
+            await bedrock.complete(call())
+
+    run(provider(wire, AwsCredentials(lambda: credentials, retry_s=60)), three_calls)
+
+    keys = [SIGNATURE.fullmatch(r.headers["authorization"])["key"] for r in wire.requests]  # type: ignore[index]
+    assert keys == ["AKID1"] * 4  # still valid: botocore refreshes 10-15 min before expiry
+    assert len(attempts) == 1
+
+
 def test_no_credentials_at_all_refuse_without_calling_bedrock(wire: BedrockWire) -> None:
     with pytest.raises(CredentialsRefused, match="no usable AWS credentials"):
         run(provider(wire, AwsCredentials(lambda: None)), lambda b: b.complete(call()))

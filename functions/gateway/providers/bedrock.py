@@ -29,6 +29,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,43 +99,68 @@ class AwsCredentials:
     """botocore's credential chain, resolved once and refreshed when near expiry.
 
     Both resolving (the chain may end in an instance-metadata probe) and refreshing (an STS or
-    metadata call) block, so they run on a thread, one at a time; in between, signing reads
-    the current frozen credentials without leaving the event loop.
+    metadata call) block, so they run on a thread, one at a time; in between, signing reads a
+    frozen snapshot without leaving the event loop. When the chain or a refresh fails, it is
+    tried again at most every ``retry_s``, not once per request: a refresh that fails keeps
+    the snapshot (botocore refreshes well before expiry, so it is still good), and a chain
+    that found nothing refuses at once in the meantime.
     """
 
-    def __init__(self, resolve: CredentialResolver | None = None) -> None:
+    def __init__(self, resolve: CredentialResolver | None = None, retry_s: float = 10.0) -> None:
         self._resolve = resolve or _botocore_chain
+        self._retry_s = retry_s
         self._credentials: Credentials | None = None
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._frozen: ReadOnlyCredentials | None = None
+        self._retry_at = 0.0
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     async def frozen(self) -> ReadOnlyCredentials:
-        credentials = self._credentials
-        if credentials is not None and not _refresh_due(credentials):
-            return credentials.get_frozen_credentials()
-        async with self._lock():
+        if (current := self._current()) is not None:
+            return current
+        async with self._loop_lock():
+            if (current := self._current()) is not None:
+                return current  # another caller resolved or refreshed them meanwhile
             try:
-                if self._credentials is None:
-                    self._credentials = await asyncio.to_thread(self._resolve)
-                credentials = self._credentials
-                if credentials is None:
-                    raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
-                if _refresh_due(credentials):  # still: another caller may have refreshed them
-                    return await asyncio.to_thread(credentials.get_frozen_credentials)
-                return credentials.get_frozen_credentials()
-            except CredentialsRefused:
-                raise
-            except Exception as exc:  # botocore's many credential-provider errors
-                raise CredentialsRefused(
-                    f"bedrock: the gateway's AWS credentials could not be obtained: {exc}"
-                ) from exc
+                return await self._renew()
+            finally:
+                if self._frozen is None or _refresh_due(self._credentials):
+                    self._retry_at = time.monotonic() + self._retry_s
 
-    def _lock(self) -> asyncio.Lock:
+    def _current(self) -> ReadOnlyCredentials | None:
+        if self._frozen is None:
+            if time.monotonic() < self._retry_at:
+                raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
+            return None
+        if time.monotonic() < self._retry_at or not _refresh_due(self._credentials):
+            return self._frozen
+        return None
+
+    async def _renew(self) -> ReadOnlyCredentials:
+        try:
+            if self._credentials is None:
+                self._credentials = await asyncio.to_thread(self._resolve)
+            if self._credentials is None:
+                raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
+            self._frozen = await asyncio.to_thread(self._credentials.get_frozen_credentials)
+        except CredentialsRefused:
+            raise
+        except Exception as exc:  # botocore's many credential-provider errors
+            if self._frozen is not None:
+                return self._frozen
+            raise CredentialsRefused(
+                f"bedrock: the gateway's AWS credentials could not be obtained: {exc}"
+            ) from exc
+        return self._frozen
+
+    def _loop_lock(self) -> asyncio.Lock:
         # A lock belongs to one event loop (tests run one loop per test).
         loop = asyncio.get_running_loop()
-        return self._locks.setdefault(loop, asyncio.Lock())
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
 
 
-def _refresh_due(credentials: Credentials) -> bool:
+def _refresh_due(credentials: Credentials | None) -> bool:
     from botocore.credentials import RefreshableCredentials
 
     return isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed()
