@@ -19,7 +19,6 @@ from shared.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamTooLarge,
-    UpstreamUnavailable,
     error_for_status,
     parse_retry_after,
     retry_after_header,
@@ -66,9 +65,7 @@ def test_error_for_status(
 
 def test_retryable_errors_carry_retry_after_as_a_header() -> None:
     assert error_for_status(429, "slow down", retry_after=2.0).retry_after == 2.0
-    assert error_for_status(529, "busy", retry_after=0.4).response_headers() == {
-        "retry-after": "1"
-    }
+    assert error_for_status(529, "busy", retry_after=0.4).response_headers() == {"retry-after": "1"}
     assert error_for_status(400, "no", retry_after=3).response_headers() == {}
     assert retry_after_header(2.2) == "3"
 
