@@ -77,7 +77,8 @@ class AsyncFunctionApp:
         request_id = request_id_of(request.headers.get("x-request-id"))
         token = REQUEST_ID.set(request_id)
         path = request.url.path.rstrip("/") or "/"
-        route = path if path in self._routes else "unmatched"
+        template = self.route_of(path)
+        route = template if template in self._routes else "unmatched"
         try:
             reply = await self._dispatch(request, path, request_id)
             response = self._render(reply)
@@ -110,8 +111,14 @@ class AsyncFunctionApp:
             log.exception("unhandled error", extra={"path": clip(path)})
             return error_reply(ServiceError(f"internal error (request id {request_id})"))
 
+    def route_of(self, path: str) -> str:
+        """The route a request path belongs to: the path itself here. A function with path
+        parameters (``/v1/models/{id}``) maps its paths to their template, which then names
+        the handler and the metrics label; the handler reads the parameter from ``call.path``."""
+        return path
+
     def _handler_for(self, method: str, path: str) -> AsyncHandler:
-        by_method = self._routes.get(path)
+        by_method = self._routes.get(self.route_of(path))
         if by_method is None:
             known = ", ".join(sorted(self._routes))
             raise NotFound(f"no route {clip(path)}; this function answers {known}")

@@ -84,10 +84,8 @@ class GatewayApp(AsyncFunctionApp):
         super().__init__(name, routes, **options)
         self.cors = cors
 
-    def _handler_for(self, method: str, path: str) -> AsyncHandler:
-        if path.startswith(MODEL_PREFIX) and path != MODEL_ROUTE:
-            path = MODEL_ROUTE
-        return super()._handler_for(method, path)
+    def route_of(self, path: str) -> str:
+        return MODEL_ROUTE if path.startswith(MODEL_PREFIX) else path
 
     async def __call__(self, request: Request) -> Response:
         response = await super().__call__(request)
