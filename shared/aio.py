@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from shared.context import current_request_id
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.http import JsonResponse
 
 DEFAULT_LIMIT = 4096
 
@@ -48,14 +48,6 @@ def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]
     if request_id and "x-request-id" not in {k.lower() for k in merged}:
         merged["x-request-id"] = request_id
     return merged
-
-
-@dataclass(frozen=True)
-class JsonResponse:
-    status: int
-    headers: Mapping[str, str]
-    data: Any
-    """The decoded JSON body, or None when the body was empty or not JSON."""
 
 
 class AsyncHttp:

@@ -63,3 +63,14 @@ def clip(text: str, limit: int = 80) -> str:
     """At most ``limit`` characters of something a client sent, for an error message or log:
     a 31 MB path must not come back in a 404."""
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    """What an outbound JSON call got back (``shared.aio`` and ``shared.outbound`` both)."""
+
+    status: int
+    headers: Mapping[str, str]
+    """Case-insensitive where the client's are (aiohttp's and httpx's both are)."""
+    data: Any
+    """The decoded JSON body, or None when the body was empty or not JSON."""

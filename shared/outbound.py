@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.http import JsonResponse
 
 _client: httpx.Client | None = None
 _lock = threading.Lock()
@@ -34,14 +34,6 @@ def close() -> None:
         if _client is not None:
             _client.close()
             _client = None
-
-
-@dataclass(frozen=True)
-class JsonResponse:
-    status: int
-    headers: httpx.Headers
-    data: Any
-    """The decoded JSON body, or None when the body was empty or not JSON."""
 
 
 def request_json(

@@ -10,15 +10,17 @@ from typing import Any
 import aiohttp
 import pytest
 
+from emulator.process import FunctionProcess, start_function
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
-from tests.orchestrator.serving import Process, serve_orchestrator, start_function, wait_healthy
+from tests.orchestrator.serving import serve_orchestrator
 
 pytestmark = pytest.mark.anyio
 AGENTS = {
-    "CALCULATOR_URL": ("functions/agents/calculator/main.py", "calculator"),
-    "SEARCH_URL": ("functions/agents/search/main.py", "search"),
-    "DATA_PROCESSOR_URL": ("functions/agents/data_processor/main.py", "data_processor"),
+    "CALCULATOR_URL": "calculator",
+    "SEARCH_URL": "search",
+    "DATA_PROCESSOR_URL": "data_processor",
 }
+SERVER = {"WORKERS": "1", "LOG_LEVEL": "WARNING"}
 ROWS = [
     {"city": "Oslo", "people": 700},
     {"city": "Bergen", "people": 290},
@@ -28,9 +30,10 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def agents() -> Iterator[dict[str, str]]:
-    started = {variable: start_function(*where) for variable, where in AGENTS.items()}
+    started: dict[str, FunctionProcess] = {}
     try:
-        wait_healthy(list(started.values()))
+        for variable, target in AGENTS.items():
+            started[variable] = start_function(target, env=SERVER)
         yield {variable: process.url for variable, process in started.items()}
     finally:
         for process in started.values():
@@ -38,10 +41,9 @@ def agents() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def local_gateway() -> Iterator[Process]:
-    gateway = start_function("functions/gateway/main.py", "gateway")
+def local_gateway() -> Iterator[FunctionProcess]:
+    gateway = start_function("gateway", env=SERVER)
     try:
-        wait_healthy([gateway])
         yield gateway
     finally:
         gateway.stop()
@@ -49,7 +51,7 @@ def local_gateway() -> Iterator[Process]:
 
 @pytest.fixture
 async def orchestrator(
-    agents: dict[str, str], local_gateway: Process, monkeypatch: pytest.MonkeyPatch
+    agents: dict[str, str], local_gateway: FunctionProcess, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[str]:
     for variable, url in {**agents, "GATEWAY_URL": local_gateway.url}.items():
         monkeypatch.setenv(variable, url)
@@ -115,9 +117,8 @@ async def anthropic_orchestrator(
     agents: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[str, FakeAnthropic]]:
     with FakeAnthropic() as fake:
-        gateway = start_function("functions/gateway/main.py", "gateway", fake.environ())
+        gateway = start_function("gateway", env={**SERVER, **fake.environ()})
         try:
-            wait_healthy([gateway])
             for variable, url in {**agents, "GATEWAY_URL": gateway.url}.items():
                 monkeypatch.setenv(variable, url)
             async with serve_orchestrator() as url:

@@ -25,7 +25,8 @@ from shared.errors import (
     UpstreamUnavailable,
     parse_retry_after,
 )
-from shared.outbound import JsonResponse, request_json
+from shared.http import JsonResponse
+from shared.outbound import request_json
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_S = 12.0
