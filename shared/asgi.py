@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive
 
-from shared import metrics
+from shared import metrics, server
+from shared.config import env_number
 from shared.context import REQUEST_ID
 from shared.errors import (
     BadRequest,
@@ -34,7 +35,16 @@ from shared.errors import (
     RequestTimeout,
     ServiceError,
 )
-from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply, clip, error_reply, request_id_of
+from shared.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    EXECUTION_ID,
+    Call,
+    Reply,
+    clip,
+    error_reply,
+    header_map,
+    request_id_of,
+)
 from shared.logs import get_logger
 
 AsyncHandler = Callable[[Call], Awaitable[Reply]]
@@ -60,8 +70,8 @@ class AsyncFunctionApp:
         ``body_timeout_s`` defaults to ``$REQUEST_BODY_TIMEOUT_S`` or 30 s."""
         self.name = name
         self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s or float(
-            os.environ.get("REQUEST_BODY_TIMEOUT_S") or DEFAULT_BODY_TIMEOUT_S
+        self.body_timeout_s = body_timeout_s or env_number(
+            "REQUEST_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S
         )
         self._health = health
         self._guard = guard
@@ -70,17 +80,21 @@ class AsyncFunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
-        metrics.configure()  # at start-up, before gunicorn forks: see shared/metrics.py
+        # At start-up, before gunicorn forks: see shared/metrics.py and shared/server.py.
+        metrics.configure()
+        server.install()
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = request_id_of(request.headers.get("x-request-id"))
+        scope = request.scope
+        headers = header_map(scope["headers"])
+        request_id = request_id_of(headers.get("x-request-id"), headers.get(EXECUTION_ID))
         token = REQUEST_ID.set(request_id)
-        path = request.url.path.rstrip("/") or "/"
+        path = scope["path"].rstrip("/") or "/"
         template = self.route_of(path)
         route = template if template in self._routes else "unmatched"
         try:
-            reply = await self._dispatch(request, path, request_id)
+            reply = await self._dispatch(request, headers, path, request_id)
             response = self._render(reply)
         except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
             log.exception("cannot render reply", extra={"path": clip(path)})
@@ -89,20 +103,24 @@ class AsyncFunctionApp:
         finally:
             REQUEST_ID.reset(token)
         response.headers["x-request-id"] = request_id
+        self.decorate(response, headers)
         metrics.HTTP_REQUESTS.labels(self.name, route, str(reply.status)).inc()
         metrics.HTTP_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
         return response
 
-    async def _dispatch(self, request: Request, path: str, request_id: str) -> Reply:
+    async def _dispatch(
+        self, request: Request, headers: dict[str, str], path: str, request_id: str
+    ) -> Reply:
         try:
-            handler = self._handler_for(request.method, path)
+            method = request.scope["method"]
+            handler = self._handler_for(method, path)
             call = Call(
-                method=request.method,
+                method=method,
                 path=path,
-                headers=request.headers,
-                body=await self._read_body(request),
+                headers=headers,
+                body=await self._read_body(request, method, headers),
                 request_id=request_id,
-                query=request.query_params,
+                query=request.query_params if request.scope.get("query_string") else {},
             )
             return await handler(call)
         except ServiceError as exc:
@@ -110,6 +128,9 @@ class AsyncFunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"path": clip(path)})
             return error_reply(ServiceError(f"internal error (request id {request_id})"))
+
+    def decorate(self, response: Response, headers: Mapping[str, str]) -> None:
+        """Last touches to every answer, given the request's headers (e.g. CORS); none here."""
 
     def route_of(self, path: str) -> str:
         """The route a request path belongs to: the path itself here. A function with path
@@ -131,10 +152,10 @@ class AsyncFunctionApp:
             )
         return handler
 
-    async def _read_body(self, request: Request) -> bytes:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+    async def _read_body(self, request: Request, method: str, headers: dict[str, str]) -> bytes:
+        if method in ("GET", "HEAD", "OPTIONS"):
             return b""
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise BadRequest("content-length is not a number")
@@ -144,25 +165,28 @@ class AsyncFunctionApp:
                 )
         try:
             async with asyncio.timeout(self.body_timeout_s):
-                return await self._collect(request)
+                return await self._collect(request.receive)
         except TimeoutError as exc:
             raise RequestTimeout(
                 f"the request body did not arrive within {self.body_timeout_s:g} s"
             ) from exc
-        except ClientDisconnect as exc:
-            raise BadRequest("the request body ended before it was complete") from exc
 
-    async def _collect(self, request: Request) -> bytes:
+    async def _collect(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                raise BadRequest("the request body ended before it was complete")
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise PayloadTooLarge(
                     f"request body exceeds the limit of {self.max_body_bytes} bytes"
                 )
+            if not message.get("more_body", False):
+                return b"".join((*chunks, chunk)) if chunks else chunk
             chunks.append(chunk)
-        return b"".join(chunks)
 
     @staticmethod
     def _render(reply: Reply) -> Response:

@@ -102,3 +102,21 @@ def config_path(variable: str, default_name: str, environ: Mapping[str, str] | N
     environ = os.environ if environ is None else environ
     value = environ.get(variable)
     return Path(value) if value else config_dir(environ) / default_name
+
+
+def env_number(
+    name: str, default: float, environ: Mapping[str, str] | None = None, *, minimum: float = 0
+) -> float:
+    """A positive number from ``$name`` (``default`` when unset or empty); anything else
+    stops start-up with the variable and the problem named."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"${name}={raw[:40]!r}: not a number") from None
+    if not value > minimum:
+        raise ConfigError(f"${name}={raw[:40]}: must be greater than {minimum:g}")
+    return value

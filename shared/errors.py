@@ -8,6 +8,7 @@
         │   ├── MethodNotAllowed      405 invalid_request_error
         │   ├── RequestTimeout        408 request_timeout    (the client was too slow)
         │   ├── PayloadTooLarge       413 request_too_large
+        │   ├── HeadersTooLarge       431 request_too_large
         │   └── UnsupportedMedia      415 invalid_request_error
         ├── Unauthorized              401 authentication_error
         ├── Forbidden                 403 permission_error
@@ -90,6 +91,11 @@ class RequestTimeout(BadRequest):
 
 class PayloadTooLarge(BadRequest):
     status_code = 413
+    error_type = "request_too_large"
+
+
+class HeadersTooLarge(BadRequest):
+    status_code = 431
     error_type = "request_too_large"
 
 

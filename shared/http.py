@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ from shared.errors import ServiceError
 from shared.inbound import Inbound, parse_request
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+EXECUTION_ID = "function-execution-id"
+"""The header functions-framework puts its execution id in (set by the platform, or made)."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -27,7 +29,7 @@ class Call:
     method: str
     path: str
     headers: Mapping[str, str]
-    """Case-insensitive request headers."""
+    """Request headers, names in lower case (the first of a repeated header)."""
     body: bytes
     request_id: str
     query: Mapping[str, str] = field(default_factory=dict)
@@ -52,10 +54,25 @@ def error_reply(exc: ServiceError) -> Reply:
     return Reply(exc.body(), status=exc.status_code, headers=exc.response_headers())
 
 
-def request_id_of(offered: str | None) -> str:
-    """The caller's ``x-request-id`` when it is a sane token, else a new one."""
-    if offered and _REQUEST_ID.match(offered):
-        return offered
+def header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """An ASGI scope's headers as a dict with lower-case names: one lookup each, where a
+    Starlette ``Headers`` scans and decodes the whole list on every ``get``. A repeated
+    header keeps its first value, as ``Headers.get`` does."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+def request_id_of(offered: str | None, execution_id: str | None = None) -> str:
+    """The caller's ``x-request-id`` when it is a sane token; else functions-framework's
+    execution id for this request (the platform's, or the one functions-framework made);
+    else a new one."""
+    for candidate in (offered, execution_id):
+        if candidate and _REQUEST_ID.match(candidate):
+            return candidate
     return uuid.uuid4().hex
 
 

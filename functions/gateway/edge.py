@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.asgi import AsyncFunctionApp, AsyncHandler
@@ -87,9 +86,8 @@ class GatewayApp(AsyncFunctionApp):
     def route_of(self, path: str) -> str:
         return MODEL_ROUTE if path.startswith(MODEL_PREFIX) else path
 
-    async def __call__(self, request: Request) -> Response:
-        response = await super().__call__(request)
-        origin = request.headers.get("origin") or ""
-        if self.cors.allowed(origin):
-            response.headers.update(self.cors.headers(origin))
-        return response
+    def decorate(self, response: Response, headers: Mapping[str, str]) -> None:
+        if self.cors.enabled:
+            origin = headers.get("origin") or ""
+            if self.cors.allowed(origin):
+                response.headers.update(self.cors.headers(origin))

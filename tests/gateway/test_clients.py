@@ -7,10 +7,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import pytest
+from anthropic.types.beta import BetaMessageParam
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
@@ -160,7 +161,8 @@ def test_betas_reach_bedrock_in_the_body(
     gateway.sdk().beta.messages.create(
         model="bedrock",
         max_tokens=64,
-        messages=user("hello"),
+        # The beta API has its own message types; a user turn is the same JSON in both.
+        messages=cast(list[BetaMessageParam], user("hello")),
         betas=["context-management-2025-06-27", "interleaved-thinking-2025-05-14"],
     )
 
@@ -211,7 +213,7 @@ def test_count_tokens_asks_anthropic_for_its_deployment(
 
     counted = client.beta.messages.count_tokens(
         model="claude-sonnet-4-5-20250929",
-        messages=user("three words here"),
+        messages=cast(list[BetaMessageParam], user("three words here")),  # as above
         betas=["context-management-2025-06-27"],
     )
 
@@ -296,7 +298,14 @@ def test_an_answer_not_from_upstream_carries_the_gateways_own_request_id(
         start_gateway().sdk().messages.create(model="local", max_tokens=64, messages=user("hi"))
     )
 
-    assert message._request_id and len(message._request_id) == 32  # the gateway's x-request-id
+    raw = (
+        start_gateway()
+        .sdk()
+        .messages.with_raw_response.create(model="local", max_tokens=64, messages=user("hi"))
+    )
+    # The gateway's own id (functions-framework's execution id), as its x-request-id says.
+    assert message._request_id and not message._request_id.startswith("req_upstream")
+    assert raw.request_id == raw.headers["x-request-id"] != message._request_id
 
 
 def test_upstream_sees_one_content_type_and_the_callers_user_agent(

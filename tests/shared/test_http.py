@@ -3,8 +3,9 @@ the error shape."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from starlette.testclient import TestClient
@@ -46,13 +47,24 @@ def test_valid_request_id_is_echoed(basic_client: TestClient) -> None:
 def test_missing_or_invalid_request_id_is_replaced(
     basic_client: TestClient, sent: str | None
 ) -> None:
-    headers = {} if sent is None else {"x-request-id": sent.encode("latin-1")}
+    # Latin-1 bytes, as a client may send them: httpx passes bytes values on as given, though
+    # its types pair str names with str values only.
+    headers = {} if sent is None else cast(dict[str, str], {"x-request-id": sent.encode("latin-1")})
 
     response = basic_client.get("/health", headers=headers)
 
     created = response.headers["x-request-id"]
     assert created != sent
-    assert len(created) == 32 and int(created, 16) >= 0
+    assert re.fullmatch(r"[A-Za-z0-9]{12,32}", created)
+    again = basic_client.get("/health", headers=headers).headers["x-request-id"]
+    assert again != created
+
+
+def test_the_platforms_execution_id_becomes_the_request_id(basic_client: TestClient) -> None:
+    # Cloud Run and Cloud Functions send function-execution-id; functions-framework logs it.
+    response = basic_client.get("/health", headers={"function-execution-id": "exec-7"})
+
+    assert response.headers["x-request-id"] == "exec-7"
 
 
 def test_health_is_cheap_and_extensible(basic_client: TestClient) -> None:

@@ -1,0 +1,168 @@
+"""The HTTP/1.1 protocol every function's uvicorn workers speak: httptools, with bounds.
+
+httptools (llhttp, in C) parses a request for a fraction of h11's cost: on the gateway against
+an instant upstream it was the largest single saving of the server stack (bench/RESULTS.md).
+uvicorn's protocol on it has no bound of its own, though: it buffers a request line and headers
+for as long as they keep coming (a 200 MB header grew a worker to 300 MB), and a connection
+that sends half a head holds its place forever. This protocol adds the bounds:
+
+- the request head (request line and headers) is at most ``REQUEST_HEAD_MAX_BYTES`` (64 KiB):
+  past it the client gets a 431 and the connection is closed, so the parser never holds more
+  than that plus one read from the socket;
+- a head must be complete within ``REQUEST_HEAD_TIMEOUT_S`` (10 s) of the connection opening or
+  of its own first byte: a client trickling one is answered 408 and closed (Slowloris);
+- the parser's own refusals (a malformed request) are answered in the JSON error shape every
+  function uses, not in uvicorn's plain text.
+
+A body's bounds (its size, and the time it may take) are the edge's: ``shared.asgi``.
+
+``install()`` puts it in place. functions-framework starts gunicorn with
+``uvicorn_worker.UvicornWorker`` and offers no hook to pick its protocol; the worker takes its
+uvicorn settings from the class attribute ``CONFIG_KWARGS`` (overriding it is the documented way
+to configure the worker), so ``install()`` sets ``http`` there, before gunicorn forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from shared.config import env_number
+from shared.errors import BadRequest, HeadersTooLarge, RequestTimeout, ServiceError
+
+DEFAULT_HEAD_MAX_BYTES = 64 * 1024
+DEFAULT_HEAD_TIMEOUT_S = 10.0
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bounded, timed request head."""
+
+    head_max_bytes = DEFAULT_HEAD_MAX_BYTES
+    head_timeout_s = DEFAULT_HEAD_TIMEOUT_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # a connection's first bytes are a request head
+        self._begun = False  # whether a byte of that head has come
+        self._head_bytes = 0
+        """Bytes received in earlier reads while the current head was incomplete."""
+        self._read_bytes = 0
+        """Bytes in the read being parsed."""
+        self._refusal: ServiceError | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._read_bytes = len(data)
+        super().data_received(data)
+        # Counted after the parser has seen the bytes: a read that completes the head (and may
+        # carry a body behind it) is measured in on_headers_complete instead. So the parser
+        # holds at most the limit plus one read while a head is incomplete.
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self.head_max_bytes:
+            self._refuse(self._too_large())
+        elif self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = self._begun = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        if self._head_bytes + self._read_bytes > self.head_max_bytes and self._head_size() > (
+            self.head_max_bytes
+        ):
+            self._refusal = self._too_large()
+            raise _Refused  # the parser reports it as its own error: send_400_response
+        self._in_head = self._begun = False
+        self._head_bytes = 0
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        refusal, self._refusal = self._refusal, None
+        self._refuse(
+            refusal or BadRequest(f"not a valid HTTP/1.1 request ({msg.rstrip('.').lower()})")
+        )
+
+    def _head_size(self) -> int:
+        """The size of the head just parsed, as sent, give or take its separators."""
+        return len(self.url) + 16 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _too_large(self) -> HeadersTooLarge:
+        return HeadersTooLarge(f"the request line and headers exceed {self.head_max_bytes} bytes")
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if not self._begun:
+            self.transport.close()  # never sent a byte: nothing to answer
+            return
+        self._refuse(
+            RequestTimeout(
+                f"the request line and headers did not arrive within {self.head_timeout_s:g} s"
+            )
+        )
+
+    def _refuse(self, error: ServiceError) -> None:
+        """Answer ``error`` and close, unless a response is already under way on this
+        connection (a pipelined request): then only close."""
+        self._disarm_head_timer()
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(render_error(error))
+        self.transport.close()
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing; the reason is in ``_refusal``."""
+
+
+def render_error(error: ServiceError) -> bytes:
+    """A complete ``connection: close`` HTTP/1.1 response carrying ``error`` as JSON."""
+    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 {error.status_code} {_REASONS.get(error.status_code, 'Error')}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+def install(environ: Mapping[str, str] | None = None) -> None:
+    """Make functions-framework's uvicorn workers speak ``BoundedHttpToolsProtocol``, with
+    ``REQUEST_HEAD_MAX_BYTES`` and ``REQUEST_HEAD_TIMEOUT_S`` from the environment."""
+    from uvicorn_worker import UvicornWorker
+
+    protocol = BoundedHttpToolsProtocol
+    protocol.head_max_bytes = int(
+        env_number("REQUEST_HEAD_MAX_BYTES", DEFAULT_HEAD_MAX_BYTES, environ, minimum=1023)
+    )
+    protocol.head_timeout_s = env_number("REQUEST_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S, environ)
+    UvicornWorker.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}
