@@ -122,3 +122,54 @@ def test_metrics_keep_counting_when_the_environment_loses_the_folder(
     assert os.environ[metrics.FOLDER_VARIABLE] == folder
     text = metrics.render()[0].decode()
     assert 'agentorch_test_env_reset_total{case="reset"} 1.0' in text
+
+
+def test_buffered_histograms_render_as_prometheus_observes_them() -> None:
+    # Values on, between and beyond the bounds, observed inside an event loop (buffered) and
+    # by prometheus_client directly: the rendered buckets, count and sum must agree.
+    result = run_python(
+        "import asyncio, json\n"
+        "import shared.metrics as m\n"
+        "m.configure()\n"
+        "import prometheus_client as p\n"
+        "bounds = (0.01, 0.1, 1.0)\n"
+        "ours = m.Histogram('ours_seconds', 'h', ['k'], buckets=bounds)\n"
+        "theirs = p.Histogram('theirs_seconds', 'h', ['k'], buckets=bounds)\n"
+        "values = [0.0, 0.01, 0.05, 0.1, 0.2, 1.0, 3.5, 0.01]\n"
+        "async def observe():\n"
+        "    for v in values:\n"
+        "        ours.labels('a').observe(v)\n"
+        "        theirs.labels('a').observe(v)\n"
+        "asyncio.run(observe())\n"
+        "text = m.render()[0].decode()\n"
+        "lines = lambda name: sorted(l.split(name, 1)[1] for l in text.splitlines()\n"
+        "    if l.startswith(name))\n"
+        "print(json.dumps({'ours': lines('ours_seconds'), 'theirs': lines('theirs_seconds')}))\n"
+    )
+    assert result["ours"] == result["theirs"]
+    assert any(line.startswith('_count{k="a"} 8.0') for line in result["ours"])
+
+
+def test_counts_inside_an_event_loop_reach_the_files_within_a_second() -> None:
+    # Another worker's scrape reads only the files: what this process buffered must get there
+    # on its own, without a scrape of this process.
+    result = run_python(
+        "import asyncio, glob, json, os\n"
+        "import shared.metrics as m\n"
+        "folder = m.configure()\n"
+        "c = m.Counter('buffered_total', 'c', ['k'])\n"
+        "def on_disk():\n"
+        "    from prometheus_client import CollectorRegistry\n"
+        "    from prometheus_client.multiprocess import MultiProcessCollector\n"
+        "    r = CollectorRegistry(); MultiProcessCollector(r, path=folder)\n"
+        "    return r.get_sample_value('buffered_total', {'k': 'x'}) or 0.0\n"
+        "async def run():\n"
+        "    for _ in range(5):\n"
+        "        c.labels('x').inc()\n"
+        "    before = on_disk()\n"
+        "    await asyncio.sleep(m.FLUSH_INTERVAL_S * 1.5)\n"
+        "    return before, on_disk()\n"
+        "before, after = asyncio.run(run())\n"
+        "print(json.dumps({'before': before, 'after': after}))\n"
+    )
+    assert result == {"before": 0.0, "after": 5.0}
