@@ -14,6 +14,7 @@ behind the caller's back. An error answered after the gateway's own attempts say
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ class Router:
         """Up to ``max_attempts`` calls to one deployment; the deployment's breaker always gets
         a verdict, or its trial back when no call reached one (no time left, cancellation)."""
         name = state.deployment.name
-        error: UpstreamError = UpstreamTimeout(f"{name}: no time left in the deadline")
+        error: UpstreamError | None = None
         max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
         verdict = False
         try:
@@ -285,14 +286,15 @@ class Router:
                     elapsed = self._clock() - started
                     state.succeeded(elapsed)
                     verdict = True
-                    log.info(
-                        "upstream attempt ok",
-                        extra={
-                            "deployment": name,
-                            "attempt": number,
-                            "latency_ms": round(elapsed * 1000, 2),
-                        },
-                    )
+                    if log.isEnabledFor(logging.INFO):
+                        log.info(
+                            "upstream attempt ok",
+                            extra={
+                                "deployment": name,
+                                "attempt": number,
+                                "latency_ms": round(elapsed * 1000, 2),
+                            },
+                        )
                     return result, None
                 state.failed(error)
                 verdict = not isinstance(error, ProviderBug)
@@ -312,7 +314,7 @@ class Router:
                 if not admission:
                     verdict = True  # nothing holds a trial: nothing to hand back
                     break
-            return None, error
+            return None, error or UpstreamTimeout(f"{name}: no time left in the deadline")
         finally:
             if not verdict and admission is Admission.TRIAL:
                 state.breaker.abandon()

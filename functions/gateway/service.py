@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import os
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
 from shared.errors import ServiceError, Unauthorized
 from shared.http import Call, Reply
+from shared.inbound import parse_request
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
@@ -125,7 +125,7 @@ class GatewayService:
 
     def _payload(self, call: Call) -> Any:
         body = decoded_body(call.headers, call.body, self.config.max_body_bytes)
-        return dataclasses.replace(call, body=body).inbound().data
+        return parse_request(call.headers, body).data
 
 
 def _forwarded(call: Call) -> dict[str, str]:

@@ -24,9 +24,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import yarl
+from aiohttp.payload import BytesPayload
 
 from functions.gateway.providers.base import ProviderCall, SentTimeout
-from shared.aio import AsyncHttp, outbound_headers
+from shared.aio import AsyncHttp
+from shared.context import current_request_id
 from shared.errors import (
     BadGateway,
     UpstreamError,
@@ -40,6 +43,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 USER_AGENT = "agent-orchestrator-gateway/0.1"
 FORWARDED = ("anthropic-beta", "anthropic-version")
+LARGE_BODY_BYTES = 1024 * 1024
 
 
 class AnthropicProvider:
@@ -57,6 +61,8 @@ class AnthropicProvider:
         base = base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.url = base.rstrip("/") + "/v1/messages"
         self.count_url = self.url + "/count_tokens"
+        # Parsed once: aiohttp would parse a str URL again on every request.
+        self._parsed = {url: yarl.URL(url) for url in (self.url, self.count_url)}
         self._http = http or AsyncHttp()
         credentials = (
             {"x-api-key": self._api_key}
@@ -75,14 +81,18 @@ class AnthropicProvider:
                 headers[name] = call.headers[name]
         agent = call.headers.get("user-agent")
         headers["user-agent"] = f"{agent} {USER_AGENT}" if agent else USER_AGENT
-        return outbound_headers(headers)
+        request_id = current_request_id()
+        if request_id:
+            headers["x-request-id"] = request_id
+        return headers
 
     async def _send(
         self, call: ProviderCall, url: str, body: dict[str, Any], stream: bool = False
     ) -> aiohttp.ClientResponse:
-        # A file-like body: aiohttp writes one over a megabyte (a 3.7 MB image) in chunks
-        # rather than in one call that holds the event loop (it warns about raw bytes).
-        payload = io.BytesIO(json.dumps(body).encode())
+        raw = json.dumps(body).encode()
+        # Over a megabyte (a 3.7 MB image), a file-like body: aiohttp writes it in chunks
+        # rather than in one call that holds the event loop. Under, the bytes as they are.
+        payload = io.BytesIO(raw) if len(raw) > LARGE_BODY_BYTES else BytesPayload(raw)
         connect = min(10.0, call.timeout_s / 2)
         timeout = (
             aiohttp.ClientTimeout(total=None, connect=connect, sock_read=call.timeout_s)
@@ -91,7 +101,10 @@ class AnthropicProvider:
         )
         try:
             response = await self._http.session().post(
-                url, data=payload, headers=self.headers_for(call), timeout=timeout
+                self._parsed.get(url) or url,
+                data=payload,
+                headers=self.headers_for(call),
+                timeout=timeout,
             )
         except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamTimeout(f"anthropic did not accept a connection: {exc}") from exc
