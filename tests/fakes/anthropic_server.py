@@ -143,7 +143,7 @@ class Fault:
         return Reply(self.status, self.body(), self.headers(), self.delay_s)
 
 
-Scripted = Answer | Fault | Disconnect
+Scripted = Answer | Fault | Reply | Disconnect
 
 
 class FakeAnthropic(FakeServer):

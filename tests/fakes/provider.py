@@ -56,6 +56,11 @@ class ScriptedProvider:
         outcome = self._next(call)
         return chunks_of([outcome] if isinstance(outcome, bytes) else outcome)
 
+    async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
+        """Scripted like an answer: its bytes are the count's JSON."""
+        count: dict[str, Any] = json.loads(await self.complete(call))
+        return count
+
     async def close(self) -> None:
         pass
 

@@ -29,7 +29,7 @@ class FakeTavily(FakeServer):
         self.api_key = api_key
 
     # Tavily's faults are a status or a delay, so its script takes them as keywords.
-    def enqueue(  # type: ignore[override]
+    def enqueue(
         self,
         status: int | None = None,
         body: Any = None,

@@ -14,13 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from functions.agents.calculator.agent import SPEC as CALCULATOR
+from functions.agents.calculator.agent import SPEC
 from functions.orchestrator.agents import AgentDirectory
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
 from functions.orchestrator.model import ModelCallError, ModelReply
 from shared.aio import AsyncHttp
 from shared.errors import UpstreamError
 from shared.resilience import RetrySettings
+
+CALCULATOR = SPEC
+"""The real calculator agent: ``calculate`` runs it, and tests offer its schema."""
 
 # -- the scripted model -----------------------------------------------------------------------
 
