@@ -12,6 +12,7 @@ import anthropic
 import functions_framework
 import httpx
 import yaml
+from anthropic.types import MessageParam, ToolParam
 
 from tests.served import ServedApp
 
@@ -48,7 +49,7 @@ BASE_CONFIG: dict[str, Any] = {
     "circuit": {"failure_threshold": 100, "cooldown_s": 0.5},
 }
 
-CALCULATOR_TOOL = {
+CALCULATOR_TOOL: ToolParam = {
     "name": "calculator",
     "description": "Evaluate an arithmetic expression exactly.",
     "input_schema": {
@@ -57,7 +58,7 @@ CALCULATOR_TOOL = {
         "required": ["expression"],
     },
 }
-SEARCH_TOOL = {
+SEARCH_TOOL: ToolParam = {
     "name": "search",
     "description": "Full-text search over the project documentation corpus.",
     "input_schema": {
@@ -66,7 +67,7 @@ SEARCH_TOOL = {
         "required": ["query"],
     },
 }
-WEB_TOOL = {
+WEB_TOOL: ToolParam = {
     "name": "tavily",
     "description": "Search the web for current news and recent events.",
     "input_schema": {
@@ -75,7 +76,7 @@ WEB_TOOL = {
         "required": ["query"],
     },
 }
-DATA_TOOL = {
+DATA_TOOL: ToolParam = {
     "name": "data_processor",
     "description": "Answer questions over CSV or JSON rows: filter, group, aggregate.",
     "input_schema": {
@@ -107,7 +108,7 @@ def write_config(directory: Path, config: dict[str, Any] | str, name: str = "gat
     return path
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> list[MessageParam]:
     return [{"role": "user", "content": text}]
 
 
@@ -158,7 +159,8 @@ class ServedGateway(ServedApp):
 
     def deployment(self, name: str) -> dict[str, Any]:
         """The ``/providers`` entry of one deployment, e.g. ``anthropic:claude-test-sonnet``."""
-        [entry] = [d for d in self.providers()["deployments"] if d["name"] == name]
+        deployments: list[dict[str, Any]] = self.providers()["deployments"]
+        [entry] = [d for d in deployments if d["name"] == name]
         return entry
 
     def metric(self, sample: str) -> float:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from functions.gateway.providers.local import LocalProvider
 from tests.gateway.support import DATA_TOOL, SEARCH_TOOL, user
@@ -12,7 +13,8 @@ NAMED_DATA_TOOL: dict[str, Any] = {
     "input_schema": {
         **DATA_TOOL["input_schema"],
         "properties": {
-            **DATA_TOOL["input_schema"]["properties"],
+            # ToolParam types a schema as any object; DATA_TOOL's is a plain JSON Schema dict.
+            **cast(dict[str, Any], DATA_TOOL["input_schema"])["properties"],
             "dataset": {"type": "string", "enum": ["task_data"]},
         },
         "required": [],
@@ -24,7 +26,7 @@ TASK = (
 )
 
 
-def tool_uses(text: str, tools: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def tool_uses(text: str, tools: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     body = {"model": "local", "max_tokens": 256, "messages": user(text), "tools": tools}
     answer = LocalProvider().answer(body, "local-rules")
     return [(b["name"], b["input"]) for b in answer["content"] if b["type"] == "tool_use"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ SECONDS = 5.0
 MEGABYTES = 50
 
 
-def request(text: str, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def request(text: str, tools: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     return {"model": "local", "max_tokens": 256, "messages": user(text), "tools": tools or []}
 
 

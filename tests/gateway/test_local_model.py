@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from tests.gateway.support import CALCULATOR_TOOL, DATA_TOOL, SEARCH_TOOL, WEB_T
 ALL_TOOLS = [CALCULATOR_TOOL, SEARCH_TOOL, WEB_TOOL, DATA_TOOL]
 
 
-def answer(text: str, tools: list[dict[str, Any]] | None = None, **body: Any) -> dict[str, Any]:
+def answer(
+    text: str, tools: Sequence[Mapping[str, Any]] | None = None, **body: Any
+) -> dict[str, Any]:
     request = {"model": "local", "max_tokens": 512, "messages": user(text), **body}
     if tools is not None:
         request["tools"] = tools

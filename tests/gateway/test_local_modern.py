@@ -4,6 +4,7 @@ mid-conversation, block types and fields it does not know, server tools, tool_ch
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -17,7 +18,7 @@ ALL_TOOLS = [CALCULATOR_TOOL, SEARCH_TOOL, WEB_TOOL, DATA_TOOL]
 SCHEMA = "http://json-schema.org/draft-07/schema#"
 
 
-def answer(messages: list[dict[str, Any]], **body: Any) -> dict[str, Any]:
+def answer(messages: Sequence[Mapping[str, Any]], **body: Any) -> dict[str, Any]:
     request = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024, "messages": messages}
     message = LocalProvider().answer({**request, **body}, "local-rules")
     json.dumps(message, allow_nan=False)  # what the gateway sends must be strict JSON
@@ -42,7 +43,7 @@ def tool(name: str, description: str, properties: dict[str, Any], *required: str
     return {"name": name, "description": description, "input_schema": schema}
 
 
-def valid_for(tools: list[dict[str, Any]], name: str, arguments: dict[str, Any]) -> None:
+def valid_for(tools: Sequence[Mapping[str, Any]], name: str, arguments: dict[str, Any]) -> None:
     [declared] = [t for t in tools if t["name"] == name]
     jsonschema.validate(arguments, declared["input_schema"])
 

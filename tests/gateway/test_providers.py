@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import anthropic
+from anthropic.types import ContentBlockParam
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
@@ -153,7 +154,11 @@ def test_tool_use_round_trip_with_the_local_model(start_gateway: StartGateway) -
         tools=[CALCULATOR_TOOL, SEARCH_TOOL],
         messages=[
             *question,
-            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+            # model_dump() is each block's wire JSON, typed by pydantic as a plain dict.
+            {
+                "role": "assistant",
+                "content": cast(list[ContentBlockParam], [b.model_dump() for b in first.content]),
+            },
             {
                 "role": "user",
                 "content": [

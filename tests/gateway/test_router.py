@@ -442,7 +442,7 @@ def test_failed_trial_opens_the_circuit_again(
 def test_bedrock_answering_something_that_is_no_message_falls_back(
     full_gateway: ServedGateway, fake_bedrock: FakeBedrock
 ) -> None:
-    fake_bedrock.enqueue(*[["not", "a", "message"]] * 3)  # type: ignore[list-item]
+    fake_bedrock.enqueue(*[["not", "a", "message"]] * 3)  # type: ignore[arg-type]  # no message, on purpose
 
     raw = create(full_gateway, "bedrock-then-local")
 

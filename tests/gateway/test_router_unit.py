@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from functions.gateway.config import GatewayConfig
+from functions.gateway.providers.base import Provider
 from functions.gateway.router import Router
 from shared.errors import (
     BadGateway,
@@ -43,7 +44,10 @@ def scripted_router(
     fake = FakeTime()
     # The rng returns the ceiling of the jitter range, so the backoff is visible exactly.
     policy = RetryPolicy(config.retry, rng=lambda low, high: high)
-    providers = {"anthropic": provider, "local": ScriptedProvider(name="local")}
+    providers: dict[str, Provider] = {
+        "anthropic": provider,
+        "local": ScriptedProvider(name="local"),
+    }
     router = Router(config, providers, sleep=fake.sleep, clock=fake.clock, policy=policy)
     return router, fake
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple, cast
 
 import anthropic
-import httpx
 import pytest
-from anthropic.types import Message
+from anthropic.types import Message, TextBlock
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
@@ -31,7 +31,7 @@ class Streamed(NamedTuple):
     pieces: list[str]
     final: Message
     text: str
-    headers: httpx.Headers
+    headers: Mapping[str, str]
 
 
 def stream_answer(client: anthropic.Anthropic, model: str, text: str) -> Streamed:
@@ -51,7 +51,7 @@ def test_anthropic_stream_arrives_in_pieces_and_assembles(
 
     assert len(pieces) > 1
     assert "".join(pieces) == LONG_TEXT
-    assert final.content[0].text == LONG_TEXT
+    assert cast(TextBlock, final.content[0]).text == LONG_TEXT
     assert final.stop_reason == "end_turn"
     assert final.model == ANTHROPIC_MODEL
     assert headers["x-gateway-provider"] == "anthropic"
@@ -123,7 +123,7 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(
     assert gateway.deployment("local:local-rules")["successes"] == 0
     # And the gateway is fine afterwards.
     after = gateway.sdk().messages.create(model="anthropic", max_tokens=64, messages=user("again"))
-    assert after.content[0].text == "fake-anthropic answer to: again"
+    assert cast(TextBlock, after.content[0]).text == "fake-anthropic answer to: again"
 
 
 def test_stream_cut_is_an_error_event_on_the_wire(
