@@ -133,7 +133,7 @@ def test_stop_leaves_no_process_behind(make_supervisor: Any) -> None:
     )
     supervisor.up()
     groups = [r.state.pid for r in supervisor.running.values()]
-    assert all(groups) and all(group_alive(g) for g in groups)  # type: ignore[arg-type]
+    assert all(groups) and all(group_alive(g) for g in groups)
     supervisor.stop()
-    assert not any(group_alive(g) for g in groups)  # type: ignore[arg-type]
+    assert not any(group_alive(g) for g in groups)
     assert {r.state.state for r in supervisor.running.values()} == {"stopped"}

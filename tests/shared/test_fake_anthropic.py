@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import anthropic
 import httpx
 import pytest
 from anthropic import _base_client
+from anthropic.types import TextBlock, ToolParam, ToolUseBlock
 
 from tests.fakes.anthropic_server import Answer, Disconnect, FakeAnthropic, Fault
 
-WEATHER_TOOL = {
+WEATHER_TOOL: ToolParam = {
     "name": "get_weather",
     "description": "Current weather for a city.",
     "input_schema": {
@@ -56,7 +59,7 @@ def test_tools_get_the_scripted_tool_use(fake_anthropic: FakeAnthropic) -> None:
     message = sdk_client(fake_anthropic).messages.create(
         model="claude-test",
         max_tokens=64,
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "weather in Paris?"}],
     )
 
@@ -76,7 +79,7 @@ def test_stream_yields_text_and_the_final_message(fake_anthropic: FakeAnthropic)
 
     assert len(pieces) > 1
     assert "".join(pieces) == "fake-anthropic answer to: stream me"
-    assert final.content[0].text == "fake-anthropic answer to: stream me"
+    assert cast(TextBlock, final.content[0]).text == "fake-anthropic answer to: stream me"
     assert final.stop_reason == "end_turn"
     assert final.usage.output_tokens > 1
 
@@ -91,7 +94,7 @@ def test_stream_assembles_a_tool_use_input(fake_anthropic: FakeAnthropic) -> Non
         final = stream.get_final_message()
 
     assert [block.type for block in final.content] == ["text", "tool_use"]
-    assert final.content[1].input == tool_input
+    assert cast(ToolUseBlock, final.content[1]).input == tool_input
     assert final.stop_reason == "tool_use"
 
 
