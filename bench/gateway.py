@@ -30,7 +30,8 @@ from bench.tools import (
     wait_until,
     write_wrk_script,
 )
-from emulator.process import REPO_ROOT, SERVER_DEFAULTS, free_port, functions_framework_bin
+from emulator.compose import REPO_ROOT
+from emulator.process import SERVER_DEFAULTS, free_port, functions_framework_bin
 
 BODY = {"model": "bench", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}
 # Both servers check a client key: ours through GATEWAY_API_KEYS, LiteLLM as its master key.

@@ -33,7 +33,8 @@ import aiohttp
 from bench.gateway import BODY, CLIENT_KEY, HEADERS, LITELLM, litellm_proxy, post_ok
 from bench.report import splice
 from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, wait_until, write_wrk_script
-from emulator.process import REPO_ROOT, free_port, functions_framework_bin
+from emulator.compose import REPO_ROOT
+from emulator.process import free_port, functions_framework_bin
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 BEGIN, END = "<!-- inflight:begin -->", "<!-- inflight:end -->"
