@@ -32,7 +32,7 @@ test: ## run the test suite
 lint: ## ruff and mypy
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
-	$(BIN)/mypy functions shared emulator
+	$(BIN)/mypy $(SRC)
 
 fmt: ## format and fix what ruff can
 	$(BIN)/ruff format $(SRC)
