@@ -95,14 +95,15 @@ class AsyncFunctionApp:
         route = template if template in self._routes else "unmatched"
         try:
             reply = await self._dispatch(request, headers, path, request_id)
+            reply.headers["x-request-id"] = request_id
             response = self._render(reply)
         except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
             log.exception("cannot render reply", extra={"path": clip(path)})
             reply = error_reply(ServiceError(f"internal error (request id {request_id})"))
+            reply.headers["x-request-id"] = request_id
             response = self._render(reply)
         finally:
             REQUEST_ID.reset(token)
-        response.headers["x-request-id"] = request_id
         self.decorate(response, headers)
         metrics.HTTP_REQUESTS.labels(self.name, route, str(reply.status)).inc()
         metrics.HTTP_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
@@ -163,6 +164,8 @@ class AsyncFunctionApp:
                 raise PayloadTooLarge(
                     f"request body is {declared} bytes; the limit is {self.max_body_bytes} bytes"
                 )
+        if request.scope.get(server.BODY_COMPLETE):
+            return await self._collect(request.receive)  # all here: nothing left to wait for
         try:
             async with asyncio.timeout(self.body_timeout_s):
                 return await self._collect(request.receive)

@@ -14,7 +14,8 @@ that sends half a head holds its place forever. This protocol adds the bounds:
 - the parser's own refusals (a malformed request) are answered in the JSON error shape every
   function uses, not in uvicorn's plain text.
 
-A body's bounds (its size, and the time it may take) are the edge's: ``shared.asgi``.
+A body's bounds (its size, and the time it may take) are the edge's: ``shared.asgi``; the
+protocol tells it when a body has already arrived whole (``BODY_COMPLETE``).
 
 ``install()`` puts it in place. functions-framework starts gunicorn with
 ``uvicorn_worker.UvicornWorker`` and offers no hook to pick its protocol; the worker takes its
@@ -36,6 +37,9 @@ from shared.errors import BadRequest, HeadersTooLarge, RequestTimeout, ServiceEr
 
 DEFAULT_HEAD_MAX_BYTES = 64 * 1024
 DEFAULT_HEAD_TIMEOUT_S = 10.0
+BODY_COMPLETE = "agentorch.body_complete"
+"""Set in a request's scope once its whole body has arrived: the edge then reads it without
+arming a timer for a body that can no longer be slow (most requests arrive in one read)."""
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -92,6 +96,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._disarm_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         refusal, self._refusal = self._refusal, None
