@@ -24,6 +24,7 @@ from bench.tools import (
     WORK,
     LoadResult,
     PeakMemory,
+    cpu_seconds,
     memory_mb,
     run_wrk,
     start_nginx,
@@ -53,6 +54,8 @@ class Measured:
     memory_load: tuple[float, float] = (0.0, 0.0)
     load: dict[int, LoadResult] = field(default_factory=dict)
     failover: LoadResult | None = None
+    cpu_us_per_request: float = 0.0
+    """The server's CPU (every process) per request answered, in the c=50 run."""
 
 
 def post_ok(url: str, body: dict[str, object]) -> bool:
@@ -168,10 +171,14 @@ def measure(
         failover = write_wrk_script({**BODY, "model": "failover"}, HEADERS)
         for clients in (1, 10, 50):
             run_wrk(f"{url}/v1/messages", bench, clients, 2)  # warm-up
+            cpu_before = cpu_seconds(process.pid)
             with PeakMemory(process.pid) as peak:
                 result.load[clients] = run_wrk(f"{url}/v1/messages", bench, clients, seconds)
             if clients == 50:
                 result.memory_load = peak.peak
+                served = result.load[clients].requests_per_s * seconds
+                used = cpu_seconds(process.pid) - cpu_before
+                result.cpu_us_per_request = 1e6 * used / served if served else 0.0
         result.failover = run_wrk(f"{url}/v1/messages", failover, 1, seconds)
     finally:
         process.terminate()

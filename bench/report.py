@@ -81,23 +81,29 @@ def splice(text: str, section: str, begin: str, end: str) -> str:
 CHOICES = """### What the gateway's figures rest on
 
 - **Server**: functions-framework's ASGI path (`@functions_framework.aio.http`): gunicorn with
-  uvicorn workers, uvloop, and uvicorn's h11 parser. Not httptools: it is faster, but it
-  buffers request lines and headers without a bound (a 200 MB header grew a worker to 300 MB
-  and took 87 s of CPU), while h11 refuses anything over 16 KB. A worker holds every call in
-  flight on one event loop, so WORKERS is for cores, not for concurrency.
+  uvicorn workers and uvloop. The HTTP parser is httptools (C), behind `shared/server.py`'s
+  bounds: uvicorn's own httptools protocol buffers a request head without limit (a 200 MB
+  header grew a worker to 300 MB), ours refuses a head over 64 KiB with a 431 and closes a
+  connection whose head has not arrived in 10 s. h11, which we ran before for its bounds,
+  cost most of the server's CPU per request. A worker holds every call in flight on one event
+  loop, so WORKERS is for cores, not for concurrency.
 - **Outbound**: the anthropic provider speaks the wire itself through one aiohttp session per
-  worker (a 4,096-connection pool, no cookie jar); the SDK is not imported by the gateway at
-  all, which is why cold start and memory fell with the SDK unpinned.
-- **Hot path**: the body is parsed once, checked by hand (not a pydantic model), and
-  re-encoded with the route's model id; the answer's bytes are passed through unparsed.
-- **Where the time goes** (py-spy, instant upstream, c=50): about 75 % of a worker's CPU is
-  the server stack (uvicorn's h11 protocol, Starlette and functions-framework's middlewares)
-  and aiohttp; the gateway's own code (edge, router, provider) is under a tenth. With
-  httptools installed in place of h11 (same machine, same minute, c=50 for 8 s): 1,154 ->
-  1,695 req/s, +47 %; still short of 3,000, and bought with unbounded request heads, so not
-  taken. The remaining limit is the per-request cost of the server stack itself.
+  worker (a 4,096-connection pool, no cookie jar), with the body handed over as a ready
+  payload and the URL parsed once; the SDK is not imported by the gateway at all.
+- **Hot path**: headers read once from the ASGI scope into a dict (a Starlette `Headers`
+  scans and decodes the whole list on every lookup), the body read without a timer when the
+  protocol says it arrived whole, parsed once, checked by hand (not a pydantic model) and
+  re-encoded with the route's model id; the answer's bytes passed through unparsed. Metrics
+  add up in memory and reach prometheus_client's multiprocess files once a second (six
+  locked, memory-mapped writes a request were a tenth of the CPU).
+- **Where the time goes** (py-spy, instant upstream, c=50): aiohttp's client is now the
+  largest part of a request (about half of the edge-to-upstream path), then Starlette and
+  functions-framework's middlewares and uvicorn; the gateway's own code (edge, router,
+  provider) is about a quarter. The remaining limit is CPU per request: a bare
+  functions-framework + aiohttp forwarder on the same machine costs about two thirds of ours.
 - **Noise**: this is a shared 2-core VM and wrk, the fake upstream and the server share it;
-  repeated runs of one configuration move throughput by 20 % or more.
+  repeated runs of one configuration move throughput by 20 % or more. CPU per request is
+  the steadier figure.
 """
 
 
@@ -119,6 +125,7 @@ def _comparison(
             "load_rss": m.memory_load[1],
             "failover": m.failover.p50_ms - m.load[1].p50_ms,
             "failover_p50": m.failover.p50_ms,
+            "cpu": m.cpu_us_per_request,
         }
 
     a, b = figures(ours), figures(theirs)
@@ -143,6 +150,7 @@ def _comparison(
         ("added latency p50, ms", "added50", "{:.2f}", "<= 1 ms", a["added50"] <= 1),
         ("added latency p99, ms", "added99", "{:.2f}", "(reported)", True),
         ("cold start to first answer, s", "cold", "{:.2f}", "<= 1.5 s", a["cold"] <= 1.5),
+        ("server CPU per request at c=50, us", "cpu", "{:,.0f}", "(reported)", True),
         ("memory idle, MB", "idle", "{:.0f}", "<= 150 MB", a["idle"] <= 150),
         ("memory under load (c=50), MB", "load", "{:.0f}", "(reported)", True),
         (
