@@ -1,14 +1,25 @@
 """functions-framework entry point of the orchestrator (target ``orchestrator``), on the ASGI
 path: a task spends its life waiting on the model and the agents, so one worker holds many."""
 
+import gc
+
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.orchestrator.service import build_app, build_service
+from shared.runtime import freeze_heap_for_workers
+
+# A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
+# the HTTP client's requests): at CPython's default (a collection every 700 new objects) the
+# collector ran ~1,000 times per burst of 500 tasks, full collections of everything alive among
+# them, and took 0.74 of each task's 1.9 ms of CPU (bench/RESULTS.md, "Orchestrator").
+GC_YOUNG_THRESHOLD = 50_000
 
 service = build_service()
 _app = build_app(service)
+freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
+gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 @functions_framework.aio.http
