@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from functions.orchestrator.loop import Progress
-from functions.orchestrator.trace import RunResult
+from functions.orchestrator.trace import RunResult, json_text
 from shared.context import bind_request_id, current_request_id
 from shared.logs import get_logger
 
@@ -23,7 +22,7 @@ log = get_logger("orchestrator.stream")
 
 
 def sse(event: str, data: Any) -> bytes:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    payload = json_text(data)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 

@@ -8,7 +8,6 @@ instead of copying rows into its answer; the orchestrator puts the rows in the c
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -117,29 +116,40 @@ class Tool:
 
 _PLAIN: weakref.WeakKeyDictionary[ToolSpec, Tool] = weakref.WeakKeyDictionary()
 """Tools for tasks without data, by spec: the same for every run while the spec is cached."""
+_WITH_DATA: weakref.WeakKeyDictionary[ToolSpec, Draft202012Validator] = weakref.WeakKeyDictionary()
+"""The validator of a spec offered with ``dataset``: only that property's description (the row
+count) differs between tasks, and a description does not change what is valid."""
 
 
 def make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
-    if data is None:
+    if data is None or not _takes_data(spec.input_schema):
         tool = _PLAIN.get(spec)
         if tool is None:
             tool = _PLAIN[spec] = _make_tool(spec, None)
         return tool
-    return _make_tool(spec, data)
+    validator = _WITH_DATA.get(spec)
+    tool = _make_tool(spec, data, validator)
+    if validator is None:
+        _WITH_DATA[spec] = tool.validator
+    return tool
 
 
-def _make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
-    schema = copy.deepcopy(spec.input_schema)
+def _make_tool(
+    spec: ToolSpec, data: TaskData | None, validator: Draft202012Validator | None = None
+) -> Tool:
+    """The tool for ``spec``, offering ``data`` as ``dataset`` when the spec takes data."""
+    schema = spec.input_schema  # copied where it changes, never changed in place
     properties = schema.get("properties")
-    takes_data = isinstance(properties, dict) and any(k in properties for k in _DATA_PROPERTIES)
+    takes_data = _takes_data(schema)
     description = spec.description.strip()
     if takes_data and data is not None and isinstance(properties, dict):
-        properties["dataset"] = {
+        dataset = {
             "type": "string",
             "enum": [DATASET],
             "description": f"'{DATASET}' uses the task's data ({data.row_count} rows) without "
             "copying it; the orchestrator supplies it. Use it instead of rows or csv.",
         }
+        schema = {**schema, "properties": {**properties, "dataset": dataset}}
         description += (
             f"\n\nThe task's data is available to this tool as dataset '{DATASET}' "
             f'({data.row_count} rows): pass "dataset": "{DATASET}" rather than the rows.'
@@ -153,8 +163,13 @@ def _make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
         description=description,
         input_schema=schema,
         takes_data=takes_data,
-        validator=Draft202012Validator(schema),
+        validator=validator or Draft202012Validator(schema),
     )
+
+
+def _takes_data(schema: dict[str, Any]) -> bool:
+    properties = schema.get("properties")
+    return isinstance(properties, dict) and any(k in properties for k in _DATA_PROPERTIES)
 
 
 def _depth(error: ValidationError) -> int:
