@@ -117,17 +117,23 @@ class AgentDirectory:
         self, names: Iterable[str] | None = None, *, refresh: bool = False
     ) -> dict[str, AgentStatus]:
         wanted = list(self._agents) if names is None else [n for n in names if n in self._agents]
-        found = await asyncio.gather(*(self._status(name, refresh) for name in wanted))
-        return dict(zip(wanted, found, strict=True))
+        found = {} if refresh else self._fresh(wanted)
+        stale = [name for name in wanted if name not in found]
+        if stale:  # every run asks: the usual answer is all cached, with no task to make
+            fetched = await asyncio.gather(*(self._status(name) for name in stale))
+            found.update(zip(stale, fetched, strict=True))
+        return {name: found[name] for name in wanted}
 
-    async def _status(self, name: str, refresh: bool) -> AgentStatus:
-        cached = self._cache.get(name)
-        if (
-            not refresh
-            and cached is not None
-            and self._clock() - cached.fetched_at < self._settings.schema_ttl_s
-        ):
-            return cached.status
+    def _fresh(self, names: list[str]) -> dict[str, AgentStatus]:
+        now = self._clock()
+        ttl_s = self._settings.schema_ttl_s
+        return {
+            name: cached.status
+            for name in names
+            if (cached := self._cache.get(name)) is not None and now - cached.fetched_at < ttl_s
+        }
+
+    async def _status(self, name: str) -> AgentStatus:
         pending = self._fetching.get(name)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(name))

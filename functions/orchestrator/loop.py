@@ -127,6 +127,7 @@ class _Run:
     async def _loop(self) -> None:
         await self._discover_tools()
         system = system_prompt(list(self.tools.values()), self._left_out())
+        definitions = [tool.definition() for tool in self.tools.values()]
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
         messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
         limits = self.task.limits
@@ -135,7 +136,7 @@ class _Run:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
             if self.usage.tokens >= limits.max_tokens:
                 return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
-            reply = await self._model_step(system, messages)
+            reply = await self._model_step(system, definitions, messages)
             if reply is None:
                 return
             messages.append({"role": "assistant", "content": reply.content})
@@ -181,14 +182,16 @@ class _Run:
         if self.progress is not None:
             await self.progress("step_finished", step.to_json())
 
-    async def _model_step(self, system: str, messages: list[dict[str, Any]]) -> ModelReply | None:
+    async def _model_step(
+        self, system: str, tools: list[dict[str, Any]], messages: list[dict[str, Any]]
+    ) -> ModelReply | None:
         request: dict[str, Any] = {
             "max_tokens": self._call_tokens(),
             "system": system,
             "messages": messages,
         }
-        if self.tools:
-            request["tools"] = [tool.definition() for tool in self.tools.values()]
+        if tools:
+            request["tools"] = tools
         summary = {"messages": len(messages), "tools": list(self.tools), "last": messages[-1]}
         step = await self._start("model", self.model.route, summary, None)
         began = time.perf_counter()
@@ -231,6 +234,8 @@ class _Run:
         return max(1, min(self.settings.max_tokens_per_call, left))
 
     async def _agent_steps(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(calls) == 1:  # the usual turn: no tasks to make and gather
+            return [await self._agent_step(calls[0])]
         limit = asyncio.Semaphore(self.settings.max_parallel)
 
         async def one(block: dict[str, Any]) -> dict[str, Any]:
@@ -322,8 +327,10 @@ def _why(reason: StopReason, limits: Limits, error: str | None) -> str:
     return texts.get(reason, f"Failed: {error or reason.value}.")
 
 
+_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+"""Agents' results as the model reads them (one encoder: see ``trace.json_text``)."""
+
+
 def _result_text(result: Any, limit: int) -> str:
-    text = (
-        result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
-    )
+    text = result if isinstance(result, str) else _RESULT_JSON.encode(result)
     return text if len(text) <= limit else text[:limit] + f"... (cut: {len(text)} characters)"

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -53,10 +52,12 @@ class OrchestratorService:
     runs: RunRegistry
     http: AsyncHttp | None = None
     """The client the service made (closed by ``aclose``); None when all were injected."""
+    settings: LoopSettings = field(init=False)
+    """The loop's settings, from ``config`` (made once, not per run)."""
 
-    def settings(self) -> LoopSettings:
+    def __post_init__(self) -> None:
         config = self.config
-        return LoopSettings(
+        self.settings = LoopSettings(
             model_timeout_s=config.gateway.timeout_s,
             max_tokens_per_call=config.gateway.max_tokens_per_call,
             max_parallel=config.agent_calls.max_parallel,
@@ -89,7 +90,7 @@ class OrchestratorService:
                 run_id=run_id,
                 model=self.model,
                 agents=self.agents,
-                settings=self.settings(),
+                settings=self.settings,
                 progress=progress,
             )
             if self.sink is not None:
@@ -170,7 +171,7 @@ def _within(name: str, asked: Any, default: Any, cap: Any) -> Any:
 def _run_id(inbound: Inbound) -> str:
     if inbound.event_id is not None:
         return event_run_id(inbound.event_source, inbound.event_id)
-    return f"run_{uuid.uuid4().hex[:24]}"
+    return f"run_{os.urandom(12).hex()}"
 
 
 def build_service(
