@@ -128,6 +128,7 @@ EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
 
 # ---- the interactive test client: `agentorch ask` against the orchestrator ----------------
+# Also where the `test` profile's smoke checks run, on the stack's network (docker-smoke.sh).
 FROM core AS interactive
 COPY constraints.txt /tmp/constraints.txt
 RUN pip --python /opt/venv/bin/python install -c /tmp/constraints.txt httpx rich prompt_toolkit \
@@ -135,6 +136,7 @@ RUN pip --python /opt/venv/bin/python install -c /tmp/constraints.txt httpx rich
 COPY shared/ shared/
 COPY emulator/ emulator/
 COPY docker/wait-for-it.sh docker/entrypoint-interactive.sh /usr/local/bin/
+COPY docker/smoke.py docker/smoke.py
 RUN python -m compileall -q shared emulator \
  && printf '#!/bin/sh\nexec python -m emulator.cli "$@"\n' > /usr/local/bin/agentorch \
  && chmod 755 /usr/local/bin/agentorch

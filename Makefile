@@ -121,20 +121,21 @@ validate: ## check Docker, Compose, files, .env, scripts, ports and the compose 
 test-docker: ## the real Docker test: engine, base image, images, stacks, tasks, teardown
 	docker/docker-e2e.sh
 
-# Smoke tests against the stack started with the `test` profile (fakes instead of providers):
+# Smoke tests against the stack started with the `test` profile (fakes instead of providers),
+# run in the interactive image on the stack's network (docker/docker-smoke.sh):
 #   make start-test test-gateway test-retry test-fallback stop
 .PHONY: start-test test-gateway test-retry test-fallback
 start-test: ## the stack with the fake Anthropic API and moto's Bedrock (no keys, no internet)
 	COMPOSE_PROFILES=test COMPOSE_ENV_FILE=docker/test.env docker/docker-start.sh
 
 test-gateway: ## a message answered by the fake Anthropic API through the gateway
-	python3 docker/smoke.py gateway
+	docker/docker-smoke.sh gateway
 
 test-retry: ## the fake answers 529 then 200: x-gateway-attempts is 2
-	python3 docker/smoke.py retry
+	docker/docker-smoke.sh retry
 
 test-fallback: ## the fake answers 529 always: Bedrock through moto answers
-	python3 docker/smoke.py fallback
+	docker/docker-smoke.sh fallback
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the stack in the background and wait until every function is healthy (120 s at most).
-# PROD=1 adds docker-compose.prod.yml. Builds missing images first (docker/docker-build.sh).
+# PROD=1 adds docker-compose.prod.yml. Builds missing images first (docker/docker-build.sh;
+# with COMPOSE_PROFILES=test, the fakes' image too).
 #
 # usage: docker/docker-start.sh [--help] [compose up args ...]
 set -euo pipefail
@@ -10,7 +11,9 @@ require_docker
 compose_cmd
 extra=()
 [ "${PROD:-0}" = 1 ] && [ "${COMPOSE[0]}" = docker-compose ] && extra=(--compatibility)
-for image in gateway orchestrator calculator search data-processor tavily; do
+images=(gateway orchestrator calculator search data-processor tavily)
+case ",${COMPOSE_PROFILES:-}," in *,test,*) images+=(fakes) ;; esac
+for image in "${images[@]}"; do
   docker image inspect "agentorch/$image:${TAG:-latest}" >/dev/null 2>&1 || { "$(dirname "$0")/docker-build.sh"; break; }
 done
 compose "${extra[@]}" up -d --no-build "$@"

@@ -5,6 +5,10 @@
 gateway: a message through the gateway is answered by the fake Anthropic API; retry: the fake
 answers 529 once, then 200, and ``x-gateway-attempts`` says 2; fallback: the fake answers 529
 every time and Bedrock (moto) answers instead. Exit 1 with the reason on a failure.
+
+It runs in the interactive image on the stack's network (docker/docker-smoke.sh), so the
+defaults are service names; from the host: ``--gateway http://127.0.0.1:8585 --fake
+http://127.0.0.1:8090``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -22,9 +27,15 @@ def post(url: str, body: Any) -> tuple[int, dict[str, str], Any]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"content-type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        headers = {k.lower(): v for k, v in answer.headers.items()}
-        return answer.status, headers, json.loads(answer.read())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            headers = {k.lower(): v for k, v in answer.headers.items()}
+            return answer.status, headers, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        sys.exit(f"smoke failed: {url} answered {error.code}: {error.read()[:300]!r}")
+    except OSError as error:  # refused, unknown host, timed out
+        hint = "is the stack up with the test profile (make start-test)?"
+        sys.exit(f"smoke failed: cannot reach {url} ({error}); {hint}")
 
 
 def check(condition: bool, what: str, headers: dict[str, str], body: Any) -> None:
@@ -37,8 +48,8 @@ def check(condition: bool, what: str, headers: dict[str, str], body: Any) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("case", choices=["gateway", "retry", "fallback"])
-    parser.add_argument("--gateway", default="http://127.0.0.1:8585")
-    parser.add_argument("--fake", default="http://127.0.0.1:8090")
+    parser.add_argument("--gateway", default="http://model-gateway:8585")
+    parser.add_argument("--fake", default="http://fake-anthropic:8090")
     args = parser.parse_args()
     script = {"gateway": [], "retry": [{"status": 529}], "fallback": [{"status": 529}] * 12}
     post(f"{args.fake}/_fake/script", script[args.case])

@@ -3,19 +3,17 @@ faults — 529 then 200 is retried, 529 every time falls back to Bedrock through
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
-from tests.docker.stack import FUNCTION_SERVICES, REPO_ROOT, Stack
+from tests.docker.stack import FUNCTION_SERVICES, Stack
 
 
-def smoke(case: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "docker" / "smoke.py"), case],
-        capture_output=True, text=True, timeout=120, check=False,
+def smoke(stack: Stack, case: str) -> str:
+    """docker/smoke.py in the interactive image, reaching the services by name (as make does)."""
+    done = stack.compose(
+        "--profile", "interactive", "run", "--rm", "-T", "--no-deps", "--entrypoint", "python",
+        "interactive-test", "docker/smoke.py", case, timeout_s=120,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
@@ -25,7 +23,7 @@ def test_retry_and_fallback_against_real_faults(test_profile_stack: Stack) -> No
     test_profile_stack.wait_healthy(FUNCTION_SERVICES)
     test_profile_stack.timed("up -d and healthy (test profile)", started)
     started = time.monotonic()
-    assert "'x-gateway-provider': 'anthropic'" in smoke("gateway")
-    assert "'x-gateway-attempts': '2'" in smoke("retry")
-    assert "'x-gateway-provider': 'bedrock'" in smoke("fallback")
+    assert "'x-gateway-provider': 'anthropic'" in smoke(test_profile_stack, "gateway")
+    assert "'x-gateway-attempts': '2'" in smoke(test_profile_stack, "retry")
+    assert "'x-gateway-provider': 'bedrock'" in smoke(test_profile_stack, "fallback")
     test_profile_stack.timed("gateway, retry and fallback smoke tests", started)
