@@ -54,7 +54,10 @@ COPY functions/__init__.py functions/__init__.py
 COPY config/gateway.yaml config/gateway.yaml
 COPY shared/ shared/
 COPY functions/gateway/ functions/gateway/
-RUN python -m compileall -q shared functions
+# /var/log/agentorch: where Compose mounts the gateway's log volume (LOG_FILE); owned by app,
+# so a new named volume is too (Docker copies the folder's owner into it), even on a read-only root.
+RUN python -m compileall -q shared functions \
+ && mkdir -p /var/log/agentorch && chown app:app /var/log/agentorch
 USER app
 ENV PORT=8585 WORKERS=2
 EXPOSE 8585

@@ -8,6 +8,10 @@ Each line carries ``ts``, ``level``, ``logger``, ``msg``, any ``extra`` fields, 
 function: loggers are made when modules are imported, long before start-up could report a
 clean error, and a typo in a log setting should not take a service down. It logs at INFO
 instead, and the first line says so, naming the variable and the values it accepts.
+
+``LOG_FILE`` (off when unset or empty) also appends the same lines to that file, which is
+created if missing, but not its folder (in Compose, the gateway's log volume). A file that
+cannot be opened is treated like a bad level: stderr only, and one warning line saying why.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -42,7 +45,7 @@ def severity(levelno: int) -> str:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": round(time.time(), 3),
+            "ts": round(record.created, 3),  # one time for every handler of the record
             "level": record.levelname.lower(),
             "severity": severity(record.levelno),
             "logger": record.name,
@@ -68,32 +71,46 @@ def level_from(raw: str | None) -> int:
     return logging.getLevelName(name)  # type: ignore[no-any-return]
 
 
-_handler: logging.Handler | None = None
+_handlers: list[logging.Handler] = []
 
 
 def configure(environ: Mapping[str, str] | None = None, stream: IO[str] | None = None) -> None:
-    """Send ``agentorch`` logs as JSON lines to ``stream`` (stderr) at ``$LOG_LEVEL``.
+    """Send ``agentorch`` logs as JSON lines to ``stream`` (stderr) at ``$LOG_LEVEL``, and
+    to ``$LOG_FILE`` too when it is set.
 
-    ``get_logger`` calls it once; calling it again replaces the handler it installed.
+    ``get_logger`` calls it once; calling it again replaces the handlers it installed.
     """
-    global _handler
     environ = os.environ if environ is None else environ
     root = logging.getLogger(ROOT_LOGGER)
-    if _handler is not None:
-        root.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    _handler.setFormatter(JsonFormatter())
-    root.addHandler(_handler)
+    for old in _handlers:
+        root.removeHandler(old)
+        old.close()
+    _handlers[:] = [logging.StreamHandler(sys.stderr if stream is None else stream)]
+    problems: list[str] = []
+    if path := environ.get("LOG_FILE", "").strip():
+        try:
+            # Appending: the workers of one function share the file, and after logrotate's
+            # copytruncate each write still lands at the (new) end.
+            _handlers.append(logging.FileHandler(path, mode="a", encoding="utf-8"))
+        except OSError as exc:
+            problems.append(
+                f"$LOG_FILE={path}: cannot append to it ({exc.strerror}); logging to stderr only"
+            )
+    for handler in _handlers:
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
     root.propagate = False
     try:
         root.setLevel(level_from(environ.get("LOG_LEVEL")))
     except ConfigError as exc:
         root.setLevel(logging.INFO)
-        root.getChild("logs").warning(f"{exc}; logging at {DEFAULT_LEVEL} instead")
+        problems.insert(0, f"{exc}; logging at {DEFAULT_LEVEL} instead")
+    for problem in problems:
+        root.getChild("logs").warning(problem)
 
 
 def get_logger(name: str) -> logging.Logger:
     """A logger under ``agentorch``; the first call sets up JSON output at ``LOG_LEVEL``."""
-    if _handler is None:
+    if not _handlers:
         configure()
     return logging.getLogger(ROOT_LOGGER).getChild(name)

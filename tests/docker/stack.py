@@ -15,6 +15,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = "http://127.0.0.1:8585"
 ORCHESTRATOR = "http://127.0.0.1:8080"
+GATEWAY_LOG_FOLDER = "/var/log/agentorch"
+"""Where docker-compose.yml mounts the gateway-logs volume (its LOG_FILE is gateway.log there)."""
 FUNCTION_SERVICES = (
     "model-gateway",
     "orchestrator",
@@ -87,8 +89,36 @@ class Stack:
                 raise AssertionError(f"not healthy within {timeout_s} s: {states}\n{logs}")
             time.sleep(0.5)
 
+    def volume_at(self, service: str, destination: str) -> str:
+        """The name of the named volume mounted at ``destination`` in ``service``'s container."""
+        mounts = json.loads(docker("inspect", "-f", "{{json .Mounts}}", self.container(service)))
+        for mount in mounts:
+            if mount["Destination"] == destination:
+                assert mount["Type"] == "volume", mount
+                return str(mount["Name"])
+        raise AssertionError(f"{service}: nothing mounted at {destination}: {mounts}")
+
+    def gateway_log(self) -> list[dict[str, Any]]:
+        """The JSON lines of ``gateway.log``, read from the gateway's log volume itself (a
+        container of its own mounting the volume, so the file is on the volume, not the layer)."""
+        volume = self.volume_at("model-gateway", GATEWAY_LOG_FOLDER)
+        image = docker("inspect", "-f", "{{.Config.Image}}", self.container("model-gateway"))
+        text = docker(
+            "run", "--rm", "--network", "none", "-v", f"{volume}:/logs:ro",
+            "--entrypoint", "cat", image.strip(), "/logs/gateway.log",
+        )  # fmt: skip
+        return [json.loads(line) for line in text.splitlines()]
+
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "-t", "5")
+
+
+def docker(*args: str) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr}"
+    return done.stdout
 
 
 def http(

@@ -38,3 +38,5 @@ def test_prod_stack_answers_with_a_read_only_unprivileged_root(prod_stack: Stack
         "exec", "-T", "model-gateway", "sh", "-c", "touch /app/x 2>&1 || echo refused"
     )
     assert "refused" in write.stdout
+    # ...but the log volume is writable by the gateway's non-root user.
+    assert any(line["msg"] == "upstream attempt ok" for line in prod_stack.gateway_log())

@@ -37,6 +37,14 @@ def test_task_from_the_host_uses_the_calculator(stack: Stack) -> None:
     assert any(s["kind"] == "agent" and s["name"] == "calculator" for s in run["steps"])
 
 
+def test_the_gateway_log_volume_holds_its_lines(stack: Stack) -> None:
+    lines = stack.gateway_log()  # after the task above
+    assert lines and all(line["logger"].startswith("agentorch.") for line in lines)
+    answered = [line for line in lines if line["msg"] == "upstream attempt ok"]
+    assert answered and answered[-1]["deployment"].startswith("local"), lines[-3:]
+    assert all(line.get("request_id") for line in answered)
+
+
 def test_task_from_the_interactive_container_by_service_name(stack: Stack) -> None:
     started = time.monotonic()
     done = stack.compose(
