@@ -1,4 +1,4 @@
-"""Anthropic, spoken on the wire: ``POST {base}/v1/messages`` through an aiohttp pool.
+"""Anthropic, spoken on the wire: ``POST {base}/v1/messages`` through ``shared.wire``'s pool.
 
 The gateway speaks Anthropic's format on both sides, so the body is passed through as bytes
 and the answer returned as bytes: no object model on the hot path, and no dependency on the
@@ -17,18 +17,13 @@ may still finish and bill it).
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-import yarl
-from aiohttp.payload import BytesPayload
-
 from functions.gateway.providers.base import ProviderCall, SentTimeout
-from shared.aio import AsyncHttp
 from shared.context import current_request_id
 from shared.errors import (
     BadGateway,
@@ -38,12 +33,12 @@ from shared.errors import (
     error_for_status,
     parse_retry_after,
 )
+from shared.wire import ConnectTimeout, Url, WireClient, WireError, WireResponse
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 USER_AGENT = "agent-orchestrator-gateway/0.1"
 FORWARDED = ("anthropic-beta", "anthropic-version")
-LARGE_BODY_BYTES = 1024 * 1024
 
 
 class AnthropicProvider:
@@ -53,7 +48,7 @@ class AnthropicProvider:
         self,
         environ: Mapping[str, str] | None = None,
         base_url: str | None = None,
-        http: AsyncHttp | None = None,
+        wire: WireClient | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         self._api_key = environ.get("ANTHROPIC_API_KEY") or ""
@@ -61,9 +56,9 @@ class AnthropicProvider:
         base = base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.url = base.rstrip("/") + "/v1/messages"
         self.count_url = self.url + "/count_tokens"
-        # Parsed once: aiohttp would parse a str URL again on every request.
-        self._parsed = {url: yarl.URL(url) for url in (self.url, self.count_url)}
-        self._http = http or AsyncHttp()
+        # Parsed once, not on every request.
+        self._messages, self._count = Url.parse(self.url), Url.parse(self.count_url)
+        self._wire = wire or WireClient()
         credentials = (
             {"x-api-key": self._api_key}
             if self._api_key
@@ -86,53 +81,46 @@ class AnthropicProvider:
             headers["x-request-id"] = request_id
         return headers
 
-    async def _send(
-        self, call: ProviderCall, url: str, body: dict[str, Any], stream: bool = False
-    ) -> aiohttp.ClientResponse:
-        raw = json.dumps(body).encode()
-        # Over a megabyte (a 3.7 MB image), a file-like body: aiohttp writes it in chunks
-        # rather than in one call that holds the event loop. Under, the bytes as they are.
-        payload = io.BytesIO(raw) if len(raw) > LARGE_BODY_BYTES else BytesPayload(raw)
+    async def _send(self, call: ProviderCall, url: Url, body: dict[str, Any]) -> WireResponse:
+        """The answer's head; a refusal raised as its error. The caller bounds the time."""
         connect = min(10.0, call.timeout_s / 2)
-        timeout = (
-            aiohttp.ClientTimeout(total=None, connect=connect, sock_read=call.timeout_s)
-            if stream
-            else aiohttp.ClientTimeout(total=call.timeout_s, connect=connect)
-        )
         try:
-            response = await self._http.session().post(
-                self._parsed.get(url) or url,
-                data=payload,
-                headers=self.headers_for(call),
-                timeout=timeout,
+            response = await self._wire.request(
+                "POST",
+                url,
+                self.headers_for(call),
+                json.dumps(body).encode(),
+                connect_timeout_s=connect,
             )
-        except aiohttp.ConnectionTimeoutError as exc:
+        except ConnectTimeout as exc:
             raise UpstreamTimeout(f"anthropic did not accept a connection: {exc}") from exc
-        except TimeoutError as exc:
-            raise _late(call) from exc
-        except aiohttp.ClientError as exc:
+        except (WireError, OSError) as exc:
             raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
         if response.status >= 400:
             raise await _status_error(response)
         call.received.update(upstream_headers(response.headers))
         return response
 
-    async def _read(self, call: ProviderCall, url: str, body: dict[str, Any]) -> bytes:
-        response = await self._send(call, url, body)
+    async def _read(self, call: ProviderCall, url: Url, body: dict[str, Any]) -> bytes:
         try:
-            return await response.read()
+            async with asyncio.timeout(call.timeout_s):
+                response = await self._send(call, url, body)
+                try:
+                    return await response.read()
+                except (WireError, OSError) as exc:
+                    raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
+                finally:
+                    response.close()  # a no-op once read() gave the connection back
         except TimeoutError as exc:
             raise _late(call) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
-        finally:
-            response.release()
 
     async def complete(self, call: ProviderCall) -> bytes:
-        return await self._read(call, self.url, {**call.body, "model": call.model, "stream": False})
+        return await self._read(
+            call, self._messages, {**call.body, "model": call.model, "stream": False}
+        )
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
-        raw = await self._read(call, self.count_url, {**call.body, "model": call.model})
+        raw = await self._read(call, self._count, {**call.body, "model": call.model})
         try:
             counted = json.loads(raw)
         except ValueError:
@@ -143,20 +131,24 @@ class AnthropicProvider:
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[bytes]:
         body = {**call.body, "model": call.model, "stream": True}
-        response = await self._send(call, self.url, body, stream=True)
+        try:
+            async with asyncio.timeout(call.timeout_s):  # to the answer's head
+                response = await self._send(call, self._messages, body)
+        except TimeoutError as exc:
+            raise _late(call) from exc
         return _relay(response, call.timeout_s)
 
     async def close(self) -> None:
-        await self._http.close()
+        await self._wire.close()
 
 
-async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
+async def _status_error(response: WireResponse) -> UpstreamError:
     try:
         raw = await response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (WireError, OSError) as exc:
         return UpstreamUnavailable(f"anthropic error answer broke off: {exc}")
     finally:
-        response.release()
+        response.close()  # a no-op once read() gave the connection back
     message = _message_of(raw, response.status)
     if response.status in (401, 403):
         message = f"refused the gateway's own credentials (HTTP {response.status}): {message}"
@@ -199,20 +191,15 @@ def _message_of(raw: bytes, status: int) -> str:
     return f"HTTP {status}" + (f": {text}" if text else "")
 
 
-async def _relay(response: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[bytes]:
-    finished = False
+async def _relay(response: WireResponse, timeout_s: float) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in response.chunks(idle_timeout_s=timeout_s):
             yield chunk
-        finished = True
     except TimeoutError as exc:
         raise UpstreamTimeout(f"anthropic stream stalled for {timeout_s:g} s") from exc
-    except aiohttp.ClientError as exc:
+    except (WireError, OSError) as exc:
         raise UpstreamUnavailable(f"anthropic stream broke: {exc}") from exc
     finally:
-        # A stream read to its end gives its connection back to the pool; one the client
+        # A stream read to its end has given its connection back to the pool; one the client
         # abandoned (or that broke) is closed, which also stops the upstream generating.
-        if finished:
-            response.release()
-        else:
-            response.close()
+        response.close()
