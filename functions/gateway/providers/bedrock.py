@@ -1,4 +1,4 @@
-"""AWS Bedrock, spoken on the wire: ``POST /model/{modelId}/invoke`` through an aiohttp pool.
+"""AWS Bedrock, spoken on the wire: ``POST /model/{modelId}/invoke`` through ``shared.wire``.
 
 The body is the Anthropic-on-Bedrock JSON (``anthropic_version``; the caller's betas in the
 body's ``anthropic_beta`` list, as Bedrock expects them). The request is signed with botocore's
@@ -36,12 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-from yarl import URL
-
 from functions.gateway.providers.base import ProviderCall, SentTimeout, estimated_count
 from functions.gateway.streaming import events_of
-from shared.aio import AsyncHttp, outbound_headers
+from shared.context import current_request_id
 from shared.errors import (
     BadGateway,
     CredentialsRefused,
@@ -52,6 +49,7 @@ from shared.errors import (
     error_for_status,
     parse_retry_after,
 )
+from shared.wire import ConnectTimeout, Url, WireClient, WireError
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials, ReadOnlyCredentials
@@ -193,7 +191,7 @@ class BedrockProvider:
     def __init__(
         self,
         environ: Mapping[str, str] | None = None,
-        http: AsyncHttp | None = None,
+        wire: WireClient | None = None,
         credentials: AwsCredentials | None = None,
     ) -> None:
         self._environ = os.environ if environ is None else environ
@@ -202,10 +200,11 @@ class BedrockProvider:
         )
         self.endpoint = endpoint_of(self._environ, self.region)
         # Given, so that botocore need not work it out from the URL on every call (a sixth of
-        # the signing time) and aiohttp sends exactly the host that was signed.
+        # the signing time) and the client sends exactly the host that was signed.
         self._host = urlsplit(self.endpoint).netloc
         self._bearer = self._environ.get("AWS_BEARER_TOKEN_BEDROCK") or ""
-        self._http = http or AsyncHttp()
+        self._wire = wire or WireClient()
+        self._urls: dict[str, Url] = {}
         self._credentials = credentials or AwsCredentials()
 
     def configured(self) -> bool:
@@ -233,7 +232,17 @@ class BedrockProvider:
             frozen = await self._credentials.frozen()
             headers = signed_headers(frozen, self.region, url, body, headers)
         # Unsigned, so that neither can break a signature.
-        return outbound_headers({**headers, "user-agent": USER_AGENT})
+        headers["user-agent"] = USER_AGENT
+        request_id = current_request_id()
+        if request_id:
+            headers["x-request-id"] = request_id
+        return headers
+
+    def _parsed(self, url: str) -> Url:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = Url.parse(url)  # a handful: one per model and action
+        return parsed
 
     async def _post(
         self, call: ProviderCall, model: str, action: str, body: bytes
@@ -241,23 +250,26 @@ class BedrockProvider:
         url = self.url_for(model, action)
         headers = await self._headers(url, body)
         connect = min(10.0, call.timeout_s / 2)
-        timeout = aiohttp.ClientTimeout(total=call.timeout_s, connect=connect)
         try:
-            async with self._http.session().post(
-                URL(url, encoded=True),  # sent exactly as signed
-                data=body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                answer = BedrockAnswer(response.status, response.headers, await response.read())
-        except aiohttp.ConnectionTimeoutError as exc:
+            async with asyncio.timeout(call.timeout_s):
+                response = await self._wire.request(
+                    "POST",
+                    self._parsed(url),  # the path sent exactly as signed
+                    {k: v for k, v in headers.items() if k.lower() != "host"},  # the client's
+                    body,
+                    connect_timeout_s=connect,
+                )
+                try:
+                    answer = BedrockAnswer(response.status, response.headers, await response.read())
+                finally:
+                    response.close()  # a no-op once read() gave the connection back
+        except ConnectTimeout as exc:
             raise UpstreamTimeout(f"bedrock did not accept a connection: {exc}") from exc
         except TimeoutError as exc:
             raise SentTimeout(f"bedrock did not answer within {call.timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
+        except (WireError, OSError) as exc:
             raise UpstreamUnavailable(f"bedrock is unreachable: {exc}") from exc
-        request_id = answer.headers.get("x-amzn-RequestId")
+        request_id = answer.headers.get("x-amzn-requestid")
         if request_id and answer.status < 400:
             call.received["request-id"] = request_id
         return answer
@@ -303,7 +315,7 @@ class BedrockProvider:
         return events_of(message)
 
     async def close(self) -> None:
-        await self._http.close()
+        await self._wire.close()
 
 
 def endpoint_of(environ: Mapping[str, str], region: str) -> str:
@@ -345,7 +357,7 @@ def _json_of(raw: bytes) -> dict[str, Any]:
 def error_code(answer: BedrockAnswer) -> str:
     """Bedrock's error code: ``x-amzn-ErrorType`` (``ThrottlingException:http://...``), else
     the body's ``__type`` (``com.amazon...#ThrottlingException``)."""
-    raw = answer.headers.get("x-amzn-ErrorType") or str(_json_of(answer.raw).get("__type", ""))
+    raw = answer.headers.get("x-amzn-errortype") or str(_json_of(answer.raw).get("__type", ""))
     return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
 
 
