@@ -98,8 +98,9 @@ def test_a_function_bundle_holds_only_what_it_needs() -> None:
     tools = {"pytest", "moto", "ruff", "mypy", "hypothesis", "rich", "prompt-toolkit", "anthropic"}
     for extra in FUNCTIONS:
         assert not names(extra) & tools, f"{extra} ships test or client tools"
-    assert {"botocore", "aiohttp", "uvloop"} <= names("gateway")
-    assert "boto3" not in names("gateway")  # botocore signs; the gateway sends itself
+    assert {"botocore", "httptools", "uvloop"} <= names("gateway")
+    # botocore signs and shared.wire sends: no boto3, no aiohttp client in the gateway.
+    assert not names("gateway") & {"boto3", "aiohttp"}
     assert {"aiohttp", "jsonschema"} <= names("orchestrator")
     assert "boto3" not in names("orchestrator")
     assert "duckdb" in names("data_processor")
