@@ -188,6 +188,10 @@ def _service(
     port = _port(function, node, where)
     environment = _env_files(node.get("env_file"), directory, f"{where}.env_file")
     environment.update(_environment(node.get("environment", {}), f"{where}.environment", environ))
+    # What differs on the host: a container's paths (a log file on a volume) do not exist there.
+    environment.update(
+        _environment(function.get("environment", {}), f"{where}.x-function.environment", environ)
+    )
     return Service(
         name=name,
         source=source,

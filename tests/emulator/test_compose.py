@@ -70,6 +70,32 @@ def test_x_function_environment_and_defaults(tmp_path: Path) -> None:
     assert [s.name for s in project.start_order()] == ["api", "worker"]
 
 
+def test_x_function_environment_overrides_for_the_emulator_alone(tmp_path: Path) -> None:
+    # A container's path (a log file on a volume) means nothing on the host.
+    path = write_compose(
+        tmp_path,
+        {
+            "worker": {
+                "x-function": {
+                    "source": "w.py",
+                    "target": "work",
+                    "port": 9101,
+                    "environment": {"LOG_FILE": "", "EXTRA": "${HOME_ONLY:-x}"},
+                },
+                "environment": {"LOG_FILE": "/var/log/w.log", "KEPT": "1"},
+            }
+        },
+    )
+    worker = load_project(path, environ={}).service("worker")
+
+    assert worker.environment == {"LOG_FILE": "", "EXTRA": "x", "KEPT": "1"}
+
+
+def test_the_gateways_log_volume_is_not_the_emulators() -> None:
+    gateway = load_project(DEFAULT_COMPOSE_FILE, environ={}).by_target("gateway")
+    assert gateway.environment["LOG_FILE"] == ""
+
+
 def test_profiles_select_services(tmp_path: Path) -> None:
     path = write_compose(
         tmp_path,
