@@ -1,13 +1,15 @@
-"""Outbound HTTP for the async functions: one aiohttp session per client, injectable.
+"""Outbound HTTP for the async functions: JSON calls on ``shared.wire``, and an aiohttp session.
 
-aiohttp was chosen over ``httpx.AsyncClient`` by measurement (bench/RESULTS.md): with 256 calls
-in flight against a 1 s upstream, httpx's pool became the limit (100 req/s), aiohttp's did not
-(234 req/s, the ideal being 256). The connector holds ``limit`` connections at once (default
-4,096 per process, far above the 1,000 calls in flight a worker is sized for).
+``request_json`` (the orchestrator's calls to the gateway and the agents) goes through
+``shared.wire.WireClient``: keep-alive connections pooled per host, at most ``limit`` open
+(4,096 by default, far above the 1,000 calls in flight a worker is sized for), and a fraction
+of aiohttp's CPU per call (bench/RESULTS.md). aiohttp stays for the rest (posting a CloudEvent
+to a sink), which is why ``session()`` remains: aiohttp was chosen over ``httpx.AsyncClient``
+by measurement, httpx's pool being the limit at 256 calls in flight.
 
-A session belongs to the event loop it was made in, so it is made on first use inside the loop,
-not at import. Tests pass their own ``session_factory`` (for example one whose connector points
-at a fake server) instead of patching a module global.
+Both are made on first use inside the running loop, not at import (a session or a connection
+belongs to the loop it was made in). Tests pass their own ``wire`` or ``session_factory``
+instead of patching a module global.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import aiohttp
 from shared.context import current_request_id
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.http import JsonResponse
+from shared.wire import Url, WireClient, WireError
 
 DEFAULT_LIMIT = 4096
+URL_CACHE_SIZE = 256
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
@@ -51,12 +55,17 @@ def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 class AsyncHttp:
-    """A lazily made aiohttp session with JSON helpers; ``close()`` on shutdown."""
+    """JSON calls to the functions this one talks to (``shared.wire``'s pool), and a lazily
+    made aiohttp session for anything else (a CloudEvent sink); ``close()`` on shutdown."""
 
-    def __init__(self, session_factory: SessionFactory | None = None) -> None:
+    def __init__(
+        self, session_factory: SessionFactory | None = None, wire: WireClient | None = None
+    ) -> None:
         self._factory = session_factory or default_session
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wire = wire or WireClient()
+        self._urls: dict[str, Url] = {}
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -70,6 +79,7 @@ class AsyncHttp:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        await self._wire.close()
 
     async def request_json(
         self,
@@ -83,29 +93,36 @@ class AsyncHttp:
     ) -> JsonResponse:
         """Send JSON, get JSON. Transport failures raise ``UpstreamTimeout`` or
         ``UpstreamUnavailable`` naming ``service``; error statuses are returned for the caller
-        to interpret."""
+        to interpret. Answer headers have lower-case names."""
         sent = outbound_headers(headers)
-        payload = None
+        payload = b""
         if body is not None:
             payload = json.dumps(body, separators=(",", ":")).encode()
-            sent.setdefault("content-type", "application/json")
+            if not any(name.lower() == "content-type" for name in sent):
+                sent["content-type"] = "application/json"
         try:
-            async with self.session().request(
-                method,
-                url,
-                data=payload,
-                headers=sent,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-                status, answer_headers = response.status, response.headers
-        except TimeoutError as exc:
+            async with asyncio.timeout(timeout_s):
+                response = await self._wire.request(
+                    method, self._parsed(url), sent, payload, connect_timeout_s=timeout_s
+                )
+                try:
+                    raw = await response.read()
+                finally:
+                    response.close()  # a no-op once read() gave the connection back
+        except TimeoutError as exc:  # ConnectTimeout included
             raise UpstreamTimeout(f"{service} did not answer within {timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
+        except (WireError, OSError) as exc:
             raise UpstreamUnavailable(f"{service} is unreachable: {exc}") from exc
         try:
             data = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
-        return JsonResponse(status=status, headers=answer_headers, data=data)
+        return JsonResponse(status=response.status, headers=response.headers, data=data)
+
+    def _parsed(self, url: str) -> Url:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = Url.parse(url)
+            if len(self._urls) < URL_CACHE_SIZE:  # a few: the gateway and the agents
+                self._urls[url] = parsed
+        return parsed
