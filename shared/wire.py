@@ -36,6 +36,10 @@ import httptools
 DEFAULT_LIMIT = 4096
 HIGH_WATER = 256 * 1024
 """Bytes buffered from an unread answer before the connection stops reading."""
+MAX_HEAD_BYTES = 256 * 1024
+"""An answer's status line and headers, at most: past it the answer is refused."""
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""What ``read()`` holds of one answer's body, at most (a stream is not held: no bound)."""
 
 
 class WireError(ConnectionError):
@@ -80,9 +84,17 @@ class WireResponse:
         """Header names in lower case; a repeated header's values joined with ``, ``."""
         self._done = False
 
-    async def read(self) -> bytes:
-        """The whole body; then the connection goes back to the pool."""
-        parts = [chunk async for chunk in self.chunks()]
+    async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole body, of at most ``limit`` bytes (else ``WireError``); then the
+        connection goes back to the pool."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks():
+            size += len(chunk)
+            if size > limit:
+                self.close()
+                raise WireError(f"the upstream's answer exceeds {limit} bytes")
+            parts.append(chunk)
         return b"".join(parts)
 
     async def chunks(self, idle_timeout_s: float | None = None) -> AsyncIterator[bytes]:
@@ -272,6 +284,7 @@ class _Connection(asyncio.Protocol):
         self._head: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._framed = False  # content-length or chunked: the end is in the message itself
+        self._head_bytes = 0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -283,6 +296,12 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(WireError(f"the upstream's answer is not valid HTTP: {exc}"))
             self.drop()
+            return
+        if not self.status:  # still in the head: bounded like the server's
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(WireError(f"the upstream's answer head exceeds {MAX_HEAD_BYTES} bytes"))
+                self.drop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
