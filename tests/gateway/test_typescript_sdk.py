@@ -1,0 +1,71 @@
+"""The official TypeScript SDK (latest, under Node) against the gateway, as a JS client uses it.
+
+The SDK is installed with npm into a cache folder on first run; without node or npm (or with no
+way to reach the registry) the test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.process import FunctionProcess, start_function
+
+HERE = Path(__file__).parent / "ts"
+CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "ts-sdk"
+
+
+def sdk_folder() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the TypeScript SDK")
+    if not (CACHE / "node_modules" / "@anthropic-ai" / "sdk").is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (CACHE / "package.json").write_text('{"name": "ts-sdk-check", "private": true}')
+        done = subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "@anthropic-ai/sdk@latest"],
+            cwd=CACHE,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"npm could not install @anthropic-ai/sdk: {done.stderr[-300:]}")
+    shutil.copy(HERE / "sdk_check.mjs", CACHE / "sdk_check.mjs")
+    return CACHE
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[FunctionProcess]:
+    process = start_function("gateway", env={"WORKERS": "1"})
+    yield process
+    process.stop()
+
+
+def test_the_typescript_sdk_speaks_to_the_gateway(gateway: FunctionProcess) -> None:
+    folder = sdk_folder()
+    done = subprocess.run(
+        ["node", "sdk_check.mjs"],
+        cwd=folder,
+        env={**os.environ, "GW": gateway.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert "17 * (3 + 4) = 119" in out["text"]
+    assert out["requestId"]  # the SDK read the gateway's request-id header
+    assert "2 + 2 = 4" in out["streamed"] and out["deltas"] >= 1
+    assert out["count"]["input_tokens"] > 0
+    assert out["error"] == {"status": 404, "type": "not_found_error", "name": "NotFoundError"}
+    assert "local" in out["models"]
