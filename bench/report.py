@@ -87,20 +87,23 @@ CHOICES = """### What the gateway's figures rest on
   connection whose head has not arrived in 10 s. h11, which we ran before for its bounds,
   cost most of the server's CPU per request. A worker holds every call in flight on one event
   loop, so WORKERS is for cores, not for concurrency.
-- **Outbound**: the anthropic provider speaks the wire itself through one aiohttp session per
-  worker (a 4,096-connection pool, no cookie jar), with the body handed over as a ready
-  payload and the URL parsed once; the SDK is not imported by the gateway at all.
+- **Outbound**: both providers speak the wire through `shared/wire.py`, a lean keep-alive
+  HTTP/1.1 client on httptools (connections pooled per host, at most 4,096 per worker, the
+  request written in one piece). It replaced aiohttp's client, which after the edge's trimming
+  was the largest cost of a request; the gateway imports neither aiohttp nor the SDK.
 - **Hot path**: headers read once from the ASGI scope into a dict (a Starlette `Headers`
   scans and decodes the whole list on every lookup), the body read without a timer when the
   protocol says it arrived whole, parsed once, checked by hand (not a pydantic model) and
   re-encoded with the route's model id; the answer's bytes passed through unparsed. Metrics
   add up in memory and reach prometheus_client's multiprocess files once a second (six
   locked, memory-mapped writes a request were a tenth of the CPU).
-- **Where the time goes** (py-spy, instant upstream, c=50): aiohttp's client is now the
-  largest part of a request (about half of the edge-to-upstream path), then Starlette and
-  functions-framework's middlewares and uvicorn; the gateway's own code (edge, router,
-  provider) is about a quarter. The remaining limit is CPU per request: a bare
-  functions-framework + aiohttp forwarder on the same machine costs about two thirds of ours.
+- **Where the time goes** (py-spy, the gateway's app driven in-process against nginx, 50 at
+  once): about 180 us of CPU per request for the gateway's whole path, of which a third is the
+  kernel's socket writes to the upstream, a fifth Starlette and functions-framework's
+  middlewares, and the gateway's own code (JSON in and out, routing, the edge) most of the
+  rest; a bare functions-framework + aiohttp forwarder measured the same way costs 220 us.
+  The remaining limit is the server stack's fixed cost per request (uvicorn, Starlette,
+  functions-framework) on a machine where wrk and nginx share the same 2 cores.
 - **Noise**: this is a shared 2-core VM and wrk, the fake upstream and the server share it;
   repeated runs of one configuration move throughput by 20 % or more. CPU per request is
   the steadier figure.
