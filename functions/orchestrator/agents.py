@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
-from shared.aio import AsyncHttp
+from functions.orchestrator.outbound import OutboundHttp
 from shared.errors import (
     BadGateway,
     UpstreamError,
@@ -91,7 +91,7 @@ class AgentDirectory:
 
     def __init__(
         self,
-        http: AsyncHttp,
+        http: OutboundHttp,
         agents: Mapping[str, AgentEntry],
         settings: AgentCallSettings,
         *,
