@@ -25,6 +25,7 @@ its credentials, keep one caller's cookies for the next, or decode a body it pas
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -101,12 +102,16 @@ class WireResponse:
         """The body as it arrives; ``TimeoutError`` after ``idle_timeout_s`` without a byte.
         Read to its end, the connection goes back to the pool; otherwise call ``close()``."""
         connection = self._connection
-        while True:
-            chunk = await connection.next_chunk(idle_timeout_s)
-            if chunk is None:
-                self.release()
-                return
-            yield chunk
+        try:
+            while True:
+                chunk = await connection.next_chunk(idle_timeout_s)
+                if chunk is None:
+                    self.release()
+                    return
+                yield chunk
+        except BaseException:  # cancelled, timed out, broken, or abandoned (GeneratorExit)
+            self.close()
+            raise
 
     def release(self) -> None:
         """Back to the pool when the whole answer has been read, else closed."""
@@ -125,7 +130,8 @@ class WireResponse:
 
 
 class WireClient:
-    """Keep-alive connections to a few hosts, at most ``limit`` of them open at once."""
+    """Keep-alive connections to a few hosts, at most ``limit`` of them open at once; a request
+    past the limit waits for a connection to come back or to close."""
 
     def __init__(
         self, *, limit: int = DEFAULT_LIMIT, ssl_context: ssl.SSLContext | None = None
@@ -134,7 +140,8 @@ class WireClient:
         self._ssl_context = ssl_context
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._open = 0
-        self._slots: asyncio.Condition | None = None
+        """Connections that exist: in use or idle."""
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -175,16 +182,29 @@ class WireClient:
     ) -> _Connection:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # connections belong to a loop (tests run one per test)
-            self._idle, self._open, self._slots, self._loop = {}, 0, None, loop
-        idle = self._idle.get(key)
-        while idle:
-            connection = idle.pop()
-            if connection.reusable():
-                connection.reset()
-                return connection
-            connection.drop()
-            self._forget()
-        await self._slot()
+            self._idle, self._open, self._waiters = {}, 0, deque()
+            self._loop, self._closed = loop, False
+        while True:
+            idle = self._idle.get(key)
+            while idle:
+                connection = idle.pop()
+                if connection.reusable() and not connection.readable():
+                    connection.reset()
+                    return connection
+                connection.drop()
+                self._open -= 1
+            if self._open >= self._limit:
+                self._drop_an_idle_connection()  # one kept for another host gives way
+            if self._open < self._limit:
+                self._open += 1
+                break
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # a connection came back to the pool, or one closed
+            finally:
+                if not waiter.done():  # cancelled while waiting
+                    self._waiters.remove(waiter)
         try:
             async with asyncio.timeout(timeout_s):
                 _, connection = await loop.create_connection(
@@ -196,9 +216,8 @@ class WireClient:
                 )
         except TimeoutError as exc:
             self._forget()
-            raise ConnectTimeout(
-                f"no connection to {url.authority} within {timeout_s:g} s"
-            ) from exc
+            message = f"no connection to {url.authority} within {timeout_s:g} s"
+            raise ConnectTimeout(message) from exc
         except OSError as exc:
             self._forget()
             raise WireError(f"cannot connect to {url.authority}: {exc}") from exc
@@ -207,27 +226,15 @@ class WireClient:
             raise
         return connection
 
-    async def _slot(self) -> None:
-        if self._open >= self._limit:
-            self._drop_an_idle_connection()
-        if self._open < self._limit:
-            self._open += 1
-            return
-        if self._slots is None:
-            self._slots = asyncio.Condition()
-        async with self._slots:
-            await self._slots.wait_for(lambda: self._open < self._limit)
-            self._open += 1
-
     def _release(self, key: tuple[str, str, int], connection: _Connection) -> None:
         if not self._closed and connection.reusable():
             self._idle.setdefault(key, deque()).append(connection)
+            self._wake_one()
             return
         connection.drop()
         self._forget()
 
     def _drop_an_idle_connection(self) -> None:
-        """At the limit, an idle connection (to any host) gives its place to a new one."""
         for idle in self._idle.values():
             if idle:
                 idle.popleft().drop()
@@ -235,16 +242,16 @@ class WireClient:
                 return
 
     def _forget(self) -> None:
-        """A connection has gone: its slot is free."""
+        """A connection has gone: its place is free."""
         self._open -= 1
-        if self._slots is not None:
-            slots = self._slots
+        self._wake_one()
 
-            async def notify() -> None:
-                async with slots:
-                    slots.notify()
-
-            asyncio.get_running_loop().create_task(notify())
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -272,6 +279,8 @@ class _Connection(asyncio.Protocol):
 
     def reset(self) -> None:
         """Ready for the next request on this connection."""
+        if getattr(self, "_paused", False) and self.transport is not None:
+            self.transport.resume_reading()
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -305,7 +314,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.status and not self.complete and not self._framed:
+        if exc is None and self.status and not self.complete and not self._framed:
             self.complete, self.keep_alive = True, False  # an answer that ends with the connection
             self._wake()
         elif not self.complete:
@@ -382,6 +391,18 @@ class _Connection(asyncio.Protocol):
             and self.transport is not None
             and not self.transport.is_closing()
         )
+
+    def readable(self) -> bool:
+        """Whether the idle socket has something to read: the upstream's close (or bytes it
+        was not asked for) that the loop has not yet seen. Such a connection is not reused."""
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def drop(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -3,8 +3,7 @@
 Each test runs in its own event loop (``asyncio.run``) under one ``asyncio.timeout``. The server
 answers exactly the bytes a test scripts and counts the connections it accepts, so reuse,
 framing, failures and the connection limit are seen from the other end of the wire. Tests wait
-on events the server sets, never sleep to wait. The five ``xfail(strict=True)`` tests are bugs
-in shared.wire, each named in its reason: fixed, they pass, and strict makes them say so.
+on events the server sets, never sleep to wait.
 """
 
 from __future__ import annotations
@@ -517,11 +516,6 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_not_reused() -> Non
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pooled connection whose FIN is already in its socket is reused before the loop "
-    "reads that FIN; the request is written to it and fails with WireError",
-)
 def test_a_connection_the_server_closed_right_after_answering_is_not_reused() -> None:
     async def main() -> None:
         async def handler(peer: Peer) -> None:
@@ -570,11 +564,6 @@ def test_a_stalled_stream_times_out_and_close_drops_its_connection() -> None:
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the module docstring says a cancelled read drops its connection; it stays open "
-    "(and holds its slot) until the caller calls close()",
-)
 def test_a_cancelled_read_drops_its_connection() -> None:
     async def main() -> None:
         dropped = asyncio.Event()
@@ -647,11 +636,6 @@ def test_the_limit_bounds_open_connections_when_each_answer_closes_its_own() -> 
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a connection given back to the pool does not wake requests waiting for a slot: "
-    "at the limit, they wait until a connection closes, and with keep-alive none does",
-)
 def test_the_limit_bounds_open_connections_and_waiting_requests_reuse_them() -> None:
     async def main() -> None:
         server = await four_requests_through_two_slots(close=False)
@@ -693,11 +677,6 @@ def test_a_large_stream_read_slowly_arrives_whole_and_in_order() -> None:
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an answer that filled the buffer (reading paused) and was released unread goes "
-    "back to the pool still paused: the next request on it never gets its answer",
-)
 def test_release_of_a_whole_but_unread_large_answer_leaves_a_working_connection() -> None:
     # One byte over HIGH_WATER: reading pauses exactly when the last byte is in, with the answer
     # complete, so the connection is pooled on release().
@@ -750,11 +729,6 @@ def test_a_broken_chunk_is_a_wire_error() -> None:
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an answer framed by the connection's end is taken as whole when the connection is "
-    "reset, not closed: a truncated body is returned as complete",
-)
 def test_a_reset_ends_an_answer_without_length_in_an_error() -> None:
     async def main() -> None:
         got_first = asyncio.Event()
