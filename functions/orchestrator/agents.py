@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
-from functions.orchestrator.outbound import OutboundHttp
+from shared.aio import AsyncHttp
 from shared.errors import (
     BadGateway,
     UpstreamError,
@@ -91,7 +91,7 @@ class AgentDirectory:
 
     def __init__(
         self,
-        http: OutboundHttp,
+        http: AsyncHttp,
         agents: Mapping[str, AgentEntry],
         settings: AgentCallSettings,
         *,

@@ -1,7 +1,7 @@
 """The model seam: one ``Model`` protocol, and the gateway client that implements it.
 
 Model calls go to the gateway's ``POST /v1/messages`` (Anthropic Messages API) over the wire
-(``outbound.OutboundHttp``), not through the ``anthropic`` SDK: the orchestrator needs the
+with ``shared.aio.AsyncHttp``, not through the ``anthropic`` SDK: the orchestrator needs the
 gateway's response headers (``x-gateway-provider``) and nothing the SDK adds, and the SDK
 would cost start-up time and per-call work (bench/RESULTS.md, "orchestrator").
 
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from functions.orchestrator.outbound import OutboundHttp
+from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
 from shared.resilience import RetryPolicy, RetrySettings
 
@@ -59,7 +59,7 @@ class GatewayModel:
 
     def __init__(
         self,
-        http: OutboundHttp,
+        http: AsyncHttp,
         url: str,
         route: str,
         retry: RetrySettings,

@@ -16,13 +16,13 @@ from functions.orchestrator.agents import AgentDirectory, Agents
 from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model, gateway_api_key
-from functions.orchestrator.outbound import OutboundHttp
 from functions.orchestrator.runs import RunRegistry, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
 from functions.orchestrator.tools import make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared.agent import validation_message
+from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
@@ -50,7 +50,7 @@ class OrchestratorService:
     agents: Agents
     sink: EventSink | None
     runs: RunRegistry
-    http: OutboundHttp | None = None
+    http: AsyncHttp | None = None
     """The client the service made (closed by ``aclose``); None when all were injected."""
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
@@ -177,14 +177,14 @@ def _run_id(inbound: Inbound) -> str:
 def build_service(
     environ: Mapping[str, str] | None = None,
     *,
-    http: OutboundHttp | None = None,
+    http: AsyncHttp | None = None,
     model: Model | None = None,
     agents: Agents | None = None,
 ) -> OrchestratorService:
     environ = os.environ if environ is None else environ
     config = load_orchestrator_config(environ)
     logging.getLogger("agentorch").setLevel(config.log_level)
-    http = http or OutboundHttp()
+    http = http or AsyncHttp()
     gateway = config.gateway
     model = model or GatewayModel(
         http, gateway.url, gateway.route, gateway.retry, api_key=gateway_api_key(environ)

@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
 from functions.orchestrator.config import SinkSettings
-from functions.orchestrator.outbound import OutboundHttp
-from shared.errors import UpstreamError
+from shared.aio import AsyncHttp, outbound_headers
 from shared.logs import get_logger
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -27,7 +27,7 @@ log = get_logger("orchestrator.sink")
 class EventSink:
     def __init__(
         self,
-        http: OutboundHttp,
+        http: AsyncHttp,
         url: str,
         settings: SinkSettings,
         *,
@@ -85,9 +85,16 @@ class EventSink:
     async def _post(self, headers: dict[str, str], body: bytes) -> str:
         """'' when delivered, else what went wrong."""
         try:
-            status, _, _ = await self._http.send(
-                "POST", self.url, body, headers, timeout_s=self._settings.timeout_s, service="sink"
-            )
-        except UpstreamError as exc:
-            return exc.message
-        return "" if status < 300 else f"answered {status}"
+            async with self._http.session().post(
+                self.url,
+                data=body,
+                headers=outbound_headers(headers),
+                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s),
+                allow_redirects=False,
+            ) as response:
+                await response.read()
+                return "" if response.status < 300 else f"answered {response.status}"
+        except TimeoutError:
+            return f"no answer within {self._settings.timeout_s:g} s"
+        except aiohttp.ClientError as exc:
+            return f"unreachable: {exc}"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from functions.orchestrator.outbound import OutboundHttp
+from shared.aio import AsyncHttp
 from tests.orchestrator.fakes import FakeAgents
 
 
@@ -16,8 +16,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[OutboundHttp]:
-    client = OutboundHttp()
+async def http() -> AsyncIterator[AsyncHttp]:
+    client = AsyncHttp()
     yield client
     await client.close()
 

@@ -18,7 +18,7 @@ from functions.agents.calculator.agent import SPEC
 from functions.orchestrator.agents import AgentDirectory
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
 from functions.orchestrator.model import ModelCallError, ModelReply
-from functions.orchestrator.outbound import OutboundHttp
+from shared.aio import AsyncHttp
 from shared.errors import UpstreamError
 from shared.resilience import RetrySettings
 
@@ -203,7 +203,7 @@ class FakeAgents:
 
 def directory(
     fakes: FakeAgents,
-    http: OutboundHttp,
+    http: AsyncHttp,
     *,
     extra: dict[str, str] | None = None,
     max_attempts: int = 3,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.orchestrator.model import GatewayModel, ModelCallError
-from functions.orchestrator.outbound import OutboundHttp
+from shared.aio import AsyncHttp
 from shared.resilience import RetrySettings
 from tests.orchestrator.fakes import (
     FakeAgents,
@@ -37,13 +37,13 @@ async def gateway() -> AsyncIterator[FakeEndpoint]:
     await endpoint.close()
 
 
-def model(http: OutboundHttp, url: str, attempts: int = 3) -> GatewayModel:
+def model(http: AsyncHttp, url: str, attempts: int = 3) -> GatewayModel:
     retry = RetrySettings(max_attempts=attempts, base_delay_s=0.0, max_delay_s=0.0)
     return GatewayModel(http, url, "fast", retry, api_key="k1")
 
 
 async def test_a_call_names_the_route_and_reads_the_provider(
-    http: OutboundHttp, gateway: FakeEndpoint
+    http: AsyncHttp, gateway: FakeEndpoint
 ) -> None:
     gateway.enqueue((200, MESSAGE, {"x-gateway-provider": "local"}))
     reply = await model(http, gateway.url).create(REQUEST, timeout_s=5)
@@ -56,7 +56,7 @@ async def test_a_call_names_the_route_and_reads_the_provider(
 
 
 async def test_5xx_after_the_gateways_own_retries_is_retried(
-    http: OutboundHttp, gateway: FakeEndpoint
+    http: AsyncHttp, gateway: FakeEndpoint
 ) -> None:
     gateway.enqueue((503, {"type": "error", "error": {"message": "busy"}}), (200, MESSAGE))
     reply = await model(http, gateway.url).create(REQUEST, timeout_s=5)
@@ -71,7 +71,7 @@ async def test_5xx_after_the_gateways_own_retries_is_retried(
         (429, {}, {"retry-after": "1"}),  # the gateway already waited and retried
     ],
 )
-async def test_what_is_not_retried(http: OutboundHttp, gateway: FakeEndpoint, answer: Any) -> None:
+async def test_what_is_not_retried(http: AsyncHttp, gateway: FakeEndpoint, answer: Any) -> None:
     gateway.enqueue(answer, (200, MESSAGE))
     with pytest.raises(ModelCallError) as raised:
         await model(http, gateway.url).create(REQUEST, timeout_s=5)
@@ -79,21 +79,21 @@ async def test_what_is_not_retried(http: OutboundHttp, gateway: FakeEndpoint, an
     assert str(answer[0]) in raised.value.error.message
 
 
-async def test_an_unreachable_gateway_is_retried_then_reported(http: OutboundHttp) -> None:
+async def test_an_unreachable_gateway_is_retried_then_reported(http: AsyncHttp) -> None:
     with pytest.raises(ModelCallError, match="unreachable") as raised:
         await model(http, closed_port_url(), attempts=2).create(REQUEST, timeout_s=5)
     assert raised.value.attempts == 2 and raised.value.error.retryable
 
 
 async def test_an_answer_that_is_no_message_is_a_failure(
-    http: OutboundHttp, gateway: FakeEndpoint
+    http: AsyncHttp, gateway: FakeEndpoint
 ) -> None:
     gateway.enqueue((200, {"hello": 1}), (200, {"hello": 1}))
     with pytest.raises(ModelCallError, match="not a message"):
         await model(http, gateway.url, attempts=2).create(REQUEST, timeout_s=5)
 
 
-async def test_agent_retries_only_what_is_safe(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_agent_retries_only_what_is_safe(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     answers: dict[str, list[tuple[int, Any] | tuple[int, Any, dict[str, str]]]] = {
         "flaky": [(503, {}), (502, {}), (200, {"result": "ok"})],
         "limited": [(429, {}, {"retry-after": "0"}), (200, {"result": "ok"})],
@@ -113,7 +113,7 @@ async def test_agent_retries_only_what_is_safe(fake_agents: FakeAgents, http: Ou
 
 
 async def test_schemas_are_fetched_once_for_concurrent_runs(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     fake_agents.add("calculator", lambda _: (200, {}))
     agents = directory(fake_agents, http)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from functions.orchestrator.loop import Limits, LoopSettings, Task, run_task
-from functions.orchestrator.outbound import OutboundHttp
 from functions.orchestrator.tools import parse_task_data
 from functions.orchestrator.trace import RunResult, Status, StopReason
+from shared.aio import AsyncHttp
 from shared.errors import BadRequest, UpstreamUnavailable
 from tests.orchestrator.fakes import (
     CALCULATOR,
@@ -33,7 +33,7 @@ LIMITS = Limits(max_steps=8, timeout_s=10, max_tokens=50_000)
 async def run(
     model: ScriptedModel,
     fakes: FakeAgents,
-    http: OutboundHttp,
+    http: AsyncHttp,
     task: str = "what is 6*7?",
     *,
     limits: Limits = LIMITS,
@@ -59,7 +59,7 @@ def with_calculator(fakes: FakeAgents) -> None:
     fakes.add("calculator", calculate, CALCULATOR.schema())
 
 
-async def test_single_tool_answer_with_trace(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_single_tool_answer_with_trace(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
         tool_use(("calculator", {"expression": "6*7"})), text("6*7 is 42.")
@@ -89,7 +89,7 @@ async def test_single_tool_answer_with_trace(fake_agents: FakeAgents, http: Outb
     assert model.requests[0]["tools"][0]["name"] == "calculator"
 
 
-async def test_parallel_tool_calls_run_at_once(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_parallel_tool_calls_run_at_once(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     both_arrived = asyncio.Event()
     arrived: list[str] = []
 
@@ -121,7 +121,7 @@ async def test_parallel_tool_calls_run_at_once(fake_agents: FakeAgents, http: Ou
 
 
 async def test_tool_error_goes_back_and_the_model_corrects(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
@@ -139,7 +139,7 @@ async def test_tool_error_goes_back_and_the_model_corrects(
 
 
 async def test_invalid_arguments_never_reach_the_agent(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
@@ -157,7 +157,7 @@ async def test_invalid_arguments_never_reach_the_agent(
 
 
 async def test_step_budget_stops_with_what_is_known(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
@@ -172,7 +172,7 @@ async def test_step_budget_stops_with_what_is_known(
 
 
 async def test_step_budget_refuses_a_turn_that_does_not_fit(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     calls = [("calculator", {"expression": f"{n}+1"}) for n in range(3)]
@@ -184,7 +184,7 @@ async def test_step_budget_refuses_a_turn_that_does_not_fit(
 
 
 async def test_token_budget_stops_before_the_next_model_call(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
@@ -200,7 +200,7 @@ async def test_token_budget_stops_before_the_next_model_call(
 
 
 async def test_time_budget_cancels_what_is_in_flight(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     never = asyncio.Event()
 
@@ -221,7 +221,7 @@ async def test_time_budget_cancels_what_is_in_flight(
     assert [e for e, _ in events].count("step_finished") == 2  # the cut step is reported too
 
 
-async def test_gateway_down_before_the_run(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_gateway_down_before_the_run(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     with_calculator(fake_agents)
     down = failure(UpstreamUnavailable("the model gateway is unreachable: refused"), attempts=2)
     result = await run(ScriptedModel().enqueue(down), fake_agents, http)
@@ -231,7 +231,7 @@ async def test_gateway_down_before_the_run(fake_agents: FakeAgents, http: Outbou
     assert result.steps[0].attempts == 2 and "unreachable" in (result.error or "")
 
 
-async def test_gateway_dies_during_the_run(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_gateway_dies_during_the_run(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(
         tool_use(("calculator", {"expression": "6*7"})),
@@ -245,7 +245,7 @@ async def test_gateway_dies_during_the_run(fake_agents: FakeAgents, http: Outbou
 
 
 async def test_agents_down_or_not_configured_are_left_out(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     with_calculator(fake_agents)
     fake_agents.add("tavily", calculate, schema_status=503)
@@ -259,7 +259,7 @@ async def test_agents_down_or_not_configured_are_left_out(
     assert "tavily" in model.requests[0]["system"] and "search" in model.requests[0]["system"]
 
 
-async def test_data_reaches_the_agent_by_name(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_data_reaches_the_agent_by_name(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     agent = fake_agents.add("data_processor", lambda a: (200, {"result": "ok"}), DATA_SCHEMA)
     rows = [{"city": f"c{i}", "people": i} for i in range(500)]
     model = ScriptedModel().enqueue(
@@ -276,7 +276,7 @@ async def test_data_reaches_the_agent_by_name(fake_agents: FakeAgents, http: Out
     assert "dataset" in model.requests[0]["tools"][0]["input_schema"]["properties"]
 
 
-async def test_events_announce_each_step(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_events_announce_each_step(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     with_calculator(fake_agents)
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "1+2"})), text("3"))
     events: list[tuple[str, dict[str, Any]]] = []

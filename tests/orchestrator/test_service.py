@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from functions.orchestrator.config import OrchestratorConfig
-from functions.orchestrator.outbound import OutboundHttp
 from functions.orchestrator.runs import RunRegistry
 from functions.orchestrator.service import OrchestratorService
 from functions.orchestrator.sink import EventSink
+from shared.aio import AsyncHttp
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from tests.orchestrator.fakes import (
@@ -48,7 +48,7 @@ async def sink() -> AsyncIterator[FakeEndpoint]:
 
 def service(
     fakes: FakeAgents,
-    http: OutboundHttp,
+    http: AsyncHttp,
     model: ScriptedModel,
     sink: FakeEndpoint | None = None,
     **overrides: Any,
@@ -89,7 +89,7 @@ async def read_events(reply: Reply) -> list[tuple[str, Any]]:
     return events
 
 
-async def test_answers_a_task(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_answers_a_task(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "2+2"})), text("4"))
     reply = await service(fake_agents, http, model).submit(post({"task": "2+2?"}))
 
@@ -123,7 +123,7 @@ async def test_answers_a_task(fake_agents: FakeAgents, http: OutboundHttp) -> No
     ],
 )
 async def test_bad_input_is_a_400_naming_the_problem(
-    fake_agents: FakeAgents, http: OutboundHttp, body: Any, says: str
+    fake_agents: FakeAgents, http: AsyncHttp, body: Any, says: str
 ) -> None:
     orchestrator = service(fake_agents, http, ScriptedModel())
     with pytest.raises(BadRequest, match=says) as raised:
@@ -131,14 +131,14 @@ async def test_bad_input_is_a_400_naming_the_problem(
     assert raised.value.status_code == 400
 
 
-async def test_gateway_down_is_a_503(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_gateway_down_is_a_503(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(failure(UpstreamUnavailable("connection refused"), 2))
     with pytest.raises(UpstreamUnavailable, match="model gateway is unavailable") as raised:
         await service(fake_agents, http, model).submit(post({"task": "2+2?"}))
     assert raised.value.status_code == 503
 
 
-async def test_agents_restricts_the_tools(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_agents_restricts_the_tools(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(text("none needed"))
     orchestrator = service(fake_agents, http, model)
     fake_agents.add("search", calculate)
@@ -150,7 +150,7 @@ async def test_agents_restricts_the_tools(fake_agents: FakeAgents, http: Outboun
 
 
 async def test_stream_sends_each_step_then_the_result(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "2+2"})), text("4"))
     reply = await service(fake_agents, http, model).submit(post({"task": "2+2?", "stream": True}))
@@ -170,7 +170,7 @@ async def test_stream_sends_each_step_then_the_result(
     }
 
 
-async def test_accept_header_asks_for_a_stream(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_accept_header_asks_for_a_stream(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(text("hello"))
     reply = await service(fake_agents, http, model).submit(
         post({"task": "hi"}, {"accept": "text/event-stream"})
@@ -179,7 +179,7 @@ async def test_accept_header_asks_for_a_stream(fake_agents: FakeAgents, http: Ou
 
 
 async def test_stream_that_fails_ends_with_a_failed_result(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     model = ScriptedModel().enqueue(
         tool_use(("calculator", {"expression": "2+2"})),
@@ -193,7 +193,7 @@ async def test_stream_that_fails_ends_with_a_failed_result(
 
 
 async def test_result_goes_to_the_sink_as_a_cloudevent(
-    fake_agents: FakeAgents, http: OutboundHttp, sink: FakeEndpoint
+    fake_agents: FakeAgents, http: AsyncHttp, sink: FakeEndpoint
 ) -> None:
     model = ScriptedModel().enqueue(text("hello"))
     reply = await service(fake_agents, http, model, sink).submit(post({"task": "hi"}))
@@ -208,7 +208,7 @@ async def test_result_goes_to_the_sink_as_a_cloudevent(
 
 
 async def test_a_failing_sink_is_retried_and_does_not_fail_the_run(
-    fake_agents: FakeAgents, http: OutboundHttp, sink: FakeEndpoint
+    fake_agents: FakeAgents, http: AsyncHttp, sink: FakeEndpoint
 ) -> None:
     sink.enqueue((500, {}), (503, {}), (500, {}))
     model = ScriptedModel().enqueue(text("hello"))
@@ -223,7 +223,7 @@ async def test_a_failing_sink_is_retried_and_does_not_fail_the_run(
 
 
 async def test_stopped_run_is_a_stopped_event(
-    fake_agents: FakeAgents, http: OutboundHttp, sink: FakeEndpoint
+    fake_agents: FakeAgents, http: AsyncHttp, sink: FakeEndpoint
 ) -> None:
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "2+2"})))
     await service(fake_agents, http, model, sink).submit(post({"task": "x", "max_steps": 1}))
@@ -232,7 +232,7 @@ async def test_stopped_run_is_a_stopped_event(
 
 
 async def test_a_redelivered_cloudevent_is_not_run_twice(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "2+2"})), text("4"))
     orchestrator = service(fake_agents, http, model)
@@ -252,7 +252,7 @@ async def test_a_redelivered_cloudevent_is_not_run_twice(
 
 
 async def test_a_cloudevent_whose_run_could_not_start_is_run_again(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     model = ScriptedModel().enqueue(failure(UpstreamUnavailable("refused")), text("fine now"))
     orchestrator = service(fake_agents, http, model)
@@ -262,7 +262,7 @@ async def test_a_cloudevent_whose_run_could_not_start_is_run_again(
     assert retried.body["answer"] == "fine now"
 
 
-async def test_structured_cloudevent(fake_agents: FakeAgents, http: OutboundHttp) -> None:
+async def test_structured_cloudevent(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(text("hello"))
     event = {
         "specversion": "1.0",
@@ -278,7 +278,7 @@ async def test_structured_cloudevent(fake_agents: FakeAgents, http: OutboundHttp
 
 
 async def test_agents_route_lists_tools_and_reachability(
-    fake_agents: FakeAgents, http: OutboundHttp
+    fake_agents: FakeAgents, http: AsyncHttp
 ) -> None:
     orchestrator = service(fake_agents, http, ScriptedModel())
     fake_agents.add("tavily", calculate, schema_status=503)
