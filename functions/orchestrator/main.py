@@ -11,9 +11,9 @@ from functions.orchestrator.service import build_app, build_service
 from shared.runtime import freeze_heap_for_workers
 
 # A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
-# the HTTP client's requests): at CPython's default (a collection every 700 new objects) the
-# collector ran ~1,000 times per burst of 500 tasks, full collections of everything alive among
-# them, and took 0.74 of each task's 1.9 ms of CPU (bench/RESULTS.md, "Orchestrator").
+# the requests in flight): at CPython's default (a collection every 700 new objects) the
+# collector ran ~1,000 times per 4,000 tasks, 8 of them full, and took over a quarter
+# of a task's CPU (0.24 of 0.85 ms in process; 0.06 ms at this threshold; bench/RESULTS.md).
 GC_YOUNG_THRESHOLD = 50_000
 
 service = build_service()
