@@ -23,7 +23,7 @@ import aiohttp
 
 from shared.context import current_request_id
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
-from shared.http import JsonResponse
+from shared.http import JsonResponse, compact_json
 from shared.wire import Url, WireClient, WireError
 
 DEFAULT_LIMIT = 4096
@@ -97,7 +97,7 @@ class AsyncHttp:
         sent = outbound_headers(headers)
         payload = b""
         if body is not None:
-            payload = json.dumps(body, separators=(",", ":")).encode()
+            payload = compact_json(body).encode()
             if not any(name.lower() == "content-type" for name in sent):
                 sent["content-type"] = "application/json"
         try:

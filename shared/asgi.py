@@ -15,7 +15,6 @@ cancels the stream's iterator, which closes whatever it was reading from upstrea
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -41,6 +40,7 @@ from shared.http import (
     Call,
     Reply,
     clip,
+    compact_json,
     error_reply,
     header_map,
     request_id_of,
@@ -199,7 +199,7 @@ class AsyncFunctionApp:
                 body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
             )
         if not isinstance(body, bytes | str):
-            body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            body = compact_json(body)
         return Response(
             body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
         )

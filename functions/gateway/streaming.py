@@ -3,11 +3,11 @@ passed-through stream so that a break is reported as an ``error`` event, never t
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from shared.errors import BadGateway, Overloaded, ServiceError, UpstreamError
+from shared.http import compact_json
 from shared.logs import get_logger
 
 log = get_logger("gateway.stream")
@@ -16,7 +16,7 @@ _TEXT_CHUNK = 24  # characters per text_delta: small enough that a client sees i
 
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"event: {event}\ndata: {compact_json(data)}\n\n".encode()
 
 
 def error_event(exc: ServiceError) -> bytes:
@@ -49,7 +49,7 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
             "content_block_start",
             {"type": "content_block_start", "index": index, "content_block": tool_start},
         )
-        partial = json.dumps(block.get("input", {}), separators=(",", ":"))
+        partial = compact_json(block.get("input", {}))
         delta = {"type": "input_json_delta", "partial_json": partial}
         yield sse_event(
             "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
