@@ -294,6 +294,8 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._framed = False  # content-length or chunked: the end is in the message itself
         self._head_bytes = 0
+        self._informational = False  # parsing a 1xx answer, which precedes the real one
+        self._stray = False  # bytes came after the answer: the connection is not reused
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -303,7 +305,10 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(WireError(f"the upstream's answer is not valid HTTP: {exc}"))
+            if self.complete:  # garbage after a whole answer: the answer stands
+                self._stray = True
+            else:
+                self._fail(WireError(f"the upstream's answer is not valid HTTP: {exc}"))
             self.drop()
             return
         if not self.status:  # still in the head: bounded like the server's
@@ -323,17 +328,31 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:  # a second answer nobody asked for: never joined to the first
+            self._stray = True
+            return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        if self.complete:
+            self._stray = True
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints: not the answer
+            self._informational = True
+            self.headers = {}
+            return
+        self.status = status
         self._framed = "content-length" in self.headers or "transfer-encoding" in self.headers
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            self._stray = True
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and self.transport is not None and not self._paused:
@@ -342,6 +361,13 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            self.headers = {}
+            return
+        if self.complete:
+            self._stray = True
+            return
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
         self._wake()
@@ -388,6 +414,7 @@ class _Connection(asyncio.Protocol):
             and self.keep_alive
             and not self.lost
             and self.error is None
+            and not self._stray
             and self.transport is not None
             and not self.transport.is_closing()
         )
@@ -398,11 +425,12 @@ class _Connection(asyncio.Protocol):
         sock = self.transport.get_extra_info("socket") if self.transport else None
         if sock is None:
             return False
+        poll = select.poll()  # not select.select: it cannot watch a descriptor past 1023
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            poll.register(sock.fileno(), select.POLLIN)
+            return bool(poll.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def drop(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

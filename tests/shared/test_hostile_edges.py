@@ -491,11 +491,6 @@ INFORMATIONAL = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 1xx is taken for the answer (its status, its headers, an empty body), and the real "
-    "answer is left on the pooled connection for the next caller",
-)
 @pytest.mark.parametrize("writes", INFORMATIONAL.values(), ids=INFORMATIONAL.keys())
 def test_an_informational_answer_is_skipped(writes: list[bytes]) -> None:
     async def main() -> None:
@@ -525,11 +520,6 @@ def test_an_answer_before_the_body_is_written_is_returned() -> None:
 EXTRA = {"garbage": b"EXTRA", "a-second-answer": answer(b"smuggled")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bytes after a complete content-length answer, in the same read, fail it (garbage) or "
-    "are joined to it (another answer's body and headers)",
-)
 @pytest.mark.parametrize("extra", EXTRA.values(), ids=EXTRA.keys())
 def test_bytes_after_a_complete_answer_neither_fail_nor_join_it(extra: bytes) -> None:
     async def main() -> None:
@@ -592,11 +582,6 @@ def test_a_pooled_connection_closed_after_the_request_is_read_fails_that_request
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="readable() uses select.select, which raises ValueError for a descriptor past 1023: "
-    "under load (over a thousand sockets open) no connection is ever reused",
-)
 def test_connections_are_reused_when_their_descriptors_are_past_1023() -> None:
     async def main() -> None:
         async with serve(answering(numbered)) as server, wire() as client:
