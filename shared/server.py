@@ -54,9 +54,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._begun = False  # whether a byte of that head has come
         self._head_bytes = 0
         """Bytes received in earlier reads while the current head was incomplete."""
-        self._read_bytes = 0
-        """Bytes in the read being parsed."""
+        self._read = b""
+        """The read being parsed."""
+        self._tail = b""
+        """The last bytes of the previous read, while a head was incomplete (a terminator can
+        straddle two reads)."""
+        self._ended_in_read = False
+        """Whether a message ended in the read being parsed (pipelining: the next head starts
+        somewhere inside it)."""
         self._refusal: ServiceError | None = None
+        self._refusal_after: ServiceError | None = None
+        """A pipelined head refused while the request before it is answered: sent after it."""
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -68,14 +76,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._read_bytes = len(data)
+        self._read, self._ended_in_read = data, False
         super().data_received(data)
-        # Counted after the parser has seen the bytes: a read that completes the head (and may
-        # carry a body behind it) is measured in on_headers_complete instead. So the parser
-        # holds at most the limit plus one read while a head is incomplete.
-        if not self._in_head or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        self._head_bytes += len(data)
+        if not self._in_head:
+            if self._idle() and self._head_timer is None and self.timeout_keep_alive_task is None:
+                # Bytes that begin no request (a CRLF) stopped uvicorn's keep-alive timer.
+                self._arm_head_timer()
+            return
+        # Counted after the parser has seen the bytes: a read that completes the head (and may
+        # carry a body behind it) is measured in on_headers_complete instead, and a read in
+        # which the previous request ended is not charged to the next. So the parser holds at
+        # most the limit plus two reads while a head is incomplete.
+        if not self._ended_in_read:
+            self._head_bytes += len(data)
+        self._tail = data[-3:]
         if self._head_bytes > self.head_max_bytes:
             self._refuse(self._too_large())
         elif self._head_timer is None:
@@ -83,11 +99,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if not self._in_head:
+            self._tail = b""
         self._in_head = self._begun = True
         self._head_bytes = 0
 
     def on_headers_complete(self) -> None:
-        if self._head_bytes + self._read_bytes > self.head_max_bytes and self._head_size() > (
+        if self._head_bytes + len(self._read) > self.head_max_bytes and self._head_size() > (
             self.head_max_bytes
         ):
             self._refusal = self._too_large()
@@ -98,8 +116,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._ended_in_read = True
         self.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        refusal, self._refusal_after = self._refusal_after, None
+        if refusal is not None and not self.transport.is_closing():
+            self.transport.write(render_error(refusal))
+            self.transport.close()
+        super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
         refusal, self._refusal = self._refusal, None
@@ -108,11 +134,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _head_size(self) -> int:
-        """The size of the head just parsed, as sent, give or take its separators."""
+        """The size of the head just parsed, as sent: the bytes before its blank line in this
+        read, plus those of earlier reads. When the head began inside this read (after a
+        pipelined request), an estimate from its parsed parts."""
+        if not self._ended_in_read:
+            window = self._tail + self._read
+            end = window.find(b"\r\n\r\n")
+            if end >= 0:
+                return self._head_bytes + end + 4 - len(self._tail)
         return len(self.url) + 16 + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _too_large(self) -> HeadersTooLarge:
         return HeadersTooLarge(f"the request line and headers exceed {self.head_max_bytes} bytes")
+
+    def _idle(self) -> bool:
+        """No request is being answered on this connection."""
+        return self.cycle is None or self.cycle.response_complete
 
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
@@ -124,10 +161,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self._in_head or self.transport.is_closing():
-            return
-        if not self._begun:
-            self.transport.close()  # never sent a byte: nothing to answer
+        if self.transport.is_closing() or not (self._in_head or self._idle()):
+            return  # a request is being answered: its body has a timer of its own
+        if not (self._in_head and self._begun):
+            self.transport.close()  # no request begun: nothing to answer
             return
         self._refuse(
             RequestTimeout(
@@ -136,12 +173,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _refuse(self, error: ServiceError) -> None:
-        """Answer ``error`` and close, unless a response is already under way on this
-        connection (a pipelined request): then only close."""
+        """Answer ``error`` and close. While a request before it on this connection is still
+        being answered (pipelining), a refused head waits for that answer to go first; a fault
+        in the current request's own body closes at once."""
         self._disarm_head_timer()
-        if self.cycle is None or self.cycle.response_complete:
+        if self._idle():
             self.transport.write(render_error(error))
-        self.transport.close()
+            self.transport.close()
+        elif self._in_head:
+            self._refusal_after = error
+            self.transport.pause_reading()
+        else:
+            self.transport.close()
 
 
 class _Refused(Exception):

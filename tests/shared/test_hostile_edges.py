@@ -219,11 +219,6 @@ def test_pipelined_requests_in_one_write_are_answered_in_order(gateway: Function
     assert [(s, h["x-request-id"]) for s, h, _ in parsed] == [(200, "first"), (200, "second")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a read that begins a pipelined head charges that head with the earlier request's "
-    "bytes in the same read: past the limit, the connection is closed unanswered",
-)
 def test_a_pipelined_head_after_a_body_is_charged_only_for_itself(gateway: FunctionProcess) -> None:
     with connect(gateway) as sock:
         # One read: a 3 KB request with a small head, and the next head begun.
@@ -234,11 +229,6 @@ def test_a_pipelined_head_after_a_body_is_charged_only_for_itself(gateway: Funct
         assert first.statuses + Responses.read(sock).statuses == [200, 200]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an oversized pipelined head closes the connection at once: the answer to the valid "
-    "request before it is lost, after its upstream call was made",
-)
 def test_an_oversized_pipelined_head_does_not_cost_the_answer_before_it(
     gateway: FunctionProcess, upstream: Upstream
 ) -> None:
@@ -287,11 +277,6 @@ SPACING = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_head_size() estimates a head as its parsed pieces plus 4 bytes a header: padding is "
-    "not counted (a head past the limit is served), a missing space is (one under it refused)",
-)
 @pytest.mark.parametrize(("writes", "status"), SPACING.values(), ids=SPACING.keys())
 def test_a_head_is_measured_as_sent(
     gateway: FunctionProcess, writes: list[bytes], status: int
@@ -303,11 +288,6 @@ def test_a_head_is_measured_as_sent(
         assert Responses.read(sock, 1).statuses == [status]  # 401: no key, the head was fine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bytes that begin no request (CRLF) after an answer cancel uvicorn's keep-alive timer "
-    "and arm no head timer: the connection is held open forever",
-)
 def test_an_idle_connection_that_sent_only_crlf_after_an_answer_is_closed(
     gateway: FunctionProcess,
 ) -> None:
