@@ -124,9 +124,11 @@ class _Buffered:
     A write to a multiprocess value takes a lock, checks the process id and writes to a
     memory-mapped file: a request counted and timed that way paid for six of them on the hot
     path. Buffered, it pays a few additions. A scrape flushes its own process first, so what
-    another worker counted in the last second may be missing from it, never lost; a process
-    leaving flushes at exit. Outside an event loop (a script, a thread) values go straight
-    through."""
+    another worker counted in the last second may be missing from it; a process leaving
+    through ``sys.exit`` flushes at exit. The price: a worker stopped by SIGTERM loses what it
+    counted in its last second (uvicorn ends a worker by re-raising the signal with the
+    default handler, so no exit hook runs; tests/shared/test_hostile_edges.py pins it).
+    Outside an event loop (a script, a thread) values go straight through."""
 
     __slots__ = ("_metric", "_labels", "_dirty")
 
