@@ -24,10 +24,9 @@ import aiohttp
 from shared.context import current_request_id
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.http import JsonResponse, compact_json
-from shared.wire import Url, WireClient, WireError
+from shared.wire import WireClient, WireError
 
 DEFAULT_LIMIT = 4096
-URL_CACHE_SIZE = 256
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
@@ -65,7 +64,6 @@ class AsyncHttp:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wire = wire or WireClient()
-        self._urls: dict[str, Url] = {}
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -102,27 +100,15 @@ class AsyncHttp:
                 sent["content-type"] = "application/json"
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._wire.request(
-                    method, self._parsed(url), sent, payload, connect_timeout_s=timeout_s
+                answer = await self._wire.exchange(
+                    method, url, sent, payload, connect_timeout_s=timeout_s
                 )
-                try:
-                    raw = await response.read()
-                finally:
-                    response.close()  # a no-op once read() gave the connection back
         except TimeoutError as exc:  # ConnectTimeout included
             raise UpstreamTimeout(f"{service} did not answer within {timeout_s:g} s") from exc
         except (WireError, OSError) as exc:
             raise UpstreamUnavailable(f"{service} is unreachable: {exc}") from exc
         try:
-            data = json.loads(raw) if raw else None
+            data = json.loads(answer.body) if answer.body else None
         except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
-        return JsonResponse(status=response.status, headers=response.headers, data=data)
-
-    def _parsed(self, url: str) -> Url:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = Url.parse(url)
-            if len(self._urls) < URL_CACHE_SIZE:  # a few: the gateway and the agents
-                self._urls[url] = parsed
-        return parsed
+        return JsonResponse(status=answer.status, headers=answer.headers, data=data)

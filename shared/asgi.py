@@ -94,7 +94,7 @@ class AsyncFunctionApp:
         template = self.route_of(path)
         route = template if template in self._routes else "unmatched"
         try:
-            reply = await self._dispatch(request, headers, path, request_id)
+            reply = await self._dispatch(request, headers, path, template, request_id)
             reply.headers["x-request-id"] = request_id
             response = self._render(reply)
         except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
@@ -110,11 +110,16 @@ class AsyncFunctionApp:
         return response
 
     async def _dispatch(
-        self, request: Request, headers: dict[str, str], path: str, request_id: str
+        self,
+        request: Request,
+        headers: dict[str, str],
+        path: str,
+        template: str,
+        request_id: str,
     ) -> Reply:
         try:
             method = request.scope["method"]
-            handler = self._handler_for(method, path)
+            handler = self._handler_for(method, path, template)
             call = Call(
                 method=method,
                 path=path,
@@ -139,8 +144,8 @@ class AsyncFunctionApp:
         the handler and the metrics label; the handler reads the parameter from ``call.path``."""
         return path
 
-    def _handler_for(self, method: str, path: str) -> AsyncHandler:
-        by_method = self._routes.get(self.route_of(path))
+    def _handler_for(self, method: str, path: str, template: str) -> AsyncHandler:
+        by_method = self._routes.get(template)
         if by_method is None:
             known = ", ".join(sorted(self._routes))
             raise NotFound(f"no route {clip(path)}; this function answers {known}")

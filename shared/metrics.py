@@ -264,15 +264,14 @@ class Histogram(LazyMetric["prometheus_client.Histogram"]):
         """The series for these label values (``.observe()``), as ``prometheus_client``'s."""
         series = self._children.get(labelvalues)
         if series is None:
-            bounds = [float(b) for b in self._options.get("buckets", _DEFAULT_BUCKETS)]
-            bounds = [b for b in bounds if b != float("inf")]
+            configure()  # before prometheus_client is imported
+            from prometheus_client import Histogram as Made
+
+            buckets = self._options.get("buckets", Made.DEFAULT_BUCKETS)
+            bounds = [float(b) for b in buckets if float(b) != float("inf")]
             made = _HistogramSeries(self, labelvalues, bounds)
             series = self._children.setdefault(labelvalues, made)
         return series  # type: ignore[no-any-return]
-
-
-_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-"""prometheus_client's default histogram buckets (with +Inf after them)."""
 
 
 HTTP_REQUESTS = Counter(

@@ -41,6 +41,8 @@ MAX_HEAD_BYTES = 256 * 1024
 """An answer's status line and headers, at most: past it the answer is refused."""
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """What ``read()`` holds of one answer's body, at most (a stream is not held: no bound)."""
+URL_CACHE_SIZE = 256
+_WRITTEN_HERE = frozenset({"host", "content-length"})
 
 
 class WireError(ConnectionError):
@@ -71,6 +73,16 @@ class Url:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return cls(parts.scheme, parts.hostname, port, target.encode("ascii"), parts.netloc)
+
+
+@dataclass(frozen=True)
+class WireAnswer:
+    """An answer read whole (``WireClient.exchange``)."""
+
+    status: int
+    headers: Mapping[str, str]
+    """Header names in lower case; a repeated header's values joined with ``, ``."""
+    body: bytes
 
 
 class WireResponse:
@@ -144,18 +156,21 @@ class WireClient:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._urls: dict[str, Url] = {}
 
     async def request(
         self,
         method: str,
-        url: Url,
+        url: Url | str,
         headers: Mapping[str, str],
         body: bytes = b"",
         *,
         connect_timeout_s: float = 10.0,
     ) -> WireResponse:
-        """Send one request and wait for the answer's head. ``headers`` must not carry
-        ``host`` or ``content-length``: they are the client's to write."""
+        """Send one request and wait for the answer's head. ``host`` and ``content-length``
+        are the client's to write: given in ``headers``, they are not sent twice."""
+        if isinstance(url, str):
+            url = self._parsed(url)
         head = _request_head(method, url, headers, len(body))
         key = (url.scheme, url.host, url.port)
         connection = await self._connection(key, url, connect_timeout_s)
@@ -167,6 +182,34 @@ class WireClient:
             self._forget()
             raise
         return WireResponse(connection, self, key)
+
+    async def exchange(
+        self,
+        method: str,
+        url: Url | str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        connect_timeout_s: float = 10.0,
+        limit: int = MAX_BODY_BYTES,
+    ) -> WireAnswer:
+        """``request()`` and ``read()`` in one: the whole answer, its connection back in the
+        pool (or closed when the read failed)."""
+        response = await self.request(
+            method, url, headers, body, connect_timeout_s=connect_timeout_s
+        )
+        try:
+            return WireAnswer(response.status, response.headers, await response.read(limit))
+        finally:
+            response.close()  # a no-op once read() gave the connection back
+
+    def _parsed(self, url: str) -> Url:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = Url.parse(url)
+            if len(self._urls) < URL_CACHE_SIZE:  # a function talks to a few: parse each once
+                self._urls[url] = parsed
+        return parsed
 
     async def close(self) -> None:
         """Close every idle connection; connections in use close as their answers end."""
@@ -264,7 +307,8 @@ def _request_head(method: str, url: Url, headers: Mapping[str, str], length: int
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
             raise ValueError(f"header {name[:40]!r} cannot be sent: it holds a line break")
-        lines.append(f"{name}: {value}")
+        if name.lower() not in _WRITTEN_HERE:
+            lines.append(f"{name}: {value}")
     lines.append(f"content-length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -275,11 +319,12 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self._paused = False
         self.reset()
 
     def reset(self) -> None:
         """Ready for the next request on this connection."""
-        if getattr(self, "_paused", False) and self.transport is not None:
+        if self._paused and self.transport is not None:
             self.transport.resume_reading()
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0

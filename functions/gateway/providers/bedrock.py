@@ -31,7 +31,6 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -49,7 +48,7 @@ from shared.errors import (
     error_for_status,
     parse_retry_after,
 )
-from shared.wire import ConnectTimeout, Url, WireClient, WireError
+from shared.wire import ConnectTimeout, WireAnswer, WireClient, WireError
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials, ReadOnlyCredentials
@@ -176,15 +175,6 @@ def signed_headers(
     return dict(request.headers.items())
 
 
-@dataclass(frozen=True)
-class BedrockAnswer:
-    """One HTTP answer from Bedrock, read whole."""
-
-    status: int
-    headers: Mapping[str, str]
-    raw: bytes
-
-
 class BedrockProvider:
     name = "bedrock"
 
@@ -204,7 +194,6 @@ class BedrockProvider:
         self._host = urlsplit(self.endpoint).netloc
         self._bearer = self._environ.get("AWS_BEARER_TOKEN_BEDROCK") or ""
         self._wire = wire or WireClient()
-        self._urls: dict[str, Url] = {}
         self._credentials = credentials or AwsCredentials()
 
     def configured(self) -> bool:
@@ -238,31 +227,17 @@ class BedrockProvider:
             headers["x-request-id"] = request_id
         return headers
 
-    def _parsed(self, url: str) -> Url:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = self._urls[url] = Url.parse(url)  # a handful: one per model and action
-        return parsed
-
-    async def _post(
-        self, call: ProviderCall, model: str, action: str, body: bytes
-    ) -> BedrockAnswer:
+    async def _post(self, call: ProviderCall, model: str, action: str, body: bytes) -> WireAnswer:
         url = self.url_for(model, action)
         headers = await self._headers(url, body)
         connect = min(10.0, call.timeout_s / 2)
         try:
             async with asyncio.timeout(call.timeout_s):
-                response = await self._wire.request(
-                    "POST",
-                    self._parsed(url),  # the path sent exactly as signed
-                    {k: v for k, v in headers.items() if k.lower() != "host"},  # the client's
-                    body,
-                    connect_timeout_s=connect,
+                # The path is sent exactly as signed, and the host the client writes is the
+                # signed one (the endpoint's authority).
+                answer = await self._wire.exchange(
+                    "POST", url, headers, body, connect_timeout_s=connect
                 )
-                try:
-                    answer = BedrockAnswer(response.status, response.headers, await response.read())
-                finally:
-                    response.close()  # a no-op once read() gave the connection back
         except ConnectTimeout as exc:
             raise UpstreamTimeout(f"bedrock did not accept a connection: {exc}") from exc
         except TimeoutError as exc:
@@ -280,14 +255,14 @@ class BedrockProvider:
         if answer.status >= 400:
             raise status_error(answer)
         try:
-            is_message = isinstance(json.loads(answer.raw), dict)
+            is_message = isinstance(json.loads(answer.body), dict)
         except (ValueError, UnicodeDecodeError, RecursionError):
             is_message = False
         if not is_message:
             raise BadGateway(
-                f"bedrock answered {len(answer.raw)} bytes that are not a JSON message"
+                f"bedrock answered {len(answer.body)} bytes that are not a JSON message"
             )
-        return answer.raw
+        return answer.body
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
         invoke_body = json.dumps({"max_tokens": 1, **_payload(call)}).encode()  # it needs one
@@ -300,13 +275,13 @@ class BedrockProvider:
                 return estimated_count(call.body)
             raise status_error(answer)
         try:
-            counted = json.loads(answer.raw)
+            counted = json.loads(answer.body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             counted = None
         tokens = counted.get("inputTokens") if isinstance(counted, dict) else None
         if not isinstance(tokens, int):
             raise BadGateway(
-                f"bedrock answered CountTokens with {len(answer.raw)} bytes of nonsense"
+                f"bedrock answered CountTokens with {len(answer.body)} bytes of nonsense"
             )
         return {"input_tokens": tokens}
 
@@ -354,21 +329,21 @@ def _json_of(raw: bytes) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def error_code(answer: BedrockAnswer) -> str:
+def error_code(answer: WireAnswer) -> str:
     """Bedrock's error code: ``x-amzn-ErrorType`` (``ThrottlingException:http://...``), else
     the body's ``__type`` (``com.amazon...#ThrottlingException``)."""
-    raw = answer.headers.get("x-amzn-errortype") or str(_json_of(answer.raw).get("__type", ""))
+    raw = answer.headers.get("x-amzn-errortype") or str(_json_of(answer.body).get("__type", ""))
     return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
 
 
-def status_error(answer: BedrockAnswer) -> UpstreamError:
+def status_error(answer: WireAnswer) -> UpstreamError:
     """The error class for Bedrock's error answer, by its code first, then its status."""
-    code, body = error_code(answer), _json_of(answer.raw)
+    code, body = error_code(answer), _json_of(answer.body)
     text = body.get("message") or body.get("Message") or ""
     if not isinstance(text, str):
         text = ""
     if not text and not body:
-        text = answer.raw[:200].decode("utf-8", "replace").strip()
+        text = answer.body[:200].decode("utf-8", "replace").strip()
     status = answer.status
     message = "bedrock: " + (": ".join(part for part in (code, text) if part) or f"HTTP {status}")
     if code in _RETRYABLE:
