@@ -38,9 +38,10 @@ class Call:
     request_id: str
     query: Mapping[str, str] = field(default_factory=dict)
 
-    def inbound(self) -> Inbound:
-        """The JSON payload, from a plain POST or a CloudEvent."""
-        return parse_request(self.headers, self.body)
+    def inbound(self, max_depth: int | None = None) -> Inbound:
+        """The JSON payload, from a plain POST or a CloudEvent; nested at most ``max_depth``
+        levels of arrays and objects, when given."""
+        return parse_request(self.headers, self.body, max_depth=max_depth)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from cloudevents.http import CloudEvent
 from starlette.testclient import TestClient
 
 from shared.errors import BadRequest
-from shared.inbound import parse_request, require_object
+from shared.inbound import STRUCTURED_CONTENT_TYPE, parse_request, require_object
 
 TASK = {"task": "add 2 and 3", "data": [1, 2, {"x": None}], "max_steps": 4}
 
@@ -138,3 +138,90 @@ def test_a_json_string_payload_is_not_decoded_twice() -> None:
     inbound = parse_request(headers, b'"{\\"expression\\": \\"1+1\\"}"')
 
     assert inbound.data == '{"expression": "1+1"}'  # a string, which callers refuse as such
+
+
+# -- the attributes that name an event, and how deep a payload may nest --------------------------
+
+
+@pytest.mark.parametrize("name", ["id", "source", "type"])
+def test_an_empty_binary_attribute_is_refused_by_name(name: str) -> None:
+    headers, body = to_binary(event_of(TASK))
+    headers[f"ce-{name}"] = ""
+
+    with pytest.raises(BadRequest, match=rf"'{name}' \(header ce-{name}\) must be a non-empty"):
+        parse_request(headers, body)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "got"),
+    [
+        ("id", 42, "got a int"),
+        ("id", "", "got empty"),
+        ("id", True, "got a bool"),
+        ("id", [1], "got a list"),
+        ("source", "", "got empty"),
+        ("source", 7, "got a int"),
+        ("type", "", "got empty"),
+    ],
+)
+def test_a_structured_attribute_must_be_a_non_empty_string(name: str, value: Any, got: str) -> None:
+    # The SDK keeps an integer id as it came: it then named the same run as the string "42".
+    headers, body = to_structured(event_of(TASK))
+    envelope = {**json.loads(body), name: value}
+
+    with pytest.raises(BadRequest, match=rf"attribute '{name}' must be a non-empty string, {got}"):
+        parse_request(headers, json.dumps(envelope).encode())
+
+
+def nested(depth: int) -> str:
+    """JSON text of ``depth`` levels of arrays and objects, alternating, around a 1. Written
+    as text: ``json.dumps`` of 990 levels would meet the recursion limit in the test itself."""
+    opening = "".join("[" if level % 2 else '{"k":' for level in range(depth))
+    closing = "".join("]" if level % 2 else "}" for level in reversed(range(depth)))
+    return opening + "1" + closing
+
+
+def as_plain(text: str) -> tuple[dict[str, str], bytes]:
+    return {"content-type": "application/json"}, text.encode()
+
+
+def as_binary(text: str) -> tuple[dict[str, str], bytes]:
+    headers = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}
+    return {**headers, "content-type": "application/json"}, text.encode()
+
+
+def as_structured(text: str) -> tuple[dict[str, str], bytes]:
+    envelope = '{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": %s}'
+    return {"content-type": STRUCTURED_CONTENT_TYPE}, (envelope % text).encode()
+
+
+ENCODINGS = [as_plain, as_binary, as_structured]
+
+
+@pytest.mark.parametrize("encode", ENCODINGS, ids=["plain", "binary", "structured"])
+def test_a_payload_at_the_depth_limit_is_parsed(encode: Any) -> None:
+    headers, body = encode(nested(10))
+
+    assert parse_request(headers, body, max_depth=10).data == json.loads(nested(10))
+
+
+@pytest.mark.parametrize("depth", [11, 500, 990])
+@pytest.mark.parametrize("encode", ENCODINGS, ids=["plain", "binary", "structured"])
+def test_a_payload_past_the_depth_limit_is_refused_naming_it(encode: Any, depth: int) -> None:
+    headers, body = encode(nested(depth))
+
+    with pytest.raises(BadRequest, match="nested too deeply: at most 10 levels"):
+        parse_request(headers, body, max_depth=10)
+
+
+def test_brackets_inside_strings_are_not_levels() -> None:
+    # Past the bracket count that lets a body through unwalked, so the walk itself is tested.
+    data = {"text": "[" * 500 + "{" * 500, "rows": [{"a": [1]}] * 50}
+
+    assert parse_request(*as_plain(json.dumps(data)), max_depth=4).data == data
+    with pytest.raises(BadRequest, match="at most 3 levels"):
+        parse_request(*as_plain(json.dumps(data)), max_depth=3)
+
+
+def test_without_a_depth_limit_only_the_parser_bounds_depth() -> None:
+    assert parse_request(*as_plain(nested(500))).data == json.loads(nested(500))
