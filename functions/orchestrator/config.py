@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from shared.config import config_path, load_config
 from shared.resilience import CircuitSettings, RetrySettings
 
@@ -108,6 +109,10 @@ class OrchestratorConfig(_Strict):
     """Logs are JSON lines on stderr (shared/logs.py); named so a deployment can state it."""
     dedupe_ttl_s: float = Field(default=600.0, ge=0)
     """A finished CloudEvent run is remembered this long, so a redelivery is not run again."""
+    dedupe_max_entries: int = Field(default=DEFAULT_MAX_ENTRIES, ge=0)
+    """At most this many finished CloudEvent runs are remembered (the oldest go first)."""
+    dedupe_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0)
+    """At most this many bytes of their results, each counted at the size of its JSON."""
 
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:
