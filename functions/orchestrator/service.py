@@ -4,6 +4,7 @@ events, send the result to the sink; and ``GET /agents``. No web framework here:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -16,10 +17,10 @@ from functions.orchestrator.agents import AgentDirectory, Agents
 from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model, gateway_api_key
-from functions.orchestrator.runs import RunRegistry, event_run_id
+from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
-from functions.orchestrator.tools import make_tool, parse_task_data
+from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
@@ -27,6 +28,9 @@ from shared.asgi import AsyncFunctionApp
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
+
+REPLAYED_HEADER = "x-run-replayed"
+"""``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
 
 
 class TaskRequest(BaseModel):
@@ -49,7 +53,7 @@ class OrchestratorService:
     model: Model
     agents: Agents
     sink: EventSink | None
-    runs: RunRegistry
+    runs: Runs
     http: AsyncHttp | None = None
     """The client the service made (closed by ``aclose``); None when all were injected."""
     settings: LoopSettings = field(init=False)
@@ -66,7 +70,7 @@ class OrchestratorService:
         )
 
     async def submit(self, call: Call) -> Reply:
-        inbound = call.inbound()
+        inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
         task, stream = self.parse(inbound.data)
         stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
@@ -79,7 +83,8 @@ class OrchestratorService:
         result = await self._run(task, run_id, inbound, None)
         if result.status is Status.FAILED and result.unavailable and result.nothing_done:
             raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
-        return Reply(result.to_json())
+        headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
+        return Reply(result.to_json(), headers=headers)
 
     async def _run(
         self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
@@ -99,8 +104,8 @@ class OrchestratorService:
 
         if inbound.event_id is None:
             return await start()
-        result, _known = await self.runs.run_once(run_id, start)
-        return result
+        result, known = await self.runs.run_once(run_id, start)
+        return dataclasses.replace(result, replayed=True) if known else result
 
     def parse(self, data: Any) -> tuple[Task, bool]:
         try:
@@ -169,8 +174,8 @@ def _within(name: str, asked: Any, default: Any, cap: Any) -> Any:
 
 
 def _run_id(inbound: Inbound) -> str:
-    if inbound.event_id is not None:
-        return event_run_id(inbound.event_source, inbound.event_id)
+    if inbound.event_id is not None:  # then the source is a non-empty string too
+        return event_run_id(inbound.event_source or "", inbound.event_id)
     return f"run_{os.urandom(12).hex()}"
 
 
@@ -191,7 +196,12 @@ def build_service(
     )
     agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
-    return OrchestratorService(config, model, agents, sink, RunRegistry(config.dedupe_ttl_s), http)
+    runs = RunRegistry(
+        config.dedupe_ttl_s,
+        max_entries=config.dedupe_max_entries,
+        max_bytes=config.dedupe_max_bytes,
+    )
+    return OrchestratorService(config, model, agents, sink, runs, http)
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:

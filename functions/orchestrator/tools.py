@@ -20,7 +20,12 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from functions.orchestrator.agents import ToolSpec
 from shared.errors import BadRequest
+from shared.inbound import check_depth, too_deep
 
+MAX_TASK_DEPTH = 100
+"""How deeply a task (the JSON object, or a CloudEvent's data) may nest arrays and objects;
+its ``data`` is one level below. Checked as the request is parsed, before any work: data just
+under Python's own parser limit was accepted and then failed when the run was encoded."""
 DATASET = "task_data"
 _DATA_PROPERTIES = ("rows", "csv")
 
@@ -51,8 +56,9 @@ class TaskData:
         return {"rows": self.rows} if self.rows is not None else {"csv": self.csv}
 
 
-def parse_task_data(value: Any) -> TaskData | None:
-    """``data`` from a request: a list of objects, or text holding JSON rows or CSV."""
+def parse_task_data(value: Any, max_depth: int = MAX_TASK_DEPTH - 1) -> TaskData | None:
+    """``data`` from a request: a list of objects, or text holding JSON rows or CSV; JSON text
+    nested at most as deep as data sent as JSON may be (one level below the task)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -64,6 +70,9 @@ def parse_task_data(value: Any) -> TaskData | None:
                 value = json.loads(text)
             except ValueError as exc:
                 raise BadRequest(f"data: looks like JSON but is not valid: {exc}") from exc
+            except RecursionError as exc:
+                raise too_deep(max_depth, "data") from exc
+            check_depth(value, max_depth, text, "data")
         else:
             if "\n" not in text:
                 raise BadRequest("data: CSV text needs a header line and at least one row")

@@ -138,13 +138,16 @@ class RunResult:
     unavailable: bool = False
     """The gateway could not be reached or kept failing (the edge answers 503 when that
     happened before any step succeeded, instead of a 'failed' result with nothing in it)."""
+    replayed: bool = False
+    """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":
+    true`` in the JSON); the task was not run again."""
 
     @property
     def nothing_done(self) -> bool:
         return not any(step.ok for step in self.steps)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "run_id": self.run_id,
             "status": self.status.value,
             "answer": self.answer,
@@ -155,3 +158,6 @@ class RunResult:
             "duration_ms": round(self.duration_ms, 3),
             "agents": dict(self.agents),
         }
+        if self.replayed:
+            body["replayed"] = True
+        return body

@@ -14,7 +14,10 @@ import pytest
 import yaml
 
 from functions.orchestrator.config import load_orchestrator_config
+from functions.orchestrator.service import REPLAYED_HEADER
+from functions.orchestrator.tools import MAX_TASK_DEPTH
 from shared.errors import ConfigError
+from shared.inbound import STRUCTURED_CONTENT_TYPE
 from tests.orchestrator.fakes import CALCULATOR, FakeAgents, FakeEndpoint, calculate
 from tests.orchestrator.serving import serve_orchestrator
 
@@ -134,3 +137,45 @@ def test_the_shipped_configs_load() -> None:
     assert set(docker.agents) == {"calculator", "search", "data_processor", "tavily"}
     overridden = load_orchestrator_config({"TAVILY_URL": "http://t:1", "K_SINK": "http://s:2"})
     assert overridden.agents["tavily"].url == "http://t:1" and overridden.sink.url == "http://s:2"
+
+
+async def test_deep_data_and_unnamed_events_are_400s_over_http(
+    served: tuple[str, FakeEndpoint],
+) -> None:
+    # On the server's shallow stack Python's parser takes 990 levels: that answered 200, and
+    # failed encoding the run at 950. Now the limit is checked as the task is parsed.
+    url, gateway = served
+    task = '{"task": "sum", "data": [{"k": ' + "[" * 988 + "]" * 988 + "}]}"
+    event = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/t", "ce-type": "t"}
+    structured = '{"specversion": "1.0", "id": "e2", "source": "/t", "type": "t", "data": %s}'
+    cases: list[tuple[dict[str, str], str, str]] = [
+        ({}, task, f"at most {MAX_TASK_DEPTH} levels"),
+        (event, task, f"at most {MAX_TASK_DEPTH} levels"),
+        ({"content-type": STRUCTURED_CONTENT_TYPE}, structured % task, f"at most {MAX_TASK_DEPTH}"),
+        ({**event, "ce-id": ""}, '{"task": "hi"}', "'id' (header ce-id) must be a non-empty"),
+    ]
+    async with aiohttp.ClientSession() as client:
+        for headers, body, says in cases:
+            headers = {"content-type": "application/json", **headers}
+            async with client.post(url, data=body.encode(), headers=headers) as response:
+                error = await response.json()
+                assert response.status == 400, error
+                assert says in error["error"]["message"]
+    assert gateway.received == []  # refused before any work
+
+
+async def test_a_redelivered_event_is_answered_as_a_replay_over_http(
+    served: tuple[str, FakeEndpoint],
+) -> None:
+    url, gateway = served
+    gateway.enqueue((200, message(ANSWER)))
+    event = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/t", "ce-type": "t"}
+    answers = []
+    async with aiohttp.ClientSession() as client:
+        for _ in range(2):
+            async with client.post(url, json={"task": "6*7?"}, headers=event) as response:
+                answers.append((response.headers.get(REPLAYED_HEADER), await response.json()))
+    (first_header, first), (second_header, second) = answers
+    assert first_header is None and "replayed" not in first
+    assert second_header == "true" and second == {**first, "replayed": True}
+    assert len(gateway.received) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,11 +13,12 @@ import pytest
 
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.runs import RunRegistry
-from functions.orchestrator.service import OrchestratorService
+from functions.orchestrator.service import REPLAYED_HEADER, OrchestratorService
 from functions.orchestrator.sink import EventSink
+from functions.orchestrator.tools import MAX_TASK_DEPTH
 from shared.aio import AsyncHttp
 from shared.errors import BadRequest, UpstreamUnavailable
-from shared.http import Call, Reply
+from shared.http import Call, Reply, compact_json
 from tests.orchestrator.fakes import (
     CALCULATOR,
     FakeAgents,
@@ -69,14 +71,26 @@ def post(body: Any, headers: dict[str, str] | None = None) -> Call:
     return Call("POST", "/", {"content-type": "application/json", **(headers or {})}, raw, "req-1")
 
 
-def cloudevent(task: dict[str, Any], event_id: str = "evt-1") -> Call:
+def cloudevent(task: Any, event_id: str = "evt-1", source: str = "/tests/broker") -> Call:
     headers = {
         "ce-specversion": "1.0",
         "ce-id": event_id,
-        "ce-source": "/tests/broker",
+        "ce-source": source,
         "ce-type": "dev.agentorch.task.requested",
     }
     return post(task, headers)
+
+
+def structured(task: Any, event_id: Any = "evt-1", source: Any = "/tests/broker") -> Call:
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": "dev.agentorch.task.requested",
+        "datacontenttype": "application/json",
+        "data": task,
+    }
+    return post(event, {"content-type": "application/cloudevents+json"})
 
 
 async def read_events(reply: Reply) -> list[tuple[str, Any]]:
@@ -242,13 +256,32 @@ async def test_a_redelivered_cloudevent_is_not_run_twice(
     )
     later = await orchestrator.submit(cloudevent({"task": "2+2?"}))
 
-    assert first.body == second.body == later.body
+    assert {**first.body, "replayed": True} == second.body == later.body
     assert len(model.requests) == 2 and len(fake_agents.calls("calculator")) == 1
     assert first.body["status"] == "completed"
+    # Each answer says whether it is a replay of an earlier delivery, in its body and a header.
+    assert "replayed" not in first.body and REPLAYED_HEADER not in first.headers
+    assert second.headers[REPLAYED_HEADER] == later.headers[REPLAYED_HEADER] == "true"
 
     model.enqueue(text("another"))
     other = await orchestrator.submit(cloudevent({"task": "2+2?"}, event_id="evt-2"))
     assert other.body["run_id"] != first.body["run_id"] and other.body["answer"] == "another"
+
+
+async def test_a_streamed_redelivery_says_it_is_a_replay(
+    fake_agents: FakeAgents, http: AsyncHttp
+) -> None:
+    model = ScriptedModel().enqueue(text("4"))
+    orchestrator = service(fake_agents, http, model)
+    first = await read_events(
+        await orchestrator.submit(cloudevent({"task": "2+2?", "stream": True}))
+    )
+    again = await read_events(
+        await orchestrator.submit(cloudevent({"task": "2+2?", "stream": True}))
+    )
+
+    assert [name for name, _ in again] == ["result"]  # no steps: nothing ran
+    assert again[0][1] == {**first[-1][1], "replayed": True} and len(model.requests) == 1
 
 
 async def test_a_cloudevent_whose_run_could_not_start_is_run_again(
@@ -264,17 +297,94 @@ async def test_a_cloudevent_whose_run_could_not_start_is_run_again(
 
 async def test_structured_cloudevent(fake_agents: FakeAgents, http: AsyncHttp) -> None:
     model = ScriptedModel().enqueue(text("hello"))
-    event = {
-        "specversion": "1.0",
-        "id": "evt-9",
-        "source": "/tests",
-        "type": "dev.agentorch.task.requested",
-        "datacontenttype": "application/json",
-        "data": {"task": "hi"},
-    }
-    call = post(event, {"content-type": "application/cloudevents+json"})
-    reply = await service(fake_agents, http, model).submit(call)
+    reply = await service(fake_agents, http, model).submit(structured({"task": "hi"}, "evt-9"))
     assert reply.body["answer"] == "hello"
+
+
+@pytest.mark.parametrize("make", [cloudevent, structured], ids=["binary", "structured"])
+async def test_events_whose_source_and_id_join_alike_run_separately(
+    fake_agents: FakeAgents, http: AsyncHttp, make: Any
+) -> None:
+    # Joined with "\n" these two were one run: the second sender got the first one's trace.
+    model = ScriptedModel().enqueue(text("for tenant a, x"), text("for tenant a"))
+    orchestrator = service(fake_agents, http, model)
+
+    first = await orchestrator.submit(make({"task": "hi"}, event_id="42", source="tenant-a\nx"))
+    second = await orchestrator.submit(make({"task": "hi"}, event_id="x\n42", source="tenant-a"))
+
+    assert (first.body["answer"], second.body["answer"]) == ("for tenant a, x", "for tenant a")
+    assert first.body["run_id"] != second.body["run_id"] and len(model.requests) == 2
+    assert "replayed" not in second.body
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (cloudevent({"task": "hi"}, event_id=""), "'id' (header ce-id) must be a non-empty"),
+        (cloudevent({"task": "hi"}, source=""), "'source' (header ce-source) must be a non-"),
+        (structured({"task": "hi"}, event_id=42), "'id' must be a non-empty string, got a int"),
+        (structured({"task": "hi"}, event_id=""), "'id' must be a non-empty string, got empty"),
+    ],
+    ids=["empty-ce-id", "empty-ce-source", "integer-id", "empty-id"],
+)
+async def test_an_event_without_a_usable_identity_is_refused(
+    fake_agents: FakeAgents, http: AsyncHttp, call: Call, says: str
+) -> None:
+    # An integer id named the same run as the string of its digits; every empty-id event of a
+    # source was one run. The CloudEvents spec makes both non-empty strings.
+    model = ScriptedModel()
+    with pytest.raises(BadRequest, match=re.escape(says)):
+        await service(fake_agents, http, model).submit(call)
+    assert model.requests == []
+
+
+async def test_a_string_id_of_digits_runs(fake_agents: FakeAgents, http: AsyncHttp) -> None:
+    model = ScriptedModel().enqueue(text("ran"))
+    reply = await service(fake_agents, http, model).submit(structured({"task": "x"}, "42"))
+    assert reply.body["answer"] == "ran" and "replayed" not in reply.body
+
+
+def nested_data(depth: int) -> str:
+    """JSON of rows whose one value nests so that the rows nest ``depth`` levels. Text, not
+    ``json.dumps``: 990 levels meet the recursion limit in the test itself."""
+    return '[{"k": ' + "[" * (depth - 2) + "]" * (depth - 2) + "}]"
+
+
+def nested_call(depth: int, kind: str) -> Call:
+    """A task (in a plain POST or an event) whose data nests ``depth`` levels: the task one
+    more."""
+    text = '{"task": "sum the data", "data": ' + nested_data(depth) + "}"
+    if kind == "plain":
+        return post(text.encode())
+    if kind == "binary":
+        return cloudevent(text.encode())
+    envelope = '{"specversion": "1.0", "id": "e", "source": "s", "type": "t", "data": %s}'
+    return post((envelope % text).encode(), {"content-type": "application/cloudevents+json"})
+
+
+KINDS = ["plain", "binary", "structured"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_task_at_the_depth_limit_runs(
+    fake_agents: FakeAgents, http: AsyncHttp, kind: str
+) -> None:
+    model = ScriptedModel().enqueue(text("done"))
+    reply = await service(fake_agents, http, model).submit(nested_call(MAX_TASK_DEPTH - 1, kind))
+    assert reply.status == 200 and reply.body["status"] == "completed"
+    assert compact_json(reply.body)  # what failed at 950 levels: encoding the run
+
+
+@pytest.mark.parametrize("depth", [MAX_TASK_DEPTH, 800, 950, 990])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_task_nested_past_the_limit_is_refused_before_any_work(
+    fake_agents: FakeAgents, http: AsyncHttp, kind: str, depth: int
+) -> None:
+    # 800-990 levels of data answered 200, and at 950 failed encoding the run.
+    model = ScriptedModel()
+    with pytest.raises(BadRequest, match=f"at most {MAX_TASK_DEPTH} levels"):
+        await service(fake_agents, http, model).submit(nested_call(depth, kind))
+    assert model.requests == []
 
 
 async def test_agents_route_lists_tools_and_reachability(
@@ -290,3 +400,19 @@ async def test_agents_route_lists_tools_and_reachability(
     assert by_name["calculator"]["reachable"] is True
     assert by_name["calculator"]["tool"]["input_schema"]["required"] == ["expression"]
     assert by_name["tavily"]["reachable"] is False and "503" in by_name["tavily"]["reason"]
+
+
+@pytest.mark.parametrize("depth", [MAX_TASK_DEPTH, 990])
+async def test_data_sent_as_json_text_is_bounded_alike(
+    fake_agents: FakeAgents, http: AsyncHttp, depth: int
+) -> None:
+    model = ScriptedModel().enqueue(text("done"))
+    orchestrator = service(fake_agents, http, model)
+    at_limit = json.dumps({"task": "sum", "data": nested_data(MAX_TASK_DEPTH - 1)})
+    assert (await orchestrator.submit(post(at_limit.encode()))).body["status"] == "completed"
+
+    deep = json.dumps({"task": "sum", "data": nested_data(depth)})
+    with pytest.raises(
+        BadRequest, match=f"data is nested too deeply: at most {MAX_TASK_DEPTH - 1}"
+    ):
+        await orchestrator.submit(post(deep.encode()))
