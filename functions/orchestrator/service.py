@@ -142,6 +142,7 @@ class OrchestratorService:
                 {
                     "name": name,
                     "url": status.url,
+                    "status": status.state.value,
                     "reachable": status.reachable,
                     "reason": status.reason,
                     "tool": tool,
