@@ -211,8 +211,10 @@ def test_search_hits_are_summarised() -> None:
     assert "Circuit breakers (patterns.md): stop calling a failing" in text
 
 
-def test_empty_search_says_nothing_matched() -> None:
-    assert "search found nothing that matches" in after_tool("search", {"result": {"hits": []}})
+def test_empty_search_says_it_cannot_answer() -> None:
+    text = after_tool("search", {"result": {"hits": []}})
+
+    assert "search found nothing relevant, so I can't answer that offline" in text
 
 
 def test_data_rows_are_summarised() -> None:
