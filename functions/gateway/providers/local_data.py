@@ -47,21 +47,19 @@ _TOP = frozenset({"top", "highest", "largest", "biggest", "most", "greatest", "b
 _BOTTOM = frozenset({"bottom", "lowest", "smallest", "least", "fewest", "worst"})
 _PER = frozenset({"per", "by", "each", "every"})
 _SKIPPED = frozenset({"the", "a", "an", "each", "every", "of"})
+_VERB = re.compile(r"(?:is|are|was|were)\s+", re.I)
 _OPERATORS = [
-    (re.compile(p, re.I), op)
-    for p, op in (
-        (r"(?:is\s+not|isn't|is\s+different\s+from|!=|<>)\s*", "!="),
-        (
-            r"(?:is\s+)?(?:greater|more|higher|larger|bigger)\s+than\s*|(?:is\s+)?(?:above|over)\s+",
-            ">",
-        ),
-        (r"exceeds?\s+|>(?!=)\s*", ">"),
-        (r"(?:is\s+)?at\s+least\s+|>=\s*", ">="),
-        (r"(?:is\s+)?(?:less|fewer|lower|smaller)\s+than\s*|(?:is\s+)?(?:below|under)\s+", "<"),
-        (r"<(?!=)\s*", "<"),
-        (r"(?:is\s+)?at\s+most\s+|<=\s*", "<="),
+    (re.compile(pattern, re.I), op)
+    for pattern, op in (
+        (r"not\s+|isn't\s+|aren't\s+|different\s+from\s+|!=|<>", "!="),
+        (r"(?:greater|more|higher|larger|bigger)\s+than\s+|(?:above|over|exceeds?)\s+", ">"),
+        (r"at\s+least\s+|>=", ">="),
+        (r"(?:less|fewer|lower|smaller)\s+than\s+|(?:below|under)\s+", "<"),
+        (r"at\s+most\s+|<=", "<="),
+        (r">", ">"),
+        (r"<", "<"),
         (r"(?:contains?|includes?|mentions?)\s+", "contains"),
-        (r"(?:==?|equals?\s+|is\s+equal\s+to\s+|is\s+|of\s+)\s*", "=="),
+        (r"==?|equals?\s+|equal\s+to\s+|of\s+", "=="),
     )
 ]
 
@@ -177,24 +175,27 @@ def _words(text: str, start: int, end: int, table: Table) -> _Words:
 
 def _name_positions(texts: list[str], table: Table) -> dict[int, tuple[str, int]]:
     """Where each column is named in ``texts`` (``unit_price`` as "unit price" too, a plural
-    "regions" for ``region``); the longest name wins at a position. Linear in ``texts``: each
-    word is looked up by the last word of the names."""
-    by_last: dict[str, list[tuple[list[str], str]]] = {}
+    "regions" for ``region``); the longest name wins at a position. Names are looked up by
+    their words, so the work is the words times the few name lengths, whatever the columns."""
+    names: dict[tuple[str, ...], str] = {}
     for column in table.columns:
-        parts = _WORD.findall(column.lower().replace("_", " "))
-        if not 0 < len(parts) <= MAX_NAME_WORDS:
-            continue
-        last = parts[-1]
-        for form in {last, last + "s", last + "es", last.removesuffix("s")}:
-            by_last.setdefault(form, []).append((parts, column))
+        parts = tuple(_singular(w) for w in _WORD.findall(column.lower().replace("_", " ")))
+        if 0 < len(parts) <= MAX_NAME_WORDS:
+            names.setdefault(parts, column)
+    sizes = sorted({len(parts) for parts in names}, reverse=True)
+    words = [_singular(text) for text in texts]
     found: dict[int, tuple[str, int]] = {}
-    for end, word in enumerate(texts):
-        for parts, column in by_last.get(word, ()):
-            start = end - len(parts) + 1
-            longer = len(parts) > found.get(start, ("", 0))[1]
-            if start >= 0 and longer and texts[start:end] == parts[:-1]:
-                found[start] = (column, len(parts))
+    for start in range(len(words)):
+        for size in sizes:
+            named = names.get(tuple(words[start : start + size]))
+            if named is not None:
+                found[start] = (named, size)
+                break
     return found
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def operation_for(question: str, table: Table) -> dict[str, Any]:
@@ -314,16 +315,17 @@ def _conditions(question: str, start: int, table: Table) -> list[dict[str, Any]]
 def _condition(
     column: str, rest: str, table: Table, spelled: dict[str, dict[str, str]]
 ) -> dict[str, Any] | None:
-    for pattern, op in _OPERATORS:
-        matched = pattern.match(rest)
-        if matched is None:
-            continue
-        raw = rest[matched.end() :].strip(" \t'\"`")
-        if not raw:
-            return None
-        value = _value(raw, column, op, table, spelled)
-        return None if value is None else {"column": column, "op": op, "value": value}
-    return None
+    verb = _VERB.match(rest)  # "is", "are": equality, unless an operator follows
+    rest = rest[verb.end() :] if verb else rest
+    op, at = next(
+        ((op, found.end()) for pattern, op in _OPERATORS if (found := pattern.match(rest))),
+        ("==", 0) if verb else (None, 0),
+    )
+    raw = rest[at:].strip(" \t'\"`")
+    if op is None or not raw:
+        return None
+    value = _value(raw, column, op, table, spelled)
+    return None if value is None else {"column": column, "op": op, "value": value}
 
 
 def _value(raw: str, column: str, op: str, table: Table, spelled: dict[str, dict[str, str]]) -> Any:
