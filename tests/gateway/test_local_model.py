@@ -90,6 +90,12 @@ def test_a_lookup_goes_to_search() -> None:
     assert tool_uses(message) == [("search", {"query": "circuit breakers"})]
 
 
+def test_the_words_asking_to_search_are_not_searched_for() -> None:
+    message = answer("Search the knowledge base for the circuit breaker", ALL_TOOLS)
+
+    assert tool_uses(message) == [("search", {"query": "the circuit breaker"})]
+
+
 def test_news_goes_to_the_web_tool() -> None:
     message = answer("what is the latest news on python releases", ALL_TOOLS)
 

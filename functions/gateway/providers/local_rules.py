@@ -58,8 +58,9 @@ CLAUSE_SPLIT = re.compile(
     re.I,
 )
 FILLER = re.compile(
-    r"^\s*(?:please\s+)?(?:(?:can|could) you\s+)?(?:search(?: the \w+)? for|look up|find(?: out)?"
-    r"|tell me(?: about)?|what(?:'s| is| are)|compute|calculate|work out|evaluate)\s+",
+    r"^\s*(?:please\s+)?(?:(?:can|could) you\s+)?(?:search(?: (?:the|our|your) \w+(?: \w+)?)? for"
+    r"|look up|find(?: out)?|tell me(?: about)?|what(?:'s| is| are)|compute|calculate|work out"
+    r"|evaluate)\s+",
     re.I,
 )
 SYNONYMS = {
