@@ -32,7 +32,7 @@ ROWS = [
 TASKS: list[tuple[str, object]] = [
     ("What is 17 * 23 - 4?", None),
     ("Search the knowledge base for the circuit breaker", None),
-    ("Describe this table of sales data", ROWS),
+    ("What is the total amount per region?", ROWS),
 ]
 
 

@@ -5,6 +5,11 @@ module turns the pair into an ``AsyncFunctionApp`` (every function is served on 
 The model's JSON Schema is the tool definition the orchestrator hands to the model, so field
 descriptions and limits matter.
 
+An agent that cannot work in this deployment (a missing key) says so through the contract rather
+than failing each call: while ``AgentSpec.not_configured`` gives a reason, ``GET /schema`` and
+``POST /`` answer 503 ``not_configured`` with it (so an orchestrator leaves the agent out of
+its plan and never retries it) and ``GET /health`` stays 200 with ``"configured": false``.
+
 ``run`` is plain, usually CPU-bound, code: it runs (with the parsing of its input) on a worker
 thread, off the event loop, so ``/health`` and other requests are answered while it works.
 """
@@ -19,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.asgi import AsyncFunctionApp
-from shared.errors import BadRequest
+from shared.errors import BadRequest, NotConfigured
 from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply
 from shared.inbound import require_object
 
@@ -47,6 +52,24 @@ class AgentSpec(Generic[InputT]):
     """One valid input, shown in the schema."""
     health: Callable[[], dict[str, Any]] | None = None
     """Extra fields for ``GET /health``; must not touch dependencies."""
+    not_configured: Callable[[], str | None] | None = None
+    """Why the agent cannot work now (e.g. "set TAVILY_API_KEY"), or None when it can. Asked on
+    every request, so it must be cheap and must not touch dependencies."""
+
+    def check_configured(self) -> None:
+        """Raises ``NotConfigured`` (503 ``not_configured``) with the reason, if there is one."""
+        reason = self.not_configured() if self.not_configured is not None else None
+        if reason is not None:
+            raise NotConfigured(reason)
+
+    def health_fields(self) -> dict[str, Any]:
+        fields = self.health() if self.health is not None else {}
+        if self.not_configured is not None:
+            reason = self.not_configured()
+            fields = {**fields, "configured": reason is None}
+            if reason is not None:
+                fields["not_configured"] = reason
+        return fields
 
     def schema(self) -> dict[str, Any]:
         input_schema = self.input_model.model_json_schema()
@@ -77,9 +100,11 @@ def agent_app(
     schema = spec.schema()
 
     async def describe(call: Call) -> Reply:
+        spec.check_configured()
         return Reply(schema)
 
     def answer(call: Call) -> AgentResult:
+        spec.check_configured()
         return spec.run(parse_input(spec.input_model, call.inbound().data))
 
     async def invoke(call: Call) -> Reply:
@@ -91,5 +116,5 @@ def agent_app(
         spec.name,
         {("GET", "/schema"): describe, ("POST", "/"): invoke},
         max_body_bytes=max_body_bytes,
-        health=spec.health,
+        health=spec.health_fields,
     )

@@ -4,6 +4,11 @@
 agent being down) for ``schema_ttl_s``; concurrent runs share one fetch in flight. Calls
 retry only what is safe to retry (connection errors, 502/503/504, 429 with ``retry-after``),
 and a circuit breaker per agent stops a run from waiting on one that keeps failing.
+
+An agent that says it is not configured (503 ``not_configured`` from ``GET /schema``, as
+``shared.agent`` answers for a spec whose ``not_configured`` gives a reason) is reported as
+such and offered to no model; the same answer to ``POST /`` is final (never retried) and marks
+the agent not configured for the next runs.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
@@ -26,6 +32,16 @@ from shared.resilience import CircuitBreaker, RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = {502, 503, 504}
+NOT_CONFIGURED = "not_configured"
+"""The error type of an agent's 503 saying it cannot work in this deployment (``shared.errors``)."""
+
+
+class AgentState(StrEnum):
+    AVAILABLE = "available"
+    NOT_CONFIGURED = "not_configured"
+    """It answered, saying it cannot work here (e.g. no API key): not offered to the model."""
+    UNAVAILABLE = "unavailable"
+    """Down, unreachable, or its ``GET /schema`` is no tool spec."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,9 +62,18 @@ class AgentStatus:
     """None when the agent is down or not configured."""
     reason: str | None = None
     """Why ``spec`` is missing."""
+    not_configured: bool = False
+    """The agent answered that it cannot work here; ``reason`` is its own words."""
+
+    @property
+    def state(self) -> AgentState:
+        if self.spec is not None:
+            return AgentState.AVAILABLE
+        return AgentState.NOT_CONFIGURED if self.not_configured else AgentState.UNAVAILABLE
 
     @property
     def reachable(self) -> bool:
+        """It can be offered to the model now."""
         return self.spec is not None
 
 
@@ -207,6 +232,11 @@ class AgentDirectory:
         if answer.status < 400:
             return answer.data
         message = f"agent {name} answered {answer.status}: {_error_message(answer.data)}"
+        if _error_type(answer.data) == NOT_CONFIGURED:  # final: asking again cannot help
+            reason = _error_message(answer.data)
+            status = AgentStatus(name, url, None, reason, not_configured=True)
+            self._cache[name] = _Cached(status, self._clock())
+            raise _Refused(message)
         retry_after = parse_retry_after(answer.headers)
         if answer.status in _RETRY_STATUSES or (answer.status == 429 and retry_after is not None):
             raise _Retryable(error_for_status(answer.status, message, retry_after=retry_after))
@@ -235,12 +265,19 @@ def _error_message(data: Any) -> str:
     return "no error message"
 
 
+def _error_type(data: Any) -> str:
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return str(data["error"].get("type", ""))[:100]
+    return ""
+
+
 def _status_from(name: str, url: str, status: int, data: Any) -> AgentStatus:
+    if status == 503 and _error_type(data) == NOT_CONFIGURED:
+        reason = _error_message(data)
+        return AgentStatus(name, url, None, reason, not_configured=True)
     if status != 200:
-        kind = ""
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            kind = f" {data['error'].get('type', '')}"
-        return AgentStatus(name, url, None, f"GET /schema answered {status}{kind}".rstrip())
+        kind = f" {_error_type(data)}".rstrip()
+        return AgentStatus(name, url, None, f"GET /schema answered {status}{kind}")
     if not (
         isinstance(data, dict)
         and isinstance(data.get("input_schema"), dict)

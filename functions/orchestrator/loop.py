@@ -153,7 +153,8 @@ class _Run:
         statuses = await self.agents.statuses(self.task.agents)
         for name, status in statuses.items():
             if status.spec is None:
-                self.agent_notes[name] = f"left out: {status.reason}"
+                why = "not configured: " if status.not_configured else ""
+                self.agent_notes[name] = f"left out: {why}{status.reason}"
                 continue
             self.tools[name] = make_tool(status.spec, self.task.data)
             self.agent_notes[name] = "offered"

@@ -147,6 +147,7 @@ class OrchestratorService:
                 {
                     "name": name,
                     "url": status.url,
+                    "status": status.state.value,
                     "reachable": status.reachable,
                     "reason": status.reason,
                     "tool": tool,

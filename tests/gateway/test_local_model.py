@@ -90,6 +90,12 @@ def test_a_lookup_goes_to_search() -> None:
     assert tool_uses(message) == [("search", {"query": "circuit breakers"})]
 
 
+def test_the_words_asking_to_search_are_not_searched_for() -> None:
+    message = answer("Search the knowledge base for the circuit breaker", ALL_TOOLS)
+
+    assert tool_uses(message) == [("search", {"query": "the circuit breaker"})]
+
+
 def test_news_goes_to_the_web_tool() -> None:
     message = answer("what is the latest news on python releases", ALL_TOOLS)
 
@@ -211,8 +217,10 @@ def test_search_hits_are_summarised() -> None:
     assert "Circuit breakers (patterns.md): stop calling a failing" in text
 
 
-def test_empty_search_says_nothing_matched() -> None:
-    assert "search found nothing that matches" in after_tool("search", {"result": {"hits": []}})
+def test_empty_search_says_it_cannot_answer() -> None:
+    text = after_tool("search", {"result": {"hits": []}})
+
+    assert "search found nothing relevant, so I can't answer that offline" in text
 
 
 def test_data_rows_are_summarised() -> None:

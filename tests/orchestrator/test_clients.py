@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions.orchestrator.agents import AgentCallError, AgentState
 from functions.orchestrator.model import GatewayModel, ModelCallError
 from shared.aio import AsyncHttp
 from shared.resilience import RetrySettings
@@ -110,6 +111,24 @@ async def test_agent_retries_only_what_is_safe(fake_agents: FakeAgents, http: As
         with pytest.raises(Exception, match=says) as raised:
             await agents.call(name, {}, timeout_s=5)
         assert getattr(raised.value, "attempts", None) == 1
+
+
+async def test_an_agent_saying_not_configured_is_not_retried_and_left_out_next(
+    fake_agents: FakeAgents, http: AsyncHttp
+) -> None:
+    # Its schema was fetched while it had a key; then the key went: one call, no retries.
+    refusal = {"type": "error", "error": {"type": "not_configured", "message": "set KEY"}}
+    fake_agents.add("tavily", lambda _args: (503, refusal))
+    agents = directory(fake_agents, http)
+    assert (await agents.statuses())["tavily"].reachable
+
+    with pytest.raises(AgentCallError, match="503: set KEY") as raised:
+        await agents.call("tavily", {"query": "q"}, timeout_s=5)
+
+    assert raised.value.attempts == 1 and len(fake_agents.calls("tavily")) == 1
+    status = (await agents.statuses())["tavily"]  # from the cache: no new schema fetch
+    assert status.state is AgentState.NOT_CONFIGURED and status.reason == "set KEY"
+    assert fake_agents.schema_requests == 1
 
 
 async def test_schemas_are_fetched_once_for_concurrent_runs(

@@ -399,7 +399,9 @@ async def test_agents_route_lists_tools_and_reachability(
     by_name = {a["name"]: a for a in reply.body["agents"]}
     assert by_name["calculator"]["reachable"] is True
     assert by_name["calculator"]["tool"]["input_schema"]["required"] == ["expression"]
-    assert by_name["tavily"]["reachable"] is False and "503" in by_name["tavily"]["reason"]
+    assert by_name["calculator"]["status"] == "available"
+    assert by_name["tavily"]["reachable"] is False and by_name["tavily"]["reason"] == "no key"
+    assert by_name["tavily"]["status"] == "not_configured" and by_name["tavily"]["tool"] is None
 
 
 @pytest.mark.parametrize("depth", [MAX_TASK_DEPTH, 990])

@@ -13,7 +13,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from functions.agents.tavily.client import SearchQuery, TavilySettings, api_key_from_env, search
+from functions.agents.tavily.client import (
+    NOT_CONFIGURED,
+    SearchQuery,
+    TavilySettings,
+    api_key_from_env,
+    search,
+)
 from shared.agent import AgentResult, AgentSpec
 
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
@@ -86,10 +92,9 @@ def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInpu
     def settings() -> TavilySettings:
         return replace(started, api_key=api_key_from_env(environ))
 
-    def health() -> dict[str, object]:
+    def not_configured() -> str | None:
         # Cheap on purpose: says whether a key is set, never calls Tavily.
-        current = settings()
-        return {"configured": current.configured, "base_url": current.base_url}
+        return None if settings().configured else NOT_CONFIGURED
 
     return AgentSpec(
         name="tavily",
@@ -97,5 +102,6 @@ def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInpu
         input_model=TavilyInput,
         run=lambda request: run(request, settings()),
         example=EXAMPLE,
-        health=health,
+        health=lambda: {"base_url": started.base_url},
+        not_configured=not_configured,
     )

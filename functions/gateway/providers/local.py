@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.gateway.messages import check_conversation
+from functions.gateway.providers import local_answers as answers
 from functions.gateway.providers import local_arithmetic as arithmetic
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.providers.base import ProviderCall, estimated_count
@@ -101,7 +102,9 @@ class LocalProvider:
         results = rules.tool_results(messages)
         content: list[dict[str, Any]] = []
         if results:
-            content.append({"type": "text", "text": f"{MARK} " + rules.summarise_results(results)})
+            content.append(
+                {"type": "text", "text": f"{MARK} " + answers.summarise_results(results)}
+            )
         if not results or choice.forced:
             planned = self._plan(_callable_tools(body), choice, text, check)
             content += [b for b in planned if b["type"] == "tool_use"] if results else planned
@@ -126,7 +129,8 @@ class LocalProvider:
     ) -> list[dict[str, Any]]:
         offered = choice.offered(tools)
         text = _without_reminders(text)
-        window = _tail(text, rules.TEXT_WINDOW)
+        question, _ = rules.split_task(text)  # "Task: " is scaffolding, not words to search
+        window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
         calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
         if not calls and choice.forced:

@@ -7,16 +7,15 @@ linear in it, and calls ``check`` between steps so that a deadline can end the w
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import BadRequest
+from functions.gateway.providers import local_data
+from functions.gateway.providers.local_data import csv_rows
 
 TEXT_WINDOW = 4 * 1024
 """Characters, from the end of the last user turn, that the expression and lookup rules read.
@@ -59,8 +58,9 @@ CLAUSE_SPLIT = re.compile(
     re.I,
 )
 FILLER = re.compile(
-    r"^\s*(?:please\s+)?(?:(?:can|could) you\s+)?(?:search(?: the \w+)? for|look up|find(?: out)?"
-    r"|tell me(?: about)?|what(?:'s| is| are)|compute|calculate|work out|evaluate)\s+",
+    r"^\s*(?:please\s+)?(?:(?:can|could) you\s+)?(?:search(?: (?:the|our|your) \w+(?: \w+)?)? for"
+    r"|look up|find(?: out)?|tell me(?: about)?|what(?:'s| is| are)|compute|calculate|work out"
+    r"|evaluate)\s+",
     re.I,
 )
 SYNONYMS = {
@@ -82,6 +82,8 @@ class ToolResult:
     name: str
     content: str
     is_error: bool
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """The input of the tool_use this answers: what was asked, to state the answer."""
 
 
 def block_text(content: Any) -> str:
@@ -110,22 +112,28 @@ def tool_results(messages: list[dict[str, Any]]) -> list[ToolResult]:
     content = last.get("content")
     if last.get("role") != "user" or not isinstance(content, list):
         return []
-    names = {
-        block.get("id"): block.get("name", "tool")
+    uses = {
+        block.get("id"): block
         for message in messages
         if message.get("role") == "assistant" and isinstance(message.get("content"), list)
         for block in message["content"]
         if isinstance(block, dict) and block.get("type") == "tool_use"
     }
-    return [
-        ToolResult(
-            name=str(names.get(block.get("tool_use_id"), "tool")),
-            content=block_text(block.get("content")),
-            is_error=bool(block.get("is_error")),
+    results = []
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "tool_result":
+            continue
+        use = uses.get(block.get("tool_use_id")) or {}
+        arguments = use.get("input")
+        results.append(
+            ToolResult(
+                name=str(use.get("name", "tool")),
+                content=block_text(block.get("content")),
+                is_error=bool(block.get("is_error")),
+                arguments=arguments if isinstance(arguments, dict) else {},
+            )
         )
-        for block in content
-        if isinstance(block, dict) and block.get("type") == "tool_result"
-    ]
+    return results
 
 
 def tool_kind(tool: dict[str, Any]) -> str:
@@ -176,18 +184,29 @@ def _balance(candidate: str) -> str:
 
 def extract_data(text: str) -> dict[str, Any] | None:
     """Rows attached to ``text`` as a JSON list of objects, or CSV lines; None if neither."""
+    found = find_data(text)
+    return found[0] if found else None
+
+
+def find_data(text: str) -> tuple[dict[str, Any], str] | None:
+    """The rows attached to ``text`` (as ``extract_data``) and the prose around them."""
     start, end = text.find("["), text.rfind("]")
     if 0 <= start < end:
         rows = strict_json(text[start : end + 1])
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-            return {"rows": rows}
-    table = _longest_table(text.splitlines())
-    return {"csv": "\n".join(line.strip() for line in table)} if len(table) >= 2 else None
+            return {"rows": rows}, f"{text[:start]} {text[end + 1 :]}".strip()
+    lines = text.splitlines()
+    first, last = _longest_table(lines)
+    if last - first < 2:
+        return None
+    table = "\n".join(line.strip() for line in lines[first:last])
+    return {"csv": table}, "\n".join(lines[:first] + lines[last:]).strip()
 
 
-def _longest_table(lines: list[str]) -> list[str]:
-    """The longest run of consecutive lines with the same number (at least one) of commas: a
-    CSV block, even under a heading or beside prose that has commas of its own. Linear."""
+def _longest_table(lines: list[str]) -> tuple[int, int]:
+    """Where the longest run of consecutive lines with the same number (at least one) of commas
+    begins and ends: a CSV block, even under a heading or beside prose that has commas of its
+    own. Linear."""
     best = (0, 0)
     start, commas = 0, 0
     for index, line in enumerate(lines):
@@ -196,7 +215,26 @@ def _longest_table(lines: list[str]) -> list[str]:
             start, commas = index, count
         if count and index + 1 - start > best[1] - best[0]:
             best = (start, index + 1)
-    return lines[best[0] : best[1]]
+    return best
+
+
+TASK_LABEL = "Task:"
+DATA_HEADING = "\n\nData ("
+"""How the orchestrator lays out a user turn (``functions/orchestrator/prompt.py``): the task
+after ``Task:``, then the data under a ``Data (dataset ...)`` heading line."""
+
+
+def split_task(text: str) -> tuple[str, str | None]:
+    """``text`` without the orchestrator's scaffolding: the task itself, and the data section
+    under its heading (None when there is none). Other text is returned as it is."""
+    if not text.startswith(TASK_LABEL):
+        return text, None
+    text = text[len(TASK_LABEL) :].lstrip()
+    heading = text.rfind(DATA_HEADING)
+    if heading < 0:
+        return text, None
+    section = text[heading + len(DATA_HEADING) :].partition("\n")[2]  # under the heading
+    return text[:heading].strip(), section
 
 
 def strict_json(text: str) -> Any:
@@ -219,31 +257,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def csv_rows(text: str) -> list[dict[str, Any]]:
-    """CSV text as rows, numbers as numbers; ``BadRequest`` for CSV that cannot be read."""
-    try:
-        return [
-            {str(key): _number(value) for key, value in row.items()}
-            for row in csv.DictReader(io.StringIO(text), skipinitialspace=True)
-        ]
-    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (131,072 characters)
-        raise BadRequest(f"the attached CSV cannot be read: {exc}") from exc
-
-
-def _number(cell: Any) -> Any:
-    if not isinstance(cell, str):  # None for a short row; a list of a long row's extra cells
-        return cell
-    try:
-        return int(cell)
-    except ValueError:  # also a run of more than 4,300 digits
-        pass
-    try:
-        number = float(cell)
-    except ValueError:
-        return cell
-    return number if math.isfinite(number) else cell  # "1e999" or 40 KB of digits stay text
-
-
 def plan_tool_calls(
     text: str,
     tools: list[dict[str, Any]],
@@ -257,17 +270,8 @@ def plan_tool_calls(
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for tool in tools:
         by_kind.setdefault(tool_kind(tool), []).append(tool)
-    named = _named_dataset(by_kind.get("data", []), data_text or text)
-    if named is not None:
-        return [named]
-    data = extract_data(data_text) if data_text and "data" in by_kind else None
-    check()
-    if data:
-        call = _fill_first(by_kind["data"], {**data, "operation": "describe"})
-        if call is None and "csv" in data:  # a data tool that takes rows only
-            rows = csv_rows(data["csv"])
-            check()
-            call = _fill_first(by_kind["data"], {"rows": rows, "operation": "describe"})
+    if "data" in by_kind:
+        call = _data_call(by_kind["data"], data_text, text, check)
         if call is not None:
             return [call]
     calls: list[ToolCall] = []
@@ -303,18 +307,62 @@ def lookup_query(clause: str) -> str | None:
     return query
 
 
-def _named_dataset(tools: list[dict[str, Any]], text: str) -> ToolCall | None:
+def _data_call(
+    tools: list[dict[str, Any]], data_text: str | None, window: str, check: Check
+) -> ToolCall | None:
+    """The data tool's call for a question over attached data: the operation that answers it
+    (``local_data.operation_for``), or ``describe`` when the tool cannot take that one."""
+    question, section = split_task(data_text or window)
+    named = _named_dataset(tools, data_text or window)
+    found = find_data(section if section is not None else data_text) if data_text else None
+    check()
+    if named is None and found is None:
+        return None
+    table: local_data.Table | None
+    if found is not None:
+        data, prose = found
+        table = local_data.table_of(data)
+        question = question if section is not None else prose
+    else:
+        data, table = {}, local_data.table_from_summary(section or "")
+    wanted = local_data.operation_for(question[-TEXT_WINDOW:], table) if table else {}
+    check()
+    if named is not None:
+        tool, name = named
+        return _fill_operation([tool], {"dataset": name}, wanted) or ToolCall(
+            str(tool["name"]), {"dataset": name, "operation": "describe"}
+        )
+    call = _fill_operation(tools, data, wanted)
+    if call is None and "csv" in data:  # a data tool that takes rows only
+        rows = table.rows if table is not None and table.rows is not None else csv_rows(data["csv"])
+        call = _fill_operation(tools, {"rows": rows}, wanted)
+    return call
+
+
+def _fill_operation(
+    tools: list[dict[str, Any]], source: dict[str, Any], wanted: dict[str, Any]
+) -> ToolCall | None:
+    """The call doing ``wanted`` on ``source`` with the first tool that takes all of it, else
+    the first that can describe ``source``."""
+    if wanted and wanted.get("operation") != "describe":
+        for tool in tools:
+            call = _fill(tool, {**source, **wanted})
+            if call is not None and all(call.arguments.get(k) == v for k, v in wanted.items()):
+                return call
+    return _fill_first(tools, {**source, "operation": "describe"})
+
+
+def _named_dataset(tools: list[dict[str, Any]], text: str) -> tuple[dict[str, Any], str] | None:
     """A data tool offering the request's data by name (a ``dataset`` enum, as the
-    orchestrator passes a task's data) is called with that name rather than with rows copied
-    out of the prompt, when the request mentions it."""
+    orchestrator passes a task's data), and that name, when the request mentions it: the tool
+    is called with the name rather than with rows copied out of the prompt."""
     for tool in tools:
         properties = (tool.get("input_schema") or {}).get("properties") or {}
         names = (
             (properties.get("dataset") or {}).get("enum") if isinstance(properties, dict) else None
         )
         if isinstance(names, list) and names and isinstance(names[0], str) and names[0] in text:
-            values: dict[str, Any] = {"dataset": names[0], "operation": "describe"}
-            return _fill(tool, values) or ToolCall(name=str(tool["name"]), arguments=values)
+            return tool, names[0]
     return None
 
 
@@ -378,57 +426,3 @@ def forced_call(tool: dict[str, Any], text: str, check: Check = no_deadline) -> 
     (``tool_choice`` any or tool) although no rule chose it; None when they cannot."""
     query = lookup_query(text) or text
     return _fill(tool, {"expression": extract_expression(text, check) or query, "query": query})
-
-
-def summarise_results(results: list[ToolResult]) -> str:
-    return " ".join(_summarise(result) for result in results)
-
-
-def _summarise(result: ToolResult) -> str:
-    if result.is_error:
-        return f"The {result.name} tool failed: {result.content[:300]}."
-    value = strict_json(result.content) if len(result.content) <= DATA_WINDOW else None
-    if value is None:
-        return f"{result.name} returned: {result.content[:500]}."
-    if isinstance(value, dict) and "result" in value:
-        value = value["result"]
-    return _describe(result.name, value)
-
-
-def _describe(name: str, value: Any) -> str:
-    if isinstance(value, dict):
-        if "expression" in value and "value" in value:
-            return f"{value['expression']} = {value['value']}."
-        if isinstance(value.get("hits"), list):
-            return _describe_hits(name, value["hits"])
-        if isinstance(value.get("results"), list) and "answer" in value:
-            return _describe_web(value)
-        if isinstance(value.get("rows"), list):
-            count = value.get("row_count", len(value["rows"]))
-            return f"{name} returned {count} rows: {_compact(value['rows'])}."
-    return f"{name} returned: {_compact(value)}."
-
-
-def _describe_hits(name: str, hits: list[Any]) -> str:
-    if not hits:
-        return f"{name} found nothing that matches."
-    top = hits[:3]
-    found = "; ".join(
-        f"{h.get('title', '?')} ({h.get('source', '')}): {h.get('snippet', '')}".strip()
-        for h in top
-        if isinstance(h, dict)
-    )
-    return f"{name} found {len(hits)} matches. Best: {found}."
-
-
-def _describe_web(value: dict[str, Any]) -> str:
-    sources = ", ".join(
-        str(r.get("url")) for r in value["results"][:3] if isinstance(r, dict) and r.get("url")
-    )
-    answer = value.get("answer") or "no direct answer"
-    return f"The web says: {answer} (sources: {sources or 'none'})."
-
-
-def _compact(value: Any, limit: int = 500) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

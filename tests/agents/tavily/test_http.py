@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 
+from functions.agents.tavily.client import NOT_CONFIGURED
 from shared.errors import ConfigError
 from tests.agents.support import (
     FunctionClient,
@@ -73,6 +74,17 @@ def test_without_key_search_is_503_not_configured(unconfigured_client: FunctionC
     assert "TAVILY_API_KEY" in error["message"]
 
 
+def test_without_key_the_schema_says_not_configured(
+    unconfigured_client: FunctionClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent contract: an orchestrator reading this leaves the agent out of its plan.
+    response = unconfigured_client.get("/schema")
+    assert response.status_code == 503
+    assert error_of(response) == {"type": "not_configured", "message": NOT_CONFIGURED}
+    monkeypatch.setenv("TAVILY_API_KEY", API_KEY)
+    assert unconfigured_client.get("/schema").get_json()["name"] == "tavily"
+
+
 def test_health_says_whether_configured(
     unconfigured_client: FunctionClient, monkeypatch: pytest.MonkeyPatch, tavily_server: FakeTavily
 ) -> None:
@@ -82,6 +94,7 @@ def test_health_says_whether_configured(
         "status": "ok",
         "function": "tavily",
         "configured": False,
+        "not_configured": NOT_CONFIGURED,
         "base_url": "https://api.tavily.com",
     }
     monkeypatch.setenv("TAVILY_API_KEY", API_KEY)  # read per request: no restart needed

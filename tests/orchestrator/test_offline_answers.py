@@ -1,0 +1,265 @@
+"""What the offline stack answers, end to end: the real orchestrator loop, the gateway's real
+local rule-based model, the real agents (data processor, search, calculator as processes; the
+tavily agent in process, pointed at the fake Tavily), over HTTP, as a user asks.
+
+Questions over a table get the operation that answers them and a sentence stating the result;
+a question no tool can answer gets an honest "I can't answer that offline"; tavily without a
+key is shown as not configured and never offered to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import functions_framework
+import pytest
+
+from emulator.process import FunctionProcess, start_function
+from functions.agents.tavily.client import NOT_CONFIGURED
+from shared import outbound
+from tests.fakes.tavily_server import FakeTavily
+from tests.orchestrator.serving import REPO_ROOT, serve_orchestrator
+from tests.served import ServedApp
+
+pytestmark = pytest.mark.anyio
+AGENTS = {
+    "CALCULATOR_URL": "calculator",
+    "SEARCH_URL": "search",
+    "DATA_PROCESSOR_URL": "data_processor",
+}
+SERVER = {"WORKERS": "1", "LOG_LEVEL": "WARNING"}
+TAVILY_KEY = "tvly-offline-test"
+SALES = (
+    "region,product,units\n"
+    "North,tea,70\n"
+    "South,tea,80\n"
+    "North,coffee,50\n"
+    "East,coffee,30\n"
+    "South,cake,5\n"
+)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[dict[str, str]]:
+    """The agents and the gateway (offline: no provider keys) as processes."""
+    started: dict[str, FunctionProcess] = {}
+    try:
+        for variable, target in {**AGENTS, "GATEWAY_URL": "gateway"}.items():
+            started[variable] = start_function(target, env=SERVER)
+        yield {variable: process.url for variable, process in started.items()}
+    finally:
+        for process in started.values():
+            process.stop()
+
+
+@pytest.fixture(scope="module")
+def tavily() -> Iterator[tuple[str, FakeTavily]]:
+    """The real tavily agent served in this process (it reads TAVILY_API_KEY per request, so
+    a test sets the key or not) in front of the fake Tavily API."""
+    with FakeTavily(api_key=TAVILY_KEY) as api, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TAVILY_BASE_URL", api.url)  # read once, when the app is built
+        source = str(REPO_ROOT / "functions/agents/tavily/main.py")
+        served = ServedApp(functions_framework.create_app("tavily", source))
+        try:
+            yield served.url, api
+        finally:
+            served.stop()
+            outbound.close()
+
+
+@pytest.fixture
+async def orchestrator(
+    stack: dict[str, str], tavily: tuple[str, FakeTavily], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    for variable, url in {**stack, "TAVILY_URL": tavily[0]}.items():
+        monkeypatch.setenv(variable, url)
+    async with serve_orchestrator() as url:
+        yield url
+
+
+async def call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        method = client.post(url, json=body) if body is not None else client.get(url)
+        async with method as response:
+            answer: dict[str, Any] = await response.json()
+            assert response.status == 200, answer
+            return answer
+
+
+def agent_steps(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in result["steps"] if s["kind"] == "agent"]
+
+
+def offered(result: dict[str, Any]) -> list[str]:
+    """The tools the first model call was given."""
+    tools: list[str] = result["steps"][0]["input"]["tools"]
+    return tools
+
+
+# -- tavily without a key ----------------------------------------------------------------------
+
+
+async def test_agents_shows_tavily_not_configured_without_a_key_and_available_with_one(
+    orchestrator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = {a["name"]: a for a in (await call(f"{orchestrator}/agents"))["agents"]}
+    assert listed["tavily"]["status"] == "not_configured"
+    assert listed["tavily"]["reason"] == NOT_CONFIGURED and not listed["tavily"]["reachable"]
+    assert listed["search"]["status"] == "available"
+
+    monkeypatch.setenv("TAVILY_API_KEY", TAVILY_KEY)  # /agents fetches every schema afresh
+    listed = {a["name"]: a for a in (await call(f"{orchestrator}/agents"))["agents"]}
+    assert listed["tavily"]["status"] == "available" and listed["tavily"]["reachable"]
+
+
+async def test_a_web_question_without_a_key_is_answered_honestly(
+    orchestrator: str, tavily: tuple[str, FakeTavily]
+) -> None:
+    result = await call(orchestrator, {"task": "What is the latest news about Python?"})
+
+    assert result["status"] == "completed", result
+    assert "tavily" not in offered(result)
+    assert result["agents"]["tavily"] == f"left out: not configured: {NOT_CONFIGURED}"
+    assert [s["name"] for s in agent_steps(result)] == ["search"]
+    assert "can't answer that offline" in result["answer"]
+    assert "503" not in result["answer"] and tavily[1].requests == []
+
+
+async def test_a_web_question_with_a_key_goes_to_tavily(
+    orchestrator: str, tavily: tuple[str, FakeTavily], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAVILY_API_KEY", TAVILY_KEY)
+    result = await call(orchestrator, {"task": "What is the latest news about Python?"})
+
+    assert result["status"] == "completed", result
+    [step] = agent_steps(result)
+    assert step["name"] == "tavily" and step["attempts"] == 1
+    assert step["input"]["query"] == "the latest news about Python"
+    assert "The web says: " in result["answer"]
+
+
+# -- questions no tool answers, and the orchestrator's scaffolding -----------------------------
+
+
+async def test_a_question_no_tool_can_answer_gets_an_honest_answer(orchestrator: str) -> None:
+    result = await call(orchestrator, {"task": "What is the capital of France?"})
+
+    assert result["status"] == "completed", result
+    [search] = agent_steps(result)
+    assert search["input"] == {"query": "the capital of France"}
+    assert "can't answer that offline" in result["answer"]
+    assert "**" not in result["answer"]  # no snippets of unrelated documents
+
+
+async def test_search_queries_leave_out_the_task_label(orchestrator: str) -> None:
+    result = await call(orchestrator, {"task": "search for circuit breaker cooldown"})
+
+    [search] = agent_steps(result)
+    assert search["input"] == {"query": "circuit breaker cooldown"}
+    hits = search["outcome"]["result"]["hits"]
+    assert hits and "**task**" not in str(hits).lower()
+    assert "Circuit breaker" in result["answer"]
+
+
+# -- questions over a table --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "operation", "sentence"),
+    [
+        (
+            "What are the total units per region?",
+            {
+                "operation": "group_by",
+                "group_by": ["region"],
+                "aggregates": [{"fn": "sum", "column": "units"}],
+            },
+            "Total units per region: North 120, South 85, East 30.",
+        ),
+        (
+            "What is the average units by product?",
+            {"group_by": ["product"], "aggregates": [{"fn": "mean", "column": "units"}]},
+            "Average units per product: tea 75, coffee 40, cake 5.",
+        ),
+        (
+            "How many rows per region?",
+            {"group_by": ["region"], "aggregates": [{"fn": "count"}]},
+            "Number of rows per region: North 2, South 2, East 1.",
+        ),
+        (
+            "How many rows are there?",
+            {"operation": "group_by", "aggregates": [{"fn": "count"}]},
+            "There are 5 rows.",
+        ),
+        (
+            "Show the top 3 by units",
+            {"operation": "sort", "limit": 3},
+            "Top 3 by units: 1. region South, product tea, units 80; "
+            "2. region North, product tea, units 70; 3. region North, product coffee, units 50.",
+        ),
+        (
+            "bottom 1 by units",
+            {"operation": "sort", "order_by": [{"column": "units", "descending": False}]},
+            "Bottom 1 by units: 1. region South, product cake, units 5.",
+        ),
+        (
+            "Show the rows where region is north",
+            {
+                "operation": "filter",
+                "conditions": [{"column": "region", "op": "==", "value": "North"}],
+            },
+            "2 rows where region is North: region North, product tea, units 70; "
+            "region North, product coffee, units 50.",
+        ),
+        (
+            "What are the total units where product is coffee?",
+            {
+                "operation": "group_by",
+                "conditions": [{"column": "product", "op": "==", "value": "coffee"}],
+            },
+            "Total units where product is coffee: 80.",
+        ),
+        (
+            "Which product sold the most units?",
+            {"group_by": ["product"], "limit": 1},
+            "Total units per product: tea 150.",
+        ),
+    ],
+    ids=[
+        "total",
+        "average",
+        "count-per",
+        "row-count",
+        "top",
+        "bottom",
+        "filter",
+        "total-where",
+        "most",
+    ],
+)
+async def test_a_question_over_a_table_gets_its_operation_and_a_sentence(
+    orchestrator: str, question: str, operation: dict[str, Any], sentence: str
+) -> None:
+    result = await call(orchestrator, {"task": question, "data": SALES})
+
+    assert result["status"] == "completed", result
+    [step] = agent_steps(result)
+    assert step["name"] == "data_processor" and step["error"] is None
+    assert operation.items() <= step["input"].items()
+    assert step["input"]["dataset"] == "task_data"
+    assert result["answer"] == f"[local rule-based model] {sentence}"
+
+
+async def test_a_large_table_is_still_read_by_its_column_summary(orchestrator: str) -> None:
+    # Too large to show in the prompt: the model sees only its columns and first row.
+    rows = [{"city": f"c{i % 7}", "people": i} for i in range(2_000)]
+    result = await call(orchestrator, {"task": "What are the total people per city?", "data": rows})
+
+    [step] = agent_steps(result)
+    assert step["input"]["group_by"] == ["city"] and step["input"]["dataset"] == "task_data"
+    totals = {row["city"]: row["sum_people"] for row in step["outcome"]["result"]["rows"]}
+    assert sum(totals.values()) == sum(range(2_000)) and len(totals) == 7
+    assert result["answer"].startswith("[local rule-based model] Total people per city: ")
