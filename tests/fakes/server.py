@@ -96,6 +96,15 @@ class Exchange:
     def end_stream(self) -> None:
         self._write(b"0\r\n\r\n")
 
+    def start_body(self, status: int, headers: dict[str, str], length: int) -> None:
+        """Send the head of an answer of ``length`` bytes; then ``write`` them."""
+        self._head(status, headers, length)
+
+    def write(self, data: bytes) -> bool:
+        """Send a piece of the body; False once the client has gone away."""
+        self._write(data)
+        return not self._handler.close_connection
+
     def cut(self) -> None:
         """Drop the connection now, mid-answer or before it."""
         self._handler.close_connection = True
