@@ -21,6 +21,7 @@ from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
 from functions.orchestrator.tools import make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
+from shared import logs
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
@@ -183,12 +184,13 @@ def build_service(
 ) -> OrchestratorService:
     environ = os.environ if environ is None else environ
     config = load_orchestrator_config(environ)
-    logging.getLogger("agentorch").setLevel(config.log_level)
+    if not environ.get("LOG_LEVEL", "").strip():  # $LOG_LEVEL (shared.logs) wins over the file
+        logging.getLogger(logs.ROOT_LOGGER).setLevel(config.log_level)
+    api_key = gateway_api_key(environ)
+    logs.hide(api_key)
     http = http or AsyncHttp()
     gateway = config.gateway
-    model = model or GatewayModel(
-        http, gateway.url, gateway.route, gateway.retry, api_key=gateway_api_key(environ)
-    )
+    model = model or GatewayModel(http, gateway.url, gateway.route, gateway.retry, api_key=api_key)
     agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
     return OrchestratorService(config, model, agents, sink, RunRegistry(config.dedupe_ttl_s), http)
