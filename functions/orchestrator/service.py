@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -71,16 +72,20 @@ class OrchestratorService:
         task, stream = self.parse(inbound.data)
         stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
+        # The answer goes out first; then the request waits for its sink delivery, so that a
+        # stopping worker waits for that too (shared/server.py).
+        after = partial(self.sink.settle, run_id) if self.sink is not None else None
         if stream:
             return Reply(
                 event_stream(lambda progress: self._run(task, run_id, inbound, progress), run_id),
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
                 content_type=SSE_CONTENT_TYPE,
+                after=after,
             )
         result = await self._run(task, run_id, inbound, None)
         if result.status is Status.FAILED and result.unavailable and result.nothing_done:
             raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
-        return Reply(result.to_json())
+        return Reply(result.to_json(), after=after)
 
     async def _run(
         self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
