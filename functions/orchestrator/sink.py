@@ -57,6 +57,11 @@ class EventSink:
         self._pending: dict[str, list[asyncio.Task[bool]]] = {}
         """Deliveries under way, by run id."""
 
+    @property
+    def pending(self) -> int:
+        """Deliveries under way."""
+        return sum(len(tasks) for tasks in self._pending.values())
+
     def submit(self, result: dict[str, Any]) -> None:
         """Send ``result`` in the background (the task is kept until it ends)."""
         run_id = result["run_id"]

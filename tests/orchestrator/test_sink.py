@@ -10,15 +10,19 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from functions.orchestrator.config import SinkSettings
+from functions.orchestrator.config import OrchestratorConfig, SinkSettings
+from functions.orchestrator.runs import RunRegistry
+from functions.orchestrator.service import OrchestratorService
 from functions.orchestrator.sink import ANSWER_KEPT_BYTES, EventSink, shown_url
 from shared.aio import AsyncHttp
+from shared.http import Call
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest
+from tests.orchestrator.fakes import FakeAgents, FakeEndpoint, ScriptedModel, directory, text
 
 pytestmark = pytest.mark.anyio
 MiB = 1024 * 1024
@@ -146,3 +150,59 @@ async def test_a_refusal_is_logged_quoting_a_bounded_part_of_it(
 
 def test_what_is_kept_of_an_answer_is_small() -> None:
     assert ANSWER_KEPT_BYTES <= 4096
+
+
+@pytest.fixture
+async def slow_endpoint() -> AsyncIterator[FakeEndpoint]:
+    endpoint = await FakeEndpoint().start()
+    endpoint.delay_s = 0.3
+    yield endpoint
+    await endpoint.close()
+
+
+def orchestrator(
+    fake_agents: FakeAgents, http: AsyncHttp, endpoint: FakeEndpoint, turns: int
+) -> OrchestratorService:
+    config = OrchestratorConfig.model_validate({"gateway": {"url": "http://gateway.invalid"}})
+    sink = EventSink(http, endpoint.url, SETTINGS)
+    model = ScriptedModel().enqueue(*(text(f"answer {n}") for n in range(turns)))
+    agents = directory(fake_agents, http)
+    return OrchestratorService(config, model, agents, sink, RunRegistry(0))
+
+
+def task(body: dict[str, Any]) -> Call:
+    headers = {"content-type": "application/json"}
+    return Call("POST", "/", headers, json.dumps(body).encode(), "req-1")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_reply_waits_for_its_delivery_once_it_is_sent(
+    fake_agents: FakeAgents, http: AsyncHttp, slow_endpoint: FakeEndpoint, stream: bool
+) -> None:
+    service = orchestrator(fake_agents, http, slow_endpoint, 1)
+    assert service.sink is not None
+    reply = await service.submit(task({"task": "hi", "stream": stream}))
+    if stream:
+        assert b"event: result" in b"".join([chunk async for chunk in reply.body])
+    assert service.sink.pending == 1  # the answer is whole; its delivery is under way
+    assert reply.after is not None
+    await reply.after()  # what the edge runs after sending the answer
+    assert service.sink.pending == 0 and len(slow_endpoint.received) == 1
+
+
+async def test_a_delivery_cut_by_a_stopping_worker_is_logged_with_its_run(
+    fake_agents: FakeAgents, http: AsyncHttp, slow_endpoint: FakeEndpoint, logged: Logged
+) -> None:
+    slow_endpoint.delay_s = 30.0  # the grace runs out first
+    service = orchestrator(fake_agents, http, slow_endpoint, 1)
+    reply = await service.submit(task({"task": "hi"}))
+    assert reply.after is not None
+    waiting = asyncio.ensure_future(reply.after())
+    await slow_endpoint.wait_for(1)
+    waiting.cancel()  # as uvicorn does when SHUTDOWN_GRACE_S has passed
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert service.sink is not None and service.sink.pending == 0
+    [line] = [line for line in logged() if line["msg"] == "sink did not take the result"]
+    assert line["severity"] == "ERROR" and line["run_id"] == reply.body["run_id"]
+    assert line["problem"] == "the worker stopped before the sink took it"
