@@ -1,46 +1,27 @@
-"""Outbound HTTP for the async functions: JSON calls on ``shared.wire``, and an aiohttp session.
+"""Outbound HTTP for the async functions, on ``shared.wire``.
 
-``request_json`` (the orchestrator's calls to the gateway and the agents) goes through
-``shared.wire.WireClient``: keep-alive connections pooled per host, at most ``limit`` open
-(4,096 by default, far above the 1,000 calls in flight a worker is sized for), and a fraction
-of aiohttp's CPU per call (bench/RESULTS.md). aiohttp stays for the rest (posting a CloudEvent
-to a sink), which is why ``session()`` remains: aiohttp was chosen over ``httpx.AsyncClient``
-by measurement, httpx's pool being the limit at 256 calls in flight.
+``request_json`` (the orchestrator's calls to the gateway and the agents) and ``send`` (a
+CloudEvent to a sink) go through ``shared.wire.WireClient``: keep-alive connections pooled per
+host, at most ``limit`` open (4,096 by default, far above the 1,000 calls in flight a worker is
+sized for), and a fraction of aiohttp's CPU per call (bench/RESULTS.md). Nothing is decoded: no
+``accept-encoding`` is asked for, and a ``content-encoding`` in an answer is ignored, so an
+answer costs at most the bytes the caller agreed to read.
 
-Both are made on first use inside the running loop, not at import (a session or a connection
-belongs to the loop it was made in). Tests pass their own ``wire`` or ``session_factory``
-instead of patching a module global.
+Connections are made on first use inside the running loop, not at import (a connection belongs
+to the loop it was made in). Tests pass their own ``wire`` instead of patching a module global.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import aiohttp
 
 from shared.context import current_request_id
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.http import JsonResponse, compact_json
-from shared.wire import WireClient, WireError
-
-DEFAULT_LIMIT = 4096
-
-SessionFactory = Callable[[], aiohttp.ClientSession]
-
-
-def default_session(limit: int = DEFAULT_LIMIT) -> aiohttp.ClientSession:
-    """A session with a large pool, no cookie jar (a server must never keep one caller's
-    cookies for the next), and no default timeout (every call passes its own)."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=60)
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=True,
-    )
+from shared.wire import WireAnswer, WireClient, WireError
 
 
 def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -54,29 +35,13 @@ def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 class AsyncHttp:
-    """JSON calls to the functions this one talks to (``shared.wire``'s pool), and a lazily
-    made aiohttp session for anything else (a CloudEvent sink); ``close()`` on shutdown."""
+    """Calls to the services a function talks to (``shared.wire``'s pool); ``close()`` on
+    shutdown."""
 
-    def __init__(
-        self, session_factory: SessionFactory | None = None, wire: WireClient | None = None
-    ) -> None:
-        self._factory = session_factory or default_session
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, wire: WireClient | None = None) -> None:
         self._wire = wire or WireClient()
 
-    def session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # A session cannot move between loops (tests run one loop per test).
-            self._session = self._factory()
-            self._loop = loop
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
         await self._wire.close()
 
     async def request_json(
@@ -98,17 +63,54 @@ class AsyncHttp:
             payload = compact_json(body).encode()
             if not any(name.lower() == "content-type" for name in sent):
                 sent["content-type"] = "application/json"
-        try:
-            async with asyncio.timeout(timeout_s):
-                answer = await self._wire.exchange(
-                    method, url, sent, payload, connect_timeout_s=timeout_s
-                )
-        except TimeoutError as exc:  # ConnectTimeout included
-            raise UpstreamTimeout(f"{service} did not answer within {timeout_s:g} s") from exc
-        except (WireError, OSError) as exc:
-            raise UpstreamUnavailable(f"{service} is unreachable: {exc}") from exc
+        answer = await self._exchange(method, url, sent, payload, timeout_s, service, None)
         try:
             data = json.loads(answer.body) if answer.body else None
         except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
         return JsonResponse(status=answer.status, headers=answer.headers, data=data)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        service: str = "upstream",
+        keep_bytes: int = 4096,
+    ) -> WireAnswer:
+        """Send ``body`` as it is, for an answer whose status is what matters: of its body,
+        at most ``keep_bytes`` are read (enough for an error message); the rest is never read
+        and the connection is dropped. Failures as in ``request_json``."""
+        sent = outbound_headers(headers)
+        return await self._exchange(method, url, sent, body, timeout_s, service, keep_bytes)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout_s: float,
+        service: str,
+        keep_bytes: int | None,
+    ) -> WireAnswer:
+        """The answer within ``timeout_s`` (all of it, or ``keep_bytes`` of its body)."""
+        wire = self._wire
+        try:
+            async with asyncio.timeout(timeout_s):
+                if keep_bytes is None:
+                    return await wire.exchange(
+                        method, url, headers, body, connect_timeout_s=timeout_s
+                    )
+                response = await wire.request(
+                    method, url, headers, body, connect_timeout_s=timeout_s
+                )
+                kept = await response.prefix(keep_bytes)
+                return WireAnswer(response.status, response.headers, kept)
+        except TimeoutError as exc:  # ConnectTimeout included
+            raise UpstreamTimeout(f"{service} did not answer within {timeout_s:g} s") from exc
+        except (WireError, OSError) as exc:
+            raise UpstreamUnavailable(f"{service} is unreachable: {exc}") from exc

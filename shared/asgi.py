@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive
@@ -199,14 +200,23 @@ class AsyncFunctionApp:
     @staticmethod
     def _render(reply: Reply) -> Response:
         body = reply.body
+        after = BackgroundTask(reply.after) if reply.after is not None else None
         if isinstance(body, AsyncIterator):
             return StreamingResponse(
-                body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
+                body,
+                status_code=reply.status,
+                headers=reply.headers,
+                media_type=reply.content_type,
+                background=after,
             )
         if not isinstance(body, bytes | str):
             body = compact_json(body)
         return Response(
-            body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
+            body,
+            status_code=reply.status,
+            headers=reply.headers,
+            media_type=reply.content_type,
+            background=after,
         )
 
     async def _health_route(self, call: Call) -> Reply:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,9 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    after: Callable[[], Awaitable[None]] | None = None
+    """Work the request does once its answer is sent (the orchestrator's sink delivery): a
+    stopping worker waits for it as for the request itself (``shared.server``)."""
 
 
 def error_reply(exc: ServiceError) -> Reply:

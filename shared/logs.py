@@ -9,6 +9,9 @@ function: loggers are made when modules are imported, long before start-up could
 clean error, and a typo in a log setting should not take a service down. It logs at INFO
 instead, and the first line says so, naming the variable and the values it accepts.
 
+Credentials a process holds are given to ``hide()`` at start-up: no line ever carries one (an
+upstream that echoes a key in its error text must not put it in the logs).
+
 ``LOG_FILE`` (off when unset or empty) also appends the same lines to that file, which is
 created if missing, but not its folder (in Compose, the gateway's log volume). A file that
 cannot be opened is treated like a bad level: stderr only, and one warning line saying why.
@@ -30,6 +33,10 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """What ``LOG_LEVEL`` accepts (in any case); they are also Cloud Logging's severities."""
 DEFAULT_LEVEL = "INFO"
 ROOT_LOGGER = "agentorch"
+
+REDACTED = "[redacted]"
+MIN_HIDDEN_CHARS = 4
+"""Shorter values are not hidden: replacing every "ab" would make the logs unreadable."""
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
 
@@ -59,7 +66,21 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        line = json.dumps(entry, default=str)
+        for secret in _hidden:
+            if secret in line:
+                line = line.replace(secret, REDACTED)
+        return line
+
+
+_hidden: set[str] = set()
+
+
+def hide(*secrets: str | None) -> None:
+    """Never write these values in a log line (credentials this process holds)."""
+    for secret in secrets:
+        if secret and len(secret) >= MIN_HIDDEN_CHARS:
+            _hidden.update({secret, json.dumps(secret)[1:-1]})  # as given, and JSON-escaped
 
 
 def level_from(raw: str | None) -> int:

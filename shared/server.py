@@ -17,6 +17,14 @@ that sends half a head holds its place forever. This protocol adds the bounds:
 A body's bounds (its size, and the time it may take) are the edge's: ``shared.asgi``; the
 protocol tells it when a body has already arrived whole (``BODY_COMPLETE``).
 
+A worker told to stop (SIGTERM) stops accepting connections, closes its idle ones, and waits
+for the requests under way, the work each does after its answer included (``Reply.after``: the
+orchestrator's sink deliveries), for at most ``SHUTDOWN_GRACE_S`` (8 s: Cloud Run and
+``docker stop`` kill 10 s after the signal). Then uvicorn cancels what is left, so that work can
+say what it could not finish before the process ends. (functions-framework's Starlette app has
+no lifespan of its own, so the ASGI ``lifespan`` shutdown event never reaches a function's code:
+uvicorn's wait for requests under way is the place.)
+
 ``install()`` puts it in place. functions-framework starts gunicorn with
 ``uvicorn_worker.UvicornWorker`` and offers no hook to pick its protocol; the worker takes its
 uvicorn settings from the class attribute ``CONFIG_KWARGS`` (overriding it is the documented way
@@ -33,10 +41,19 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shared.config import env_number
-from shared.errors import BadRequest, HeadersTooLarge, RequestTimeout, ServiceError
+from shared.errors import (
+    BadRequest,
+    ConfigError,
+    HeadersTooLarge,
+    RequestTimeout,
+    ServiceError,
+)
 
 DEFAULT_HEAD_MAX_BYTES = 64 * 1024
 DEFAULT_HEAD_TIMEOUT_S = 10.0
+DEFAULT_SHUTDOWN_GRACE_S = 8.0
+MAX_SHUTDOWN_GRACE_S = 25.0
+"""gunicorn kills a worker 30 s after asking it to stop (its ``graceful_timeout``)."""
 BODY_COMPLETE = "agentorch.body_complete"
 """Set in a request's scope once its whole body has arrived: the edge then reads it without
 arming a timer for a body that can no longer be slow (most requests arrive in one read)."""
@@ -208,7 +225,8 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fie
 
 def install(environ: Mapping[str, str] | None = None) -> None:
     """Make functions-framework's uvicorn workers speak ``BoundedHttpToolsProtocol``, with
-    ``REQUEST_HEAD_MAX_BYTES`` and ``REQUEST_HEAD_TIMEOUT_S`` from the environment."""
+    ``REQUEST_HEAD_MAX_BYTES`` and ``REQUEST_HEAD_TIMEOUT_S`` from the environment, and stop
+    within ``SHUTDOWN_GRACE_S``."""
     from uvicorn_worker import UvicornWorker
 
     protocol = BoundedHttpToolsProtocol
@@ -216,4 +234,19 @@ def install(environ: Mapping[str, str] | None = None) -> None:
         env_number("REQUEST_HEAD_MAX_BYTES", DEFAULT_HEAD_MAX_BYTES, environ, minimum=1023)
     )
     protocol.head_timeout_s = env_number("REQUEST_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S, environ)
-    UvicornWorker.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}
+    UvicornWorker.CONFIG_KWARGS = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "http": BoundedHttpToolsProtocol,
+        "timeout_graceful_shutdown": shutdown_grace_s(environ),
+    }
+
+
+def shutdown_grace_s(environ: Mapping[str, str] | None = None) -> float:
+    """``SHUTDOWN_GRACE_S``: how long a stopping worker waits for the requests under way."""
+    grace = env_number("SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S, environ)
+    if grace > MAX_SHUTDOWN_GRACE_S:
+        raise ConfigError(
+            f"$SHUTDOWN_GRACE_S={grace:g}: at most {MAX_SHUTDOWN_GRACE_S:g} "
+            "(gunicorn kills a stopping worker after 30 s)"
+        )
+    return grace

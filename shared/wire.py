@@ -7,7 +7,8 @@ hosts. This client does only that: keep-alive connections pooled per host, the r
 in one piece, the answer parsed by httptools (the C parser the server side already uses).
 
 - ``WireClient.request()`` answers once the status line and headers are in; the body is then
-  read whole (``read()``) or as it comes (``chunks()``, for streams), with flow control.
+  read whole (``read()``), as it comes (``chunks()``, for streams, with flow control), or only
+  its first bytes (``prefix()``, for an answer nobody needs whole).
 - Timeouts are the caller's: ``connect_timeout_s`` for the connection (raised as
   ``ConnectTimeout``), and the caller bounds the rest with ``asyncio.timeout`` or
   ``chunks(idle_timeout_s)``.
@@ -25,10 +26,11 @@ its credentials, keep one caller's cookies for the next, or decode a body it pas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -110,7 +112,18 @@ class WireResponse:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def chunks(self, idle_timeout_s: float | None = None) -> AsyncIterator[bytes]:
+    async def prefix(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of the body (for an error message), the rest never read: the
+        connection goes back to the pool when the answer ended within them, else is dropped."""
+        kept = bytearray()
+        async with contextlib.aclosing(self.chunks()) as body:
+            async for chunk in body:
+                kept += chunk[: limit - len(kept)]
+                if len(kept) >= limit:
+                    break  # aclosing() closes chunks(), which drops the connection
+        return bytes(kept)
+
+    async def chunks(self, idle_timeout_s: float | None = None) -> AsyncGenerator[bytes]:
         """The body as it arrives; ``TimeoutError`` after ``idle_timeout_s`` without a byte.
         Read to its end, the connection goes back to the pool; otherwise call ``close()``."""
         connection = self._connection

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+
+from shared import logs
 
 _PROVIDER_VARIABLES = (
     "ANTHROPIC_API_KEY",
@@ -30,3 +35,12 @@ def isolated_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def logged() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the ``agentorch`` loggers write during the test, at DEBUG, parsed."""
+    stream = io.StringIO()
+    logs.configure({"LOG_LEVEL": "debug"}, stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.configure()  # back to stderr at the process's LOG_LEVEL

@@ -101,7 +101,9 @@ def test_a_function_bundle_holds_only_what_it_needs() -> None:
     assert {"botocore", "httptools", "uvloop"} <= names("gateway")
     # botocore signs and shared.wire sends: no boto3, no aiohttp client in the gateway.
     assert not names("gateway") & {"boto3", "aiohttp"}
-    assert {"aiohttp", "jsonschema"} <= names("orchestrator")
+    assert "jsonschema" in names("orchestrator")
+    # shared.wire carries every outbound call, the sink's included: aiohttp is the tests'.
+    assert "aiohttp" not in names("orchestrator")
     assert "boto3" not in names("orchestrator")
     assert "duckdb" in names("data_processor")
     assert "httpx" in names("tavily")

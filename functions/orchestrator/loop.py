@@ -115,14 +115,22 @@ class _Run:
             if not budget.expired():
                 raise
             self._end(Status.STOPPED, StopReason.TIMEOUT)
+        except asyncio.CancelledError:  # its caller went away, or the worker is stopping
+            log.warning(
+                "run cancelled before it finished",
+                extra={"run_id": self.run_id, "steps": len(self.steps)},
+            )
+            raise
         except Exception as exc:  # a bug must still answer with the trace so far
-            log.exception("run failed", extra={"run_id": self.run_id})
+            log.exception("run raised", extra={"run_id": self.run_id})
             self._end(Status.FAILED, StopReason.INTERNAL_ERROR, f"internal error: {exc}")
         for step, began in list(self.open.values()):  # cut short by the time budget
             step.error = step.error or CANCELLED
             step.latency_ms = (time.perf_counter() - began) * 1000
             await self._finish(step)
-        return self._result()
+        result = self._result()
+        log_run(result)
+        return result
 
     async def _loop(self) -> None:
         await self._discover_tools()
@@ -201,6 +209,7 @@ class _Run:
             reply = await self.model.create(request, timeout_s=timeout_s)
         except ModelCallError as exc:
             step.error, step.attempts = exc.error.message, exc.attempts
+            self._log_failed(step, type(exc.error).__name__)
             self.unavailable = exc.error.retryable
             step.latency_ms = (time.perf_counter() - began) * 1000
             await self._finish(step)
@@ -266,12 +275,24 @@ class _Run:
                 content = _result_text(answer.result, self.settings.max_result_chars)
         if failed:
             step.error = content
+            self._log_failed(step)
         step.latency_ms = (time.perf_counter() - began) * 1000
         await self._finish(step)
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
         if failed:
             result["is_error"] = True
         return result
+
+    def _log_failed(self, step: Step, error_class: str | None = None) -> None:
+        fields = {
+            "run_id": self.run_id,
+            "step": step.index,
+            "kind": step.kind,
+            "step_name": step.name,
+        }
+        if error_class:
+            fields["error_class"] = error_class
+        log.warning(f"{step.kind} step failed", extra={**fields, "error": step.error})
 
     def _refusal(self, name: str) -> str:
         known = ", ".join(self.tools) or "none"
@@ -317,6 +338,26 @@ class _Run:
             lines.append("Results so far:")
             lines += [f"- {s.name}: {_result_text(s.outcome, 500)}" for s in found]
         return "\n".join(lines)
+
+
+def log_run(result: RunResult) -> None:
+    """One line per run: INFO, or WARNING with the reason when it failed."""
+    usage = result.usage
+    fields: dict[str, Any] = {
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "stop_reason": result.stop_reason.value,
+        "steps": len(result.steps),
+        "duration_ms": round(result.duration_ms, 1),
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "model_calls": usage.model_calls,
+        "agent_calls": usage.agent_calls,
+    }
+    if result.status is Status.FAILED:
+        log.warning("run failed", extra={**fields, "error": result.error})
+    else:
+        log.info("run finished", extra=fields)
 
 
 def _why(reason: StopReason, limits: Limits, error: str | None) -> str:

@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -22,6 +23,7 @@ from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
 from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
+from shared import logs
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
@@ -74,17 +76,21 @@ class OrchestratorService:
         task, stream = self.parse(inbound.data)
         stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
+        # The answer goes out first; then the request waits for its sink delivery, so that a
+        # stopping worker waits for that too (shared/server.py).
+        after = partial(self.sink.settle, run_id) if self.sink is not None else None
         if stream:
             return Reply(
                 event_stream(lambda progress: self._run(task, run_id, inbound, progress), run_id),
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
                 content_type=SSE_CONTENT_TYPE,
+                after=after,
             )
         result = await self._run(task, run_id, inbound, None)
         if result.status is Status.FAILED and result.unavailable and result.nothing_done:
             raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
         headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
-        return Reply(result.to_json(), headers=headers)
+        return Reply(result.to_json(), headers=headers, after=after)
 
     async def _run(
         self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
@@ -189,12 +195,13 @@ def build_service(
 ) -> OrchestratorService:
     environ = os.environ if environ is None else environ
     config = load_orchestrator_config(environ)
-    logging.getLogger("agentorch").setLevel(config.log_level)
+    if not environ.get("LOG_LEVEL", "").strip():  # $LOG_LEVEL (shared.logs) wins over the file
+        logging.getLogger(logs.ROOT_LOGGER).setLevel(config.log_level)
+    api_key = gateway_api_key(environ)
+    logs.hide(api_key)
     http = http or AsyncHttp()
     gateway = config.gateway
-    model = model or GatewayModel(
-        http, gateway.url, gateway.route, gateway.retry, api_key=gateway_api_key(environ)
-    )
+    model = model or GatewayModel(http, gateway.url, gateway.route, gateway.retry, api_key=api_key)
     agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
     runs = RunRegistry(

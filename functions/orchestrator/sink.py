@@ -2,6 +2,17 @@
 
 Delivery happens beside the run, after its answer: a sink that fails is retried a bounded
 number of times with backoff, then logged and dropped. It never fails or delays the run.
+
+The sink's answer is untrusted: only its status matters, so at most ``ANSWER_KEPT_BYTES`` of its
+body are read (for the log line), nothing is decompressed (``accept-encoding: identity``, and
+``shared.wire`` decodes nothing), and the rest is never read: a sink answering 202 with a gzip
+bomb or a 1 GiB body costs a few KiB.
+
+A delivery belongs to the request that ran the task: the request's answer goes out first, then
+the request waits for its delivery (``settle``). So a worker told to stop (SIGTERM) stops taking
+requests and waits for these as for any request in flight, up to its grace period
+(``SHUTDOWN_GRACE_S``, ``shared.server``); a delivery still under way then is cancelled, and
+each one is logged at ERROR with its run id.
 """
 
 from __future__ import annotations
@@ -11,17 +22,22 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
 from functions.orchestrator.config import SinkSettings
-from shared.aio import AsyncHttp, outbound_headers
+from shared.aio import AsyncHttp
+from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.logs import get_logger
 
 Sleep = Callable[[float], Awaitable[None]]
 log = get_logger("orchestrator.sink")
+ANSWER_KEPT_BYTES = 2048
+"""What is read of a sink's answer, at most: enough to quote a refusal in the log."""
+QUOTED_CHARS = 200
+"""What a log line quotes of a refusal."""
 
 
 class EventSink:
@@ -34,21 +50,49 @@ class EventSink:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.url = url
+        self._shown_url = shown_url(url)
         self._http = http
         self._settings = settings
         self._sleep = sleep
-        self._pending: set[asyncio.Task[bool]] = set()
+        self._pending: dict[str, list[asyncio.Task[bool]]] = {}
+        """Deliveries under way, by run id."""
+
+    @property
+    def pending(self) -> int:
+        """Deliveries under way."""
+        return sum(len(tasks) for tasks in self._pending.values())
 
     def submit(self, result: dict[str, Any]) -> None:
         """Send ``result`` in the background (the task is kept until it ends)."""
+        run_id = result["run_id"]
         task = asyncio.ensure_future(self.deliver(result))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending.setdefault(run_id, []).append(task)
+        task.add_done_callback(lambda done: self._forget(run_id, done))
+
+    async def settle(self, run_id: str) -> None:
+        """Wait for the deliveries of ``run_id`` under way. Cancelling the caller cancels
+        them (a stopping worker's grace ran out): each is then logged as lost."""
+        for task in list(self._pending.get(run_id, ())):
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller is cancelled, not only the delivery
+                # else the delivery alone was cancelled (and logged): nothing to wait for
 
     async def drain(self) -> None:
         """Wait for every delivery under way (tests, shutdown)."""
         while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+            tasks = [task for tasks in self._pending.values() for task in tasks]
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _forget(self, run_id: str, task: asyncio.Task[bool]) -> None:
+        tasks = self._pending.get(run_id)
+        if tasks is not None:
+            tasks.remove(task)
+            if not tasks:
+                del self._pending[run_id]
 
     def event(self, result: dict[str, Any]) -> CloudEvent:
         attributes = {
@@ -60,41 +104,65 @@ class EventSink:
         return CloudEvent(attributes, result)
 
     async def deliver(self, result: dict[str, Any]) -> bool:
-        """True when the sink took the event (2xx)."""
+        """True when the sink took the event (2xx). Every result it did not take, cancelled
+        deliveries included, is one ERROR line naming the run."""
         headers, body = to_structured(self.event(result))
+        headers = {**headers, "accept-encoding": "identity"}
         settings = self._settings
-        problem = ""
-        for attempt in range(1, settings.max_attempts + 1):
-            problem = await self._post(dict(headers), body)
-            if not problem:
-                return True
-            if attempt < settings.max_attempts:
-                ceiling = settings.base_delay_s * 2 ** (attempt - 1)
-                await self._sleep(random.uniform(ceiling / 2, ceiling))
-        log.warning(
+        problem, attempt = "", 0
+        try:
+            for attempt in range(1, settings.max_attempts + 1):
+                problem = await self._post(headers, body)
+                if not problem:
+                    return True
+                if attempt < settings.max_attempts:
+                    ceiling = settings.base_delay_s * 2 ** (attempt - 1)
+                    await self._sleep(random.uniform(ceiling / 2, ceiling))
+        except asyncio.CancelledError:
+            self._lost(result, "the worker stopped before the sink took it", attempt)
+            raise
+        self._lost(result, problem, settings.max_attempts)
+        return False
+
+    def _lost(self, result: dict[str, Any], problem: str, attempts: int) -> None:
+        log.error(
             "sink did not take the result",
             extra={
                 "run_id": result["run_id"],
-                "sink": self.url,
-                "attempts": settings.max_attempts,
+                "status": result["status"],
+                "sink": self._shown_url,
+                "attempts": attempts,
                 "problem": problem,
             },
         )
-        return False
 
     async def _post(self, headers: dict[str, str], body: bytes) -> str:
         """'' when delivered, else what went wrong."""
         try:
-            async with self._http.session().post(
+            answer = await self._http.send(
+                "POST",
                 self.url,
-                data=body,
-                headers=outbound_headers(headers),
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s),
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                return "" if response.status < 300 else f"answered {response.status}"
-        except TimeoutError:
-            return f"no answer within {self._settings.timeout_s:g} s"
-        except aiohttp.ClientError as exc:
-            return f"unreachable: {exc}"
+                body,
+                headers=headers,
+                timeout_s=self._settings.timeout_s,
+                service="the sink",
+                keep_bytes=ANSWER_KEPT_BYTES,
+            )
+        except (UpstreamTimeout, UpstreamUnavailable) as exc:
+            return exc.message
+        except ValueError as exc:  # a header or URL that cannot be sent
+            return str(exc)
+        if answer.status < 300:
+            return ""
+        quoted = answer.body[:QUOTED_CHARS].decode("utf-8", "replace")
+        return f"answered {answer.status}: {quoted}" if quoted else f"answered {answer.status}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a log line: no user, password or query (where a sink's token would be)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

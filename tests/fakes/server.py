@@ -96,6 +96,14 @@ class Exchange:
     def end_stream(self) -> None:
         self._write(b"0\r\n\r\n")
 
+    def start_body(self, status: int, headers: dict[str, str], length: int) -> None:
+        """Send the head of an answer of ``length`` bytes; then ``write`` them."""
+        self._head(status, headers, length)
+
+    def write(self, data: bytes | memoryview) -> bool:
+        """Send a piece of the body; False once the client has gone away."""
+        return self._write(data)
+
     def cut(self) -> None:
         """Drop the connection now, mid-answer or before it."""
         self._handler.close_connection = True
@@ -120,12 +128,14 @@ class Exchange:
         except OSError:
             handler.close_connection = True  # the client went away
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> bool:
         try:
             self._handler.wfile.write(data)
             self._handler.wfile.flush()
         except OSError:
             self._handler.close_connection = True  # the client gave up (a timeout test)
+            return False
+        return True
 
 
 class FakeServer:

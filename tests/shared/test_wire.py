@@ -245,6 +245,40 @@ def test_release_of_a_whole_answer_pools_the_connection() -> None:
     run(main)
 
 
+def test_a_prefix_of_a_short_answer_is_all_of_it_and_pools_the_connection() -> None:
+    async def main() -> None:
+        first = answer(b"refused", status=400)
+        async with serve(first_then_numbered(first)) as server, wire() as client:
+            assert await (await post(client, server)).prefix(64) == b"refused"
+            assert await fetch(client, server) == b"answer 2"
+            assert server.accepted == 1
+
+    run(main)
+
+
+def test_a_prefix_of_a_long_answer_stops_there_and_drops_the_connection() -> None:
+    async def main() -> None:
+        dropped = asyncio.Event()
+
+        async def handler(peer: Peer) -> None:
+            if peer.index == 1:
+                await peer.read_request()
+                await peer.send(head(("content-length", str(1 << 30))) + b"x" * 100_000)
+                await peer.wait_eof()  # the rest of the 1 GiB is never asked for
+                dropped.set()
+            else:
+                await answering(numbered)(peer)
+
+        async with serve(handler) as server, wire() as client:
+            assert await (await post(client, server)).prefix(10) == b"x" * 10
+            async with asyncio.timeout(5):
+                await dropped.wait()
+            assert await fetch(client, server) == b"answer 2"
+            assert server.accepted == 2
+
+    run(main)
+
+
 def test_release_of_an_unread_answer_closes_its_connection() -> None:
     async def main() -> None:
         dropped = asyncio.Event()
