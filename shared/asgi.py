@@ -39,6 +39,7 @@ from shared.http import (
     DEFAULT_MAX_BODY_BYTES,
     EXECUTION_ID,
     Call,
+    Query,
     Reply,
     clip,
     compact_json,
@@ -127,7 +128,7 @@ class AsyncFunctionApp:
                 headers=headers,
                 body=await self._read_body(request, method, headers),
                 request_id=request_id,
-                query=request.query_params if request.scope.get("query_string") else {},
+                query=Query.parse(request.scope.get("query_string", b"")),
             )
             return await handler(call)
         except ServiceError as exc:

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
-from shared.errors import ServiceError
+from shared.errors import BadRequest, ServiceError
 from shared.inbound import Inbound, parse_request
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -24,6 +25,48 @@ compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encod
 EXECUTION_ID = "function-execution-id"
 """The header functions-framework puts its execution id in (set by the platform, or made)."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A request's query string, read one parameter at a time: a value a route reads that is
+    given twice, or is not what the route needs, is a 400 naming the parameter (never a 500
+    from ``int()``). Parameters no route reads are never looked at."""
+
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Query:
+        """The query string as the ASGI scope holds it; ``%``-escapes decode as UTF-8 (a
+        malformed one as U+FFFD), so parsing itself never fails."""
+        values: dict[str, tuple[str, ...]] = {}
+        if not raw:  # most requests: skip the parser
+            return cls(values)
+        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            values[name] = (*values.get(name, ()), value)
+        return cls(values)
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name``, None when absent."""
+        given = self.values.get(name, ())
+        if len(given) > 1:
+            raise BadRequest(f"{name}: given {len(given)} times; give it once")
+        return given[0] if given else None
+
+    def integer(self, name: str, *, default: int, low: int, high: int) -> int:
+        """``name`` as a decimal integer from ``low`` to ``high``; ``default`` when absent."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        digits = raw.lstrip("0") or "0"
+        # ASCII digits only ("²" is a digit to str.isdigit, not to int), and no more of them
+        # than ``high`` has: int() refuses 4,300 digits and more, and costs to get there.
+        fits = raw.isascii() and raw.isdigit() and len(digits) <= len(str(high))
+        if not fits or not low <= int(digits) <= high:
+            raise BadRequest(
+                f"{name}: must be an integer from {low} to {high}, got {clip(raw, 20)!r}"
+            )
+        return int(digits)
 
 
 @dataclass
@@ -36,7 +79,7 @@ class Call:
     """Request headers, names in lower case (the first of a repeated header)."""
     body: bytes
     request_id: str
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Query = field(default_factory=Query)
 
     def inbound(self, max_depth: int | None = None) -> Inbound:
         """The JSON payload, from a plain POST or a CloudEvent; nested at most ``max_depth``

@@ -9,11 +9,11 @@ alias serves (a ``*`` pattern is no id, but any id it matches is found by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from functions.gateway.config import GatewayConfig
 from shared.errors import BadRequest
+from shared.http import Query
 
 UNKNOWN_RELEASE = "1970-01-01T00:00:00Z"
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
@@ -50,15 +50,17 @@ class Catalog:
             "lifecycle": "active",
         }
 
-    def page(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """One page, with Anthropic's cursors: ``limit``, ``after_id``, ``before_id``."""
-        limit = _limit(query.get("limit"))
+    def page(self, query: Query) -> dict[str, Any]:
+        """One page, with Anthropic's cursors: ``limit``, ``after_id``, ``before_id`` (an empty
+        cursor is none)."""
+        limit = query.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        after_id, before_id = query.get("after_id"), query.get("before_id")
         ids = self._ids
-        if query.get("after_id"):
-            ids = ids[_position(ids, query["after_id"]) + 1 :]
+        if after_id:
+            ids = ids[_position(ids, after_id) + 1 :]
             page, has_more = ids[:limit], len(ids) > limit
-        elif query.get("before_id"):
-            ids = ids[: _position(ids, query["before_id"])]
+        elif before_id:
+            ids = ids[: _position(ids, before_id)]
             page, has_more = ids[-limit:], len(ids) > limit
         else:
             page, has_more = ids[:limit], len(ids) > limit
@@ -68,14 +70,6 @@ class Catalog:
             "first_id": page[0] if page else None,
             "last_id": page[-1] if page else None,
         }
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {raw[:20]!r}")
-    return int(raw)
 
 
 def _position(ids: list[str], cursor: str) -> int:

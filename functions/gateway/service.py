@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from functions.gateway.bodies import decoded_body
+from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig, load_gateway_config
 from functions.gateway.edge import MODEL_ROUTE, Cors, GatewayApp, path_id
@@ -21,7 +21,6 @@ from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
 from shared.errors import ServiceError, Unauthorized
 from shared.http import Call, Reply
-from shared.inbound import parse_request
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
@@ -59,7 +58,7 @@ class GatewayService:
     async def messages(self, call: Call) -> Reply:
         with _request_id_on_errors(call):
             self.authenticate(call)
-            body = validate_messages_request(self._payload(call))
+            body = validate_messages_request(await self._payload(call))
             if body.get("stream"):
                 chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
                 headers = {**outcome.headers(), "cache-control": "no-cache"}
@@ -74,7 +73,7 @@ class GatewayService:
     async def count_tokens(self, call: Call) -> Reply:
         with _request_id_on_errors(call):
             self.authenticate(call)
-            body = validate_count_request(self._payload(call))
+            body = validate_count_request(await self._payload(call))
             model = body["model"]
             counted, outcome = await self.router.count_tokens(model, body, _forwarded(call))
         headers = outcome.headers()
@@ -123,9 +122,8 @@ class GatewayService:
         if not any(matched):
             raise Unauthorized("the API key is not valid for this gateway")
 
-    def _payload(self, call: Call) -> Any:
-        body = decoded_body(call.headers, call.body, self.config.max_body_bytes)
-        return parse_request(call.headers, body).data
+    async def _payload(self, call: Call) -> Any:
+        return await request_payload(call.headers, call.body, self.config.max_body_bytes)
 
 
 def _forwarded(call: Call) -> dict[str, str]:

@@ -1,5 +1,11 @@
 """Anthropic server-sent events: rendering a complete Message as a stream, and guarding a
-passed-through stream so that a break is reported as an ``error`` event, never truncation."""
+passed-through stream so that a break is reported as an ``error`` event, never truncation.
+
+A passed-through stream goes to the client a whole event at a time (``WholeEvents``): an SSE
+client dispatches an event at its blank line, joining every ``data:`` line before it, so an
+event cut short upstream (``data: {..."text":"hal`` then a reset) must never reach it: with
+the gateway's ``error`` event after it, the client would parse the two as one and fail on the
+JSON (the SDKs raise ``JSONDecodeError``) instead of reporting the error."""
 
 from __future__ import annotations
 
@@ -13,6 +19,10 @@ from shared.logs import get_logger
 log = get_logger("gateway.stream")
 
 _TEXT_CHUNK = 24  # characters per text_delta: small enough that a client sees it stream
+MAX_HELD_BYTES = 1 << 20
+"""An event longer than this is passed on as it comes (no Anthropic event is near it)."""
+_BLANK_LINES = (b"\n\n", b"\n\r\n", b"\r\r")
+"""How an event ends: a blank line after LF, CRLF or CR line endings."""
 
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
@@ -116,6 +126,59 @@ class EventNames:
                     self.ended = True
 
 
+class WholeEvents:
+    """Holds back the bytes after a stream's last blank line until their event is complete, so
+    that what was passed on always ends between events. Held pieces are joined once, when
+    their event completes: a long event in small reads costs no copy per read."""
+
+    def __init__(self) -> None:
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._tail = b""  # the last bytes seen: a blank line may begin there
+        self._open_line = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of what was held and of ``chunk`` may go to the client now."""
+        window = self._tail + chunk
+        self._tail = window[-2:]  # the longest blank line is 3 bytes
+        cut = _past_last_blank_line(window) - (len(window) - len(chunk))
+        if cut <= 0 and self._held_size + len(chunk) <= MAX_HELD_BYTES:
+            self._held.append(chunk)
+            self._held_size += len(chunk)
+            return b""
+        if cut <= 0:
+            cut = len(chunk)  # give up holding an event this long: pass it on as it comes
+        ready = b"".join((*self._held, chunk[:cut]))
+        rest = chunk[cut:]
+        self._held, self._held_size = ([rest], len(rest)) if rest else ([], 0)
+        self._open_line = ready[-1:] not in (b"\n", b"\r")
+        return ready
+
+    def complete(self) -> bytes:
+        """The held bytes, for a stream that ended as it should (they are the upstream's
+        business then, passed on as they came)."""
+        held = b"".join(self._held)
+        self._held, self._held_size = [], 0
+        return held
+
+    def before_error(self) -> bytes:
+        """What to send before an ``error`` event that replaces the held, incomplete event:
+        nothing, or a line ending where an over-long event was passed on mid-line (the client
+        then sees one event named ``error``, though its data is not only JSON)."""
+        self._held, self._held_size = [], 0
+        return b"\n" if self._open_line else b""
+
+
+def _past_last_blank_line(data: bytes) -> int:
+    """The offset just past the last blank line in ``data``; 0 when there is none."""
+    end = 0
+    for blank in _BLANK_LINES:
+        at = data.rfind(blank)
+        if at >= 0:
+            end = max(end, at + len(blank))
+    return end
+
+
 def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
     """The error to fail over with when a stream's first chunk is no answer at all: nothing,
     or an ``error`` event (Anthropic reports overload this way after a 200)."""
@@ -134,26 +197,33 @@ async def guarded(first: bytes, rest: AsyncIterator[bytes], source: str) -> Asyn
     """Yield ``first`` then ``rest``; if ``rest`` fails, or ends without ``message_stop``,
     finish with an ``error`` event so the client knows the answer is incomplete. An upstream
     ``error`` event is passed on as it came."""
-    names = EventNames()
+    names, whole = EventNames(), WholeEvents()
     names.feed(first)
-    yield first
+    if ready := whole.feed(first):
+        yield ready
     try:
         async for chunk in rest:
             names.feed(chunk)
-            yield chunk
+            if ready := whole.feed(chunk):
+                yield ready
         names.feed(b"\n")
     except Exception as exc:  # any failure mid-stream must reach the client as an event
         reason = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
         log.warning("stream broke", extra={"provider": source, "error": reason})
-        yield error_event(ServiceError(f"the {source} stream broke after it began: {reason}"))
+        error = ServiceError(f"the {source} stream broke after it began: {reason}")
+        yield whole.before_error() + error_event(error)
         return
     finally:
         close = getattr(rest, "aclose", None)
         if close is not None:
             await close()
-    if not names.ended:
-        log.warning("stream ended early", extra={"provider": source})
-        yield error_event(ServiceError(f"the {source} stream ended before message_stop"))
+    if names.ended:
+        if held := whole.complete():
+            yield held
+        return
+    log.warning("stream ended early", extra={"provider": source})
+    error = ServiceError(f"the {source} stream ended before message_stop")
+    yield whole.before_error() + error_event(error)
 
 
 async def events_of(message: dict[str, Any]) -> AsyncIterator[bytes]:

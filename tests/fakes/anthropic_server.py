@@ -9,11 +9,12 @@ The real ``anthropic`` SDK (or plain httpx) talks to it through ``base_url``::
 ``Fault``, a ``Disconnect`` or a raw ``Reply``); with nothing scripted it answers
 ``"fake-anthropic answer to: <last user text>"``. Streams (``"stream": true``) are chunked
 ``text/event-stream`` with the real event sequence, so cutting one short
-(``Answer(cut_after_events=N)``) is a detectable incomplete body, as in production, and
-``Answer(error_after_events=N)`` sends the ``event: error`` the API sends after a 200 when it
-is overloaded mid-stream. ``POST /v1/messages/count_tokens`` and ``GET /v1/models`` answer too.
-Every request is recorded (``requests``: headers such as ``anthropic-beta``, ``anthropic-version``
-and ``user-agent``, and the parsed body) for tests to assert what a client forwarded.
+(``Answer(cut_after_events=N)``, with ``cut_mid_line`` inside a line) is a detectable
+incomplete body, as in production, and ``Answer(error_after_events=N)`` sends the
+``event: error`` the API sends after a 200 when it is overloaded mid-stream.
+``POST /v1/messages/count_tokens`` and ``GET /v1/models`` answer too. Every request is
+recorded (``requests``: headers such as ``anthropic-beta``, ``anthropic-version`` and
+``user-agent``, and the parsed body) for tests to assert what a client forwarded.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Answer:
     """Wait this long before answering (interrupted when the server stops)."""
     cut_after_events: int | None = None
     """Streams only: send this many SSE events (pings included), then drop the connection."""
+    cut_mid_line: bool = False
+    """With ``cut_after_events``: first send the next event up to the middle of its ``data:``
+    line (``data: {..."text":"hal``), as a connection reset mid-write leaves it."""
     error_after_events: int | None = None
     """Streams only: send this many SSE events, then an ``event: error`` and end the stream."""
     error_type: str = "overloaded_error"
@@ -222,12 +226,16 @@ def _stream(exchange: Exchange, request: dict[str, Any], answer: Answer) -> None
         },
     )
     for sent, data in enumerate(stream_events(request, answer)):
-        if sent == answer.cut_after_events:
-            exchange.cut()
-            return
         if sent == answer.error_after_events:
             data = _error(answer.error_type, f"fake-anthropic scripted {answer.error_type}")
-        exchange.write_chunk(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode())
+        event = f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+        if sent == answer.cut_after_events:
+            if answer.cut_mid_line:
+                line = event.index(b"data: ")
+                exchange.write_chunk(event[: line + (len(event) - line) // 2])
+            exchange.cut()
+            return
+        exchange.write_chunk(event)
         if data["type"] == "error":
             break
     exchange.end_stream()

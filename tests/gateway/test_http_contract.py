@@ -248,6 +248,38 @@ def test_bad_input_is_400_naming_the_problem(
     assert response.headers["x-request-id"]
 
 
+MALFORMED_LIMITS = {
+    "limit=%C2%B2": "'²'",  # a digit to str.isdigit, not to int(): it was a 500
+    "limit=" + "9" * 5000: "(5000 characters)",  # past int()'s 4,300 digits: it was a 500
+    "limit=-1": "'-1'",
+    "limit=0": "'0'",
+    "limit=1001": "'1001'",
+    "limit=99999999999999999999": "'99999999999999999999'",
+    "limit=2.5": "'2.5'",
+    "limit=1e3": "'1e3'",
+    "limit=": "''",
+    "limit=%FF": "'\ufffd'",
+    "limit=2&limit=3": "given 2 times",
+}
+
+
+def test_every_malformed_query_value_is_400_naming_the_parameter(
+    local_gateway: ServedGateway,
+) -> None:
+    client = local_gateway.http()
+
+    for query, quoted in MALFORMED_LIMITS.items():
+        response = client.get(f"/v1/models?{query}")
+        message = assert_error(response, 400, "invalid_request_error", quoted)
+        assert message.startswith("limit: "), (query, message)
+    for cursor in ("after_id", "before_id"):
+        twice = client.get(f"/v1/models?{cursor}=default&{cursor}=local")
+        assert_error(twice, 400, "invalid_request_error", f"{cursor}: given 2 times")
+    served = [client.get(f"/v1/models?{query}") for query in ("limit=1000", "limit=007", "x=1&x=2")]
+    assert [response.status_code for response in served] == [200, 200, 200]
+    assert len(served[1].json()["data"]) == 7
+
+
 def test_oversized_body_is_413(start_gateway: StartGateway) -> None:
     gateway = start_gateway(GATEWAY_MAX_BODY_BYTES="2048")
     body = request_body("local", "x" * 4000)

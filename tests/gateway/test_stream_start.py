@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from functions.gateway.config import GatewayConfig
 from functions.gateway.providers.local import MARK, LocalProvider
 from functions.gateway.router import Outcome, Router
-from functions.gateway.streaming import guarded, sse_event
+from functions.gateway.streaming import MAX_HELD_BYTES, WholeEvents, guarded, sse_event
 from shared.errors import UpstreamUnavailable
 from tests.fakes.provider import FakeTime, ScriptedProvider, chunks_of
 from tests.gateway.support import ANTHROPIC, LOCAL
@@ -119,3 +119,40 @@ def test_a_break_mid_stream_ends_with_one_error_event() -> None:
 
     assert last.startswith("event: error")
     assert "connection reset" in json.loads(last.split("data: ", 1)[1])["error"]["message"]
+
+
+def test_a_break_mid_line_drops_the_partial_event_before_the_error_event() -> None:
+    start = sse_event("message_start", {"type": "message_start", "message": {}})
+    delta = sse_event("content_block_delta", {"type": "content_block_delta", "text": "half"})
+    broken = delta[: delta.index(b"half") + 2]  # ... "text":"ha
+
+    breaking = chunks_of([broken, UpstreamUnavailable("connection reset")])
+    events = asyncio.run(joined(guarded(start, breaking, "anthropic"))).decode()
+
+    assert events.startswith(start.decode())
+    [error] = events.removeprefix(start.decode()).removesuffix("\n\n").split("\n\n")
+    assert error.startswith("event: error\ndata: {")
+    assert "connection reset" in json.loads(error.split("data: ", 1)[1])["error"]["message"]
+
+
+def test_whole_events_pass_at_their_blank_line_whatever_the_line_endings() -> None:
+    for ending in ("\n", "\r\n", "\r"):
+        one = f"event: ping{ending}data: {{}}{ending}{ending}".encode()
+        stream = one * 3
+        for cut in range(1, len(stream)):
+            whole = WholeEvents()
+            passed = [whole.feed(stream[:cut]), whole.feed(stream[cut:])]
+            assert passed[0] == one * (passed[0].count(b"ping")), (ending, cut)
+            assert b"".join(passed) == stream, (ending, cut)
+            assert whole.before_error() == b""
+
+
+def test_an_event_longer_than_the_hold_is_passed_on_and_its_line_closed_before_an_error() -> None:
+    whole = WholeEvents()
+
+    assert whole.feed(b"event: content_block_start\ndata: {") == b""
+    long = b"x" * MAX_HELD_BYTES
+    assert whole.feed(long).endswith(long)  # no longer held
+    assert whole.before_error() == b"\n"  # the open line is closed; the event is named error
+    assert whole.feed(b'"}\n\n') == b'"}\n\n'
+    assert whole.before_error() == b""

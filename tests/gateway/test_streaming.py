@@ -145,6 +145,54 @@ def test_stream_cut_is_an_error_event_on_the_wire(
     assert error["type"] == "error" and error["error"]["type"] == "api_error"
 
 
+def test_stream_cut_mid_line_is_an_api_error_to_the_sdk(
+    start_gateway: StartGateway, anthropic_env: FakeAnthropic
+) -> None:
+    # Upstream sends `data: {..."text":"The circ` and resets: the SDK must see the gateway's
+    # error event, not that half line glued to it (json.JSONDecodeError before).
+    gateway = start_gateway()
+    anthropic_env.enqueue(Answer.text(LONG_TEXT, cut_after_events=4, cut_mid_line=True))
+    pieces: list[str] = []
+
+    with (
+        gateway.sdk().messages.stream(
+            model="anthropic", max_tokens=256, messages=user("explain")
+        ) as stream,
+        pytest.raises(anthropic.APIStatusError) as caught,
+    ):
+        pieces.extend(stream.text_stream)
+
+    assert caught.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert "anthropic stream broke" in caught.value.message
+    assert pieces and LONG_TEXT.startswith("".join(pieces))  # whole deltas only, in order
+
+
+def test_stream_cut_mid_line_sends_only_whole_events(
+    start_gateway: StartGateway, anthropic_env: FakeAnthropic
+) -> None:
+    gateway = start_gateway()
+    anthropic_env.enqueue(Answer.text(LONG_TEXT, cut_after_events=4, cut_mid_line=True))
+
+    with gateway.http().stream(
+        "POST", "/v1/messages", json=request_body("anthropic", stream=True)
+    ) as response:
+        raw = response.read().decode()
+
+    assert raw.endswith("\n\n")
+    events = raw.removesuffix("\n\n").split("\n\n")
+    names = [event.split("\n")[0] for event in events]
+    assert names == [
+        "event: message_start",
+        "event: ping",
+        "event: content_block_start",
+        "event: content_block_delta",  # the fourth, whole; the fifth was cut and is not sent
+        "event: error",
+    ]
+    for event in events:
+        [_, data] = event.split("\n")
+        json.loads(data.removeprefix("data: "))  # every data line is whole JSON
+
+
 def test_stream_that_fails_before_the_first_byte_falls_back(
     gateway: ServedGateway, fake_anthropic: FakeAnthropic
 ) -> None:

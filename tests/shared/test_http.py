@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from starlette.testclient import TestClient
 
+from shared.errors import BadRequest
+from shared.http import Query
+
 if TYPE_CHECKING:
     from httpx2 import Response  # what starlette's TestClient answers with
 
@@ -183,3 +186,27 @@ def test_bad_bodies_are_400(basic_client: TestClient, body: bytes, fragment: str
     response = basic_client.post("/", content=body, headers=JSON)
 
     assert fragment in assert_error(response, 400, "invalid_request_error")["error"]["message"]
+
+
+# -- query strings ---------------------------------------------------------------------------
+
+
+def test_a_query_is_read_one_parameter_at_a_time() -> None:
+    query = Query.parse(b"limit=07&after_id=&x=1&x=2&name=%C3%A9t%C3%A9")
+
+    assert query.integer("limit", default=20, low=1, high=1000) == 7
+    assert query.integer("absent", default=20, low=1, high=1000) == 20
+    assert (query.get("after_id"), query.get("name"), query.get("absent")) == ("", "été", None)
+    with pytest.raises(BadRequest, match="x: given 2 times"):
+        query.get("x")  # a repeated parameter is refused only where a route reads it
+    assert Query.parse(b"").values == {}
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u00b2", "\u0664", "9" * 5000, "-1", "+1", "0", "1001", "1.0", "1e3", " 1", ""]
+)
+def test_a_malformed_integer_is_a_bad_request_naming_it(raw: str) -> None:
+    query = Query({"limit": (raw,)})
+
+    with pytest.raises(BadRequest, match=r"^limit: must be an integer from 1 to 1000, got '"):
+        query.integer("limit", default=20, low=1, high=1000)
