@@ -12,6 +12,8 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS base
+# Every image built here carries it, old untagged builds too: `make docker-clean` finds them by it.
+LABEL io.agentorch.project=agent-orchestrator
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -41,6 +43,11 @@ RUN cat /tmp/req/*.txt | sed -e 's/ *#.*//' -e '/^$/d' | sort | uniq -c \
  && pip --python /opt/venv/bin/python install --no-compile -r /tmp/core.txt \
  && python -m compileall -q -j 0 /opt/venv/lib \
  && rm -rf /tmp/req /tmp/core.txt
+# gunicorn (>= 25.1) opens a control socket at start, by default in $HOME/.gunicorn: /app is
+# not writable by the app user (nor at all on the production override's read-only root), and
+# the failure was logged as a plain-text error line among the JSON ones. $XDG_RUNTIME_DIR is
+# where gunicorn looks first: /tmp is writable here and a tmpfs in production.
+ENV XDG_RUNTIME_DIR=/tmp
 # Health without curl (the slim image has none): exit 0 when /health answers 2xx.
 COPY docker/healthcheck.sh /usr/local/bin/healthcheck
 HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["healthcheck"]
@@ -144,7 +151,8 @@ RUN python -m compileall -q shared emulator \
  && printf '#!/bin/sh\nexec python -m emulator.cli "$@"\n' > /usr/local/bin/agentorch \
  && chmod 755 /usr/local/bin/agentorch
 USER app
-ENV ORCHESTRATOR_URL=http://orchestrator:8080
+# /app is read-only to the app user: the prompt keeps its history under /tmp instead.
+ENV ORCHESTRATOR_URL=http://orchestrator:8080 XDG_STATE_HOME=/tmp/state
 HEALTHCHECK NONE
 ENTRYPOINT ["entrypoint-interactive.sh"]
 CMD ["ask"]

@@ -85,7 +85,7 @@ bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks
 .PHONY: build start stop restart health logs logs-gateway logs-orchestrator stats docker-clean validate test-docker
 COMPOSE_V := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-build: ## build every image (a local base image where python:3.11-slim cannot be pulled)
+build: ## build every image, tagged $TAG (environment or .env; a local base image where python:3.11-slim cannot be pulled)
 	docker/docker-build.sh
 
 start: ## start the stack in containers and wait until healthy (PROD=1: production overrides)
@@ -111,14 +111,13 @@ logs-orchestrator:
 stats: ## CPU and memory of each container
 	docker stats --no-stream $$($(COMPOSE_V) ps -q)
 
-docker-clean: ## remove the stack, its volumes and the agentorch images
-	docker/docker-stop.sh --volumes
-	docker images -q 'agentorch/*' | xargs -r docker rmi -f
+docker-clean: ## remove the stack, its volumes and its images, every tag (BASE=1: the base image too)
+	BASE=$(BASE) docker/docker-clean.sh
 
 validate: ## check Docker, Compose, files, .env, scripts, ports and the compose files
 	docker/docker-validate.sh
 
-test-docker: ## the real Docker test: engine, base image, images, stacks, tasks, teardown
+test-docker: ## the real Docker test: engine, base image, images, stacks, tasks, teardown (makes .venv if missing)
 	docker/docker-e2e.sh
 
 # Smoke tests against the stack started with the `test` profile (fakes instead of providers),

@@ -3,6 +3,8 @@
 # gateway, orchestrator, calculator, search, data-processor, tavily, interactive, fakes.
 # The base is python:3.11-slim, or the local stand-in docker/base-image.sh builds where no
 # registry can be reached (BASE_IMAGE picks another). Prints how long each image took.
+# TAG and BASE_IMAGE come from the environment, else from .env (COMPOSE_ENV_FILE), as Compose
+# reads them: the images built are the ones `make start` runs.
 #
 # usage: docker/docker-build.sh [--help] [target ...]     (default: every target)
 # env: TAG, BASE_IMAGE, DOCKER_BUILD_ARGS (extra arguments for every `docker build`)
@@ -18,8 +20,9 @@ for target in "${targets[@]}"; do
   case " ${ALL_TARGETS[*]} " in *" $target "*) ;; *) die "unknown target '$target' (one of: ${ALL_TARGETS[*]})" ;; esac
 done
 
-base="$(BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}" "$(dirname "$0")/base-image.sh")"
-tag="${TAG:-latest}"
+wanted_base="$(env_value BASE_IMAGE)"
+base="$(BASE_IMAGE="${wanted_base:-python:3.11-slim}" "$(dirname "$0")/base-image.sh")"
+tag="$(image_tag)"
 # The legacy builder unless BuildKit (buildx) is installed: it is what Debian's engine has.
 docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
 

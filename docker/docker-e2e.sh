@@ -4,7 +4,8 @@
 # python:3.11-slim cannot be pulled, build every image, then run tests/docker with pytest
 # (AGENTORCH_DOCKER_TEST=1): the stack up, tasks from the host and from the interactive
 # container, the gateway's /health and /providers, one agent stopped, the production override;
-# each stack is torn down, also on failure. Prints how long each phase took.
+# each stack is torn down, also on failure. Prints how long each phase took. Runs `make setup`
+# first when .venv (pytest) is missing, e.g. after `make clean`.
 #
 # usage: docker/docker-e2e.sh [--help] [pytest args ...]
 set -euo pipefail
@@ -20,6 +21,9 @@ report() {
 }
 trap report EXIT
 
+if ! "$REPO_ROOT/.venv/bin/python" -c 'import pytest' >/dev/null 2>&1; then
+  t=$SECONDS; note "no .venv with pytest: make setup"; make -C "$REPO_ROOT" setup; phase "$t" "make setup"
+fi
 t=$SECONDS; "$REPO_ROOT/docker/docker-engine.sh"; phase "$t" "engine"
 t=$SECONDS; BASE_IMAGE="$("$REPO_ROOT/docker/base-image.sh")"; export BASE_IMAGE; phase "$t" "base image ($BASE_IMAGE)"
 t=$SECONDS; "$REPO_ROOT/docker/docker-build.sh"; phase "$t" "images"

@@ -16,7 +16,7 @@ case "${1:-}" in
   *) die "which check? gateway, retry or fallback (docker/docker-smoke.sh --help)" ;;
 esac
 require_docker
-docker image inspect "agentorch/interactive:${TAG:-latest}" >/dev/null 2>&1 ||
+docker image inspect "agentorch/interactive:$(image_tag)" >/dev/null 2>&1 ||
   "$(dirname "$0")/docker-build.sh" interactive
 # --no-deps: the stack is already up; -T: no terminal needed (CI has none).
 compose --profile interactive run --rm -T --no-deps --entrypoint python \

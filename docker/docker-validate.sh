@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check the machine and the repository before starting: Docker and Compose present and the
 # engine running, the required files present, .env present (copy .env.docker), the scripts
-# executable, host ports 8585 and 8080 free, and the compose files valid. Exit 1 on a problem.
+# executable, the host ports free (GATEWAY_PORT, default 8585; ORCHESTRATOR_PORT, default 8080;
+# from the environment or .env), and the compose files valid. Exit 1 on a problem.
 #
 # usage: docker/docker-validate.sh [--help]
 set -uo pipefail
@@ -22,8 +23,10 @@ for script in "$REPO_ROOT"/docker/*.sh; do
   [ -x "$script" ] || bad "$script not executable (chmod +x)"
 done
 ok "scripts executable"
-for port in 8585 8080; do
-  if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))==0)"; then ok "port $port free"; else bad "port $port in use"; fi
+gateway_port="$(env_value GATEWAY_PORT)" orchestrator_port="$(env_value ORCHESTRATOR_PORT)"
+for entry in "GATEWAY_PORT=${gateway_port:-8585}" "ORCHESTRATOR_PORT=${orchestrator_port:-8080}"; do
+  port="${entry#*=}"
+  if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))==0)"; then ok "port $port free"; else bad "port $port in use (set ${entry%=*} in .env to another)"; fi
 done
 (compose config -q && PROD=1 compose config -q) >/dev/null 2>&1 && ok "compose files valid" || bad "compose files invalid (docker compose config says why)"
 [ "$problems" = 0 ] || die "$problems problem(s)"

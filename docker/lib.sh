@@ -33,6 +33,37 @@ compose_cmd() {
   fi
 }
 
+# The env file Compose reads for `${...}`: COMPOSE_ENV_FILE (repo-relative or absolute), else .env.
+env_file_path() {
+  case "${COMPOSE_ENV_FILE:-.env}" in
+    /*) echo "$COMPOSE_ENV_FILE" ;;
+    *) echo "$REPO_ROOT/${COMPOSE_ENV_FILE:-.env}" ;;
+  esac
+}
+
+# Print the value Compose interpolates for variable $1: the environment's when set (even
+# empty), else the env file's last `NAME=value` line (quotes removed), else nothing. The
+# scripts read TAG, BASE_IMAGE, GATEWAY_API_KEYS... this way, so `.env` means to them what it
+# means to Compose.
+env_value() {
+  if [ -n "${!1+set}" ]; then
+    printf '%s\n' "${!1}"
+    return
+  fi
+  local file
+  file="$(env_file_path)"
+  [ -f "$file" ] || return 0
+  sed -n -e "s/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}$1[[:space:]]*=[[:space:]]*//p" "$file" |
+    tail -n 1 | sed -e 's/[[:space:]]*$//' -e "s/^'\(.*\)'\$/\1/" -e 's/^"\(.*\)"$/\1/'
+}
+
+# The image tag Compose uses: TAG from the environment or the env file, else latest.
+image_tag() {
+  local tag
+  tag="$(env_value TAG)"
+  echo "${tag:-latest}"
+}
+
 # Compose with the project's files: docker-compose.yml, plus the prod override when PROD=1,
 # plus COMPOSE_EXTRA_FILES (space separated); COMPOSE_ENV_FILE (repo-relative) instead of .env.
 compose() {
@@ -42,7 +73,7 @@ compose() {
   for extra in ${COMPOSE_EXTRA_FILES:-}; do files+=(-f "$extra"); done
   [ "${#COMPOSE[@]}" -gt 0 ] || compose_cmd
   local env_file=()
-  [ -z "${COMPOSE_ENV_FILE:-}" ] || env_file=(--env-file "$REPO_ROOT/$COMPOSE_ENV_FILE")
+  [ -z "${COMPOSE_ENV_FILE:-}" ] || env_file=(--env-file "$(env_file_path)")
   "${COMPOSE[@]}" --project-directory "$REPO_ROOT" "${env_file[@]}" "${files[@]}" "$@"
 }
 

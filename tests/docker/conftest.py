@@ -8,6 +8,7 @@ each phase took is printed at the end.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -47,7 +48,8 @@ def running_stack(stack: Stack) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    yield from running_stack(Stack("agentorch-e2e"))
+    keys = f"e2e-{secrets.token_hex(8)},e2e-second-key"
+    yield from running_stack(Stack("agentorch-e2e", api_keys=keys))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,13 @@
-"""Drive the Compose stack from tests: compose (v1 or v2), health, HTTP from the host, timings."""
+"""Drive the Compose stack from tests: compose (v1 or v2), health, HTTP from the host, timings.
+
+Each stack publishes its host ports on free ones (``GATEWAY_PORT``, ``ORCHESTRATOR_PORT``,
+``FAKE_ANTHROPIC_PORT``), so the test passes while another stack holds the defaults.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -12,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.network import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GATEWAY = "http://127.0.0.1:8585"
-ORCHESTRATOR = "http://127.0.0.1:8080"
 GATEWAY_LOG_FOLDER = "/var/log/agentorch"
 """Where docker-compose.yml mounts the gateway-logs volume (its LOG_FILE is gateway.log there)."""
 FUNCTION_SERVICES = (
@@ -45,16 +50,56 @@ class Stack:
     files: tuple[str, ...] = ("docker-compose.yml",)
     env_file: str | None = None
     """Instead of .env (the `test` profile's docker/test.env); also enables that profile."""
+    api_keys: str = ""
+    """``GATEWAY_API_KEYS`` for the stack (set even when empty: a developer's .env is not read)."""
     phases: list[tuple[str, float]] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
 
-    def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    def __post_init__(self) -> None:
+        for variable in ("GATEWAY_PORT", "ORCHESTRATOR_PORT", "FAKE_ANTHROPIC_PORT"):
+            self.ports[variable] = free_port()
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
+
+    @property
+    def orchestrator(self) -> str:
+        return f"http://127.0.0.1:{self.ports['ORCHESTRATOR_PORT']}"
+
+    @property
+    def key(self) -> str:
+        """The first of ``api_keys``: the one the orchestrator and the clients use."""
+        return self.api_keys.split(",")[0]
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        """What Compose and the docker/ scripts run with for this stack."""
+        ports = {name: str(port) for name, port in self.ports.items()}
+        return {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": self.project,
+            "GATEWAY_API_KEYS": self.api_keys,
+            **ports,
+            **extra,
+        }
+
+    def compose_args(self, *args: str) -> list[str]:
         files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
         command = [*compose_command(), "-p", self.project, *files]
         if self.env_file:
             command += ["--env-file", str(REPO_ROOT / self.env_file), "--profile", "test"]
-        command += args
+        return [*command, *args]
+
+    def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        command = self.compose_args(*args)
         done = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+            command,
+            cwd=REPO_ROOT,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
         if done.returncode != 0:
             raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
@@ -109,6 +154,23 @@ class Stack:
         )  # fmt: skip
         return [json.loads(line) for line in text.splitlines()]
 
+    def start_log(self, service: str) -> list[str]:
+        """Every line the service's container wrote (stdout and stderr), as Docker keeps them."""
+        done = subprocess.run(
+            ["docker", "logs", self.container(service)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+    def ask(self, task: str, timeout_s: float = 60) -> dict[str, Any]:
+        status, _, body = http("POST", f"{self.orchestrator}/", {"task": task}, timeout_s)
+        assert status == 200, body
+        assert isinstance(body, dict)
+        return body
+
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "-t", "5")
 
@@ -122,22 +184,14 @@ def docker(*args: str) -> str:
 
 
 def http(
-    method: str, url: str, body: Any = None, timeout_s: float = 60
+    method: str, url: str, body: Any = None, timeout_s: float = 60, key: str = ""
 ) -> tuple[int, dict[str, str], Any]:
     """``(status, headers, parsed JSON body)`` of one request; errors are answers too."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json", **({"x-api-key": key} if key else {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as answer:
             return answer.status, dict(answer.headers), json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read() or b"null")
-
-
-def ask(task: str, timeout_s: float = 60) -> dict[str, Any]:
-    status, _, body = http("POST", f"{ORCHESTRATOR}/", {"task": task}, timeout_s)
-    assert status == 200, body
-    assert isinstance(body, dict)
-    return body

@@ -6,7 +6,7 @@ import json
 import subprocess
 import time
 
-from tests.docker.stack import FUNCTION_SERVICES, Stack, ask
+from tests.docker.stack import FUNCTION_SERVICES, Stack
 
 
 def inspect(container: str) -> dict[str, object]:
@@ -22,6 +22,9 @@ def test_prod_stack_answers_with_a_read_only_unprivileged_root(prod_stack: Stack
     prod_stack.compose("--compatibility", "up", "-d", "--no-build")
     prod_stack.wait_healthy(FUNCTION_SERVICES)
     prod_stack.timed("up -d and healthy (production overrides)", started)
+    for service in FUNCTION_SERVICES:  # no line about a file it could not write, all JSON
+        for line in prod_stack.start_log(service):
+            assert isinstance(json.loads(line), dict), f"{service}: {line}"
     for service in FUNCTION_SERVICES:
         host = inspect(prod_stack.container(service))
         assert host["ReadonlyRootfs"] is True, service
@@ -30,7 +33,7 @@ def test_prod_stack_answers_with_a_read_only_unprivileged_root(prod_stack: Stack
         assert host["Memory"], service  # the deploy limit reached the container
         assert host["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}, service
     started = time.monotonic()
-    run = ask("What is 17 * 23?")
+    run = prod_stack.ask("What is 17 * 23?")
     prod_stack.timed("task (production overrides)", started)
     assert run["status"] == "completed", run
     assert "391" in run["answer"]
