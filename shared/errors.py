@@ -16,13 +16,15 @@
         └── UpstreamError             502 api_error          (a dependency failed)
             ├── UpstreamRejected      400 invalid_request_error  the dependency refused the
             │   ├── UpstreamNotFound      404 not_found_error       request itself: retrying
-            │   └── UpstreamTooLarge      413 request_too_large     cannot help
+            │   ├── UpstreamTooLarge      413 request_too_large     cannot help
+            │   └── UpstreamForbidden     403 permission_error
             ├── DependencyRefused     502 api_error   it will not serve us (quota, wrong URL)
-            │   └── CredentialsRefused    502 api_error   it refused *our* credentials
+            │   └── CredentialsRefused    502 api_error   it refused *our* credentials (401)
             ├── BadGateway            502 api_error   it answered with a failure or nonsense
             ├── RateLimited           429 rate_limit_error
             ├── Overloaded            529 overloaded_error
             ├── UpstreamUnavailable   503 api_error   it could not be reached or used
+            │   └── CircuitOpen           503 api_error   not called: its circuit is open
             └── UpstreamTimeout       504 timeout_error
 
 Each class says what happened and carries a fixed status; ``error_for_status`` maps a
@@ -30,12 +32,17 @@ dependency's status to its class. Every error renders as Anthropic's shape
 ``{"type": "error", "error": {"type", "message"}}`` so SDK clients understand it.
 ``retryable``: another attempt at the same dependency could succeed. ``falls_back``: another
 dependency (the next deployment of a route) could answer though this one cannot.
+``should_retry = False``: the answer says ``x-should-retry: false`` (the Anthropic SDKs and
+Claude Code honour it), because the same request cannot succeed if the client sends it again.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+SHOULD_RETRY = "x-should-retry"
+"""The header that tells Anthropic's SDKs (and Claude Code) whether to retry an answer."""
 
 
 class AgentOrchestratorError(Exception):
@@ -57,6 +64,8 @@ class ServiceError(AgentOrchestratorError):
     error_type = "api_error"
     retryable = False
     falls_back = False
+    should_retry: bool | None = None
+    """False: answered with ``x-should-retry: false``; None: the client's SDK decides."""
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -67,12 +76,16 @@ class ServiceError(AgentOrchestratorError):
 
     def response_headers(self) -> dict[str, str]:
         """The headers an answer with this error carries."""
-        return dict(self.headers)
+        headers = dict(self.headers)
+        if self.should_retry is False:
+            headers[SHOULD_RETRY] = "false"
+        return headers
 
 
 class BadRequest(ServiceError):
     status_code = 400
     error_type = "invalid_request_error"
+    should_retry: bool | None = False
 
 
 class NotFound(BadRequest):
@@ -87,6 +100,9 @@ class MethodNotAllowed(BadRequest):
 class RequestTimeout(BadRequest):
     status_code = 408
     error_type = "request_timeout"
+    should_retry: bool | None = (
+        None  # the client was too slow this time; sent again it may arrive in time
+    )
 
 
 class PayloadTooLarge(BadRequest):
@@ -106,16 +122,19 @@ class UnsupportedMedia(BadRequest):
 class Unauthorized(ServiceError):
     status_code = 401
     error_type = "authentication_error"
+    should_retry = False
 
 
 class Forbidden(ServiceError):
     status_code = 403
     error_type = "permission_error"
+    should_retry = False
 
 
 class NotConfigured(ServiceError):
     status_code = 503
     error_type = "not_configured"
+    should_retry = False  # until an operator configures it
 
 
 class UpstreamError(ServiceError):
@@ -136,7 +155,7 @@ class UpstreamError(ServiceError):
         self.retry_after = retry_after
 
     def response_headers(self) -> dict[str, str]:
-        headers = dict(self.headers)
+        headers = super().response_headers()
         if self.retry_after is not None and self.retryable:
             # Passed on with the final 429/503/529 so that the caller's client waits as asked.
             headers["retry-after"] = retry_after_header(self.retry_after)
@@ -148,6 +167,7 @@ class UpstreamRejected(UpstreamError):
 
     status_code = 400
     error_type = "invalid_request_error"
+    should_retry = False
 
 
 class UpstreamNotFound(UpstreamRejected):
@@ -160,14 +180,22 @@ class UpstreamTooLarge(UpstreamRejected):
     error_type = "request_too_large"
 
 
+class UpstreamForbidden(UpstreamRejected):
+    """The dependency refused this request (a beta or a model its key may not use): the
+    caller's problem, and another request may well pass, so the dependency stays in use."""
+
+    status_code = 403
+    error_type = "permission_error"
+
+
 class DependencyRefused(UpstreamError):
     """The dependency will not serve this service, for reasons the caller cannot fix (its
     plan's quota is spent, the configured URL is wrong): waiting will not help."""
 
 
 class CredentialsRefused(DependencyRefused):
-    """The dependency refused this service's own key (401/403): the operator's problem, not
-    the caller's — so never answered as 401, which a client would read as its own key. Another
+    """The dependency refused this service's own key (401): the operator's problem, not the
+    caller's — so never answered as 401, which a client would read as its own key. Another
     deployment (other credentials) may still answer."""
 
     falls_back = True
@@ -203,6 +231,13 @@ class UpstreamUnavailable(UpstreamError):
     falls_back = True
 
 
+class CircuitOpen(UpstreamUnavailable):
+    """The dependency was not called: it kept failing, and its circuit stays open until the
+    cool-down that ``retry_after`` gives. Sending the request again sooner cannot help."""
+
+    should_retry = False
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "timeout_error"
@@ -215,7 +250,11 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-_REFUSALS: dict[int, type[UpstreamRejected]] = {404: UpstreamNotFound, 413: UpstreamTooLarge}
+_REFUSALS: dict[int, type[UpstreamRejected]] = {
+    403: UpstreamForbidden,
+    404: UpstreamNotFound,
+    413: UpstreamTooLarge,
+}
 
 
 def error_for_status(
@@ -231,7 +270,7 @@ def error_for_status(
         kind = UpstreamTimeout
     elif status >= 500:  # 503 included: the dependency answered, with a failure
         kind = BadGateway
-    elif status in (401, 403):
+    elif status == 401:
         kind = CredentialsRefused
     else:
         kind = _REFUSALS.get(status, UpstreamRejected)

@@ -9,8 +9,10 @@ function: loggers are made when modules are imported, long before start-up could
 clean error, and a typo in a log setting should not take a service down. It logs at INFO
 instead, and the first line says so, naming the variable and the values it accepts.
 
-Credentials a process holds are given to ``hide()`` at start-up: no line ever carries one (an
-upstream that echoes a key in its error text must not put it in the logs).
+No line carries a credential (an upstream that echoes a key in its error text must not put it
+in the logs): each line goes through ``shared.redact``'s scrubber, which knows the credentials
+configured in the environment and anything shaped like one; a process gives ``hide()`` any
+other secret it holds.
 
 ``LOG_FILE`` (off when unset or empty) also appends the same lines to that file, which is
 created if missing, but not its folder (in Compose, the gateway's log volume). A file that
@@ -28,15 +30,12 @@ from typing import IO, Any
 
 from shared.context import current_request_id
 from shared.errors import ConfigError
+from shared.redact import Redactor
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """What ``LOG_LEVEL`` accepts (in any case); they are also Cloud Logging's severities."""
 DEFAULT_LEVEL = "INFO"
 ROOT_LOGGER = "agentorch"
-
-REDACTED = "[redacted]"
-MIN_HIDDEN_CHARS = 4
-"""Shorter values are not hidden: replacing every "ab" would make the logs unreadable."""
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
 
@@ -66,21 +65,20 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        line = json.dumps(entry, default=str)
-        for secret in _hidden:
-            if secret in line:
-                line = line.replace(secret, REDACTED)
-        return line
+        return _scrub(json.dumps(entry, default=str))
 
 
-_hidden: set[str] = set()
+_held: set[str] = set()
+_scrub = Redactor.from_environ()
 
 
 def hide(*secrets: str | None) -> None:
-    """Never write these values in a log line (credentials this process holds)."""
-    for secret in secrets:
-        if secret and len(secret) >= MIN_HIDDEN_CHARS:
-            _hidden.update({secret, json.dumps(secret)[1:-1]})  # as given, and JSON-escaped
+    """Never write these values in a log line (credentials this process holds beyond those
+    its environment configures, which ``configure`` hides already)."""
+    global _scrub
+    escaped = [json.dumps(secret)[1:-1] for secret in secrets if secret]  # as a line holds it
+    _held.update(s for s in (*secrets, *escaped) if s)
+    _scrub = _scrub.adding(*_held)
 
 
 def level_from(raw: str | None) -> int:
@@ -101,7 +99,9 @@ def configure(environ: Mapping[str, str] | None = None, stream: IO[str] | None =
 
     ``get_logger`` calls it once; calling it again replaces the handlers it installed.
     """
+    global _scrub
     environ = os.environ if environ is None else environ
+    _scrub = Redactor.from_environ(environ).adding(*_held)
     root = logging.getLogger(ROOT_LOGGER)
     for old in _handlers:
         root.removeHandler(old)

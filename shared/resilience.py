@@ -122,6 +122,13 @@ class CircuitBreaker:
     def _cooled_down(self) -> bool:
         return self._clock() - self._opened_at >= self._settings.cooldown_s
 
+    def cooldown_left(self) -> float:
+        """Seconds until an open circuit lets its next trial through; 0 when closed, cooled
+        down, or half-open with a trial under way (whose verdict may come at any moment)."""
+        if self._state is not CircuitState.OPEN:
+            return 0.0
+        return max(0.0, self._opened_at + self._settings.cooldown_s - self._clock())
+
     def _trial_lost(self) -> bool:
         started = self._trial_started
         return started is None or self._clock() - started >= self._settings.trial_timeout_s

@@ -211,11 +211,12 @@ class _Refused(Exception):
 def render_error(error: ServiceError) -> bytes:
     """A complete ``connection: close`` HTTP/1.1 response carrying ``error`` as JSON."""
     body = json.dumps(error.body(), separators=(",", ":")).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in error.response_headers().items())
     head = (
         f"HTTP/1.1 {error.status_code} {_REASONS.get(error.status_code, 'Error')}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
-        "connection: close\r\n\r\n"
+        f"{extra}connection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
 

@@ -9,6 +9,11 @@ A request's ``model`` is a route name or a model id that an alias maps to a rout
 route opts in (``fallback_to_local``): an outage is never answered by the rule-based model
 behind the caller's back. An error answered after the gateway's own attempts says
 ``x-should-retry: false``, so that the client's SDK does not multiply them by its own retries.
+
+Upstream text is untrusted: every provider error is scrubbed of credentials (``shared.redact``)
+where it is caught here, before it becomes a log line, ``last_error`` or an answer. A
+deployment whose circuit is open is answered for without its last upstream message (another
+caller's), with how long the circuit stays open.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from functions.gateway.config import Deployment, GatewayConfig, Route
 from functions.gateway.providers.base import Provider, ProviderCall, SentTimeout
 from functions.gateway.streaming import guarded, stream_refusal
 from shared.errors import (
+    SHOULD_RETRY,
     BadGateway,
+    CircuitOpen,
     CredentialsRefused,
     NotConfigured,
     ServiceError,
     UpstreamError,
     UpstreamTimeout,
-    UpstreamUnavailable,
+    retry_after_header,
 )
 from shared.logs import get_logger
+from shared.redact import Redactor
 from shared.resilience import Admission, CircuitBreaker, Deadline, RetryPolicy
 
 log = get_logger("gateway.router")
@@ -127,11 +135,15 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         policy: RetryPolicy | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        """``redactor``: what scrubs upstream errors (the credentials in ``os.environ`` by
+        default)."""
         self.config = config
         self._sleep = sleep
         self._clock = clock
         self._policy = policy or RetryPolicy(config.retry)
+        self._redact = redactor or Redactor.from_environ()
         # A deployment is shared by every route that lists it: one circuit per deployment.
         states: dict[Deployment, DeploymentState] = {}
         self.routes: dict[str, list[DeploymentState]] = {}
@@ -223,8 +235,7 @@ class Router:
         for state in self.candidates(route):
             admission = state.breaker.allow()
             if not admission:
-                why = f" after {state.last_error}" if state.last_error else ""
-                last_error = UpstreamUnavailable(f"{state.deployment.name}: circuit open{why}")
+                last_error = _circuit_open(state, last_error)
                 continue
             if outcome.attempts:
                 outcome.fallbacks += 1
@@ -274,6 +285,7 @@ class Router:
                     call = calls.make(min(state.deployment.timeout_s, remaining))
                     result = await attempt(state, call)
                 except UpstreamError as exc:
+                    self._redact.scrub(exc)  # before anything logs, keeps or answers it
                     error = exc
                 except ServiceError:
                     state.breaker.release()  # the request's fault, not the deployment's
@@ -360,12 +372,22 @@ class _Calls:
         return error.falls_back and not self._final(error)
 
 
+def _circuit_open(state: DeploymentState, earlier: ServiceError | None) -> CircuitOpen:
+    """This deployment's open circuit, added to the open circuits met before it in the chain:
+    when every one is open, ``retry-after`` says when the first will take a trial."""
+    left = state.breaker.cooldown_left()
+    message = f"{state.deployment.name}: circuit open for {retry_after_header(left)} s more"
+    if isinstance(earlier, CircuitOpen) and earlier.retry_after is not None:
+        message, left = f"{earlier.message}; {message}", min(left, earlier.retry_after)
+    return CircuitOpen(message, retry_after=left)
+
+
 def _with_outcome(error: ServiceError, outcome: Outcome) -> ServiceError:
     error.headers.update(outcome.headers())
     if outcome.attempts:
         # The gateway retried and failed over already: a client's own retries would multiply
         # the upstream calls (3 x 3). The Anthropic SDKs honour this header.
-        error.headers["x-should-retry"] = "false"
+        error.headers[SHOULD_RETRY] = "false"
     return error
 
 

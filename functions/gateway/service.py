@@ -21,6 +21,7 @@ from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
 from shared.errors import ServiceError, Unauthorized
 from shared.http import Call, Reply
+from shared.redact import Redactor
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
@@ -154,7 +155,7 @@ def build_service(
     environ = os.environ if environ is None else environ
     config = load_gateway_config(environ)
     providers = providers or default_providers(environ, config)
-    router = Router(config, providers)
+    router = Router(config, providers, redactor=Redactor.from_environ(environ))
     keys = frozenset(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
     return GatewayService(config, router, keys)
 

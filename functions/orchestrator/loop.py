@@ -31,6 +31,7 @@ from functions.orchestrator.trace import (
     bounded,
 )
 from shared.logs import get_logger
+from shared.redact import redact
 
 Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Receives ``step_started`` / ``step_finished`` events as the run goes."""
@@ -208,12 +209,13 @@ class _Run:
             timeout_s = min(self.settings.model_timeout_s, self._time_left())
             reply = await self.model.create(request, timeout_s=timeout_s)
         except ModelCallError as exc:
-            step.error, step.attempts = exc.error.message, exc.attempts
+            # The gateway's text (an older one could leak): scrubbed before the run keeps it.
+            step.error, step.attempts = redact(exc.error.message), exc.attempts
             self._log_failed(step, type(exc.error).__name__)
             self.unavailable = exc.error.retryable
             step.latency_ms = (time.perf_counter() - began) * 1000
             await self._finish(step)
-            self._end(Status.FAILED, StopReason.GATEWAY_ERROR, exc.error.message)
+            self._end(Status.FAILED, StopReason.GATEWAY_ERROR, step.error)
             return None
         step.latency_ms = (time.perf_counter() - began) * 1000
         step.attempts, step.provider = reply.attempts, reply.provider
@@ -274,7 +276,7 @@ class _Run:
                 step.outcome = bounded(answer.result)
                 content = _result_text(answer.result, self.settings.max_result_chars)
         if failed:
-            step.error = content
+            content = step.error = redact(content)  # to the trace, the sink and the model
             self._log_failed(step)
         step.latency_ms = (time.perf_counter() - began) * 1000
         await self._finish(step)

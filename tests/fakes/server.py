@@ -62,7 +62,8 @@ class Reply:
 
     status: int
     body: Any = None
-    """Sent as JSON; None sends an empty body."""
+    """Sent as JSON; bytes are sent as they are (an HTML page from a proxy); None sends an
+    empty body."""
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     """Wait this long before answering (interrupted when the server stops)."""
@@ -82,7 +83,11 @@ class Exchange:
         self._handler = handler
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
+        """``payload`` as JSON, or as it is when it is bytes (give its content-type then)."""
+        if isinstance(payload, bytes):
+            data = payload
+        else:
+            data = b"" if payload is None else json.dumps(payload).encode()
         self._head(status, {"content-type": "application/json", **(headers or {})}, len(data))
         self._write(data)
 

@@ -22,7 +22,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 
 from emulator.process import free_port
 from functions.gateway.providers.base import ProviderCall, SentTimeout
-from functions.gateway.providers.bedrock import AwsCredentials, BedrockProvider
+from functions.gateway.providers.bedrock import AccessDenied, AwsCredentials, BedrockProvider
 from shared.errors import (
     BadGateway,
     CredentialsRefused,
@@ -217,7 +217,7 @@ AMZN_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
         (429, "ModelNotReadyException", BadGateway),
         (408, "ModelTimeoutException", UpstreamTimeout),
         (400, "ValidationException", UpstreamRejected),
-        (403, "AccessDeniedException", CredentialsRefused),
+        (403, "AccessDeniedException", AccessDenied),  # per model or request: no trip
         (403, "UnrecognizedClientException", CredentialsRefused),
         (424, "ModelErrorException", UpstreamRejected),
     ],

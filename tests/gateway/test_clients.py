@@ -493,9 +493,11 @@ def test_count_tokens_where_bedrock_cannot_count_is_a_labelled_estimate(
     assert raw.parse().input_tokens > 0
 
 
-def test_bedrock_refusing_the_gateways_credentials_falls_back_to_anthropic(
+def test_bedrock_denying_access_falls_back_to_anthropic_and_keeps_its_circuit_closed(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic, fake_bedrock: FakeBedrock
 ) -> None:
+    """AccessDenied is per model, or per request under IAM conditions: the route falls back,
+    but one caller's request does not take the deployment from everyone."""
     gateway = start_gateway(
         {"routes": {"both": [BEDROCK, ANTHROPIC]}, "circuit": {"cooldown_s": 60}}
     )
@@ -510,5 +512,5 @@ def test_bedrock_refusing_the_gateways_credentials_falls_back_to_anthropic(
         "1",
     )
     status = gateway.deployment(f"bedrock:{BEDROCK['model']}")
-    assert status["circuit"] == "open"
-    assert "refused the gateway's own credentials (HTTP 403)" in status["last_error"]
+    assert status["circuit"] == "closed"
+    assert status["last_error"].startswith("AccessDenied: bedrock: AccessDeniedException")

@@ -11,6 +11,7 @@ import pytest
 
 from functions.orchestrator.service import build_service
 from shared import logs
+from shared.redact import MARKER
 
 Logged = Callable[[], list[dict[str, Any]]]
 GATEWAY = {"GATEWAY_URL": "http://gateway.invalid"}
@@ -43,4 +44,4 @@ def test_the_gateway_key_is_never_in_a_line(logged: Logged) -> None:
         log.exception("failed")
     text = str(logged())
     assert key not in text and "0123456789" not in text
-    assert logged()[0]["msg"] == f"the model gateway answered 401: bad key {logs.REDACTED}"
+    assert logged()[0]["msg"] == f"the model gateway answered 401: bad key {MARKER}"

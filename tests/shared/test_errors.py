@@ -9,12 +9,23 @@ from shared.errors import (
     AgentOrchestratorError,
     BadGateway,
     BadRequest,
+    CircuitOpen,
     ConfigError,
     CredentialsRefused,
+    Forbidden,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    NotConfigured,
+    NotFound,
     Overloaded,
+    PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     ServiceError,
+    Unauthorized,
+    UnsupportedMedia,
     UpstreamError,
+    UpstreamForbidden,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamTimeout,
@@ -34,7 +45,8 @@ from shared.errors import (
         (422, UpstreamRejected, 400, "invalid_request_error", False, False),
         # The dependency refused *our* key: never a 401 the caller would read as its own.
         (401, CredentialsRefused, 502, "api_error", False, True),
-        (403, CredentialsRefused, 502, "api_error", False, True),
+        # A 403 is about the request (a beta, a model the key may not use): the caller's.
+        (403, UpstreamForbidden, 403, "permission_error", False, False),
         (429, RateLimited, 429, "rate_limit_error", True, True),
         (500, BadGateway, 502, "api_error", True, True),
         (503, BadGateway, 502, "api_error", True, True),
@@ -66,7 +78,9 @@ def test_error_for_status(
 def test_retryable_errors_carry_retry_after_as_a_header() -> None:
     assert error_for_status(429, "slow down", retry_after=2.0).retry_after == 2.0
     assert error_for_status(529, "busy", retry_after=0.4).response_headers() == {"retry-after": "1"}
-    assert error_for_status(400, "no", retry_after=3).response_headers() == {}
+    assert error_for_status(400, "no", retry_after=3).response_headers() == {
+        "x-should-retry": "false"  # and no retry-after: no wait makes it pass
+    }
     assert retry_after_header(2.2) == "3"
 
 
@@ -81,6 +95,41 @@ def test_statuses_are_fixed_by_class() -> None:
     with pytest.raises(TypeError):
         BadRequest("bad", status_code=422)  # type: ignore[call-arg]
     assert ServiceError("boom").status_code == 500
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        BadRequest("bad"),
+        NotFound("no route"),
+        MethodNotAllowed("no"),
+        PayloadTooLarge("big"),
+        HeadersTooLarge("big"),
+        UnsupportedMedia("xml"),
+        Unauthorized("no key"),
+        Forbidden("not you"),
+        NotConfigured("no provider"),
+        UpstreamRejected("bad field"),
+        UpstreamForbidden("beta not allowed"),
+    ],
+)
+def test_the_services_own_refusals_say_not_to_retry(refusal: ServiceError) -> None:
+    # Claude Code retried the gateway's own 401 ten times for two minutes without it.
+    assert refusal.response_headers()["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ServiceError("bug"), RequestTimeout("slow client"), BadGateway("500"), RateLimited("429")],
+)
+def test_what_may_pass_next_time_leaves_retrying_to_the_client(error: ServiceError) -> None:
+    assert "x-should-retry" not in error.response_headers()
+
+
+def test_an_open_circuit_says_when_to_come_back_and_not_to_retry_sooner() -> None:
+    headers = CircuitOpen("anthropic:x: circuit open", retry_after=29.2).response_headers()
+
+    assert headers == {"x-should-retry": "false", "retry-after": "30"}
 
 
 def test_config_errors_are_not_request_errors() -> None:

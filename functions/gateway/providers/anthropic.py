@@ -23,7 +23,12 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from functions.gateway.providers.base import ProviderCall, SentTimeout
+from functions.gateway.providers.base import (
+    ProviderCall,
+    SentTimeout,
+    checked_message,
+    json_object,
+)
 from shared.context import current_request_id
 from shared.errors import (
     BadGateway,
@@ -115,17 +120,13 @@ class AnthropicProvider:
             raise _late(call) from exc
 
     async def complete(self, call: ProviderCall) -> bytes:
-        return await self._read(
-            call, self._messages, {**call.body, "model": call.model, "stream": False}
-        )
+        body = {**call.body, "model": call.model, "stream": False}
+        return checked_message(await self._read(call, self._messages, body), self.name)
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
         raw = await self._read(call, self._count, {**call.body, "model": call.model})
-        try:
-            counted = json.loads(raw)
-        except ValueError:
-            counted = None
-        if not isinstance(counted, dict) or not isinstance(counted.get("input_tokens"), int):
+        counted = json_object(raw)
+        if counted is None or not isinstance(counted.get("input_tokens"), int):
             raise BadGateway(f"anthropic answered count_tokens with {len(raw)} bytes of nonsense")
         return counted
 
@@ -150,8 +151,10 @@ async def _status_error(response: WireResponse) -> UpstreamError:
     finally:
         response.close()  # a no-op once read() gave the connection back
     message = _message_of(raw, response.status)
-    if response.status in (401, 403):
-        message = f"refused the gateway's own credentials (HTTP {response.status}): {message}"
+    if response.status == 401:
+        # A 403 (permission_error) is about the request: a beta or a model this key may not
+        # use. Only a 401 says the key itself is refused, for every request.
+        message = f"refused the gateway's own credentials (HTTP 401): {message}"
     error = error_for_status(
         response.status, f"anthropic: {message}", retry_after=parse_retry_after(response.headers)
     )

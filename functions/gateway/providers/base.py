@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.errors import UpstreamTimeout
+from shared.errors import BadGateway, UpstreamTimeout
 
 CHARACTERS_PER_TOKEN = 4
 """The rule of thumb behind every estimated count: about four characters of JSON a token."""
@@ -21,6 +21,25 @@ def estimated_count(body: Mapping[str, Any]) -> dict[str, Any]:
     counted = {key: body[key] for key in COUNTED_FIELDS if key in body}
     size = len(json.dumps(counted, separators=(",", ":"), ensure_ascii=False))
     return {"input_tokens": max(1, size // CHARACTERS_PER_TOKEN), "estimate": True}
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` parsed when it is a JSON object; None for anything else (a proxy's HTML page,
+    a truncated body, a bare string or list)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def checked_message(raw: bytes, source: str) -> bytes:
+    """``raw`` when it can be a Message (a JSON object); else a ``BadGateway`` naming
+    ``source``, which the router retries and fails over like any upstream failure: a 200 is
+    never passed on as ``application/json`` when it is not JSON."""
+    if json_object(raw) is None:
+        raise BadGateway(f"{source} answered 200 with {len(raw)} bytes that are not a JSON message")
+    return raw
 
 
 class SentTimeout(UpstreamTimeout):

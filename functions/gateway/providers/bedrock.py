@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from functions.gateway.providers.base import ProviderCall, SentTimeout, estimated_count
+from functions.gateway.providers.base import (
+    ProviderCall,
+    SentTimeout,
+    checked_message,
+    estimated_count,
+    json_object,
+)
 from functions.gateway.streaming import events_of
 from shared.context import current_request_id
 from shared.errors import (
@@ -43,6 +49,7 @@ from shared.errors import (
     CredentialsRefused,
     RateLimited,
     UpstreamError,
+    UpstreamForbidden,
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
@@ -76,8 +83,16 @@ _RETRYABLE: dict[str, Callable[..., UpstreamError]] = {
     "ModelNotReadyException": BadGateway,
     "ModelTimeoutException": UpstreamTimeout,
 }
-_REFUSING_US = ("AccessDeniedException", "UnrecognizedClientException")
-"""Codes that say the gateway's own credentials were refused (whatever status came with them)."""
+_REFUSING_US = (
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+    "InvalidClientTokenId",
+)
+"""Codes that say the gateway's own credentials were refused (whatever status came with them):
+no request can pass with them, so the deployment's circuit opens."""
 _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 _CANNOT_COUNT = ("ValidationException", "UnknownOperationException", "NotImplemented")
@@ -175,6 +190,17 @@ def signed_headers(
     return dict(request.headers.items())
 
 
+class AccessDenied(UpstreamForbidden):
+    """Bedrock's ``AccessDeniedException`` (or a 403 without a credentials code): the
+    credentials were accepted, but IAM or the account's model access denies this call. That
+    is per model, and IAM conditions can make it per request, so it does not open the
+    circuit (one caller's request must not take the deployment from everyone); another
+    deployment (another model or account) may be allowed, so the route falls back. Answered
+    as 403 ``permission_error`` when nothing else answers."""
+
+    falls_back = True
+
+
 class BedrockProvider:
     name = "bedrock"
 
@@ -254,15 +280,7 @@ class BedrockProvider:
         answer = await self._post(call, call.model, "invoke", body)
         if answer.status >= 400:
             raise status_error(answer)
-        try:
-            is_message = isinstance(json.loads(answer.body), dict)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            is_message = False
-        if not is_message:
-            raise BadGateway(
-                f"bedrock answered {len(answer.body)} bytes that are not a JSON message"
-            )
-        return answer.body
+        return checked_message(answer.body, self.name)
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
         invoke_body = json.dumps({"max_tokens": 1, **_payload(call)}).encode()  # it needs one
@@ -274,11 +292,8 @@ class BedrockProvider:
             if error_code(answer) in _CANNOT_COUNT:
                 return estimated_count(call.body)
             raise status_error(answer)
-        try:
-            counted = json.loads(answer.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            counted = None
-        tokens = counted.get("inputTokens") if isinstance(counted, dict) else None
+        counted = json_object(answer.body)
+        tokens = counted.get("inputTokens") if counted is not None else None
         if not isinstance(tokens, int):
             raise BadGateway(
                 f"bedrock answered CountTokens with {len(answer.body)} bytes of nonsense"
@@ -321,36 +336,32 @@ def _foundation_model(model: str) -> str:
     return model
 
 
-def _json_of(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def error_code(answer: WireAnswer) -> str:
     """Bedrock's error code: ``x-amzn-ErrorType`` (``ThrottlingException:http://...``), else
     the body's ``__type`` (``com.amazon...#ThrottlingException``)."""
-    raw = answer.headers.get("x-amzn-errortype") or str(_json_of(answer.body).get("__type", ""))
+    body = json_object(answer.body) or {}
+    raw = answer.headers.get("x-amzn-errortype") or str(body.get("__type", ""))
     return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
 
 
 def status_error(answer: WireAnswer) -> UpstreamError:
     """The error class for Bedrock's error answer, by its code first, then its status."""
-    code, body = error_code(answer), _json_of(answer.body)
+    code, body = error_code(answer), (json_object(answer.body) or {})
     text = body.get("message") or body.get("Message") or ""
     if not isinstance(text, str):
         text = ""
     if not text and not body:
         text = answer.body[:200].decode("utf-8", "replace").strip()
     status = answer.status
-    message = "bedrock: " + (": ".join(part for part in (code, text) if part) or f"HTTP {status}")
+    detail = ": ".join(part for part in (code, text) if part) or f"HTTP {status}"
+    message = f"bedrock: {detail}"
     if code in _RETRYABLE:
         return _RETRYABLE[code](message, upstream_status=status)
-    if code in _REFUSING_US or status in (401, 403):
+    if code in _REFUSING_US or status == 401:
         return CredentialsRefused(
-            f"bedrock: refused the gateway's own credentials (HTTP {status}): {code or text}",
+            f"bedrock: refused the gateway's own credentials (HTTP {status}): {detail}",
             upstream_status=status,
         )
+    if code == "AccessDeniedException" or status == 403:
+        return AccessDenied(message, upstream_status=status)
     return error_for_status(status, message, retry_after=parse_retry_after(answer.headers))

@@ -1,0 +1,100 @@
+"""Credentials scrubbed out of text that came from elsewhere, before it is stored or shown.
+
+An upstream may quote what it was sent (an API that echoes the ``x-api-key`` it refused), and
+its text becomes error messages, ``/providers``' ``last_error``, log lines and a run's trace.
+``Redactor`` replaces every configured credential (the variables in ``CREDENTIAL_VARIABLES``,
+each entry of ``GATEWAY_API_KEYS``) and anything shaped like one (an Anthropic key, an AWS
+access key id, a Tavily key, a long bearer token) with ``[redacted]``. The gateway scrubs
+each upstream error where its router first sees it; the orchestrator scrubs each error it
+records into a run, so that a run stays clean even behind a gateway that leaks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.errors import AgentOrchestratorError
+
+MARKER = "[redacted]"
+CREDENTIAL_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "TAVILY_API_KEY",
+    "GATEWAY_API_KEY",
+)
+"""Variables that each hold one secret."""
+KEY_LIST_VARIABLES = ("GATEWAY_API_KEYS",)
+"""Variables that hold comma-separated secrets."""
+MIN_SECRET_CHARS = 8
+"""A configured value shorter than this is not scrubbed: no real key is that short, and
+replacing a short word (moto's ``testing``) everywhere would garble ordinary messages."""
+_SHAPES = re.compile(
+    r"sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic API keys and OAuth tokens
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids (long-term and temporary)
+    r"|\btvly-[A-Za-z0-9_\-]{8,}"  # Tavily keys
+    r"|(?<=(?i:bearer) )[A-Za-z0-9._~+/\-]{20,}=*"  # a long bearer token (the word stays)
+)
+_SHAPE_HINTS = ("sk-ant-", "AKIA", "ASIA", "tvly-", "earer ", "EARER ")
+"""Text holding none of these cannot match ``_SHAPES``: a check five times cheaper than it."""
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Scrubs ``secrets`` and credential-shaped strings out of text: ``redactor(text)``."""
+
+    secrets: tuple[str, ...] = ()
+    """Longest first, so that a secret containing another is replaced whole."""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
+        """The credentials configured in ``environ`` (``os.environ`` by default)."""
+        environ = os.environ if environ is None else environ
+        values = [environ.get(name) or "" for name in CREDENTIAL_VARIABLES]
+        for name in KEY_LIST_VARIABLES:
+            values += (environ.get(name) or "").split(",")
+        return cls().adding(*values)
+
+    def adding(self, *secrets: str | None) -> Redactor:
+        """This scrubber and ``secrets`` too (those long enough to be credentials)."""
+        kept = {s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_CHARS}
+        return Redactor(tuple(sorted(kept | set(self.secrets), key=len, reverse=True)))
+
+    def __call__(self, text: str) -> str:
+        if any(hint in text for hint in _SHAPE_HINTS):
+            text = _SHAPES.sub(MARKER, text)  # first: a key is replaced whole, not a part
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MARKER)
+            text = _cut_secret(text, secret)
+        return text
+
+    def scrub(self, error: AgentOrchestratorError) -> None:
+        """Scrub ``error``'s message in place (``str(error)`` too)."""
+        error.message = self(error.message)
+        error.args = (error.message,)
+
+
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` without the credentials ``environ`` configures (read now) or any that look
+    like one; for the rare text (an error) where building a ``Redactor`` per call is cheap."""
+    return Redactor.from_environ(environ)(text)
+
+
+def _cut_secret(text: str, secret: str) -> str:
+    """A secret cut short where the text was (an upstream body quoted to 200 characters)
+    still leaks its first characters: a tail of ``text`` that begins ``secret`` goes too."""
+    end = len(text.rstrip(" .\n"))
+    head = secret[:MIN_SECRET_CHARS]
+    at = text.find(head, max(0, end - len(secret) + 1), end)
+    while at != -1:
+        if secret.startswith(text[at:end]):
+            return text[:at] + MARKER + text[end:]
+        at = text.find(head, at + 1, end)
+    return text
