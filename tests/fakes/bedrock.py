@@ -182,6 +182,9 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
         yield fake
 
 
+_moto_warm = False
+
+
 class FakeBedrockServer(FakeBedrock):
     """moto's bedrock-runtime over real HTTP on 127.0.0.1, answering from this script."""
 
@@ -208,7 +211,29 @@ class FakeBedrockServer(FakeBedrock):
     def start(self) -> FakeBedrockServer:
         _patch_moto(self._patches, self)
         self._server.start()
+        self._warm_up()
         return self
+
+    def _warm_up(self) -> None:
+        """moto loads a service's backend on its first request, once a process: 1.2 s here on
+        a quiet machine, past a test gateway's attempt timeout on a loaded one. One call
+        before the test's own pays it, then is forgotten."""
+        global _moto_warm
+        if _moto_warm:
+            return
+        import boto3  # the fake's own tests' client; only the first server of a process needs it
+
+        client = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.invoke_model(modelId="warm-up", body=b"{}")
+        with self._lock:
+            self._requests.clear()
+        _moto_warm = True
 
     def stop(self) -> None:
         self._server.stop()

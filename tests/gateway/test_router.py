@@ -400,9 +400,11 @@ def test_open_circuit_skips_the_deployment(
     assert len(fake_anthropic.requests) == 2
 
 
-def half_open_gateway(start_gateway: StartGateway, fake: FakeAnthropic) -> ServedGateway:
+def half_open_gateway(
+    start_gateway: StartGateway, fake: FakeAnthropic, cooldown_s: float = 0.5
+) -> ServedGateway:
     """A breaker gateway whose anthropic circuit was opened and has cooled down to half-open."""
-    gateway = breaker_gateway(start_gateway, cooldown_s=0.5)
+    gateway = breaker_gateway(start_gateway, cooldown_s=cooldown_s)
     open_the_circuit(gateway, fake)
     wait_until(
         lambda: gateway.deployment(ANTHROPIC_DEPLOYMENT)["circuit"] == "half_open",
@@ -430,7 +432,9 @@ def test_failed_trial_opens_the_circuit_again(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic
 ) -> None:
     fake_anthropic = anthropic_env
-    gateway = half_open_gateway(start_gateway, fake_anthropic)
+    # Served, the clock is real: the cool-down must outlast two requests on a loaded machine.
+    # (test_router_unit.py pins the same with a fake clock.)
+    gateway = half_open_gateway(start_gateway, fake_anthropic, cooldown_s=3)
     fake_anthropic.enqueue(Fault(500))
 
     assert create(gateway, "anthropic-then-local").headers["x-gateway-provider"] == "local"

@@ -150,6 +150,23 @@ def open_circuit(router: Router, fake: FakeTime) -> None:
     assert breaker.state.value == "half_open"
 
 
+def test_a_failed_trial_opens_the_circuit_for_a_whole_cooldown_again() -> None:
+    provider = ScriptedProvider(BadGateway("anthropic answered 500"))
+    router, fake = scripted_router(provider, chain=TO_LOCAL, max_attempts=1)
+    open_circuit(router, fake)
+    breaker = router.deployments[0].breaker
+
+    _, trial = complete(router)
+    fake.advance(29)  # not yet a whole cool-down after the failed trial
+    _, skipped = complete(router)
+
+    assert (trial.provider, trial.attempts) == ("local", 2)
+    assert (skipped.provider, skipped.attempts) == ("local", 1)
+    assert len(provider.calls) == 1  # the one trial only
+    fake.advance(2)
+    assert breaker.state.value == "half_open"
+
+
 def test_a_provider_bug_during_the_trial_hands_the_trial_back() -> None:
     provider = ScriptedProvider(ValueError("bug"))
     router, fake = scripted_router(provider)
