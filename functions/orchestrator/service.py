@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from functions.orchestrator.agents import AgentDirectory, Agents
 from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
-from functions.orchestrator.model import GatewayModel, Model, gateway_api_key
+from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.runs import RunRegistry, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
@@ -24,6 +24,7 @@ from functions.orchestrator.trace import RunResult, Status
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
+from shared.config import gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
@@ -187,7 +188,7 @@ def build_service(
     http = http or AsyncHttp()
     gateway = config.gateway
     model = model or GatewayModel(
-        http, gateway.url, gateway.route, gateway.retry, api_key=gateway_api_key(environ)
+        http, gateway.url, gateway.route, gateway.retry, api_key=gateway_client_key(environ)
     )
     agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
