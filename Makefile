@@ -46,9 +46,10 @@ demo: ## the main job: the whole stack on the emulator (offline), three tasks wi
 	@test -x $(BIN)/agentorch || $(MAKE) setup
 	$(BIN)/python -m emulator.demo
 
-up: ## start the stack on the emulator in the background (gateway :8585, orchestrator :8080)
+UP_FLAGS ?=
+up: ## start the stack on the emulator in the background (gateway :8585, orchestrator :8080; UP_FLAGS=--any-port)
 	@test -x $(BIN)/agentorch || $(MAKE) setup
-	$(BIN)/agentorch up -d
+	$(BIN)/agentorch up -d $(UP_FLAGS)
 
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down

@@ -6,7 +6,10 @@
     agentorch restart SERVICE
     agentorch invoke SERVICE --data JSON [--cloudevent TYPE [--structured]]
     agentorch ask ["TASK"] [--data FILE] [--json]   (no task: an interactive prompt)
-    agentorch health                 every service's /health and the gateway's providers
+    agentorch health [--api-key KEY] every service's /health and the gateway's providers
+
+A key for the gateway (health, invoke) is --api-key, else GATEWAY_API_KEY, else the first of
+GATEWAY_API_KEYS (the environment, then .env): the orchestrator takes its key the same way.
 
 Errors are one line saying what failed and what to run, never a traceback.
 """
@@ -24,10 +27,12 @@ from rich.console import Console
 
 from emulator import client, events, render, stack
 from emulator.compose import Project, load_project
+from emulator.errors import KeyRefused
 from emulator.logs import Prefixer, show
 from emulator.network import LOOPBACK, Address, assign_addresses
 from emulator.state import StateFolder, state_dir
-from shared.errors import AgentOrchestratorError, ConfigError
+from shared.config import gateway_client_key
+from shared.errors import AgentOrchestratorError, ConfigError, UpstreamError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
         "--cloudevent", metavar="TYPE", help="send the data as a CloudEvent of TYPE"
     )
     invoke.add_argument("--structured", action="store_true", help="structured mode, not binary")
+    add_api_key(invoke)
 
     ask = commands.add_parser("ask", help="send a task to the orchestrator")
     ask.add_argument("task", nargs="*", help="the task; none: an interactive prompt")
@@ -79,8 +85,18 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the raw response")
     ask.add_argument("--timeout", type=float, default=300.0)
 
-    commands.add_parser("health", help="every service's /health and the gateway's providers")
+    health = commands.add_parser(
+        "health", help="every service's /health and the gateway's providers"
+    )
+    add_api_key(health)
     return top
+
+
+def add_api_key(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--api-key",
+        help="the gateway's key (default: GATEWAY_API_KEY, else the first of GATEWAY_API_KEYS)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +147,7 @@ def cmd_up(args: argparse.Namespace, folder: StateFolder, console: Console) -> i
     )
     if args.detach:
         child = _global_args(args, folder) + ["up", "--quiet"] + _up_args(args, addresses)
-        state = stack.up_detached(child, folder, stack.DETACH_TIMEOUT_S)
+        state = stack.up_detached(child, addresses, folder, stack.DETACH_TIMEOUT_S)
         for name, service in state.services.items():
             console.print(f"{name:<22} {service.url}  pid {service.pid}", markup=False)
         console.print(
@@ -173,16 +189,25 @@ def cmd_down(args: argparse.Namespace, folder: StateFolder, console: Console) ->
 
 
 def cmd_status(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
-    state = stack.running_state(folder)
+    state = stack.live_state(folder)
     if state is None:
         console.print(f"not running (state folder {folder.root}); start it with `agentorch up -d`")
         return 1
-    console.print(
-        f"supervisor pid {state.supervisor_pid}, {state.status}, from {state.compose_file}",
-        markup=False,
-    )
+    orphans = stack.orphans(state)
+    if orphans:
+        console.print(
+            f"the supervisor (pid {state.supervisor_pid}) is gone, but {len(orphans)} services "
+            "still run unsupervised: `agentorch down` stops them",
+            markup=False,
+            style="red",
+        )
+    else:
+        console.print(
+            f"supervisor pid {state.supervisor_pid}, {state.status}, from {state.compose_file}",
+            markup=False,
+        )
     console.print(render.status_table(stack.status_rows(state)))
-    return 0
+    return 1 if orphans else 0
 
 
 def cmd_logs(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
@@ -206,10 +231,31 @@ def cmd_restart(args: argparse.Namespace, folder: StateFolder, console: Console)
 
 def service_urls(args: argparse.Namespace, folder: StateFolder) -> dict[str, str]:
     """The running stack's URLs; without one, the compose file's host ports."""
-    state = stack.running_state(folder)
+    state = stack.live_state(folder)
     if state is not None:
         return {name: service.url for name, service in state.services.items()}
     return {n: Address(LOOPBACK, s.port).url for n, s in project_of(args).services.items()}
+
+
+def instances(folder: StateFolder) -> dict[str, str]:
+    """The running stack's instance tokens, which its services' ``/health`` echo."""
+    state = stack.live_state(folder)
+    services = state.services.items() if state is not None else ()
+    return {name: service.instance for name, service in services if service.instance}
+
+
+def gateway_key(args: argparse.Namespace) -> str | None:
+    """--api-key, else the key the orchestrator would take: from the environment, then from
+    what the compose file (with .env) gives the gateway."""
+    if args.api_key:
+        return str(args.api_key)
+    key = gateway_client_key(os.environ)
+    if key:
+        return key
+    try:
+        return gateway_client_key(project_of(args).by_target("gateway").environment)
+    except ConfigError:
+        return None
 
 
 def cmd_invoke(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
@@ -219,6 +265,9 @@ def cmd_invoke(args: argparse.Namespace, folder: StateFolder, console: Console) 
     invocation = events.build(
         events.parse_json(args.data), args.cloudevent, structured=args.structured
     )
+    key = gateway_key(args) if args.service == _gateway_name(args) else None
+    if key:  # the gateway's key goes to the gateway only
+        invocation.headers["x-api-key"] = key
     reply = events.invoke(urls[args.service] + args.path, invocation)
     try:
         print(json.dumps(reply.json(), indent=2, ensure_ascii=False))
@@ -261,22 +310,41 @@ def ask_once(task: str, url: str, data: object, args: argparse.Namespace, consol
     return 0 if result.get("status") == "completed" else 2
 
 
+def _gateway_name(args: argparse.Namespace) -> str | None:
+    try:
+        return project_of(args).by_target("gateway").name
+    except ConfigError:
+        return None
+
+
 def cmd_health(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
     urls = service_urls(args, folder)
-    rows = client.check_health(urls)
+    rows = client.check_health(urls, instances=instances(folder))
+    gateway = _gateway_name(args)
+    deployments, refusal = None, None
+    for row in rows:
+        if row.service == gateway and row.healthy:
+            # /health is open to all; /providers takes a key when the gateway has keys, so it
+            # is what proves the key this stack's clients use is accepted.
+            try:
+                deployments = client.providers(row.url, gateway_key(args))
+            except UpstreamError as exc:
+                refused = isinstance(exc, KeyRefused)
+                row.detail = "401: the key was refused" if refused else "/providers failed"
+                row.healthy, refusal = False, exc.message
     console.print(render.health_table(rows))
-    healthy = all(row.healthy for row in rows)
-    gateway = project_of(args).by_target("gateway").name
-    if gateway in urls and any(r.healthy for r in rows if r.service == gateway):
-        deployments = client.providers(urls[gateway])
+    if deployments is not None:
         console.print(render.providers_table(deployments))
-    if not healthy:
+    if refusal:
+        console.print(refusal, markup=False, style="red")
+    if not all(row.healthy for row in rows):
         console.print(
             "unhealthy: " + ", ".join(r.service for r in rows if not r.healthy),
             markup=False,
             style="red",
         )
-    return 0 if healthy else 1
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 
+from emulator.errors import KeyRefused
 from shared.errors import BadRequest, UpstreamError, UpstreamUnavailable
+from shared.http import INSTANCE_HEADER
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 START_HINT = "start the stack with `agentorch up -d` (or `make up`), or pass --url"
@@ -128,8 +130,15 @@ class Health:
     latency_ms: float | None = None
 
 
-def check_health(urls: Mapping[str, str], timeout_s: float = 3.0) -> list[Health]:
-    """``GET /health`` of each service."""
+def check_health(
+    urls: Mapping[str, str],
+    timeout_s: float = 3.0,
+    *,
+    instances: Mapping[str, str] | None = None,
+) -> list[Health]:
+    """``GET /health`` of each service; where ``instances`` names the token a service was
+    started with, an answer without it comes from another server on its port: unhealthy."""
+    instances = instances or {}
     results = []
     with httpx.Client(timeout=timeout_s) as client:
         for name, url in urls.items():
@@ -140,19 +149,34 @@ def check_health(urls: Mapping[str, str], timeout_s: float = 3.0) -> list[Health
                 results.append(Health(name, url, False, f"unreachable ({type(exc).__name__})"))
                 continue
             ms = (time.monotonic() - began) * 1000
+            expected = instances.get(name)
+            if expected is not None and reply.headers.get(INSTANCE_HEADER) != expected:
+                detail = f"answers {reply.status_code}, but not from this stack's process"
+                results.append(Health(name, url, False, detail, round(ms, 1)))
+                continue
             detail = "ok" if reply.is_success else error_text(reply)
             results.append(Health(name, url, reply.is_success, detail, round(ms, 1)))
     return results
 
 
-def providers(gateway_url: str, timeout_s: float = 3.0) -> list[dict[str, Any]]:
-    """The gateway's ``GET /providers`` deployments."""
+def providers(
+    gateway_url: str, api_key: str | None = None, timeout_s: float = 3.0
+) -> list[dict[str, Any]]:
+    """The gateway's ``GET /providers`` deployments (a keyed endpoint when the gateway has
+    ``GATEWAY_API_KEYS``). Raises ``KeyRefused`` on a 401."""
+    headers = {"x-api-key": api_key} if api_key else {}
     try:
-        reply = httpx.get(f"{gateway_url}/providers", timeout=timeout_s)
+        reply = httpx.get(f"{gateway_url}/providers", headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise UpstreamUnavailable(
             f"cannot reach the gateway at {gateway_url}: {START_HINT}"
         ) from exc
+    if reply.status_code == 401:
+        sent = "refused the key" if api_key else "wants a key and none was given"
+        raise KeyRefused(
+            f"the gateway at {gateway_url} {sent} (401): set GATEWAY_API_KEYS (in .env or the "
+            "environment) to the gateway's keys, or pass --api-key (or GATEWAY_API_KEY)"
+        )
     if not reply.is_success:
         raise UpstreamError(f"the gateway's /providers answered {error_text(reply)}")
     return list(reply.json().get("deployments", []))

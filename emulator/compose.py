@@ -10,6 +10,10 @@ extension (``source``, ``target``, ``port`` on the host) is a function; the emul
     project.by_target("gateway").source  # "functions/gateway/main.py"
 
 A malformed file raises ``ConfigError`` naming the file, the service and the key.
+
+Each process gets a random token in ``AGENTORCH_INSTANCE`` that its health check's answer must
+echo in ``x-agentorch-instance`` (``shared.asgi`` does), so another server on the same port is
+never taken for it.
 """
 
 from __future__ import annotations

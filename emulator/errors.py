@@ -7,13 +7,14 @@
     └── ServiceError (shared)
         ├── BadRequest (shared)       a bad --data
         └── UpstreamError (shared)    a service could not be reached, or failed
+            └── KeyRefused            the gateway answered 401 to the key given (or to none)
 
 The command line prints each as one line, never a traceback.
 """
 
 from __future__ import annotations
 
-from shared.errors import AgentOrchestratorError
+from shared.errors import AgentOrchestratorError, UpstreamError
 
 
 class StartFailed(AgentOrchestratorError):
@@ -22,3 +23,7 @@ class StartFailed(AgentOrchestratorError):
 
 class NotRunning(AgentOrchestratorError):
     """No stack is running from this state folder."""
+
+
+class KeyRefused(UpstreamError):
+    """The gateway runs with ``GATEWAY_API_KEYS`` and refused the key this client sent."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from emulator.compose import Service
+from emulator.errors import StartFailed
 from shared.errors import ConfigError
 
 LOOPBACK = "127.0.0.1"
@@ -57,6 +58,33 @@ def assign_addresses(
             raise ConfigError(f"{name} and {taken[address.port]} both want port {address.port}")
         taken[address.port] = name
     return addresses
+
+
+def port_free(address: Address) -> bool:
+    """Whether a server could listen on ``address`` now: a bind test as the server will bind
+    (``SO_REUSEADDR``, as gunicorn sets it, so a previous run's closing sockets do not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address.host, address.port))
+        except OSError:
+            return False
+    return True
+
+
+def require_free(addresses: Mapping[str, Address]) -> None:
+    """Refuse to start when another server holds one of the ports: its health checks would
+    answer for ours while our processes fail to bind. One line, naming what to do instead."""
+    taken = [(name, address) for name, address in addresses.items() if not port_free(address)]
+    if not taken:
+        return
+    name, address = taken[0]
+    more = f" (and {len(taken) - 1} more of the stack's ports)" if len(taken) > 1 else ""
+    raise StartFailed(
+        f"{name}: port {address.port} on {address.host} is in use{more}, by another stack or "
+        f"server; pass --port {name}=PORT, or --any-port for free ones "
+        "(make up UP_FLAGS=--any-port)"
+    )
 
 
 def rewrite_urls(value: str, addresses: Mapping[str, Address]) -> str:

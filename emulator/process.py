@@ -21,6 +21,7 @@ from typing import IO
 
 from emulator.compose import REPO_ROOT, load_project
 from emulator.network import LOOPBACK, free_port
+from shared.http import INSTANCE_HEADER
 
 __all__ = ["FunctionProcess", "free_port", "function_environment", "spawn", "start_function"]
 
@@ -136,15 +137,37 @@ def start_function(
     return running
 
 
-def health_status(url: str, timeout_s: float = 1.0) -> int | None:
-    """The status ``GET url`` answers, or None when nothing answers."""
+@dataclass(frozen=True)
+class HealthAnswer:
+    """What ``GET url`` answered: its status and the instance token it echoed (if any)."""
+
+    status: int
+    instance: str
+
+    @property
+    def healthy(self) -> bool:
+        return 200 <= self.status < 300
+
+    def from_instance(self, expected: str | None) -> bool:
+        """Whether the process that answered is the one given ``expected`` (None: any)."""
+        return expected is None or self.instance == expected
+
+
+def health_answer(url: str, timeout_s: float = 1.0) -> HealthAnswer | None:
+    """What ``GET url`` answers, or None when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return int(response.status)
+            return HealthAnswer(int(response.status), response.headers.get(INSTANCE_HEADER, ""))
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return HealthAnswer(int(exc.code), exc.headers.get(INSTANCE_HEADER, ""))
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return None
+
+
+def health_status(url: str, timeout_s: float = 1.0) -> int | None:
+    """The status ``GET url`` answers, or None when nothing answers."""
+    answer = health_answer(url, timeout_s)
+    return answer.status if answer is not None else None
 
 
 def wait_healthy(

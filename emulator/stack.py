@@ -22,9 +22,9 @@ from emulator import reload
 from emulator.compose import REPO_ROOT, Project
 from emulator.errors import NotRunning, StartFailed
 from emulator.logs import Prefixer
-from emulator.network import Address, dns_table
-from emulator.process import health_status, signal_group
-from emulator.state import StackState, StateFolder, alive
+from emulator.network import Address, dns_table, require_free
+from emulator.process import health_answer, signal_group
+from emulator.state import ServiceState, StackState, StateFolder, alive
 from emulator.supervisor import Supervisor
 
 DETACH_TIMEOUT_S = 120.0
@@ -47,11 +47,37 @@ def running_state(folder: StateFolder) -> StackState | None:
     return state if state is not None and alive(state.supervisor_pid) else None
 
 
+def service_alive(service: ServiceState) -> bool:
+    """Whether the service's process, or anything left in its process group, still runs."""
+    pid = service.pid
+    return pid is not None and pid > 0 and (alive(pid) or signal_group(pid, 0))
+
+
+def orphans(state: StackState) -> list[str]:
+    """Services that still run though their supervisor is gone (it was killed)."""
+    if alive(state.supervisor_pid):
+        return []
+    return [name for name, service in state.services.items() if service_alive(service)]
+
+
+def live_state(folder: StateFolder) -> StackState | None:
+    """The recorded stack while its supervisor or any of its services still runs, else None."""
+    state = folder.read()
+    if state is None:
+        return None
+    return state if alive(state.supervisor_pid) or orphans(state) else None
+
+
 def refuse_second_stack(folder: StateFolder) -> None:
-    state = running_state(folder)
+    state = live_state(folder)
     if state is not None:
+        whose = (
+            f"supervisor PID {state.supervisor_pid}"
+            if alive(state.supervisor_pid)
+            else f"its supervisor is gone, {len(orphans(state))} services still run"
+        )
         raise StartFailed(
-            f"a stack already runs from {folder.root} (supervisor PID {state.supervisor_pid}): "
+            f"a stack already runs from {folder.root} ({whose}): "
             "`agentorch down` first, or pass another --state-dir"
         )
 
@@ -65,6 +91,7 @@ def up(
 ) -> None:
     """Start the stack here and supervise it until Ctrl-C, SIGTERM (``down``) or a failure."""
     refuse_second_stack(folder)
+    require_free(addresses)
     prefixer = Prefixer(project.services, sys.stdout, color=sys.stdout.isatty())
     supervisor = Supervisor(
         project,
@@ -107,9 +134,15 @@ def _route_signals(supervisor: Supervisor) -> dict[signal.Signals, Handler]:
     return previous
 
 
-def up_detached(cli_args: Sequence[str], folder: StateFolder, timeout_s: float) -> StackState:
+def up_detached(
+    cli_args: Sequence[str],
+    addresses: Mapping[str, Address],
+    folder: StateFolder,
+    timeout_s: float,
+) -> StackState:
     """Start ``agentorch <cli_args> up`` in the background; its state once healthy."""
     refuse_second_stack(folder)
+    require_free(addresses)  # here too, so a taken port fails before anything is started
     folder.prepare()
     folder.clear()
     with (folder.root / "supervisor.log").open("wb") as log:
@@ -144,7 +177,7 @@ def down(folder: StateFolder, timeout_s: float = DOWN_TIMEOUT_S) -> list[str]:
     state = folder.read()
     if state is None:
         return []
-    stopped = [name for name, s in state.services.items() if alive(s.pid)]
+    stopped = [name for name, s in state.services.items() if service_alive(s)]
     if alive(state.supervisor_pid):
         os.kill(state.supervisor_pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
@@ -162,13 +195,14 @@ def down(folder: StateFolder, timeout_s: float = DOWN_TIMEOUT_S) -> list[str]:
 def status_rows(state: StackState) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for name, service in state.services.items():
-        pid = str(service.pid) if service.pid and alive(service.pid) else "-"
-        code = health_status(f"{service.url}/health") if pid != "-" else None
-        health = (
-            "healthy"
-            if code is not None and 200 <= code < 300
-            else (f"answers {code}" if code else "unreachable")
-        )
+        pid = str(service.pid) if service_alive(service) else "-"
+        answer = health_answer(f"{service.url}/health") if pid != "-" else None
+        if answer is None:
+            health = "unreachable"
+        elif not answer.from_instance(service.instance or None):
+            health = f"answers {answer.status}, but not from this process"
+        else:
+            health = "healthy" if answer.healthy else f"answers {answer.status}"
         state_text = service.state + (f" ({service.restarts} restarts)" if service.restarts else "")
         rows.append((name, service.url, pid, state_text, health))
     return rows

@@ -31,6 +31,9 @@ class ServiceState:
     restarts: int = 0
     exit_code: int | None = None
     log: str = ""
+    instance: str = ""
+    """The random token the process was started with (``AGENTORCH_INSTANCE``): its ``/health``
+    echoes it, which tells our process from another server on the same port."""
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import secrets
 import signal
 import subprocess
 import threading
@@ -23,8 +24,9 @@ from emulator.compose import Project, Service
 from emulator.errors import StartFailed
 from emulator.logs import copy_output, last_lines
 from emulator.network import Address, service_environment
-from emulator.process import function_environment, health_status, signal_group, spawn
+from emulator.process import function_environment, health_answer, signal_group, spawn
 from emulator.state import ServiceState, StackState, StateFolder
+from shared.http import INSTANCE_VARIABLE
 
 HEALTH_POLL_S = 0.05
 RESTART_DELAY_S = (0.5, 10.0)
@@ -136,9 +138,13 @@ class Supervisor:
         if not source.is_file():
             self._set(name, "exited")
             raise StartFailed(f"{name}: its source {running.service.source} does not exist")
+        running.state.instance = secrets.token_hex(8)
         environ = function_environment(
             running.address.port,
-            service_environment(running.service, self.stack_addresses()),
+            {
+                **service_environment(running.service, self.stack_addresses()),
+                INSTANCE_VARIABLE: running.state.instance,
+            },
             root=self.project.directory,
         )
         process = spawn(
@@ -178,8 +184,16 @@ class Supervisor:
             if running.process.poll() is not None:
                 self._set(name, "exited", exit_code=running.process.returncode)
                 raise self._failed(name, f"exited with code {running.process.returncode}")
-            status = health_status(url, min(check.timeout_s, 2.0))
-            if status is not None and 200 <= status < 300:
+            answer = health_answer(url, min(check.timeout_s, 2.0))
+            if answer is not None and not answer.from_instance(running.state.instance):
+                # Another server holds the port (ours cannot bind it): its answers are not ours.
+                self._set(name, "unhealthy")
+                raise self._failed(
+                    name,
+                    f"is not what answers at {url}: another server holds port "
+                    f"{running.address.port}; pass --port {name}=PORT or --any-port",
+                )
+            if answer is not None and answer.healthy:
                 self._set(name, "healthy")
                 return
             time.sleep(HEALTH_POLL_S)  # a process we started has no readiness event to wait on

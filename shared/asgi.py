@@ -15,6 +15,7 @@ cancels the stream's iterator, which closes whatever it was reading from upstrea
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -38,6 +39,8 @@ from shared.errors import (
 from shared.http import (
     DEFAULT_MAX_BODY_BYTES,
     EXECUTION_ID,
+    INSTANCE_HEADER,
+    INSTANCE_VARIABLE,
     Call,
     Query,
     Reply,
@@ -77,6 +80,8 @@ class AsyncFunctionApp:
         )
         self._health = health
         self._guard = guard
+        instance = os.environ.get(INSTANCE_VARIABLE, "")
+        self._health_headers = {INSTANCE_HEADER: instance} if instance else {}
         self._routes: dict[str, dict[str, AsyncHandler]] = {}
         for (method, path), handler in routes.items():
             self._routes.setdefault(path, {})[method.upper()] = handler
@@ -222,7 +227,9 @@ class AsyncFunctionApp:
 
     async def _health_route(self, call: Call) -> Reply:
         extra = self._health() if self._health else {}
-        return Reply({"status": "ok", "function": self.name, **extra})
+        reply = Reply({"status": "ok", "function": self.name, **extra})
+        reply.headers.update(self._health_headers)
+        return reply
 
     async def _metrics_route(self, call: Call) -> Reply:
         if self._guard is not None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from shared.errors import ConfigError
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
@@ -66,6 +68,10 @@ def load_config(
 
     Values from the environment are strings; pydantic coerces them to the field's type.
     """
+    # Here, not at the top: ``agentorch`` reads settings from this module (gateway_client_key)
+    # and starts faster without pydantic.
+    from pydantic import ValidationError
+
     environ = os.environ if environ is None else environ
     data = read_yaml(path)
     applied: dict[str, str] = {}
@@ -120,3 +126,18 @@ def env_number(
     if not value > minimum:
         raise ConfigError(f"${name}={raw[:40]}: must be greater than {minimum:g}")
     return value
+
+
+def gateway_keys(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The keys the gateway accepts: ``$GATEWAY_API_KEYS``, comma-separated, in their order."""
+    environ = os.environ if environ is None else environ
+    return tuple(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
+
+
+def gateway_client_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The key a client of the gateway (the orchestrator, ``agentorch``) presents:
+    ``$GATEWAY_API_KEY`` when set, else the first of ``$GATEWAY_API_KEYS``. So the one setting
+    that turns keys on (``GATEWAY_API_KEYS`` in ``.env``) also gives its own stack a key."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("GATEWAY_API_KEY", "").strip()
+    return explicit or next(iter(gateway_keys(environ)), None)

@@ -24,6 +24,11 @@ compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encod
 ``json.dumps`` with any option makes a new encoder per call (15 us against 4 here)."""
 EXECUTION_ID = "function-execution-id"
 """The header functions-framework puts its execution id in (set by the platform, or made)."""
+INSTANCE_VARIABLE = "AGENTORCH_INSTANCE"
+INSTANCE_HEADER = "x-agentorch-instance"
+"""The emulator gives each process it starts a random token in ``AGENTORCH_INSTANCE``; ``/health``
+echoes it in ``x-agentorch-instance``, so a health check proves the answer came from that process
+and not from another server that holds the port."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 

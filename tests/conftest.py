@@ -23,6 +23,18 @@ _PROVIDER_VARIABLES = (
     "TAVILY_API_KEY",
     "TAVILY_BASE_URL",
     "GATEWAY_API_KEYS",
+    "GATEWAY_API_KEY",
+    # Where a user's shell may point at a running stack: tests name their own services.
+    "GATEWAY_URL",
+    "CALCULATOR_URL",
+    "SEARCH_URL",
+    "DATA_PROCESSOR_URL",
+    "TAVILY_URL",
+    "K_SINK",
+    "ORCHESTRATOR_URL",
+    "ORCHESTRATOR_CONFIG",
+    "AGENTORCH_STATE_DIR",
+    "AGENTORCH_INSTANCE",
 )
 
 

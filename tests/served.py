@@ -7,6 +7,7 @@ aiohttp). ``stop()`` ends the server and joins the thread.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -38,3 +39,18 @@ class ServedApp:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+_REFUSING: list[socket.socket] = []
+
+
+def refused_url() -> str:
+    """A URL where a connection is refused at once, whatever else runs on the machine: a port
+    this process has bound and never listens on, held until the tests end. For the addresses
+    a test must not reach (the configs' defaults are the stack's ports, 8080-8085 and 8585,
+    which another running stack may serve)."""
+    if not _REFUSING:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        _REFUSING.append(sock)
+    return f"http://127.0.0.1:{_REFUSING[0].getsockname()[1]}"

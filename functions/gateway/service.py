@@ -19,6 +19,7 @@ from functions.gateway.providers.bedrock import BedrockProvider
 from functions.gateway.providers.local import LocalProvider
 from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
+from shared.config import gateway_keys
 from shared.errors import ServiceError, Unauthorized
 from shared.http import Call, Reply
 from shared.redact import Redactor
@@ -156,8 +157,7 @@ def build_service(
     config = load_gateway_config(environ)
     providers = providers or default_providers(environ, config)
     router = Router(config, providers, redactor=Redactor.from_environ(environ))
-    keys = frozenset(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
-    return GatewayService(config, router, keys)
+    return GatewayService(config, router, frozenset(gateway_keys(environ)))
 
 
 def build_app(service: GatewayService | None = None) -> AsyncFunctionApp:

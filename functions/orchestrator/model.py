@@ -13,7 +13,6 @@ gateway says ``x-should-retry: false``.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -145,10 +144,3 @@ def _status_error(status: int, headers: Mapping[str, str], data: Any) -> _Failur
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def gateway_api_key(environ: Mapping[str, str] | None = None) -> str | None:
-    """The key the gateway wants when it runs with ``GATEWAY_API_KEYS`` (a secret: only from
-    the environment)."""
-    environ = os.environ if environ is None else environ
-    return environ.get("GATEWAY_API_KEY") or None

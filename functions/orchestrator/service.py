@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from functions.orchestrator.agents import AgentDirectory, Agents
 from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
-from functions.orchestrator.model import GatewayModel, Model, gateway_api_key
+from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
@@ -27,6 +27,7 @@ from shared import logs
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
+from shared.config import gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
@@ -197,7 +198,7 @@ def build_service(
     config = load_orchestrator_config(environ)
     if not environ.get("LOG_LEVEL", "").strip():  # $LOG_LEVEL (shared.logs) wins over the file
         logging.getLogger(logs.ROOT_LOGGER).setLevel(config.log_level)
-    api_key = gateway_api_key(environ)
+    api_key = gateway_client_key(environ)
     logs.hide(api_key)
     http = http or AsyncHttp()
     gateway = config.gateway

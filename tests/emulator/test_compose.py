@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emulator.compose import DEFAULT_COMPOSE_FILE, load_project
+from shared.config import gateway_client_key, gateway_keys
 from shared.errors import ConfigError
 from tests.emulator.support import probe_service, write_compose
 
@@ -171,3 +172,20 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("services: {}\n")
     with pytest.raises(ConfigError, match="'services' must be a mapping"):
         load_project(bad, environ={})
+
+
+def test_gateway_keys_in_dot_env_give_the_orchestrator_its_key(tmp_path: Path) -> None:
+    # The README's advice (GATEWAY_API_KEYS in .env) must give the gateway its keys and the
+    # orchestrator, its client, the first of them: it used to read GATEWAY_API_KEY, never set.
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(DEFAULT_COMPOSE_FILE.read_text())
+    (tmp_path / ".env").write_text("GATEWAY_API_KEYS=k-one,k-two\n")
+    project = load_project(compose, environ={})
+    assert gateway_keys(project.by_target("gateway").environment) == ("k-one", "k-two")
+    assert gateway_client_key(project.by_target("orchestrator").environment) == "k-one"
+
+
+def test_the_client_key_prefers_gateway_api_key() -> None:
+    assert gateway_client_key({"GATEWAY_API_KEYS": " a , b ", "GATEWAY_API_KEY": "c"}) == "c"
+    assert gateway_client_key({"GATEWAY_API_KEYS": " , b "}) == "b"
+    assert gateway_client_key({"GATEWAY_API_KEYS": ""}) is None

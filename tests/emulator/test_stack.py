@@ -1,7 +1,9 @@
 """The whole stack on the emulator, as a user drives it: up -d, tasks, a CloudEvent, down.
 
 One stack for the module (it takes a few seconds to start on 2 cores), on free ports and a
-state folder of its own, so that it never meets a stack someone else is running.
+state folder of its own, so that it never meets a stack someone else is running. It runs with
+``GATEWAY_API_KEYS`` set, as the README advises: the orchestrator and ``agentorch`` must take
+their key from that one setting (issue 15, item 15).
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def agentorch(state: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+KEYS = {"GATEWAY_API_KEYS": "stack-key-1, stack-key-2"}
+
+
+def agentorch(
+    state: Path, *args: str, timeout_s: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "emulator.cli", "--state-dir", str(state), *args]
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=environ)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = tmp_path_factory.mktemp("agentorch")
-    started = agentorch(state, "up", "-d", "--any-port")
+    # The keys only in the environment of `up` (as .env gives them: tests/emulator/test_compose
+    # shows .env's value reaching the orchestrator): neither GATEWAY_API_KEY nor any other help.
+    started = agentorch(state, "up", "-d", "--any-port", env=KEYS)
     assert started.returncode == 0, started.stderr
     try:
         yield state
@@ -58,9 +67,29 @@ def test_every_service_is_up_and_healthy(stack: Path) -> None:
     assert status.returncode == 0, status.stderr
     for name in ("model-gateway", "orchestrator", "calculator-agent", "search-agent"):
         assert name in status.stdout
-    health = agentorch(stack, "health")
+    health = agentorch(stack, "health", env=KEYS)  # the key: the first of GATEWAY_API_KEYS
     assert health.returncode == 0, health.stdout
-    assert "local" in health.stdout  # the gateway's providers table
+    assert "local" in health.stdout  # the gateway's providers table (a keyed endpoint)
+
+
+def test_health_shows_the_gateway_refusing_a_wrong_or_missing_key(stack: Path) -> None:
+    for args in (["--api-key", "not-the-key"], []):
+        health = agentorch(stack, "health", *args)
+        assert health.returncode == 1, health.stdout
+        assert "401" in health.stdout and "GATEWAY_API_KEYS" in health.stdout, health.stdout
+        assert "unhealthy: model-gateway" in health.stdout
+    assert "refused the key" in agentorch(stack, "health", "--api-key", "x").stdout
+    # GATEWAY_API_KEY, the explicit client key, wins over the list.
+    assert agentorch(stack, "health", env={"GATEWAY_API_KEY": "stack-key-2"}).returncode == 0
+
+
+def test_invoke_sends_the_key_to_the_gateway(stack: Path) -> None:
+    body = '{"model": "default", "messages": [{"role": "user", "content": "hi"}]}'
+    path = ["--path", "/v1/messages/count_tokens", "--data", body]
+    done = agentorch(stack, "invoke", "model-gateway", *path, env=KEYS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["input_tokens"] > 0
+    assert agentorch(stack, "invoke", "model-gateway", *path).returncode == 1  # no key: 401
 
 
 def test_tasks_use_each_local_agent(stack: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ through ``emulator.process.start_function``, which finds them in the manifest.""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,9 @@ from pathlib import Path
 import functions_framework
 import uvicorn
 
+from functions.orchestrator.config import ENV_OVERRIDES
+from tests.served import refused_url
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATOR_SOURCE = str(REPO_ROOT / "functions/orchestrator/main.py")
 
@@ -20,7 +24,15 @@ ORCHESTRATOR_SOURCE = str(REPO_ROOT / "functions/orchestrator/main.py")
 @asynccontextmanager
 async def serve_orchestrator() -> AsyncIterator[str]:
     """The orchestrator built from the current environment as production builds it, served
-    on 127.0.0.1 (its URL is yielded). Its outbound client is closed in its own loop."""
+    on 127.0.0.1 (its URL is yielded). Its outbound client is closed in its own loop.
+
+    With the default config file, the gateway and agents the environment does not name are
+    pinned to a refused address: that file's URLs are the stack's ports (8080-8085, 8585),
+    which another running stack may serve. (A test's own config file names its own URLs.)"""
+    if not os.environ.get("ORCHESTRATOR_CONFIG"):
+        for variable in ENV_OVERRIDES:
+            if variable != "K_SINK" and not os.environ.get(variable):
+                os.environ[variable] = refused_url()  # the test's environment is restored after
     app = functions_framework.create_app("orchestrator", ORCHESTRATOR_SOURCE)
     service = sys.modules["main"].service  # the module functions-framework just loaded
     server = uvicorn.Server(

@@ -13,6 +13,7 @@ import pytest
 from emulator.process import FunctionProcess, start_function
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.orchestrator.serving import serve_orchestrator
+from tests.served import refused_url
 
 pytestmark = pytest.mark.anyio
 AGENTS = {
@@ -55,7 +56,7 @@ async def orchestrator(
 ) -> AsyncIterator[str]:
     for variable, url in {**agents, "GATEWAY_URL": local_gateway.url}.items():
         monkeypatch.setenv(variable, url)
-    monkeypatch.setenv("TAVILY_URL", "http://127.0.0.1:9")  # nothing there: left out
+    monkeypatch.setenv("TAVILY_URL", refused_url())  # nothing there: left out
     async with serve_orchestrator() as url:
         yield url
 
@@ -121,6 +122,8 @@ async def anthropic_orchestrator(
         try:
             for variable, url in {**agents, "GATEWAY_URL": gateway.url}.items():
                 monkeypatch.setenv(variable, url)
+            # Not the config's default (the stack's 8084): a tavily agent there would be offered.
+            monkeypatch.setenv("TAVILY_URL", refused_url())
             async with serve_orchestrator() as url:
                 yield url, fake
         finally:

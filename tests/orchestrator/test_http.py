@@ -36,8 +36,14 @@ ANSWER = {"type": "text", "text": "42"}
 
 @pytest.fixture
 async def served(
-    tmp_path: Path, fake_agents: FakeAgents, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fake_agents: FakeAgents,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[str, FakeEndpoint]]:
+    """The orchestrator on a fake gateway; ``indirect`` parametrisation adds variables."""
+    for variable, value in getattr(request, "param", {}).items():
+        monkeypatch.setenv(variable, value)
     gateway = await FakeEndpoint("/v1/messages").start()
     fake_agents.add("calculator", calculate, CALCULATOR.schema())
     config = {
@@ -68,6 +74,19 @@ async def test_post_a_task_over_http(served: tuple[str, FakeEndpoint]) -> None:
     assert body["steps"][0]["provider"] == "local"
     assert body["steps"][1]["outcome"]["result"]["value"] == 42
     assert {r.headers["x-request-id"] for r in gateway.received} == {"req-abc"}
+
+
+@pytest.mark.parametrize("served", [{"GATEWAY_API_KEYS": " k-first , k-second"}], indirect=True)
+async def test_the_gateway_key_is_the_first_of_gateway_api_keys(
+    served: tuple[str, FakeEndpoint],
+) -> None:
+    # The one setting the README advises (GATEWAY_API_KEYS in .env) gives the gateway its keys
+    # and the orchestrator, its client, its key: it used to send none (GATEWAY_API_KEY only).
+    url, gateway = served
+    gateway.enqueue((200, message(ANSWER)))
+    async with aiohttp.ClientSession() as client, client.post(url, json={"task": "hi"}) as reply:
+        assert reply.status == 200 and (await reply.json())["status"] == "completed"
+    assert [r.headers.get("x-api-key") for r in gateway.received] == ["k-first"]
 
 
 async def test_stream_over_http(served: tuple[str, FakeEndpoint]) -> None:

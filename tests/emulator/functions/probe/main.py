@@ -1,8 +1,8 @@
 """A tiny function the emulator's tests run as a service.
 
-``GET /health`` answers 200 (503 while ``UNHEALTHY`` is set); any other path shows the variables
-named in ``SHOW``. At start it prints ``PROBE_SAY``
-and exits with ``PROBE_EXIT`` if that is set, and records whether ``UPSTREAM_URL`` answered.
+``GET /health`` answers 200 (503 while ``UNHEALTHY`` is set) with the emulator's instance token;
+any other path shows the variables named in ``SHOW``. At start it prints ``PROBE_SAY`` and exits
+with ``PROBE_EXIT`` if that is set, and records whether ``UPSTREAM_URL`` answered.
 """
 
 import json
@@ -35,7 +35,9 @@ UPSTREAM_AT_START = _upstream_status()
 @functions_framework.http
 def probe(request: Request) -> Response:
     if request.path == "/health":
-        return Response("{}", 503 if os.environ.get("UNHEALTHY") else 200)
+        # As shared.asgi does: echo the emulator's token, so the supervisor knows it is us.
+        token = {"x-agentorch-instance": os.environ.get("AGENTORCH_INSTANCE", "")}
+        return Response("{}", 503 if os.environ.get("UNHEALTHY") else 200, headers=token)
     names = os.environ.get("SHOW", "").split(",")
     body = {"env": {n: os.environ.get(n) for n in names if n}, "upstream": UPSTREAM_AT_START}
     body["pid"] = os.getpid()
