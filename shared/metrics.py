@@ -86,7 +86,8 @@ def _leave(folder: str, owner_pid: int | None) -> None:
 
 
 MetricT = TypeVar("MetricT", "prometheus_client.Counter", "prometheus_client.Histogram")
-FLUSH_INTERVAL_S = 1.0
+FLUSH_INTERVAL_S = float(os.environ.get("METRICS_FLUSH_INTERVAL_S") or 1.0)
+"""How often buffered counts reach the shared files (``$METRICS_FLUSH_INTERVAL_S``, 1 s)."""
 
 
 class LazyMetric(Generic[MetricT]):

@@ -288,10 +288,14 @@ def test_bad_request_upstream_is_returned_once_without_fallback(
     assert fake_bedrock.requests == []
 
 
+STAYS_OPEN = {"circuit": {"cooldown_s": 60}}
+"""An opened circuit that cannot cool down mid-test (the base config's 0.5 s could, under load)."""
+
+
 def test_upstream_refusing_the_gateways_key_is_a_502_never_a_401(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic
 ) -> None:
-    gateway = start_gateway(ANTHROPIC_API_KEY="not-the-fake-key")
+    gateway = start_gateway(STAYS_OPEN, ANTHROPIC_API_KEY="not-the-fake-key")
 
     with pytest.raises(anthropic.APIStatusError) as caught:
         create(gateway, "anthropic")
@@ -308,7 +312,7 @@ def test_upstream_refusing_the_gateways_key_is_a_502_never_a_401(
 def test_refused_gateway_credentials_fall_back_to_the_next_deployment(
     start_gateway: StartGateway, anthropic_env: FakeAnthropic
 ) -> None:
-    gateway = start_gateway(ANTHROPIC_API_KEY="not-the-fake-key")
+    gateway = start_gateway(STAYS_OPEN, ANTHROPIC_API_KEY="not-the-fake-key")
 
     raw = create(gateway, "anthropic-then-local")
 
