@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -23,7 +23,14 @@ from emulator.compose import REPO_ROOT, load_project
 from emulator.network import LOOPBACK, free_port
 from shared.http import INSTANCE_HEADER
 
-__all__ = ["FunctionProcess", "free_port", "function_environment", "spawn", "start_function"]
+__all__ = [
+    "FunctionProcess",
+    "free_port",
+    "function_environment",
+    "serve_functions",
+    "spawn",
+    "start_function",
+]
 
 # functions-framework's server (gunicorn, uvicorn workers) on a 2-core machine: 2 workers use
 # both cores. Each worker holds all its calls in flight on one event loop, so the count is for
@@ -182,3 +189,17 @@ def wait_healthy(
             return
         time.sleep(0.02)  # polling a process we started; there is no event to wait on
     raise TimeoutError(f"{url} did not become healthy within {timeout_s:g} s")
+
+
+@contextlib.contextmanager
+def serve_functions(targets: Mapping[str, str], env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Start each of ``targets`` (a name -> a function's target) with ``env``; yield each
+    name's URL; stop them all after, even when one fails to start."""
+    started: dict[str, FunctionProcess] = {}
+    try:
+        for name, target in targets.items():
+            started[name] = start_function(target, env=env)
+        yield {name: process.url for name, process in started.items()}
+    finally:
+        for process in started.values():
+            process.stop()

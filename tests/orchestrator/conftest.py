@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.aio import AsyncHttp
-from tests.orchestrator.fakes import FakeAgents
+from tests.orchestrator.fakes import FakeAgents, FakeEndpoint
 
 
 @pytest.fixture
@@ -28,3 +28,12 @@ async def fake_agents() -> AsyncIterator[FakeAgents]:
     await fakes.start()
     yield fakes
     await fakes.close()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[FakeEndpoint]:
+    """A K_SINK that takes every delivery and records it."""
+    endpoint = FakeEndpoint()
+    await endpoint.start()
+    yield endpoint
+    await endpoint.close()

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from emulator.process import FunctionProcess, start_function
+from emulator.process import FunctionProcess, serve_functions, start_function
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.orchestrator.serving import serve_orchestrator
 from tests.served import refused_url
@@ -31,14 +31,8 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def agents() -> Iterator[dict[str, str]]:
-    started: dict[str, FunctionProcess] = {}
-    try:
-        for variable, target in AGENTS.items():
-            started[variable] = start_function(target, env=SERVER)
-        yield {variable: process.url for variable, process in started.items()}
-    finally:
-        for process in started.values():
-            process.stop()
+    with serve_functions(AGENTS, SERVER) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")

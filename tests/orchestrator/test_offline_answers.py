@@ -16,7 +16,7 @@ import aiohttp
 import functions_framework
 import pytest
 
-from emulator.process import FunctionProcess, start_function
+from emulator.process import serve_functions
 from functions.agents.tavily.client import NOT_CONFIGURED
 from shared import outbound
 from tests.fakes.tavily_server import FakeTavily
@@ -44,14 +44,8 @@ SALES = (
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
     """The agents and the gateway (offline: no provider keys) as processes."""
-    started: dict[str, FunctionProcess] = {}
-    try:
-        for variable, target in {**AGENTS, "GATEWAY_URL": "gateway"}.items():
-            started[variable] = start_function(target, env=SERVER)
-        yield {variable: process.url for variable, process in started.items()}
-    finally:
-        for process in started.values():
-            process.stop()
+    with serve_functions({**AGENTS, "GATEWAY_URL": "gateway"}, SERVER) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")

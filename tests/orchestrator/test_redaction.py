@@ -4,7 +4,6 @@ event: scrubbed where the run records an error, even behind an older gateway tha
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +37,6 @@ TOOL_TURN = {
     "stop_reason": "tool_use",
     "usage": {"input_tokens": 5, "output_tokens": 5},
 }
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[FakeEndpoint]:
-    endpoint = FakeEndpoint()
-    await endpoint.start()
-    yield endpoint
-    await endpoint.close()
 
 
 def orchestrator(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,14 +37,6 @@ def config(**overrides: Any) -> OrchestratorConfig:
     data: dict[str, Any] = {"gateway": {"url": "http://gateway.invalid"}}
     data.update(overrides)
     return OrchestratorConfig.model_validate(data)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[FakeEndpoint]:
-    endpoint = FakeEndpoint()
-    await endpoint.start()
-    yield endpoint
-    await endpoint.close()
 
 
 def service(
