@@ -27,6 +27,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from shared.config import env_number
+
 if TYPE_CHECKING:
     import prometheus_client
 
@@ -44,7 +46,8 @@ def configure() -> str:
     Returns the multiprocess folder: ``$PROMETHEUS_MULTIPROC_DIR``, or a new temporary one
     that the process which made it removes at exit.
     """
-    global _folder
+    global _folder, _flush_interval_s
+    _flush_interval_s = env_number("METRICS_FLUSH_INTERVAL_S", FLUSH_INTERVAL_S)
     folder = _folder
     if folder is not None and os.environ.get(FOLDER_VARIABLE) == folder:
         return folder
@@ -86,8 +89,10 @@ def _leave(folder: str, owner_pid: int | None) -> None:
 
 
 MetricT = TypeVar("MetricT", "prometheus_client.Counter", "prometheus_client.Histogram")
-FLUSH_INTERVAL_S = float(os.environ.get("METRICS_FLUSH_INTERVAL_S") or 1.0)
-"""How often buffered counts reach the shared files (``$METRICS_FLUSH_INTERVAL_S``, 1 s)."""
+FLUSH_INTERVAL_S = 1.0
+"""How often buffered counts reach the shared files unless ``$METRICS_FLUSH_INTERVAL_S`` says
+otherwise (read by ``configure``, where a bad value stops start-up naming it)."""
+_flush_interval_s = FLUSH_INTERVAL_S
 
 
 class LazyMetric(Generic[MetricT]):
@@ -227,7 +232,7 @@ def _schedule_flush() -> None:
         return
     if _flush_timer is not None:  # set on a loop that has gone (tests run one per test)
         _write_pending()
-    _flush_timer, _flush_loop = loop.call_later(FLUSH_INTERVAL_S, flush), loop
+    _flush_timer, _flush_loop = loop.call_later(_flush_interval_s, flush), loop
 
 
 def _write_pending() -> None:

@@ -112,6 +112,18 @@ def test_prometheus_imported_first_is_a_clear_error() -> None:
     assert "imported before shared.metrics.configure()" in result["message"]
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "0"])
+def test_a_bad_flush_interval_stops_start_up_naming_it(value: str) -> None:
+    result = run_python(
+        "import json\nfrom shared.metrics import configure\nfrom shared.errors import ConfigError\n"
+        "try:\n    configure()\n    message = None\n"
+        "except ConfigError as exc:\n    message = str(exc)\n"
+        "print(json.dumps({'message': message}))\n",
+        METRICS_FLUSH_INTERVAL_S=value,
+    )
+    assert result["message"] is not None and "$METRICS_FLUSH_INTERVAL_S" in result["message"]
+
+
 def test_metrics_keep_counting_when_the_environment_loses_the_folder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
