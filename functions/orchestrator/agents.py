@@ -24,6 +24,7 @@ from functions.orchestrator.config import AgentCallSettings, AgentEntry
 from shared.aio import AsyncHttp
 from shared.errors import (
     BadGateway,
+    NotConfigured,
     UpstreamError,
     error_for_status,
     parse_retry_after,
@@ -32,8 +33,8 @@ from shared.resilience import CircuitBreaker, RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = {502, 503, 504}
-NOT_CONFIGURED = "not_configured"
-"""The error type of an agent's 503 saying it cannot work in this deployment (``shared.errors``)."""
+NOT_CONFIGURED = NotConfigured.error_type
+"""The error type of an agent's 503 saying it cannot work in this deployment."""
 
 
 class AgentState(StrEnum):

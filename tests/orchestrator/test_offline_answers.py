@@ -17,7 +17,7 @@ import functions_framework
 import pytest
 
 from emulator.process import serve_functions
-from functions.agents.tavily.client import NOT_CONFIGURED
+from functions.agents.tavily.client import NOT_CONFIGURED_REASON
 from shared import outbound
 from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import REPO_ROOT, serve_orchestrator
@@ -101,7 +101,7 @@ async def test_agents_shows_tavily_not_configured_without_a_key_and_available_wi
 ) -> None:
     listed = {a["name"]: a for a in (await call(f"{orchestrator}/agents"))["agents"]}
     assert listed["tavily"]["status"] == "not_configured"
-    assert listed["tavily"]["reason"] == NOT_CONFIGURED and not listed["tavily"]["reachable"]
+    assert listed["tavily"]["reason"] == NOT_CONFIGURED_REASON and not listed["tavily"]["reachable"]
     assert listed["search"]["status"] == "available"
 
     monkeypatch.setenv("TAVILY_API_KEY", TAVILY_KEY)  # /agents fetches every schema afresh
@@ -116,7 +116,7 @@ async def test_a_web_question_without_a_key_is_answered_honestly(
 
     assert result["status"] == "completed", result
     assert "tavily" not in offered(result)
-    assert result["agents"]["tavily"] == f"left out: not configured: {NOT_CONFIGURED}"
+    assert result["agents"]["tavily"] == f"left out: not configured: {NOT_CONFIGURED_REASON}"
     assert [s["name"] for s in agent_steps(result)] == ["search"]
     assert "can't answer that offline" in result["answer"]
     assert "503" not in result["answer"] and tavily[1].requests == []

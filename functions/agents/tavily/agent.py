@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from functions.agents.tavily.client import (
-    NOT_CONFIGURED,
+    NOT_CONFIGURED_REASON,
     SearchQuery,
     TavilySettings,
     api_key_from_env,
@@ -94,7 +94,7 @@ def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInpu
 
     def not_configured() -> str | None:
         # Cheap on purpose: says whether a key is set, never calls Tavily.
-        return None if settings().configured else NOT_CONFIGURED
+        return None if settings().configured else NOT_CONFIGURED_REASON
 
     return AgentSpec(
         name="tavily",

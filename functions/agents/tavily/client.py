@@ -31,7 +31,9 @@ from shared.outbound import request_json
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_S = 12.0
 SERVICE = "Tavily"
-NOT_CONFIGURED = "Tavily web search is not configured: set TAVILY_API_KEY to enable this agent"
+NOT_CONFIGURED_REASON = (
+    "Tavily web search is not configured: set TAVILY_API_KEY to enable this agent"
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class SearchAnswer:
 
 def search(settings: TavilySettings, query: SearchQuery) -> SearchAnswer:
     if not settings.api_key:
-        raise NotConfigured(NOT_CONFIGURED)
+        raise NotConfigured(NOT_CONFIGURED_REASON)
     response = request_json(
         "POST",
         f"{settings.base_url}/search",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 
-from functions.agents.tavily.client import NOT_CONFIGURED
+from functions.agents.tavily.client import NOT_CONFIGURED_REASON
 from shared.errors import ConfigError
 from tests.agents.support import (
     FunctionClient,
@@ -80,7 +80,7 @@ def test_without_key_the_schema_says_not_configured(
     # The agent contract: an orchestrator reading this leaves the agent out of its plan.
     response = unconfigured_client.get("/schema")
     assert response.status_code == 503
-    assert error_of(response) == {"type": "not_configured", "message": NOT_CONFIGURED}
+    assert error_of(response) == {"type": "not_configured", "message": NOT_CONFIGURED_REASON}
     monkeypatch.setenv("TAVILY_API_KEY", API_KEY)
     assert unconfigured_client.get("/schema").get_json()["name"] == "tavily"
 
@@ -94,7 +94,7 @@ def test_health_says_whether_configured(
         "status": "ok",
         "function": "tavily",
         "configured": False,
-        "not_configured": NOT_CONFIGURED,
+        "not_configured": NOT_CONFIGURED_REASON,
         "base_url": "https://api.tavily.com",
     }
     monkeypatch.setenv("TAVILY_API_KEY", API_KEY)  # read per request: no restart needed
