@@ -24,7 +24,7 @@ from emulator.errors import NotRunning, StartFailed
 from emulator.logs import Prefixer
 from emulator.network import Address, dns_table, require_free
 from emulator.process import health_answer, signal_group
-from emulator.state import ServiceState, StackState, StateFolder, alive
+from emulator.state import ServiceState, StackState, StateFolder, alive, group_alive
 from emulator.supervisor import Supervisor
 
 DETACH_TIMEOUT_S = 120.0
@@ -50,7 +50,7 @@ def running_state(folder: StateFolder) -> StackState | None:
 def service_alive(service: ServiceState) -> bool:
     """Whether the service's process, or anything left in its process group, still runs."""
     pid = service.pid
-    return pid is not None and pid > 0 and (alive(pid) or signal_group(pid, 0))
+    return pid is not None and pid > 0 and (alive(pid) or group_alive(pid))
 
 
 def orphans(state: StackState) -> list[str]:
@@ -184,7 +184,7 @@ def down(folder: StateFolder, timeout_s: float = DOWN_TIMEOUT_S) -> list[str]:
         while alive(state.supervisor_pid) and time.monotonic() < deadline:
             time.sleep(POLL_S)  # a process that is not our child: no wait() for it
     for service in state.services.values():
-        if service.pid:
+        if service.pid and group_alive(service.pid):
             signal_group(service.pid, signal.SIGKILL)  # whatever a dead supervisor left
     if alive(state.supervisor_pid):
         signal_group(state.supervisor_pid, signal.SIGKILL)

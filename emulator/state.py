@@ -104,6 +104,28 @@ class StateFolder:
         return names
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether anything of ours (``alive``) still runs in process group ``pgid``: after a
+    reboot or a long while the number may be another program's group, never to be signalled."""
+    proc = Path("/proc")
+    if not (sys.platform.startswith("linux") and proc.is_dir()):
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and alive(int(entry.name)):
+            return True
+    return False
+
+
 def alive(pid: int | None) -> bool:
     """Whether ``pid`` runs and is one of ours (a Python or functions-framework process)."""
     if not pid:

@@ -19,7 +19,8 @@ import pytest
 from emulator.compose import load_project
 from emulator.errors import StartFailed
 from emulator.network import Address, free_port
-from emulator.state import StateFolder, alive
+from emulator.stack import down, service_alive
+from emulator.state import ServiceState, StackState, StateFolder, alive
 from emulator.supervisor import Supervisor
 from tests.emulator.support import eventually, group_alive, probe_service, write_compose
 from tests.served import ServedApp
@@ -164,3 +165,22 @@ def test_status_after_the_supervisor_was_killed_sees_its_services(
     down = agentorch(compose, state, "down")
     assert down.returncode == 0 and "probe" in down.stdout
     eventually(lambda: not group_alive(service_pid) or None, 10, "the orphan stopped")
+
+
+def test_a_recorded_group_now_anothers_is_neither_ours_nor_killed(tmp_path: Path) -> None:
+    """After a reboot the recorded numbers may be another program's process group: `status`
+    must not count it as our service, and `down` must not kill it."""
+    foreign = subprocess.Popen(["sleep", "30"], start_new_session=True)  # its own group
+    try:
+        folder = StateFolder(tmp_path / "state")
+        recorded = ServiceState(url="http://127.0.0.1:1", pid=foreign.pid, state="healthy")
+        folder.write(
+            StackState(supervisor_pid=foreign.pid, compose_file="x", services={"probe": recorded})
+        )
+
+        assert not service_alive(recorded)
+        assert down(folder) == []
+        assert foreign.poll() is None  # still running: not ours to stop
+    finally:
+        foreign.kill()
+        foreign.wait(10)
