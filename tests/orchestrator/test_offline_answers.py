@@ -158,6 +158,27 @@ async def test_search_queries_leave_out_the_task_label(orchestrator: str) -> Non
     assert "Circuit breaker" in result["answer"]
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("How do retries work?", "The model gateway › Retries, fallback, deadline"),
+        ("What agents are available?", "The agents"),
+        ("How does the circuit breaker work?", "The model gateway › Circuit breaker"),
+    ],
+)
+async def test_a_question_the_knowledge_base_covers_is_answered_from_it(
+    orchestrator: str, question: str, section: str
+) -> None:
+    # "work" and "available" are in no section that answers these: they do not count against it.
+    result = await call(orchestrator, {"task": question})
+
+    assert result["status"] == "completed", result
+    [search] = agent_steps(result)
+    assert section in [hit["title"] for hit in search["outcome"]["result"]["hits"][:3]]
+    assert f"{section} (" in result["answer"]
+    assert "can't answer that offline" not in result["answer"]
+
+
 # -- questions over a table --------------------------------------------------------------------
 
 
