@@ -194,11 +194,17 @@ def _where(conditions: Any) -> str:
         return ""
     parts = [
         f"{c.get('column')} {_WORDING.get(str(c.get('op')), c.get('op'))} "
-        + _number_text(c.get("value"))
+        + _value_text(c.get("value"))
         for c in conditions
         if isinstance(c, dict)
     ]
     return " where " + " and ".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):  # "in": "region is one of North, South"
+        return _listed([_number_text(item) for item in value], ", ")
+    return _number_text(value)
 
 
 def _row_text(row: dict[str, Any]) -> str:
