@@ -110,6 +110,65 @@ def test_a_question_gets_the_operation_that_answers_it(
     assert local_data.operation_for(question, TABLE) == arguments
 
 
+REGIONS = local_data.table_of(
+    {"csv": "region,product,units\nNorth,a,70\nNorth,b,50\nSouth,a,80\nEast,c,30\n"}
+)
+NORTH = {"column": "region", "op": "==", "value": "North"}
+UNITS = {"fn": "sum", "column": "units"}
+
+
+@pytest.mark.parametrize(
+    ("question", "arguments"),
+    [
+        # A cell named outside a "where" is a condition, spelled as the data spells it.
+        ("total units for North", {"aggregates": [UNITS], "conditions": [NORTH]}),
+        ("How many units in the north?", {"aggregates": [UNITS], "conditions": [NORTH]}),
+        (
+            "How many rows have region North?",
+            {"aggregates": [{"fn": "count"}], "conditions": [NORTH]},
+        ),
+        # "how many" of a number column sums it; of a text column, counts the rows of each.
+        ("How many units were sold in total?", {"aggregates": [UNITS]}),
+        ("what is the number of units", {"aggregates": [UNITS]}),
+        ("How many regions are there?", group("count", None, "region")),
+        # "a" is a product only right after "product": "a total" is not product a.
+        (
+            "What is a total of units for product a?",
+            {
+                "aggregates": [UNITS],
+                "conditions": [{"column": "product", "op": "==", "value": "a"}],
+            },
+        ),
+        # Two regions: each region's total, not one sum the question did not ask for.
+        (
+            "total units for North and South",
+            group(
+                "sum",
+                "units",
+                "region",
+                conditions=[{"column": "region", "op": "in", "value": ["North", "South"]}],
+            ),
+        ),
+        ("show the north rows", {"operation": "filter", "conditions": [NORTH]}),
+    ],
+)
+def test_a_cell_the_question_names_narrows_the_rows(
+    question: str, arguments: dict[str, Any]
+) -> None:
+    assert local_data.operation_for(question, REGIONS) == {"operation": "group_by", **arguments}
+
+
+def test_a_name_that_is_a_cell_of_two_columns_is_not_guessed() -> None:
+    table = local_data.table_of(
+        {"rows": [{"home": "Oslo", "away": "Rome", "goals": 2}, {"home": "Rome", "away": "Oslo"}]}
+    )
+
+    assert local_data.operation_for("total goals for Oslo", table) == {"operation": "describe"}
+    assert local_data.operation_for("total goals for home Oslo", table)["conditions"] == [
+        {"column": "home", "op": "==", "value": "Oslo"}
+    ]
+
+
 def test_a_large_tables_summary_gives_its_columns_and_kinds() -> None:
     summary = 'Columns: city | people\nFirst row: city = "Oslo"; people = 700'
 
@@ -195,8 +254,16 @@ def test_many_groups_are_counted_after_the_first_twenty() -> None:
             "The data has 3 rows and 2 columns: region (VARCHAR); "
             "units (BIGINT: min 50, max 80, mean 66.67).",
         ),
+        (
+            {
+                "operation": "filter",
+                "conditions": [{"column": "region", "op": "in", "value": ["North", "East"]}],
+            },
+            rows_answer([{"region": "East", "units": 30}]),
+            "1 rows where region is one of North, East: region East, units 30.",
+        ),
     ],
-    ids=["overall mean", "row count", "no rows", "top cut short", "describe"],
+    ids=["overall mean", "row count", "no rows", "top cut short", "describe", "one of"],
 )
 def test_each_answer_becomes_a_sentence(
     arguments: dict[str, Any], answer: dict[str, Any], sentence: str
@@ -241,6 +308,9 @@ def test_the_data_heading_is_not_read_as_the_csv_header() -> None:
 # -- bounded work ------------------------------------------------------------------------------
 
 WIDE = local_data.Table([f"c{i} x" for i in range(200)], frozenset(), None)
+# 25,000 rows of distinct names (about the data window's 256 KB), every one a cell a question
+# can name.
+NAMES = local_data.table_of({"rows": [{"name": f"n{i}", "n": i} for i in range(25_000)]})
 
 
 @pytest.mark.parametrize(
@@ -253,8 +323,20 @@ WIDE = local_data.Table([f"c{i} x" for i in range(200)], frozenset(), None)
         ("c1 x " * (TEXT_WINDOW // 5), WIDE),
         ("where " + "a and " * (TEXT_WINDOW // 6), TABLE),
         ("rows where region is " + " " * TEXT_WINDOW + "x", TABLE),
+        ("total n for " + " ".join(f"n{i}" for i in range(TEXT_WINDOW // 4)), NAMES),
+        ("north " * (TEXT_WINDOW // 6), TABLE),
     ],
-    ids=["each", "per the", "many conditions", "wide table", "named often", "ands", "spaces"],
+    ids=[
+        "each",
+        "per the",
+        "many conditions",
+        "wide table",
+        "named often",
+        "ands",
+        "spaces",
+        "many cells",
+        "one cell often",
+    ],
 )
 def test_a_hostile_question_is_read_in_bounded_time(question: str, table: local_data.Table) -> None:
     started = time.perf_counter()

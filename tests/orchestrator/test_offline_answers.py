@@ -158,6 +158,27 @@ async def test_search_queries_leave_out_the_task_label(orchestrator: str) -> Non
     assert "Circuit breaker" in result["answer"]
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("How do retries work?", "The model gateway › Retries, fallback, deadline"),
+        ("What agents are available?", "The agents"),
+        ("How does the circuit breaker work?", "The model gateway › Circuit breaker"),
+    ],
+)
+async def test_a_question_the_knowledge_base_covers_is_answered_from_it(
+    orchestrator: str, question: str, section: str
+) -> None:
+    # "work" and "available" are in no section that answers these: they do not count against it.
+    result = await call(orchestrator, {"task": question})
+
+    assert result["status"] == "completed", result
+    [search] = agent_steps(result)
+    assert section in [hit["title"] for hit in search["outcome"]["result"]["hits"][:3]]
+    assert f"{section} (" in result["answer"]
+    assert "can't answer that offline" not in result["answer"]
+
+
 # -- questions over a table --------------------------------------------------------------------
 
 
@@ -257,3 +278,31 @@ async def test_a_large_table_is_still_read_by_its_column_summary(orchestrator: s
     totals = {row["city"]: row["sum_people"] for row in step["outcome"]["result"]["rows"]}
     assert sum(totals.values()) == sum(range(2_000)) and len(totals) == 7
     assert result["answer"].startswith("[local rule-based model] Total people per city: ")
+
+
+# A question naming a region, or asking "how many" of a number column, over this table:
+# North 70 + 50, South 80, East 30.
+REGIONS = "region,product,units\nNorth,a,70\nNorth,b,50\nSouth,a,80\nEast,c,30\n"
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        ("total units for North", "Total units where region is North: 120."),
+        ("How many rows have region North?", "There are 2 rows where region is North."),
+        ("How many units were sold in total?", "Total units: 230."),
+        (
+            "How many units for north and east?",
+            "Total units per region where region is one of North, East: North 120, East 30.",
+        ),
+    ],
+)
+async def test_a_question_naming_cells_or_counting_a_number_gets_the_right_number(
+    orchestrator: str, question: str, sentence: str
+) -> None:
+    result = await call(orchestrator, {"task": question, "data": REGIONS})
+
+    assert result["status"] == "completed", result
+    [step] = agent_steps(result)
+    assert step["name"] == "data_processor" and step["error"] is None
+    assert result["answer"] == f"[local rule-based model] {sentence}"

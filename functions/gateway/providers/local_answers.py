@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from functions.gateway.providers.local_rules import DATA_WINDOW, ToolResult, strict_json
+from functions.gateway.providers.local_words import STOPWORDS
 
 _WORD = re.compile(r"\w+")
 MAX_LISTED = 20
@@ -70,23 +71,21 @@ def _describe_hits(name: str, hits: list[Any], query: str) -> str:
     return f"{name} found {len(hits)} matches. Best: {found}."
 
 
-_STOPWORD_TEXT = (
-    "a about an and are as at be by can could do does for from how i in is it me my of on or "
-    "please tell that the this to was what when where which who why will with you"
-)
-LOOKUP_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-"""Words that say nothing of a lookup's subject ("what is the ... of ...")."""
-
-
 def _relevant(hit: dict[str, Any], query: str) -> bool:
-    """More than half of the query's words appear in the hit's title or snippet, compared by
-    their first five letters (the search stems: "retries" finds "retry"). A hit that shares
-    one word of "the capital of France" is not an answer to it. With no query, any hit is."""
-    terms = {_stem(w) for w in _WORD.findall(query.lower()) if w not in LOOKUP_STOPWORDS}
+    """The hit answers the query: more than half of the query's content words (not
+    ``STOPWORDS``: "how do retries work" is about retries) appear in its title or snippet, or
+    one of them names its title ("The model gateway › Retries, fallback, deadline"). Words are
+    compared by their first five letters (the search stems: "retries" finds "retry"). A hit
+    that shares one word of "the latest news about Python" is not an answer to it. With no
+    content words, any hit is."""
+    terms = {_stem(w) for w in _WORD.findall(query.lower()) if w not in STOPWORDS}
     if not terms:
         return True
-    text = f"{hit.get('title', '')} {hit.get('snippet', '')}".lower()[:DATA_WINDOW]
-    seen = {_stem(word) for word in _WORD.findall(text)}
+    title = {_stem(word) for word in _WORD.findall(str(hit.get("title", "")).lower()[:500])}
+    if any(len(term) > 2 and term in title for term in terms):
+        return True
+    text = str(hit.get("snippet", "")).lower()[:DATA_WINDOW]
+    seen = title | {_stem(word) for word in _WORD.findall(text)}
     return len(terms & seen) * 2 > len(terms)
 
 
@@ -195,11 +194,17 @@ def _where(conditions: Any) -> str:
         return ""
     parts = [
         f"{c.get('column')} {_WORDING.get(str(c.get('op')), c.get('op'))} "
-        + _number_text(c.get("value"))
+        + _value_text(c.get("value"))
         for c in conditions
         if isinstance(c, dict)
     ]
     return " where " + " and ".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):  # "in": "region is one of North, South"
+        return _listed([_number_text(item) for item in value], ", ")
+    return _number_text(value)
 
 
 def _row_text(row: dict[str, Any]) -> str:

@@ -4,10 +4,11 @@ ordinary question.
 ``operation_for`` reads a question such as "total units per region", "average price by city",
 "how many rows per region", "top 3 by units" or "rows where region is North" against the
 table's column names and gives a data tool's arguments (the data_processor's ``operation``,
-``group_by``, ``aggregates``, ``order_by``, ``limit``, ``conditions``); anything else is
-``describe``. ``local_answers`` states the tool's answer. It works on a question the caller has
-already bounded (``TEXT_WINDOW``), in time linear in it: the column names are found once, by
-the last word of each, and every rule looks them up.
+``group_by``, ``aggregates``, ``order_by``, ``limit``, ``conditions``), narrowed to the cells
+the question names ("total units for North"); anything else, or a question that could mean
+two things, is ``describe``. ``local_answers`` states the tool's answer. It works on a
+question the caller has already bounded (``TEXT_WINDOW``), in time linear in it and in the
+table: the column names are found once, by the last word of each, and every rule looks them up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from functions.gateway.providers.local_words import STOPWORDS
 from shared.errors import BadRequest
 
 MAX_COLUMNS = 200
@@ -47,6 +49,9 @@ _TOP = frozenset({"top", "highest", "largest", "biggest", "most", "greatest", "b
 _BOTTOM = frozenset({"bottom", "lowest", "smallest", "least", "fewest", "worst"})
 _PER = frozenset({"per", "by", "each", "every"})
 _SKIPPED = frozenset({"the", "a", "an", "each", "every", "of"})
+_KEYWORDS = frozenset({*_FUNCTIONS, *_TOP, *_BOTTOM, *_PER, *_SKIPPED, "many", "number", "row"})
+MAX_CELL = 200
+"""Characters of a text cell that a question may name; a longer cell is never looked for."""
 _VERB = re.compile(r"(?:is|are|was|were)\s+", re.I)
 _OPERATORS = [
     (re.compile(pattern, re.I), op)
@@ -205,7 +210,17 @@ def operation_for(question: str, table: Table) -> dict[str, Any]:
     cut = where.start() if where else len(question)
     head = _words(question, 0, cut, table)
     conditions = _conditions(question, where.end(), table) if where else []
-    arguments = _aggregation(head, table) or _ranking(head, table)
+    values = _named_values(head, table, {c["column"] for c in conditions})
+    if values is None:  # a name of cells in two columns: which is meant cannot be told
+        return {"operation": "describe"}
+    for column, cells in values.items():  # "total units for North": only North's units
+        if len(conditions) < MAX_CONDITIONS:
+            condition = {"column": column, "op": "==", "value": cells[0]}
+            conditions.append(
+                condition if len(cells) == 1 else {**condition, "op": "in", "value": cells}
+            )
+    several = next((column for column, cells in values.items() if len(cells) > 1), None)
+    arguments = _aggregation(head, table, several) or _ranking(head, table)
     if arguments is None:
         arguments = {"operation": "filter" if conditions else "describe"}
     if conditions:
@@ -213,12 +228,74 @@ def operation_for(question: str, table: Table) -> dict[str, Any]:
     return arguments
 
 
-def _aggregation(head: _Words, table: Table) -> dict[str, Any] | None:
+def _named_values(head: _Words, table: Table, tested: set[str]) -> dict[str, list[str]] | None:
+    """The cells of text columns (other than ``tested``) that the question names, by column,
+    spelled as the data spells them: "North" in "total units for north". A common word ("a",
+    "total") is a cell only right after its column's name ("product a"). None when a name is a
+    cell of two columns. Linear in the cells and in the question's words."""
+    if table.rows is None:
+        return {}
+    texts = head.texts
+    grams = {
+        tuple(texts[start : start + size])
+        for start in range(len(texts))
+        for size in range(1, min(MAX_NAME_WORDS, len(texts) - start) + 1)
+    }
+    text = {c for c in table.columns if c not in table.numeric and c not in tested}
+    cells: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in table.rows:
+        for column, cell in row.items():  # the cells there are, however many columns others have
+            if column in text and isinstance(cell, str) and len(cell) <= MAX_CELL:
+                key = tuple(_WORD.findall(cell.lower()))
+                if key in grams:
+                    cells.setdefault(key, {}).setdefault(column, cell)
+    return _read_values(head, cells)
+
+
+def _read_values(
+    head: _Words, cells: dict[tuple[str, ...], dict[str, str]]
+) -> dict[str, list[str]] | None:
+    texts = head.texts
+    after_name = {start + size: column for start, (column, size) in head.columns.items()}
+    in_name = {at for start, (_, size) in head.columns.items() for at in range(start, start + size)}
+    sizes = sorted({len(key) for key in cells}, reverse=True)
+    found: dict[str, dict[str, None]] = {}  # a dict as an ordered set: linear in the names
+    at = 0
+    while at < len(texts):
+        step = 1
+        for size in sizes:
+            key = tuple(texts[at : at + size])
+            columns = cells.get(key, {})
+            named = after_name.get(at)
+            if named in columns:  # "region North"
+                columns = {named: columns[named]}
+            elif not columns or all(w in STOPWORDS or w in _KEYWORDS or w.isdigit() for w in key):
+                continue
+            if in_name.intersection(range(at, at + size)):
+                continue
+            if len(columns) > 1:
+                return None
+            [(column, cell)] = columns.items()
+            found.setdefault(column, {})[cell] = None
+            step = size
+            break
+        at += step
+    return {column: list(named) for column, named in found.items()}
+
+
+def _aggregation(head: _Words, table: Table, several: str | None) -> dict[str, Any] | None:
+    """An aggregate, per the group the question names, else per ``several`` (a column the
+    question names more than one cell of: "total units for North and South")."""
     texts = head.texts
     fn, at = next(((_FUNCTIONS[t], i) for i, t in enumerate(texts) if t in _FUNCTIONS), (None, 0))
+    group = _group_column(head) or several
     if ("how" in texts and "many" in texts) or ("number" in texts and "of" in texts):
         fn, at = "count", texts.index("many" if "many" in texts else "number")
-    group = _group_column(head)
+        counted = head.column_at(at + 1)
+        if counted in table.numeric:  # "how many units": the units summed, not rows counted
+            fn = "sum"
+        elif counted is not None and group is None:  # "how many regions": the rows of each
+            group = counted
     rank, limit = _rank(texts)
     ranked_at = next((i for i, t in enumerate(texts) if t in _TOP or t in _BOTTOM), 0)
     if fn is None and rank is not None and group is not None and group not in table.numeric:
