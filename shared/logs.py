@@ -76,9 +76,8 @@ def hide(*secrets: str | None) -> None:
     """Never write these values in a log line (credentials this process holds beyond those
     its environment configures, which ``configure`` hides already)."""
     global _scrub
-    escaped = [json.dumps(secret)[1:-1] for secret in secrets if secret]  # as a line holds it
-    _held.update(s for s in (*secrets, *escaped) if s)
-    _scrub = _scrub.adding(*_held)
+    _held.update(s for s in secrets if s)
+    _scrub = _scrub.adding(*_held)  # which hides each as a line holds it (JSON-escaped) too
 
 
 def level_from(raw: str | None) -> int:

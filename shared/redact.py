@@ -4,19 +4,23 @@ An upstream may quote what it was sent (an API that echoes the ``x-api-key`` it 
 its text becomes error messages, ``/providers``' ``last_error``, log lines and a run's trace.
 ``Redactor`` replaces every configured credential (the variables in ``CREDENTIAL_VARIABLES``,
 each entry of ``GATEWAY_API_KEYS``) and anything shaped like one (an Anthropic key, an AWS
-access key id, a Tavily key, a long bearer token) with ``[redacted]``. The gateway scrubs
-each upstream error where its router first sees it; the orchestrator scrubs each error it
+access key id, a Tavily key, a long bearer token) with ``[redacted]``; a configured one also
+as JSON and URLs write it (escaped, percent-encoded). The gateway scrubs each upstream error
+(message and headers) where its router first sees it, an upstream's ``error`` event in a
+stream, and the upstream headers it passes back on success; the orchestrator scrubs each error it
 records into a run, so that a run stays clean even behind a gateway that leaks.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from shared.errors import AgentOrchestratorError
+from shared.errors import AgentOrchestratorError, ServiceError
 
 MARKER = "[redacted]"
 CREDENTIAL_VARIABLES = (
@@ -51,6 +55,13 @@ class Redactor:
 
     secrets: tuple[str, ...] = ()
     """Longest first, so that a secret containing another is replaced whole."""
+    _clue: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    """Matches what text must hold to need scrubbing: a shape's hint or a secret's start."""
+
+    def __post_init__(self) -> None:
+        heads = {secret[:MIN_SECRET_CHARS] for secret in self.secrets}
+        clues = "|".join(re.escape(clue) for clue in (*_SHAPE_HINTS, *sorted(heads)))
+        object.__setattr__(self, "_clue", re.compile(clues))  # frozen: set once, here
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
@@ -62,8 +73,11 @@ class Redactor:
         return cls().adding(*values)
 
     def adding(self, *secrets: str | None) -> Redactor:
-        """This scrubber and ``secrets`` too (those long enough to be credentials)."""
+        """This scrubber and ``secrets`` too (those long enough to be credentials), each also
+        as text that quotes it would hold it: JSON-escaped (a log line, an error body) and
+        URL-encoded (an AWS secret's ``/`` and ``+`` as ``%2F`` and ``%2B``)."""
         kept = {s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_CHARS}
+        kept |= {form for secret in kept for form in _encoded(secret)}
         return Redactor(tuple(sorted(kept | set(self.secrets), key=len, reverse=True)))
 
     def __call__(self, text: str) -> str:
@@ -75,16 +89,39 @@ class Redactor:
             text = _cut_secret(text, secret)
         return text
 
+    def may_hold(self, text: str) -> bool:
+        """Whether ``text`` can hold anything to scrub: a check far cheaper than scrubbing,
+        for text that is nearly always clean (an upstream's response headers)."""
+        return self._clue.search(text) is not None
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """``headers`` with each value scrubbed (an upstream may echo a key in any of them).
+        Clean headers, nearly always, cost one check of all their values together."""
+        if not self.may_hold("\n".join(headers.values())):
+            return dict(headers)
+        return {name: self(value) for name, value in headers.items()}
+
     def scrub(self, error: AgentOrchestratorError) -> None:
-        """Scrub ``error``'s message in place (``str(error)`` too)."""
+        """Scrub ``error``'s message in place (``str(error)`` too), and the values of the
+        headers it carries back to a caller (an upstream's ``request-id``, rate-limit state)."""
         error.message = self(error.message)
         error.args = (error.message,)
+        if isinstance(error, ServiceError):
+            error.headers.update(self.headers(error.headers))
 
 
 def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     """``text`` without the credentials ``environ`` configures (read now) or any that look
     like one; for the rare text (an error) where building a ``Redactor`` per call is cheap."""
     return Redactor.from_environ(environ)(text)
+
+
+def _encoded(secret: str) -> set[str]:
+    """The other forms ``secret`` takes in text that quotes it (those that differ from it)."""
+    forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms.add(quote(secret, safe=""))
+    forms.discard(secret)
+    return forms
 
 
 def _cut_secret(text: str, secret: str) -> str:

@@ -11,9 +11,11 @@ behind the caller's back. An error answered after the gateway's own attempts say
 ``x-should-retry: false``, so that the client's SDK does not multiply them by its own retries.
 
 Upstream text is untrusted: every provider error is scrubbed of credentials (``shared.redact``)
-where it is caught here, before it becomes a log line, ``last_error`` or an answer. A
-deployment whose circuit is open is answered for without its last upstream message (another
-caller's), with how long the circuit stays open.
+where it is caught here, before it becomes a log line, ``last_error`` or an answer, and so are
+the upstream headers passed back and a stream's ``error`` events. When every deployment was
+skipped for an open circuit, the answer says so without their last upstream message (another
+caller's), with how long the circuits stay open; a deployment that was tried and failed is
+answered for with its own error instead.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ class Router:
             if refusal is not None:  # nothing sent to the client yet: fail over like any error
                 await _close(chunks)
                 raise refusal
-            return guarded(first, chunks, state.deployment.provider)
+            return guarded(first, chunks, state.deployment.provider, self._redact)
 
         return await self._run(model, body, headers, attempt)
 
@@ -232,10 +234,11 @@ class Router:
         deadline = Deadline(self.config.deadline_s, self._clock)
         outcome = Outcome(route=route)
         last_error: ServiceError | None = None
+        skipped: CircuitOpen | None = None  # the open circuits met, if no deployment answered
         for state in self.candidates(route):
             admission = state.breaker.allow()
             if not admission:
-                last_error = _circuit_open(state, last_error)
+                skipped = _circuit_open(state, skipped)
                 continue
             if outcome.attempts:
                 outcome.fallbacks += 1
@@ -247,7 +250,8 @@ class Router:
             if error is None:
                 outcome.provider = state.deployment.provider
                 outcome.deployment = state.deployment.name
-                outcome.upstream = calls.last_received()
+                # Headers are upstream text too, relayed to the caller (cheap when clean).
+                outcome.upstream = self._redact.headers(calls.last_received())
                 return result, outcome  # type: ignore[return-value]
             if not calls.falls_back(error):
                 # The answer is this deployment's refusal: say who gave it.
@@ -257,7 +261,9 @@ class Router:
             last_error = error
             if deadline.remaining() <= 0:
                 break
-        raise _with_outcome(self._final_error(route, deadline, last_error), outcome)
+        # A real upstream error says more than another deployment's open circuit.
+        final = self._final_error(route, deadline, last_error or skipped)
+        raise _with_outcome(final, outcome)
 
     async def _attempts(
         self,
@@ -372,12 +378,12 @@ class _Calls:
         return error.falls_back and not self._final(error)
 
 
-def _circuit_open(state: DeploymentState, earlier: ServiceError | None) -> CircuitOpen:
+def _circuit_open(state: DeploymentState, earlier: CircuitOpen | None) -> CircuitOpen:
     """This deployment's open circuit, added to the open circuits met before it in the chain:
     when every one is open, ``retry-after`` says when the first will take a trial."""
     left = state.breaker.cooldown_left()
     message = f"{state.deployment.name}: circuit open for {retry_after_header(left)} s more"
-    if isinstance(earlier, CircuitOpen) and earlier.retry_after is not None:
+    if earlier is not None and earlier.retry_after is not None:
         message, left = f"{earlier.message}; {message}", min(left, earlier.retry_after)
     return CircuitOpen(message, retry_after=left)
 

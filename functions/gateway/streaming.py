@@ -9,7 +9,7 @@ JSON (the SDKs raise ``JSONDecodeError``) instead of reporting the error."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from shared.errors import BadGateway, Overloaded, ServiceError, UpstreamError
@@ -23,6 +23,8 @@ MAX_HELD_BYTES = 1 << 20
 """An event longer than this is passed on as it comes (no Anthropic event is near it)."""
 _BLANK_LINES = (b"\n\n", b"\n\r\n", b"\r\r")
 """How an event ends: a blank line after LF, CRLF or CR line endings."""
+_SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
+"""How the first line of an event stream begins (``:`` starts a comment, a keep-alive)."""
 
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
@@ -112,6 +114,8 @@ class EventNames:
         self.first: str | None = None
         self.ended = False
         """A ``message_stop`` or an ``error`` event was seen: the client knows how it ended."""
+        self.errored = False
+        """An ``error`` event was seen (its text is the upstream's: it may quote a key)."""
 
     def feed(self, chunk: bytes) -> None:
         lines = (self._partial + chunk).split(b"\n")
@@ -124,6 +128,7 @@ class EventNames:
                 self.first = self.first or name
                 if name in ("message_stop", "error"):
                     self.ended = True
+                    self.errored = self.errored or name == "error"
 
 
 class WholeEvents:
@@ -181,9 +186,13 @@ def _past_last_blank_line(data: bytes) -> int:
 
 def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
     """The error to fail over with when a stream's first chunk is no answer at all: nothing,
-    or an ``error`` event (Anthropic reports overload this way after a 200)."""
-    if not first.strip():
+    a body that is no event stream (a proxy's HTML page, a JSON body after a 200), or an
+    ``error`` event (Anthropic reports overload this way after a 200)."""
+    start = first.lstrip()
+    if not start:
         return BadGateway(f"the {source} stream ended before it began")
+    if not any(start.startswith(f) or f.startswith(start) for f in _SSE_FIELDS):
+        return BadGateway(f"{source} answered 200 with a body that is not an event stream")
     names = EventNames()
     names.feed(first + b"\n")
     if names.first != "error":
@@ -193,22 +202,34 @@ def stream_refusal(first: bytes, source: str) -> UpstreamError | None:
     return BadGateway(f"the {source} stream began with an error event")
 
 
-async def guarded(first: bytes, rest: AsyncIterator[bytes], source: str) -> AsyncIterator[bytes]:
+Scrubber = Callable[[str], str]
+
+
+def _clean(data: bytes, scrub: Scrubber) -> bytes:
+    return scrub(data.decode("utf-8", "replace")).encode()
+
+
+async def guarded(
+    first: bytes, rest: AsyncIterator[bytes], source: str, scrub: Scrubber | None = None
+) -> AsyncIterator[bytes]:
     """Yield ``first`` then ``rest``; if ``rest`` fails, or ends without ``message_stop``,
     finish with an ``error`` event so the client knows the answer is incomplete. An upstream
-    ``error`` event is passed on as it came."""
+    ``error`` event is passed on with ``scrub`` applied (its text may quote a credential):
+    once one was seen, what is released after it is scrubbed, whole events at a time; the
+    text deltas before it pass untouched."""
     names, whole = EventNames(), WholeEvents()
     names.feed(first)
     if ready := whole.feed(first):
-        yield ready
+        yield _clean(ready, scrub) if scrub and names.errored else ready
     try:
         async for chunk in rest:
             names.feed(chunk)
             if ready := whole.feed(chunk):
-                yield ready
+                yield _clean(ready, scrub) if scrub and names.errored else ready
         names.feed(b"\n")
     except Exception as exc:  # any failure mid-stream must reach the client as an event
         reason = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+        reason = scrub(reason) if scrub else reason
         log.warning("stream broke", extra={"provider": source, "error": reason})
         error = ServiceError(f"the {source} stream broke after it began: {reason}")
         yield whole.before_error() + error_event(error)
@@ -219,7 +240,7 @@ async def guarded(first: bytes, rest: AsyncIterator[bytes], source: str) -> Asyn
             await close()
     if names.ended:
         if held := whole.complete():
-            yield held
+            yield _clean(held, scrub) if scrub and names.errored else held
         return
     log.warning("stream ended early", extra={"provider": source})
     error = ServiceError(f"the {source} stream ended before message_stop")

@@ -84,6 +84,8 @@ class Answer:
     """Streams only: send this many SSE events, then an ``event: error`` and end the stream."""
     error_type: str = "overloaded_error"
     """The type of that error event."""
+    error_message: str | None = None
+    """Its message (``fake-anthropic scripted <error_type>`` when None)."""
     text_pieces: int = 3
     """Streams only: each text block arrives in up to this many ``text_delta`` events."""
     input_tokens: int | None = None
@@ -227,7 +229,8 @@ def _stream(exchange: Exchange, request: dict[str, Any], answer: Answer) -> None
     )
     for sent, data in enumerate(stream_events(request, answer)):
         if sent == answer.error_after_events:
-            data = _error(answer.error_type, f"fake-anthropic scripted {answer.error_type}")
+            message = answer.error_message or f"fake-anthropic scripted {answer.error_type}"
+            data = _error(answer.error_type, message)
         event = f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
         if sent == answer.cut_after_events:
             if answer.cut_mid_line:

@@ -14,7 +14,7 @@ import anthropic
 import pytest
 
 from shared.logs import ROOT_LOGGER, JsonFormatter
-from tests.fakes.anthropic_server import FakeAnthropic, Fault
+from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
 from tests.fakes.bedrock import BedrockWire
 from tests.fakes.server import Reply
 from tests.gateway.support import (
@@ -24,6 +24,7 @@ from tests.gateway.support import (
     ServedGateway,
     StartGateway,
     error_of,
+    request_body,
     user,
 )
 
@@ -284,3 +285,105 @@ def test_bedrock_answering_200_with_html_falls_back(
         assert last_error == (
             f"BadGateway: bedrock answered 200 with {len(HTML)} bytes that are not a JSON message"
         )
+
+
+# -- upstream text in streams and headers --------------------------------------------------
+
+SHAPED = "sk-ant-api03-Zx9_aB-cD3eFgHiJkLmNoPqRs"
+"""A key of someone else's, caught by its shape alone."""
+
+
+def test_a_key_echoed_in_a_mid_stream_error_event_reaches_no_caller(
+    start_gateway: StartGateway, echoing_upstream: FakeAnthropic
+) -> None:
+    gateway = start_gateway()
+    leak = f"overloaded; your x-api-key {SECRET} and {SHAPED}"
+    echoing_upstream.enqueue(
+        Answer.text("a long answer " * 5, error_after_events=4, error_message=leak)
+    )
+
+    with gateway.http().stream(
+        "POST", "/v1/messages", json=request_body("anthropic", stream=True)
+    ) as response:
+        raw = response.read().decode()
+
+    events = [block for block in raw.split("\n\n") if block.strip()]
+    assert events[0].startswith("event: message_start")
+    assert events[-1].startswith("event: error") and "[redacted]" in events[-1]
+    assert SECRET[:12] not in raw and "sk-ant-" not in raw
+
+
+def test_a_key_echoed_in_upstream_headers_reaches_no_caller(
+    start_gateway: StartGateway, echoing_upstream: FakeAnthropic
+) -> None:
+    gateway = start_gateway({"retry": {"max_attempts": 1}})
+    headers = {
+        "request-id": f"req_{SECRET}",
+        "anthropic-ratelimit-requests-remaining": "7",
+        "anthropic-ratelimit-note": f"key {SHAPED}",
+    }
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_MODEL,
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    refusal = {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}
+    echoing_upstream.enqueue(Reply(200, message, headers), Reply(400, refusal, headers))
+
+    answered = create(gateway)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        create(gateway)
+
+    for response in (answered, caught.value.response):
+        assert response.headers["anthropic-ratelimit-requests-remaining"] == "7"
+        assert response.headers["request-id"] == "req_[redacted]"
+        shown = json.dumps(dict(response.headers))
+        assert SECRET[:12] not in shown and "sk-ant-" not in shown
+
+
+# -- item 5 for streams: a 200 that is no event stream ------------------------------------
+
+NOT_SSE = {
+    "html": Reply(200, HTML, {"content-type": "text/html"}),
+    "json": Reply(200, {"type": "message", "content": []}, {"content-type": "application/json"}),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_SSE)
+def test_a_stream_answered_with_no_event_stream_falls_back_before_any_event(
+    start_gateway: StartGateway, echoing_upstream: FakeAnthropic, kind: str
+) -> None:
+    gateway = start_gateway()
+    echoing_upstream.enqueue(NOT_SSE[kind], NOT_SSE[kind])  # both attempts of the test config
+
+    with gateway.http().stream(
+        "POST", "/v1/messages", json=request_body("anthropic-then-local", stream=True)
+    ) as response:
+        raw = response.read().decode()
+
+    assert response.status_code == 200
+    assert response.headers["x-gateway-provider"] == "local"
+    assert raw.startswith("event: message_start") and "event: message_stop" in raw
+    assert "event stream" in gateway.deployment(DEPLOYMENT)["last_error"]
+
+
+@pytest.mark.parametrize("kind", NOT_SSE)
+def test_a_stream_answered_with_no_event_stream_alone_is_a_502_error(
+    start_gateway: StartGateway, echoing_upstream: FakeAnthropic, kind: str
+) -> None:
+    gateway = start_gateway()
+    echoing_upstream.enqueue(NOT_SSE[kind], NOT_SSE[kind])
+
+    response = gateway.http().post("/v1/messages", json=request_body("anthropic", stream=True))
+
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] == {
+        "type": "api_error",
+        "message": "anthropic answered 200 with a body that is not an event stream",
+    }

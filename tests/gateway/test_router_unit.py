@@ -257,3 +257,22 @@ def test_errors_carry_the_outcome_headers() -> None:
     assert error.status_code == 502
     assert error.headers["x-gateway-attempts"] == "4"
     assert error.headers["x-gateway-deployment"] == "none"
+
+
+def test_a_real_failure_is_not_hidden_behind_the_next_deployments_open_circuit() -> None:
+    provider = ScriptedProvider(*[Overloaded("anthropic: overloaded for real") for _ in range(4)])
+    router, fake = scripted_router(provider, chain=TO_LOCAL)
+    local = router.deployments[1].breaker
+    for _ in range(5):
+        local.record_failure()
+    assert local.state.value == "open"
+
+    error = failure(router)
+
+    assert (error.status_code, error.message) == (529, "anthropic: overloaded for real")
+    assert error.headers["x-gateway-attempts"] == "4"
+    for _ in range(5):
+        router.deployments[0].breaker.record_failure()
+    open_circuit_only = failure(router)  # every circuit open: nothing tried, nothing else to say
+    assert (open_circuit_only.status_code, type(open_circuit_only).__name__) == (503, "CircuitOpen")
+    assert "retry-after" in open_circuit_only.response_headers()

@@ -124,3 +124,21 @@ def test_an_unknown_level_logs_at_info_with_one_warning_instead_of_crashing() ->
     assert "$LOG_LEVEL=verbose" in warning["msg"] and "DEBUG, INFO, WARNING" in warning["msg"]
     assert "logging at INFO instead" in warning["msg"]
     assert up["msg"] == "up"
+
+
+@pytest.mark.parametrize("how", ["environ", "hide"])
+def test_a_secret_json_escapes_is_kept_out_of_every_line(how: str) -> None:
+    secret = 'hidden"key\\with-é-0042'
+    stream = io.StringIO()
+    environ = {"ANTHROPIC_API_KEY": secret} if how == "environ" else {}
+    logs.configure(environ, stream=stream)
+    if how == "hide":
+        logs.hide(secret)
+    try:
+        logs.get_logger("test").warning("upstream said %s", secret, extra={"detail": secret})
+    finally:
+        logs.configure()
+
+    line = stream.getvalue()
+    assert json.loads(line)["msg"] == "upstream said [redacted]"
+    assert json.loads(line)["detail"] == "[redacted]"

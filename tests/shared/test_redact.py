@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import quote
+
 import pytest
 
 from shared.errors import CredentialsRefused
@@ -84,3 +87,29 @@ def test_an_error_is_scrubbed_in_place_message_and_str() -> None:
 
     assert error.message == str(error) == f"anthropic: invalid x-api-key {MARKER}"
     assert error.body()["error"]["message"] == error.message
+
+
+QUOTED_KEY = 'k3y"with\\back-slash-é-0042'
+"""A configured secret that JSON writes escaped (``\\"``, ``\\\\``, ``\\u00e9``)."""
+SLASHED_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_a_secret_is_replaced_as_a_json_line_holds_it(ensure_ascii: bool) -> None:
+    scrub = Redactor.from_environ({"ANTHROPIC_API_KEY": QUOTED_KEY})
+    line = json.dumps({"msg": f"refused {QUOTED_KEY}"}, ensure_ascii=ensure_ascii)
+    assert QUOTED_KEY not in line  # the line holds only the escaped form
+
+    assert scrub(line) == json.dumps({"msg": f"refused {MARKER}"})
+
+
+def test_a_secret_is_replaced_url_encoded() -> None:
+    scrub = Redactor.from_environ({"AWS_SECRET_ACCESS_KEY": SLASHED_KEY})
+    text = f"GET /?secret={quote(SLASHED_KEY, safe='')} refused"
+    assert "%2F" in text and "%2B" in text
+
+    assert scrub(text) == f"GET /?secret={MARKER} refused"
+
+
+def test_encoded_forms_are_added_only_when_they_differ() -> None:
+    assert Redactor().adding("plain-secret-0042").secrets == ("plain-secret-0042",)
