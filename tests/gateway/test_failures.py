@@ -15,7 +15,7 @@ import pytest
 
 from shared.logs import ROOT_LOGGER, JsonFormatter
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
-from tests.fakes.bedrock import BedrockWire
+from tests.fakes.bedrock import BedrockWire, anthropic_message
 from tests.fakes.server import Reply
 from tests.gateway.support import (
     ANTHROPIC,
@@ -322,16 +322,7 @@ def test_a_key_echoed_in_upstream_headers_reaches_no_caller(
         "anthropic-ratelimit-requests-remaining": "7",
         "anthropic-ratelimit-note": f"key {SHAPED}",
     }
-    message = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": ANTHROPIC_MODEL,
-        "content": [{"type": "text", "text": "hi"}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 1, "output_tokens": 1},
-    }
+    message = anthropic_message("hi", model=ANTHROPIC_MODEL)
     refusal = {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}
     echoing_upstream.enqueue(Reply(200, message, headers), Reply(400, refusal, headers))
 

@@ -19,6 +19,14 @@ from tests.served import refused_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATOR_SOURCE = str(REPO_ROOT / "functions/orchestrator/main.py")
+AGENTS = {
+    "CALCULATOR_URL": "calculator",
+    "SEARCH_URL": "search",
+    "DATA_PROCESSOR_URL": "data_processor",
+}
+"""The local agents a served stack starts: the orchestrator's variable -> the function."""
+SERVER = {"WORKERS": "1", "LOG_LEVEL": "WARNING"}
+"""Every served function's environment in tests: one worker, quiet logs."""
 
 
 @asynccontextmanager

@@ -12,16 +12,10 @@ import pytest
 
 from emulator.process import FunctionProcess, serve_functions, start_function
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
-from tests.orchestrator.serving import serve_orchestrator
+from tests.orchestrator.serving import AGENTS, SERVER, serve_orchestrator
 from tests.served import refused_url
 
 pytestmark = pytest.mark.anyio
-AGENTS = {
-    "CALCULATOR_URL": "calculator",
-    "SEARCH_URL": "search",
-    "DATA_PROCESSOR_URL": "data_processor",
-}
-SERVER = {"WORKERS": "1", "LOG_LEVEL": "WARNING"}
 ROWS = [
     {"city": "Oslo", "people": 700},
     {"city": "Bergen", "people": 290},

@@ -20,16 +20,10 @@ from emulator.process import serve_functions
 from functions.agents.tavily.client import NOT_CONFIGURED_REASON
 from shared import outbound
 from tests.fakes.tavily_server import FakeTavily
-from tests.orchestrator.serving import REPO_ROOT, serve_orchestrator
+from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
 
 pytestmark = pytest.mark.anyio
-AGENTS = {
-    "CALCULATOR_URL": "calculator",
-    "SEARCH_URL": "search",
-    "DATA_PROCESSOR_URL": "data_processor",
-}
-SERVER = {"WORKERS": "1", "LOG_LEVEL": "WARNING"}
 TAVILY_KEY = "tvly-offline-test"
 SALES = (
     "region,product,units\n"
