@@ -128,12 +128,12 @@ FROM core AS orchestrator
 COPY functions/orchestrator/requirements.txt /tmp/requirements.txt
 RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY functions/__init__.py functions/__init__.py
-COPY config/orchestrator.yaml config/orchestrator.docker.yaml config/
+COPY config/orchestrator.yaml config/
 COPY shared/ shared/
 COPY functions/orchestrator/ functions/orchestrator/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2 ORCHESTRATOR_CONFIG=config/orchestrator.docker.yaml
+ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
 

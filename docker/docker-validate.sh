@@ -14,7 +14,7 @@ bad() { echo "FAIL  $*"; problems=$((problems + 1)); }
 command -v docker >/dev/null && ok "docker installed" || bad "docker not installed (docker/docker-engine.sh installs it)"
 docker info >/dev/null 2>&1 && ok "engine running" || bad "engine not running (docker/docker-engine.sh starts it)"
 (compose_cmd && echo "${COMPOSE[*]}") >/dev/null 2>&1 && ok "compose: $(compose_cmd; echo "${COMPOSE[*]}")" || bad "neither docker compose nor docker-compose"
-for file in Dockerfile .dockerignore docker-compose.yml docker-compose.prod.yml .env.docker constraints.txt config/orchestrator.docker.yaml; do
+for file in Dockerfile .dockerignore docker-compose.yml docker-compose.prod.yml .env.docker constraints.txt; do
   [ -f "$REPO_ROOT/$file" ] && ok "$file" || bad "$file missing"
 done
 [ -f "$REPO_ROOT/.env" ] && ok ".env" || bad ".env missing: cp .env.docker .env (then fill in what you use)"

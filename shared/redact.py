@@ -3,11 +3,12 @@
 An upstream may quote what it was sent (an API that echoes the ``x-api-key`` it refused), and
 its text becomes error messages, ``/providers``' ``last_error``, log lines and a run's trace.
 ``Redactor`` replaces every configured credential (the variables in ``CREDENTIAL_VARIABLES``,
-each entry of ``GATEWAY_API_KEYS``) and anything shaped like one (an Anthropic key, an AWS
-access key id, a Tavily key, a long bearer token) with ``[redacted]``; a configured one also
-as JSON and URLs write it (escaped, percent-encoded). The gateway scrubs each upstream error
-(message and headers) where its router first sees it, an upstream's ``error`` event in a
-stream, and the upstream headers it passes back on success; the orchestrator scrubs each error it
+each entry of ``GATEWAY_API_KEYS``, each header value of an ``AGENT_*_HEADERS``) and anything
+shaped like one (an Anthropic key, an AWS access key id, a Tavily key, a long bearer token)
+with ``[redacted]``; a configured one also as JSON and URLs write it (escaped,
+percent-encoded). The gateway scrubs each upstream error (message and headers) where its router
+first sees it, an upstream's ``error`` event in a stream, and the upstream headers it passes
+back on success; the orchestrator scrubs each error it
 records into a run, so that a run stays clean even behind a gateway that leaks.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -36,6 +37,9 @@ CREDENTIAL_VARIABLES = (
 """Variables that each hold one secret."""
 KEY_LIST_VARIABLES = ("GATEWAY_API_KEYS",)
 """Variables that hold comma-separated secrets."""
+AGENT_HEADER_VARIABLES = re.compile(r"^AGENT_[A-Z0-9_]+_HEADERS$")
+"""Variables that hold an agent's headers (``name=value,...``, its auth): each value is a
+secret (the orchestrator's ``agent_sources`` reads them)."""
 MIN_SECRET_CHARS = 8
 """A configured value shorter than this is not scrubbed: no real key is that short, and
 replacing a short word (moto's ``testing``) everywhere would garble ordinary messages."""
@@ -70,6 +74,9 @@ class Redactor:
         values = [environ.get(name) or "" for name in CREDENTIAL_VARIABLES]
         for name in KEY_LIST_VARIABLES:
             values += (environ.get(name) or "").split(",")
+        for name, raw in environ.items():
+            if AGENT_HEADER_VARIABLES.match(name):
+                values += header_values(raw)
         return cls().adding(*values)
 
     def adding(self, *secrets: str | None) -> Redactor:
@@ -122,6 +129,21 @@ def _encoded(secret: str) -> set[str]:
     forms.add(quote(secret, safe=""))
     forms.discard(secret)
     return forms
+
+
+def header_values(raw: str) -> list[str]:
+    """The secrets in ``name=value,...`` (an ``AGENT_*_HEADERS`` variable)."""
+    return header_secrets(item.partition("=")[2] for item in raw.split(","))
+
+
+def header_secrets(values: Iterable[str]) -> list[str]:
+    """Header values, and each one's last word too: of ``Bearer <token>`` the token alone is
+    the secret, and may be quoted without its scheme."""
+    secrets = []
+    for value in values:
+        value = value.strip()
+        secrets += [value, value.rsplit(" ", 1)[-1]]
+    return secrets
 
 
 def _cut_secret(text: str, secret: str) -> str:

@@ -128,11 +128,17 @@ def test_the_gateway_settings_reach_its_config() -> None:
 
 
 def test_the_orchestrator_finds_the_services_by_name_and_has_no_sink() -> None:
+    # The image's config file, with the URLs Compose sets: no Docker-only copy of the file.
     environment = container_environment("orchestrator")
-    config_file = REPO_ROOT / environment["ORCHESTRATOR_CONFIG"]
-    config = load_orchestrator_config({**environment, "ORCHESTRATOR_CONFIG": str(config_file)})
+    assert "ORCHESTRATOR_CONFIG" not in environment
+    config = load_orchestrator_config(environment)
     assert config.gateway.url == "http://model-gateway:8585"
-    assert config.agents["tavily"].url == "http://tavily-agent:8080"
+    assert {name: entry.url for name, entry in config.agents.items()} == {
+        "calculator": "http://calculator-agent:8080",
+        "search": "http://search-agent:8080",
+        "data_processor": "http://data-processor-agent:8080",
+        "tavily": "http://tavily-agent:8080",
+    }
     assert config.sink.url is None
     assert environment["GATEWAY_API_KEYS"] == ""  # the orchestrator's key comes from it
 
@@ -147,3 +153,10 @@ def test_host_ports_are_variables() -> None:
     assert published["orchestrator"] == ["18080:8080"]
     assert published["fake-anthropic"] == ["127.0.0.1:18090:8090"]
     assert all(not ports for name, ports in published.items() if name.endswith("-agent"))
+
+
+def test_agents_in_env_reaches_the_orchestrator_as_remote_agents() -> None:
+    document = interpolate_tree(compose_documents()[0], {"AGENTS": "weather=https://wx.example"})
+    environment = document["services"]["orchestrator"]["environment"]
+    config = load_orchestrator_config({str(k): str(v) for k, v in environment.items()})
+    assert config.agents["weather"].url == "https://wx.example"

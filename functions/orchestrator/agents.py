@@ -9,6 +9,10 @@ An agent that says it is not configured (503 ``not_configured`` from ``GET /sche
 ``shared.agent`` answers for a spec whose ``not_configured`` gives a reason) is reported as
 such and offered to no model; the same answer to ``POST /`` is final (never retried) and marks
 the agent not configured for the next runs.
+
+An agent may need headers (its auth, from ``AGENT_<NAME>_HEADERS``): they are sent on every
+request to it, and scrubbed from every message the directory makes (an agent that quotes its
+token back in an error leaks it nowhere).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -29,6 +33,7 @@ from shared.errors import (
     error_for_status,
     parse_retry_after,
 )
+from shared.redact import Redactor, header_secrets
 from shared.resilience import CircuitBreaker, RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -65,6 +70,8 @@ class AgentStatus:
     """Why ``spec`` is missing."""
     not_configured: bool = False
     """The agent answered that it cannot work here; ``reason`` is its own words."""
+    source: str | None = None
+    """Where its URL comes from (``$AGENTS``, ``$CALCULATOR_URL``, the config file)."""
 
     @property
     def state(self) -> AgentState:
@@ -121,11 +128,17 @@ class AgentDirectory:
         agents: Mapping[str, AgentEntry],
         settings: AgentCallSettings,
         *,
+        headers: Mapping[str, Mapping[str, str]] | None = None,
+        sources: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = http
         self._agents = dict(agents)
+        self._headers = {name: dict(h) for name, h in (headers or {}).items()}
+        self._sources = dict(sources or {})
+        sent = (value for named in self._headers.values() for value in named.values())
+        self._scrub = Redactor().adding(*header_secrets(sent))
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
@@ -175,12 +188,15 @@ class AgentDirectory:
             answer = await self._http.request_json(
                 "GET",
                 _join(url, "/schema"),
+                headers=self._headers.get(name),
                 timeout_s=self._settings.schema_timeout_s,
                 service=f"agent {name}",
             )
             status = _status_from(name, url, answer.status, answer.data)
         except UpstreamError as exc:
             status = AgentStatus(name, url, None, exc.message)
+        reason = None if status.reason is None else self._scrub(status.reason)
+        status = replace(status, reason=reason, source=self._sources.get(name))
         self._cache[name] = _Cached(status, self._clock())
         return status
 
@@ -225,17 +241,20 @@ class AgentDirectory:
                 "POST",
                 _join(url, "/"),
                 body=arguments,
+                headers=self._headers.get(name),
                 timeout_s=timeout_s,
                 service=f"agent {name}",
             )
         except UpstreamError as exc:  # could not connect, or no answer in time
+            self._scrub.scrub(exc)
             raise _Retryable(exc) from exc
         if answer.status < 400:
             return answer.data
-        message = f"agent {name} answered {answer.status}: {_error_message(answer.data)}"
+        reason = self._scrub(_error_message(answer.data))
+        message = f"agent {name} answered {answer.status}: {reason}"
         if _error_type(answer.data) == NOT_CONFIGURED:  # final: asking again cannot help
-            reason = _error_message(answer.data)
-            status = AgentStatus(name, url, None, reason, not_configured=True)
+            source = self._sources.get(name)
+            status = AgentStatus(name, url, None, reason, not_configured=True, source=source)
             self._cache[name] = _Cached(status, self._clock())
             raise _Refused(message)
         retry_after = parse_retry_after(answer.headers)

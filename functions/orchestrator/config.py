@@ -1,15 +1,22 @@
 """The orchestrator's configuration: where the gateway and the agents are, timeouts, retries,
-budgets and the event sink. Loaded once at start-up; a bad file stops the function there."""
+budgets and the event sink. Loaded once at start-up; a bad file stops the function there.
+
+Agents come from the file's ``agents:``, each URL overridable by its variable
+(``ENV_OVERRIDES``), plus ``$AGENTS`` (``name=url,...``): any service that speaks the agent
+contract, added by URL only. Their headers come from ``agent_sources``."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from shared.config import config_path, load_config
+from shared.errors import ConfigError
 from shared.resilience import CircuitSettings, RetrySettings
 
 ENV_OVERRIDES = {
@@ -20,6 +27,18 @@ ENV_OVERRIDES = {
     "TAVILY_URL": "agents.tavily.url",
     "K_SINK": "sink.url",
 }
+AGENTS_VARIABLE = "AGENTS"
+AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+"""An agent's name is its tool's name: the rule the model APIs accept for tool names."""
+AGENT_NAME_RULE = "use 1 to 64 letters, digits, _ or - (the tool names model APIs accept)"
+
+
+def agent_of_override(variable: str) -> str | None:
+    """The agent whose URL ``variable`` (an ``ENV_OVERRIDES`` key) sets, if it sets one."""
+    dotted = ENV_OVERRIDES.get(variable, "")
+    if dotted.startswith("agents.") and dotted.endswith(".url"):
+        return dotted.removeprefix("agents.").removesuffix(".url")
+    return None
 
 
 class _Strict(BaseModel):
@@ -117,11 +136,54 @@ class OrchestratorConfig(_Strict):
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:
         for name in self.agents:
-            if not name.replace("_", "").isalnum() or len(name) > 64:
-                raise ValueError(f"agent name {name!r}: use letters, digits and _ only")
+            if not AGENT_NAME.match(name):
+                raise ValueError(f"agent name {name!r}: {AGENT_NAME_RULE}")
         return self
 
 
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
     path = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ)
-    return load_config(OrchestratorConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)
+    config = load_config(OrchestratorConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)
+    agents = merge_env_agents(config.agents, os.environ if environ is None else environ)
+    return config.model_copy(update={"agents": agents})
+
+
+def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
+    """The agents ``$AGENTS`` names, in its order; a malformed entry stops start-up."""
+    raw = environ.get(AGENTS_VARIABLE, "").strip()
+    found: dict[str, AgentEntry] = {}
+    for number, item in enumerate(raw.split(",") if raw else [], start=1):
+        where = f"${AGENTS_VARIABLE} entry {number}"
+        name, equals, url = (part.strip() for part in item.partition("="))
+        if not item.strip():
+            raise ConfigError(f"{where}: is empty (a stray comma?)")
+        if not equals or not url:
+            raise ConfigError(f"{where} {name!r}: write it as name=http(s)://host[:port]")
+        if not AGENT_NAME.match(name):
+            raise ConfigError(f"{where}: name {name!r}: {AGENT_NAME_RULE}")
+        if name in found:
+            raise ConfigError(f"{where}: agent {name!r} is named twice")
+        try:
+            found[name] = AgentEntry(url=url)
+        except ValidationError:
+            raise ConfigError(f"{where} ({name}): {url[:200]!r} is not an http(s) URL") from None
+    return found
+
+
+def merge_env_agents(
+    agents: Mapping[str, AgentEntry], environ: Mapping[str, str]
+) -> dict[str, AgentEntry]:
+    """``agents`` (from the file, with ``*_URL`` applied) plus ``$AGENTS``: an entry for a
+    name the file has changes its URL only (its ``timeout_s`` stays)."""
+    added = env_agents(environ)
+    for variable in ENV_OVERRIDES:
+        name = agent_of_override(variable)
+        if name in added and environ.get(variable):
+            raise ConfigError(
+                f"${AGENTS_VARIABLE} and ${variable} both set agent {name!r}'s URL; keep one"
+            )
+    merged = dict(agents)
+    for name, entry in added.items():
+        old = merged.get(name)
+        merged[name] = entry if old is None else old.model_copy(update={"url": entry.url})
+    return merged

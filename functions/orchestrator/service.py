@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
+from functions.orchestrator.agent_sources import agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents
 from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
 from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
@@ -27,10 +28,11 @@ from shared import logs
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
-from shared.config import gateway_client_key
+from shared.config import config_path, gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
+from shared.redact import header_secrets
 
 REPLAYED_HEADER = "x-run-replayed"
 """``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
@@ -154,6 +156,7 @@ class OrchestratorService:
                 {
                     "name": name,
                     "url": status.url,
+                    "source": status.source,
                     "status": status.state.value,
                     "reachable": status.reachable,
                     "reason": status.reason,
@@ -203,7 +206,14 @@ def build_service(
     http = http or AsyncHttp()
     gateway = config.gateway
     model = model or GatewayModel(http, gateway.url, gateway.route, gateway.retry, api_key=api_key)
-    agents = agents or AgentDirectory(http, config.agents, config.agent_calls)
+    if agents is None:
+        headers = agent_headers(config.agents, environ)
+        logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
+        config_file = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ).name
+        sources = agent_sources(config.agents, environ, config_file)
+        agents = AgentDirectory(
+            http, config.agents, config.agent_calls, headers=headers, sources=sources
+        )
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
     runs = RunRegistry(
         config.dedupe_ttl_s,

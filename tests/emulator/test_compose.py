@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emulator.compose import DEFAULT_COMPOSE_FILE, load_project
+from functions.orchestrator.config import load_orchestrator_config
 from shared.config import gateway_client_key, gateway_keys
 from shared.errors import ConfigError
 from tests.emulator.support import probe_service, write_compose
@@ -189,3 +190,14 @@ def test_the_client_key_prefers_gateway_api_key() -> None:
     assert gateway_client_key({"GATEWAY_API_KEYS": " a , b ", "GATEWAY_API_KEY": "c"}) == "c"
     assert gateway_client_key({"GATEWAY_API_KEYS": " , b "}) == "b"
     assert gateway_client_key({"GATEWAY_API_KEYS": ""}) is None
+
+
+def test_agents_in_dot_env_gives_the_orchestrator_its_remote_agents(tmp_path: Path) -> None:
+    # A remote agent is one line of .env: `agentorch up` passes it as Compose does.
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(DEFAULT_COMPOSE_FILE.read_text())
+    (tmp_path / ".env").write_text("AGENTS=weather=http://127.0.0.1:9/wx\n")
+    environment = load_project(compose, environ={}).by_target("orchestrator").environment
+    config = load_orchestrator_config(environment)
+    assert config.agents["weather"].url == "http://127.0.0.1:9/wx"
+    assert config.agents["calculator"].url == environment["CALCULATOR_URL"]

@@ -3,7 +3,9 @@
 One stack for the module (it takes a few seconds to start on 2 cores), on free ports and a
 state folder of its own, so that it never meets a stack someone else is running. It runs with
 ``GATEWAY_API_KEYS`` set, as the README advises: the orchestrator and ``agentorch`` must take
-their key from that one setting (issue 15, item 15).
+their key from that one setting (issue 15, item 15), and with ``AGENTS`` naming a remote agent
+(a calculator started as a separate process, ``remote-math``): one line of environment, as
+`.env` gives it (tests/emulator/test_compose.py), must have the stack offer it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from emulator.process import start_function
 from emulator.state import StateFolder, alive
 from tests.emulator.support import eventually, group_alive
 
@@ -39,14 +43,17 @@ def agentorch(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = tmp_path_factory.mktemp("agentorch")
+    remote = start_function("calculator", env={"WORKERS": "1"})
     # The keys only in the environment of `up` (as .env gives them: tests/emulator/test_compose
     # shows .env's value reaching the orchestrator): neither GATEWAY_API_KEY nor any other help.
-    started = agentorch(state, "up", "-d", "--any-port", env=KEYS)
-    assert started.returncode == 0, started.stderr
+    env = {**KEYS, "AGENTS": f"remote-math={remote.url}"}
     try:
+        started = agentorch(state, "up", "-d", "--any-port", env=env)
+        assert started.returncode == 0, started.stderr
         yield state
     finally:
         agentorch(state, "down")
+        remote.stop()
 
 
 def ask(state: Path, *args: str) -> dict[str, object]:
@@ -111,6 +118,23 @@ def test_the_answer_with_its_steps_is_printed(stack: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "answer:" in done.stdout and "4" in done.stdout
     assert "calculator" in done.stdout and "total:" in done.stdout
+
+
+def test_a_remote_agent_from_agents_is_listed_and_reaches_the_model(stack: Path) -> None:
+    recorded = StateFolder(stack).read()
+    assert recorded is not None
+    url = recorded.services["orchestrator"].url
+    with urllib.request.urlopen(f"{url}/agents", timeout=30) as reply:
+        agents = {a["name"]: a for a in json.load(reply)["agents"]}
+    assert agents["remote-math"]["status"] == "available"
+    assert agents["remote-math"]["source"] == "$AGENTS"
+    task = {"task": "What is 6 * 7?", "agents": ["remote-math"]}
+    request = urllib.request.Request(url, json.dumps(task).encode(), method="POST")
+    request.add_header("content-type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        result = json.load(reply)
+    assert result["status"] == "completed" and "42" in str(result["answer"])
+    assert agents_used(result) == {"remote-math"}
 
 
 def test_invoke_with_a_cloudevent(stack: Path) -> None:

@@ -137,6 +137,8 @@ class FakeAgent:
     respond: Responder
     schema_status: int = 200
     calls: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """The headers of every request to it (``GET /schema`` and calls), names lower-cased."""
 
 
 class FakeAgents:
@@ -185,6 +187,7 @@ class FakeAgents:
         agent = self.agents.get(request.match_info["name"])
         if agent is None:
             return web.json_response({"type": "error"}, status=404)
+        agent.headers.append({k.lower(): v for k, v in request.headers.items()})
         if agent.schema_status != 200:
             body = {"type": "error", "error": {"type": "not_configured", "message": "no key"}}
             return web.json_response(body, status=agent.schema_status)
@@ -193,6 +196,7 @@ class FakeAgents:
     async def _call(self, request: web.Request) -> web.Response:
         agent = self.agents[request.match_info["name"]]
         arguments = await request.json()
+        agent.headers.append({k.lower(): v for k, v in request.headers.items()})
         agent.calls.append(arguments)
         answer = agent.respond(arguments)
         if inspect.isawaitable(answer):
