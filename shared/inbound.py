@@ -96,6 +96,12 @@ def too_deep(max_depth: int | None, what: str = "request body") -> BadRequest:
 def parse_cloudevent(
     headers: Mapping[str, str], body: bytes, max_depth: int | None = None
 ) -> Inbound:
+    if not is_structured(headers):  # the SDK would answer "failed to find specversion"
+        for name in REQUIRED_STRINGS:
+            if f"ce-{name}" not in headers:
+                raise BadRequest(
+                    f"invalid CloudEvent: attribute '{name}' (header ce-{name}) is missing"
+                )
     event = _read_event(headers, body, max_depth)
     for name in REQUIRED_STRINGS:
         value = event.get(name)

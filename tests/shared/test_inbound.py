@@ -152,6 +152,16 @@ def test_an_empty_binary_attribute_is_refused_by_name(name: str) -> None:
         parse_request(headers, body)
 
 
+@pytest.mark.parametrize("name", ["id", "source", "type"])
+def test_a_missing_binary_attribute_is_refused_by_name(name: str) -> None:
+    # The SDK's own message for this was "Failed to find specversion in HTTP request".
+    headers, body = to_binary(event_of(TASK))
+    del headers[f"ce-{name}"]
+
+    with pytest.raises(BadRequest, match=rf"'{name}' \(header ce-{name}\) is missing"):
+        parse_request(headers, body)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "got"),
     [
