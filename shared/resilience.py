@@ -7,17 +7,21 @@ process), with the clock and the random source injected so tests can drive time.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import UpstreamError
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class RetrySettings(BaseModel):
@@ -75,6 +79,58 @@ class RetryPolicy:
     def wants_longer_than(self, error: UpstreamError) -> bool:
         """The upstream asks for a longer pause than we honour: better to fall back now."""
         return error.retry_after is not None and error.retry_after > self.settings.max_retry_after_s
+
+
+class AttemptFailed(Exception):
+    """One attempt failed with ``error``; ``retry`` says whether another could succeed (the
+    caller's verdict, which may differ from ``error.retryable``)."""
+
+    def __init__(self, error: UpstreamError, *, retry: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry = retry
+
+
+class GaveUp(Exception):
+    """``retrying`` stopped after ``attempts`` attempts; ``error`` is the last one's."""
+
+    def __init__(self, error: UpstreamError, attempts: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+
+
+async def retrying(
+    attempt: Callable[[int], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    deadline: Deadline | None = None,
+) -> T:
+    """``attempt(1)``, ``attempt(2)``... until one returns, with ``policy``'s pause between.
+
+    An attempt fails by raising ``AttemptFailed`` (or an ``UpstreamError``, retried when its
+    class says so); anything else propagates at once. The retries stop, raising ``GaveUp``
+    from the last error, when the attempt says no retry, ``max_attempts`` is reached, or the
+    pause would not end before ``deadline``. Circuits stay with the caller: an attempt may
+    consult one before it calls and record the verdict after.
+    """
+    number = 0
+    while True:
+        number += 1
+        try:
+            return await attempt(number)
+        except AttemptFailed as exc:
+            failure = exc
+        except UpstreamError as exc:
+            failure = AttemptFailed(exc, retry=exc.retryable)
+        error = failure.error
+        if not failure.retry or number >= policy.settings.max_attempts:
+            raise GaveUp(error, number) from error
+        pause = policy.delay(number, error)
+        if deadline is not None and pause >= deadline.remaining():
+            raise GaveUp(error, number) from error
+        await sleep(pause)
 
 
 class CircuitState(StrEnum):
