@@ -34,7 +34,14 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.redact import Redactor, header_secrets
-from shared.resilience import CircuitBreaker, RetryPolicy
+from shared.resilience import (
+    AttemptFailed,
+    CircuitBreaker,
+    Deadline,
+    GaveUp,
+    RetryPolicy,
+    retrying,
+)
 
 Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = {502, 503, 504}
@@ -204,36 +211,30 @@ class AgentDirectory:
         entry = self._agents[name]
         circuit = self._circuits[name]
         per_call = min(entry.timeout_s or self._settings.timeout_s, timeout_s)
-        ends = self._clock() + timeout_s
-        attempt = 0
-        while True:
+
+        async def attempt(number: int) -> AgentAnswer:
             if not circuit.allow():
-                raise AgentCallError(
-                    f"agent {name} is failing repeatedly; not called (circuit open)", attempt
-                )
-            attempt += 1
+                message = f"agent {name} is failing repeatedly; not called (circuit open)"
+                raise AgentCallError(message, number - 1)
             try:
                 result = await self._once(name, entry.url, arguments, per_call)
-            except _Retryable as exc:
+            except AttemptFailed:
                 circuit.record_failure()
-                delay = self._policy.delay(attempt, exc.error)
-                last = attempt >= self._settings.retry.max_attempts
-                if (
-                    last
-                    or self._policy.wants_longer_than(exc.error)
-                    or delay >= ends - self._clock()
-                ):
-                    raise AgentCallError(exc.error.message, attempt) from exc
-                await self._sleep(delay)
-                continue
+                raise
             except _Refused as exc:
                 circuit.release()
-                raise AgentCallError(exc.message, attempt) from exc
+                raise AgentCallError(exc.message, number) from exc
             except BaseException:
                 circuit.abandon()
                 raise
             circuit.record_success()
-            return AgentAnswer(result, attempt)
+            return AgentAnswer(result, number)
+
+        deadline = Deadline(timeout_s, self._clock)
+        try:
+            return await retrying(attempt, self._policy, sleep=self._sleep, deadline=deadline)
+        except GaveUp as exc:
+            raise AgentCallError(exc.error.message, exc.attempts) from exc.error
 
     async def _once(self, name: str, url: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         try:
@@ -247,7 +248,7 @@ class AgentDirectory:
             )
         except UpstreamError as exc:  # could not connect, or no answer in time
             self._scrub.scrub(exc)
-            raise _Retryable(exc) from exc
+            raise self._failed(exc) from exc
         if answer.status < 400:
             return answer.data
         reason = self._scrub(_error_message(answer.data))
@@ -259,14 +260,13 @@ class AgentDirectory:
             raise _Refused(message)
         retry_after = parse_retry_after(answer.headers)
         if answer.status in _RETRY_STATUSES or (answer.status == 429 and retry_after is not None):
-            raise _Retryable(error_for_status(answer.status, message, retry_after=retry_after))
+            raise self._failed(error_for_status(answer.status, message, retry_after=retry_after))
         raise _Refused(message)
 
-
-class _Retryable(Exception):
-    def __init__(self, error: UpstreamError) -> None:
-        super().__init__(error.message)
-        self.error = error
+    def _failed(self, error: UpstreamError) -> AttemptFailed:
+        """A retryable failure; retried unless the agent asks for a longer pause than we
+        honour (its ``retry-after``), when giving up now serves the run better."""
+        return AttemptFailed(error, retry=not self._policy.wants_longer_than(error))
 
 
 class _Refused(Exception):

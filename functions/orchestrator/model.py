@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
-from shared.resilience import RetryPolicy, RetrySettings
+from shared.resilience import AttemptFailed, Deadline, GaveUp, RetryPolicy, RetrySettings, retrying
 
 ANTHROPIC_VERSION = "2023-06-01"
 Sleep = Callable[[float], Awaitable[None]]
@@ -70,7 +70,6 @@ class GatewayModel:
         self._http = http
         self._endpoint = url.rstrip("/") + "/v1/messages"
         self._policy = RetryPolicy(retry)
-        self._max_attempts = retry.max_attempts
         self._sleep = sleep
         self._headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
@@ -78,21 +77,15 @@ class GatewayModel:
 
     async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
         body = {**request, "model": self.route}
-        loop = asyncio.get_running_loop()
-        ends = loop.time() + timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._once(body, max(ends - loop.time(), 0.001), attempt)
-            except UpstreamError as exc:
-                failure = _Failure(exc, retry=exc.retryable)
-            except _Failure as exc:
-                failure = exc
-            delay = self._policy.delay(attempt, failure.error)
-            if not failure.retry or attempt >= self._max_attempts or delay >= ends - loop.time():
-                raise ModelCallError(failure.error, attempt) from failure.error
-            await self._sleep(delay)
+        deadline = Deadline(timeout_s, asyncio.get_running_loop().time)
+
+        async def attempt(number: int) -> ModelReply:
+            return await self._once(body, max(deadline.remaining(), 0.001), number)
+
+        try:
+            return await retrying(attempt, self._policy, sleep=self._sleep, deadline=deadline)
+        except GaveUp as exc:
+            raise ModelCallError(exc.error, exc.attempts) from exc.error
 
     async def _once(self, body: dict[str, Any], timeout_s: float, attempt: int) -> ModelReply:
         answer = await self._http.request_json(
@@ -119,27 +112,18 @@ class GatewayModel:
         )
 
 
-class _Failure(Exception):
-    """One failed attempt, and whether another could succeed."""
-
-    def __init__(self, error: UpstreamError, *, retry: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retry = retry
-
-
-def _status_error(status: int, headers: Mapping[str, str], data: Any) -> _Failure:
+def _status_error(status: int, headers: Mapping[str, str], data: Any) -> AttemptFailed:
     message = f"the model gateway answered {status}"
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         message += f": {data['error'].get('message', '')}"
     if status < 500:
         # The gateway already retried what 429/529 allow; what comes back is its verdict.
-        return _Failure(error_for_status(status, message), retry=False)
+        return AttemptFailed(error_for_status(status, message), retry=False)
     error = error_for_status(status, message, retry_after=parse_retry_after(headers))
     if not error.retryable:
         error = BadGateway(message, upstream_status=status)
     should_retry = (headers.get("x-should-retry") or "").lower() != "false"
-    return _Failure(error, retry=should_retry)
+    return AttemptFailed(error, retry=should_retry)
 
 
 def _count(value: Any) -> int:

@@ -29,8 +29,9 @@ from cloudevents.http import CloudEvent
 
 from functions.orchestrator.config import SinkSettings
 from shared.aio import AsyncHttp
-from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.errors import BadGateway, UpstreamTimeout, UpstreamUnavailable
 from shared.logs import get_logger
+from shared.resilience import AttemptFailed, GaveUp, RetryPolicy, RetrySettings, retrying
 
 Sleep = Callable[[float], Awaitable[None]]
 log = get_logger("orchestrator.sink")
@@ -48,12 +49,23 @@ class EventSink:
         settings: SinkSettings,
         *,
         sleep: Sleep = asyncio.sleep,
+        rng: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        """``sleep`` and ``rng`` (the jitter of the pause between attempts) are injected so
+        tests drive time."""
         self.url = url
         self._shown_url = shown_url(url)
         self._http = http
         self._settings = settings
         self._sleep = sleep
+        # Backoff doubles from base_delay_s with no cap (max_attempts is at most 10).
+        ceiling = settings.base_delay_s * 2 ** (settings.max_attempts - 1)
+        retry = RetrySettings(
+            max_attempts=settings.max_attempts,
+            base_delay_s=settings.base_delay_s,
+            max_delay_s=ceiling,
+        )
+        self._policy = RetryPolicy(retry, rng)
         self._pending: dict[str, list[asyncio.Task[bool]]] = {}
         """Deliveries under way, by run id."""
 
@@ -108,21 +120,22 @@ class EventSink:
         deliveries included, is one ERROR line naming the run."""
         headers, body = to_structured(self.event(result))
         headers = {**headers, "accept-encoding": "identity"}
-        settings = self._settings
-        problem, attempt = "", 0
+        attempts = 0
+
+        async def attempt(number: int) -> None:
+            nonlocal attempts
+            attempts = number
+            await self._post(headers, body)
+
         try:
-            for attempt in range(1, settings.max_attempts + 1):
-                problem = await self._post(headers, body)
-                if not problem:
-                    return True
-                if attempt < settings.max_attempts:
-                    ceiling = settings.base_delay_s * 2 ** (attempt - 1)
-                    await self._sleep(random.uniform(ceiling / 2, ceiling))
+            await retrying(attempt, self._policy, sleep=self._sleep)
+        except GaveUp as exc:
+            self._lost(result, exc.error.message, exc.attempts)
+            return False
         except asyncio.CancelledError:
-            self._lost(result, "the worker stopped before the sink took it", attempt)
+            self._lost(result, "the worker stopped before the sink took it", attempts)
             raise
-        self._lost(result, problem, settings.max_attempts)
-        return False
+        return True
 
     def _lost(self, result: dict[str, Any], problem: str, attempts: int) -> None:
         log.error(
@@ -136,8 +149,8 @@ class EventSink:
             },
         )
 
-    async def _post(self, headers: dict[str, str], body: bytes) -> str:
-        """'' when delivered, else what went wrong."""
+    async def _post(self, headers: dict[str, str], body: bytes) -> None:
+        """Raises ``AttemptFailed`` (always retried) saying what went wrong."""
         try:
             answer = await self._http.send(
                 "POST",
@@ -149,13 +162,15 @@ class EventSink:
                 keep_bytes=ANSWER_KEPT_BYTES,
             )
         except (UpstreamTimeout, UpstreamUnavailable) as exc:
-            return exc.message
+            raise AttemptFailed(exc, retry=True) from exc
         except ValueError as exc:  # a header or URL that cannot be sent
-            return str(exc)
+            raise AttemptFailed(UpstreamUnavailable(str(exc)), retry=True) from exc
         if answer.status < 300:
-            return ""
+            return
         quoted = answer.body[:QUOTED_CHARS].decode("utf-8", "replace")
-        return f"answered {answer.status}: {quoted}" if quoted else f"answered {answer.status}"
+        problem = f"answered {answer.status}: {quoted}" if quoted else f"answered {answer.status}"
+        # Whatever the sink said, only its status counts: its retry-after is not honoured.
+        raise AttemptFailed(BadGateway(problem, upstream_status=answer.status), retry=True)
 
 
 def shown_url(url: str) -> str:

@@ -21,6 +21,7 @@ from functions.orchestrator.service import OrchestratorService
 from functions.orchestrator.sink import ANSWER_KEPT_BYTES, EventSink, shown_url
 from shared.aio import AsyncHttp
 from shared.http import Call
+from tests.fakes.provider import FakeTime
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest
 from tests.orchestrator.fakes import FakeAgents, FakeEndpoint, ScriptedModel, directory, text
 
@@ -147,6 +148,49 @@ async def test_a_refusal_is_logged_quoting_a_bounded_part_of_it(
     assert line["problem"].startswith("answered 400: ") and len(line["problem"]) < 300
     assert "secret" not in json.dumps(line) and "t0k" not in json.dumps(line)
     assert line["sink"] == shown_url(url) == sink.url + "/in"
+
+
+async def test_a_refused_delivery_is_retried_after_a_jittered_backoff(
+    result: dict[str, Any], logged: Logged
+) -> None:
+    endpoint = await FakeEndpoint().start()
+    endpoint.enqueue((503, {}), (500, {}), (202, {}))
+    time, drawn = FakeTime(), list[tuple[float, float]]()
+
+    def rng(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high / 4
+
+    settings = SinkSettings(max_attempts=3, base_delay_s=0.5, timeout_s=5.0)
+    http = AsyncHttp()
+    try:
+        sink = EventSink(http, endpoint.url, settings, sleep=time.sleep, rng=rng)
+        assert await sink.deliver(result)
+    finally:
+        await http.close()
+        await endpoint.close()
+    assert len(endpoint.received) == 3
+    assert drawn == [(0.0, 0.5), (0.0, 1.0)]  # the pause doubles, drawn by the injected rng
+    assert time.slept == [0.125, 0.25]
+    assert logged() == []
+
+
+async def test_a_sink_that_keeps_refusing_is_logged_once_with_its_attempts(
+    result: dict[str, Any], logged: Logged
+) -> None:
+    endpoint = await FakeEndpoint().start()
+    endpoint.enqueue((503, {}), (503, {}))
+    settings = SinkSettings(max_attempts=2, base_delay_s=0.5, timeout_s=5.0)
+    http = AsyncHttp()
+    try:
+        assert not await EventSink(http, endpoint.url, settings, sleep=FakeTime().sleep).deliver(
+            result
+        )
+    finally:
+        await http.close()
+        await endpoint.close()
+    [line] = logged()
+    assert line["attempts"] == 2 and line["problem"].startswith("answered 503")
 
 
 def test_what_is_kept_of_an_answer_is_small() -> None:
