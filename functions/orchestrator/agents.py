@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -40,10 +40,10 @@ from shared.resilience import (
     Deadline,
     GaveUp,
     RetryPolicy,
+    Sleep,
     retrying,
 )
 
-Sleep = Callable[[float], Awaitable[None]]
 _RETRY_STATUSES = {502, 503, 504}
 NOT_CONFIGURED = NotConfigured.error_type
 """The error type of an agent's 503 saying it cannot work in this deployment."""

@@ -13,16 +13,23 @@ gateway says ``x-should-retry: false``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
-from shared.resilience import AttemptFailed, Deadline, GaveUp, RetryPolicy, RetrySettings, retrying
+from shared.resilience import (
+    AttemptFailed,
+    Deadline,
+    GaveUp,
+    RetryPolicy,
+    RetrySettings,
+    Sleep,
+    retrying,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,9 +31,8 @@ from functions.orchestrator.config import SinkSettings
 from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamTimeout, UpstreamUnavailable
 from shared.logs import get_logger
-from shared.resilience import AttemptFailed, GaveUp, RetryPolicy, RetrySettings, retrying
+from shared.resilience import AttemptFailed, GaveUp, RetryPolicy, RetrySettings, Sleep, retrying
 
-Sleep = Callable[[float], Awaitable[None]]
 log = get_logger("orchestrator.sink")
 ANSWER_KEPT_BYTES = 2048
 """What is read of a sink's answer, at most: enough to quote a refusal in the log."""
