@@ -73,9 +73,8 @@ def test_the_connection_state_the_protocol_reads_is_still_there() -> None:
         assert not missing, f"uvicorn {uvicorn.__version__}: HttpToolsProtocol lacks {missing}"
     finally:
         loop.close()
-    cycle = RequestResponseCycle(
-        **{name: None for name in inspect.signature(RequestResponseCycle).parameters}
-    )
+    unset: dict[str, Any] = dict.fromkeys(inspect.signature(RequestResponseCycle).parameters)
+    cycle = RequestResponseCycle(**unset)
     assert hasattr(cycle, "response_complete"), (
         f"uvicorn {uvicorn.__version__}: RequestResponseCycle.response_complete is gone "
         "(the bounded protocol asks it whether a connection is idle)"
