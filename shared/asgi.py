@@ -10,6 +10,10 @@ Bodies are bounded while they are read: ``Content-Length`` is checked before a b
 chunked body stops at the limit, and the whole body must arrive within ``body_timeout_s`` (a
 client trickling a body cannot hold a request open). A client that goes away mid-stream
 cancels the stream's iterator, which closes whatever it was reading from upstream.
+
+Building an app changes nothing outside it: the process it is served from (metrics shared by the
+workers, their bounded protocol) is set up by ``shared.runtime.prepare()``, which each function's
+``main.py`` calls first.
 """
 
 from __future__ import annotations
@@ -87,9 +91,6 @@ class AsyncFunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
-        # At start-up, before gunicorn forks: see shared/metrics.py and shared/server.py.
-        metrics.configure()
-        server.install()
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -6,11 +6,11 @@ worker answered. prometheus_client's multiprocess mode fixes that: every process
 values to files in one folder and ``GET /metrics`` adds them up.
 
 prometheus_client picks that mode when it is first imported, from ``PROMETHEUS_MULTIPROC_DIR``.
-So nothing happens at import here: ``configure()`` — called by the app factories at start-up,
-before gunicorn forks — makes the folder (unless the variable names one), then imports
-prometheus_client. The metric objects below are defined at import but made on first use, after
-``configure()`` (which first use calls too), so a module that defines metrics may be imported
-in any order.
+So nothing happens at import here: ``configure()`` — called at start-up, before gunicorn forks,
+by ``shared.runtime.prepare()`` in each function's ``main.py`` — makes the folder (unless the
+variable names one), then imports prometheus_client. The metric objects below are defined at
+import but made on first use, after ``configure()`` (which first use calls too), so a module
+that defines metrics may be imported in any order.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _make_folder() -> str:
     if "prometheus_client.values" in sys.modules:
         raise RuntimeError(
             "prometheus_client was imported before shared.metrics.configure(), so its metrics "
-            "would count per process; call configure() first (the app factories do)"
+            "would count per process; call configure() first (shared.runtime.prepare() does)"
         )
     folder = tempfile.mkdtemp(prefix="agentorch-metrics-")
     os.environ[FOLDER_VARIABLE] = folder

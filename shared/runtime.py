@@ -1,8 +1,37 @@
-"""Process-level tuning shared by every function's start-up."""
+"""Preparing the process a function is served from: each function's ``main.py`` calls it.
+
+functions-framework imports a function's ``main.py`` in gunicorn's parent process, then forks
+the uvicorn workers that serve it. Two things must be in place before that fork, and both change
+the process, not an app:
+
+- ``metrics.configure()`` picks the folder where every worker writes its metrics (setting
+  ``$PROMETHEUS_MULTIPROC_DIR``), so that a scrape adds all workers up;
+- ``server.install()`` sets the protocol and shutdown grace of every uvicorn worker
+  (``UvicornWorker.CONFIG_KWARGS``): the request-head bounds and the wait for requests under way.
+
+``prepare()`` does both, before a ``main.py`` builds its app; ``freeze_heap_for_workers()`` runs
+after. Preparation is an explicit call, not something building an app does: an app is a value
+that tests build by the hundred in one process, and constructing one should not change the
+environment, a library's class attributes or the file system behind the reader's back. The one
+line in ``main.py`` says where a function's process is set up; a function that skips it still
+answers, but its workers would count metrics apart and parse heads without bounds, which
+tests/test_prepare.py checks for every function in the manifest.
+"""
 
 from __future__ import annotations
 
 import gc
+
+from shared import metrics, server
+
+
+def prepare() -> None:
+    """Set this process up to serve a function: metrics shared by the workers it will fork, and
+    the workers' bounded protocol, with the settings in the environment (``REQUEST_HEAD_*``,
+    ``SHUTDOWN_GRACE_S``, ``METRICS_FLUSH_INTERVAL_S``). Idempotent; a bad setting raises
+    ``ConfigError`` naming it, so the function stops at start."""
+    metrics.configure()
+    server.install()
 
 
 def freeze_heap_for_workers() -> None:

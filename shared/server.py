@@ -25,10 +25,11 @@ say what it could not finish before the process ends. (functions-framework's Sta
 no lifespan of its own, so the ASGI ``lifespan`` shutdown event never reaches a function's code:
 uvicorn's wait for requests under way is the place.)
 
-``install()`` puts it in place. functions-framework starts gunicorn with
-``uvicorn_worker.UvicornWorker`` and offers no hook to pick its protocol; the worker takes its
-uvicorn settings from the class attribute ``CONFIG_KWARGS`` (overriding it is the documented way
-to configure the worker), so ``install()`` sets ``http`` there, before gunicorn forks.
+``install()`` puts it in place; ``shared.runtime.prepare()`` calls it from each function's
+``main.py``. functions-framework starts gunicorn with ``uvicorn_worker.UvicornWorker`` and offers
+no hook to pick its protocol; the worker takes its uvicorn settings from the class attribute
+``CONFIG_KWARGS`` (overriding it is the documented way to configure the worker), so
+``install()`` sets ``http`` there, before gunicorn forks.
 """
 
 from __future__ import annotations

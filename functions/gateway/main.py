@@ -5,8 +5,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.gateway.service import build_app
-from shared.runtime import freeze_heap_for_workers
+from shared.runtime import freeze_heap_for_workers, prepare
 
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 _app = build_app()
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 

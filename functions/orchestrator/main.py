@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.orchestrator.service import build_app, build_service
-from shared.runtime import freeze_heap_for_workers
+from shared.runtime import freeze_heap_for_workers, prepare
 
 # A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
 # the requests in flight): at CPython's default (a collection every 700 new objects) the
@@ -16,6 +16,7 @@ from shared.runtime import freeze_heap_for_workers
 # of a task's CPU (0.24 of 0.85 ms in process; 0.06 ms at this threshold; bench/RESULTS.md).
 GC_YOUNG_THRESHOLD = 50_000
 
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 service = build_service()
 _app = build_app(service)
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py

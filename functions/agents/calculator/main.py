@@ -6,7 +6,9 @@ from starlette.responses import Response
 
 from functions.agents.calculator.agent import SPEC
 from shared.agent import agent_app
+from shared.runtime import prepare
 
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 _app = agent_app(SPEC)
 
 

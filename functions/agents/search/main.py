@@ -6,7 +6,9 @@ from starlette.responses import Response
 
 from functions.agents.search.agent import build_spec
 from shared.agent import agent_app
+from shared.runtime import prepare
 
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 _app = agent_app(build_spec())
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.agent import AgentResult, AgentSpec, agent_app
+from shared.runtime import prepare
 
 
 class RepeatInput(BaseModel):
@@ -26,6 +27,7 @@ SPEC = AgentSpec(
     run=run,
     example={"word": "hi", "times": 3},
 )
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 app = agent_app(SPEC)
 
 

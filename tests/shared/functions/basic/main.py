@@ -11,6 +11,7 @@ from starlette.responses import Response
 from shared.asgi import AsyncFunctionApp
 from shared.errors import Forbidden
 from shared.http import Call, Reply
+from shared.runtime import prepare
 
 MAX_BODY_BYTES = 1024
 
@@ -40,6 +41,7 @@ async def stream(call: Call) -> Reply:
     return Reply(chunks(), content_type="text/plain")
 
 
+prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 app = AsyncFunctionApp(
     "basic",
     {
