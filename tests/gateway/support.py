@@ -151,6 +151,12 @@ class ServedGateway(ServedApp):
         self._clients.append(client)
         return client
 
+    def stream(self, route: str) -> tuple[httpx.Response, str]:
+        """A streamed ``/v1/messages`` on ``route``, read whole: the answer and its raw text."""
+        body = request_body(route, stream=True)
+        with self.http().stream("POST", "/v1/messages", json=body) as response:
+            return response, response.read().decode()
+
     def providers(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/providers", timeout=5.0)
         assert response.status_code == 200, response.text

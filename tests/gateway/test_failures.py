@@ -302,10 +302,7 @@ def test_a_key_echoed_in_a_mid_stream_error_event_reaches_no_caller(
         Answer.text("a long answer " * 5, error_after_events=4, error_message=leak)
     )
 
-    with gateway.http().stream(
-        "POST", "/v1/messages", json=request_body("anthropic", stream=True)
-    ) as response:
-        raw = response.read().decode()
+    response, raw = gateway.stream("anthropic")
 
     events = [block for block in raw.split("\n\n") if block.strip()]
     assert events[0].startswith("event: message_start")
@@ -352,10 +349,7 @@ def test_a_stream_answered_with_no_event_stream_falls_back_before_any_event(
     gateway = start_gateway()
     echoing_upstream.enqueue(NOT_SSE[kind], NOT_SSE[kind])  # both attempts of the test config
 
-    with gateway.http().stream(
-        "POST", "/v1/messages", json=request_body("anthropic-then-local", stream=True)
-    ) as response:
-        raw = response.read().decode()
+    response, raw = gateway.stream("anthropic-then-local")
 
     assert response.status_code == 200
     assert response.headers["x-gateway-provider"] == "local"

@@ -18,7 +18,6 @@ from tests.gateway.support import (
     CALCULATOR_TOOL,
     ServedGateway,
     StartGateway,
-    request_body,
     user,
 )
 
@@ -132,10 +131,7 @@ def test_stream_cut_is_an_error_event_on_the_wire(
     gateway = start_gateway()
     anthropic_env.enqueue(Answer.text(LONG_TEXT, cut_after_events=4))
 
-    with gateway.http().stream(
-        "POST", "/v1/messages", json=request_body("anthropic", stream=True)
-    ) as response:
-        raw = response.read().decode()
+    response, raw = gateway.stream("anthropic")
 
     events = [block for block in raw.split("\n\n") if block.strip()]
     assert events[0].startswith("event: message_start")
@@ -173,10 +169,7 @@ def test_stream_cut_mid_line_sends_only_whole_events(
     gateway = start_gateway()
     anthropic_env.enqueue(Answer.text(LONG_TEXT, cut_after_events=4, cut_mid_line=True))
 
-    with gateway.http().stream(
-        "POST", "/v1/messages", json=request_body("anthropic", stream=True)
-    ) as response:
-        raw = response.read().decode()
+    response, raw = gateway.stream("anthropic")
 
     assert raw.endswith("\n\n")
     events = raw.removesuffix("\n\n").split("\n\n")
