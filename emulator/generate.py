@@ -1,4 +1,4 @@
-"""The files written from the manifest (``functions.yaml``): ``make manifest``, ``agentorch manifest``.
+"""The files written from the manifest, ``functions.yaml``: ``make manifest``.
 
 Each generated part of a file sits between two marker lines that keep everything around them
 as written by hand (comments, anchors, the gateway's and the orchestrator's own settings):
@@ -113,9 +113,7 @@ def _service(agent: Function) -> list[str]:
 
 
 def agent_urls(manifest: Manifest) -> list[str]:
-    return [
-        f"{a.url_variable}: ${{{a.url_variable}:-{a.service_url}}}" for a in manifest.agents
-    ]
+    return [f"{a.url_variable}: ${{{a.url_variable}:-{a.service_url}}}" for a in manifest.agents]
 
 
 def agent_dependencies(manifest: Manifest) -> list[str]:

@@ -49,9 +49,7 @@ def test_every_function_folder_exists_with_its_target() -> None:
 
 def test_the_images_and_limits_are_the_manifests() -> None:
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    production = yaml.safe_load(
-        (REPO_ROOT / "docker-compose.prod.yml").read_text(encoding="utf-8")
-    )
+    production = yaml.safe_load((REPO_ROOT / "docker-compose.prod.yml").read_text(encoding="utf-8"))
     for function in MANIFEST.functions:
         service = compose["services"][function.service]
         assert service["image"] == f"{function.image}:${{TAG:-latest}}"
