@@ -27,7 +27,7 @@ requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject
 	$(BIN)/python -m tools.requirements
 
 manifest: ## write the Dockerfile's stages, the compose files' agent parts from functions.yaml
-	$(BIN)/python -m emulator.generate
+	$(BIN)/python -m emulator.cli manifest
 
 test: ## run the test suite
 	$(BIN)/python -m pytest

@@ -200,17 +200,3 @@ def generate(root: Path) -> list[Path]:
             path.write_text(wanted, encoding="utf-8")
             changed.append(path)
     return changed
-
-
-def main() -> None:
-    from shared.config import REPO_ROOT
-
-    changed = generate(REPO_ROOT)
-    for path in changed:
-        print(f"wrote {path.relative_to(REPO_ROOT)}")
-    if not changed:
-        print("every generated file is current")
-
-
-if __name__ == "__main__":
-    main()
