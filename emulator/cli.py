@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from emulator import client, events, generate, render, scaffold, stack
+from emulator import client, events, render, stack
 from emulator.compose import REPO_ROOT, Project, load_project
 from emulator.errors import KeyRefused
 from emulator.logs import Prefixer, show
@@ -357,6 +357,8 @@ def cmd_health(args: argparse.Namespace, folder: StateFolder, console: Console) 
 
 
 def cmd_new(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import scaffold  # pydantic, which the other commands start without
+
     root = REPO_ROOT
     written = scaffold.new_agent(root, args.name)
     for path in written:
@@ -370,6 +372,8 @@ def cmd_new(args: argparse.Namespace, folder: StateFolder, console: Console) -> 
 
 
 def cmd_manifest(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import generate  # pydantic, which the other commands start without
+
     changed = generate.generate(REPO_ROOT)
     for path in changed:
         console.print(f"wrote {path.relative_to(REPO_ROOT)}", markup=False)
