@@ -130,4 +130,7 @@ def test_the_orchestrator_lists_it_among_its_agents(served: str) -> None:
         listed = {agent["name"]: agent for agent in json.load(response)["agents"]}
     assert set(listed) == {a.name for a in load_manifest().agents} | {NAME}
     assert listed[NAME]["reachable"] is True and listed[NAME]["source"] == f"${NAME.upper()}_URL"
+    # The tool definition the orchestrator offers the model, from the agent's GET /schema.
+    assert listed[NAME]["status"] == "available" and listed[NAME]["tool"]["name"] == NAME
+    assert "Counts the words" in listed[NAME]["tool"]["description"]
     assert listed["calculator"]["reachable"] is False
