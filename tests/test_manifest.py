@@ -110,3 +110,15 @@ def test_a_bad_manifest_names_the_function_and_key(
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=says):
         load_manifest(path)
+
+
+def test_the_dockerfile_builds_every_function_and_ships_the_manifest_to_the_orchestrator() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    stages = dockerfile.split("\nFROM ")
+    for function in MANIFEST.functions:
+        [stage] = [s for s in stages if s.startswith(f"core AS {function.target}\n")]
+        assert f'"--source", "{function.main}", "--target", "{function.target}"' in stage
+        for path in function.config:
+            assert f"COPY {path} " in stage, f"Dockerfile: {function.target} lacks {path}"
+    [orchestrator] = [s for s in stages if s.startswith("core AS orchestrator\n")]
+    assert "COPY functions.yaml functions.yaml" in orchestrator  # its built-in agents
