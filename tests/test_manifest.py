@@ -7,6 +7,7 @@ function's folder match their entries.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,14 @@ def test_the_dockerfile_builds_every_function_and_ships_the_manifest_to_the_orch
             assert f"COPY {path} " in stage, f"Dockerfile: {function.target} lacks {path}"
     [orchestrator] = [s for s in stages if s.startswith("core AS orchestrator\n")]
     assert "COPY functions.yaml functions.yaml" in orchestrator  # its built-in agents
+
+
+def test_every_functions_extra_is_in_pyproject_and_in_dev() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    [dev_line] = [line for line in extras["dev"] if line.startswith("agent-orchestrator[")]
+    in_dev = set(dev_line.split("[", 1)[1].rstrip("]").split(","))
+    for function in MANIFEST.functions:
+        if function.extra is not None:
+            assert function.extra in extras, f"pyproject.toml has no extra {function.extra!r}"
+            assert function.extra in in_dev, f"pyproject.toml: dev lacks {function.extra!r}"
