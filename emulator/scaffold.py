@@ -66,6 +66,7 @@ def new_agent(root: Path, name: str) -> list[Path]:
         "model": "".join(part.capitalize() for part in name.split("_")) + "Input",
         "port": str(port),
         "service": manifest_service(name),
+        "image": f"agentorch/{name.replace('_', '-')}",
     }
     written = []
     for relative, template in FILES.items():
@@ -90,7 +91,7 @@ ENTRY = """
     target: $name
     port: $port
     service: $service
-    image: agentorch/${name}
+    image: $image
 """
 
 MAIN = '''"""The agent's entry point (ASGI): HTTP in, agent.SPEC runs, JSON out."""
