@@ -1,6 +1,8 @@
 # One image per function, from one file: `docker build --target <function> .`
-# Targets: gateway, orchestrator, calculator, search, data_processor, tavily (the functions),
-# interactive (the agentorch client), fakes (the `test` profile's fake Anthropic and Bedrock).
+# Targets: each function's `target` in functions.yaml (gateway, orchestrator, calculator, search,
+# data_processor, tavily, ...), interactive (the agentorch client), fakes (the `test` profile's
+# fake Anthropic and Bedrock). The agents' stages and the core stage's list of requirements are
+# written from functions.yaml by `make manifest`, between the marker lines.
 #
 # Layers, from the least to the most often changed, so a one-line change in a function rebuilds
 # only its last layer: base -> the dependencies every function shares (one layer, shared by all
@@ -32,11 +34,14 @@ WORKDIR /app
 # What every function needs (shared/'s imports): the lines all functions' pinned requirements
 # have in common. One layer, identical in every image, so the images share it on disk.
 FROM base AS core
+# >>> functions.yaml: core-requirements (make manifest writes this part; do not edit it)
 COPY functions/gateway/requirements.txt /tmp/req/gateway.txt
+COPY functions/orchestrator/requirements.txt /tmp/req/orchestrator.txt
 COPY functions/agents/calculator/requirements.txt /tmp/req/calculator.txt
 COPY functions/agents/search/requirements.txt /tmp/req/search.txt
 COPY functions/agents/data_processor/requirements.txt /tmp/req/data_processor.txt
 COPY functions/agents/tavily/requirements.txt /tmp/req/tavily.txt
+# <<< functions.yaml: core-requirements
 RUN cat /tmp/req/*.txt | sed -e 's/ *#.*//' -e '/^$/d' | sort | uniq -c \
       | awk -v n="$(ls /tmp/req | wc -l)" '$1 == n' | sed 's/^ *[0-9]* //' > /tmp/core.txt \
  && test -s /tmp/core.txt \
@@ -70,6 +75,7 @@ ENV PORT=8585 WORKERS=2
 EXPOSE 8585
 CMD ["functions-framework", "--source", "functions/gateway/main.py", "--target", "gateway"]
 
+# >>> functions.yaml: agent-stages (make manifest writes this part; do not edit it)
 FROM core AS calculator
 COPY functions/agents/calculator/requirements.txt /tmp/requirements.txt
 RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
@@ -123,12 +129,15 @@ USER app
 ENV PORT=8080 WORKERS=2
 EXPOSE 8080
 CMD ["functions-framework", "--source", "functions/agents/tavily/main.py", "--target", "tavily"]
+# <<< functions.yaml: agent-stages
 
 FROM core AS orchestrator
 COPY functions/orchestrator/requirements.txt /tmp/requirements.txt
 RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY functions/__init__.py functions/__init__.py
 COPY config/orchestrator.yaml config/
+# Its built-in agents: each agent of the manifest, at its Compose URL (docker-compose.yml).
+COPY functions.yaml functions.yaml
 COPY shared/ shared/
 COPY functions/orchestrator/ functions/orchestrator/
 RUN python -m compileall -q shared functions

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8585
 SRC    := functions shared emulator tests bench
 
-.PHONY: setup lock requirements test lint fmt gateway demo up down bench bench-gateway clean
+.PHONY: setup lock requirements manifest test lint fmt gateway demo up down bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lock: $(BIN)/uv ## re-resolve constraints.txt to the newest versions pyproject.t
 
 requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject.toml and constraints.txt
 	$(BIN)/python -m tools.requirements
+
+manifest: ## write the Dockerfile's stages, the compose files' agent parts from functions.yaml
+	$(BIN)/python -m emulator.cli manifest
 
 test: ## run the test suite
 	$(BIN)/python -m pytest

@@ -7,6 +7,8 @@
     agentorch invoke SERVICE --data JSON [--cloudevent TYPE [--structured]]
     agentorch ask ["TASK"] [--data FILE] [--json]   (no task: an interactive prompt)
     agentorch health [--api-key KEY] every service's /health and the gateway's providers
+    agentorch new agent NAME         scaffold an agent: its folder, test and functions.yaml entry
+    agentorch manifest               rewrite the files generated from functions.yaml
 
 A key for the gateway (health, invoke) is --api-key, else GATEWAY_API_KEY, else the first of
 GATEWAY_API_KEYS (the environment, then .env): the orchestrator takes its key the same way.
@@ -26,7 +28,7 @@ from pathlib import Path
 from rich.console import Console
 
 from emulator import client, events, render, stack
-from emulator.compose import Project, load_project
+from emulator.compose import REPO_ROOT, Project, load_project
 from emulator.errors import KeyRefused
 from emulator.logs import Prefixer, show
 from emulator.network import LOOPBACK, Address, assign_addresses
@@ -89,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
         "health", help="every service's /health and the gateway's providers"
     )
     add_api_key(health)
+
+    new = commands.add_parser("new", help="scaffold a new function: `agentorch new agent NAME`")
+    new.add_argument("kind", choices=["agent"])
+    new.add_argument("name", help="its name, as the model sees its tool (weather, geo_v2)")
+    commands.add_parser("manifest", help="rewrite the files generated from functions.yaml")
     return top
 
 
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "invoke": cmd_invoke,
         "ask": cmd_ask,
         "health": cmd_health,
+        "new": cmd_new,
+        "manifest": cmd_manifest,
     }[args.command]
     return handler(args, folder, console)
 
@@ -344,6 +353,32 @@ def cmd_health(args: argparse.Namespace, folder: StateFolder, console: Console) 
             style="red",
         )
         return 1
+    return 0
+
+
+def cmd_new(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import scaffold  # pydantic, which the other commands start without
+
+    root = REPO_ROOT
+    written = scaffold.new_agent(root, args.name)
+    for path in written:
+        console.print(f"wrote {path.relative_to(root)}", markup=False)
+    console.print(
+        f"agent {args.name!r} is ready: edit functions/agents/{args.name}/agent.py, then "
+        f"`.venv/bin/python -m pytest tests/agents/{args.name}` and `make up`",
+        markup=False,
+    )
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import generate  # pydantic, which the other commands start without
+
+    changed = generate.generate(REPO_ROOT)
+    for path in changed:
+        console.print(f"wrote {path.relative_to(REPO_ROOT)}", markup=False)
+    if not changed:
+        console.print("every generated file is current", markup=False)
     return 0
 
 

@@ -1,6 +1,8 @@
-"""The function manifest: ``docker-compose.yml`` read into the services the emulator runs.
+"""``docker-compose.yml`` read into the services the emulator runs.
 
-The compose file is the one list of functions. A service that carries an ``x-function``
+The functions are listed once, in ``functions.yaml`` (``shared.manifest``); their services here
+are written from it (``make manifest``), so the emulator runs what Compose runs. A service that
+carries an ``x-function``
 extension (``source``, ``target``, ``port`` on the host) is a function; the emulator also reads
 ``environment``, ``env_file``, ``depends_on``, ``healthcheck``, ``ports``, ``profiles`` and
 ``restart`` as Compose does, as far as they apply to a process, and ignores the rest

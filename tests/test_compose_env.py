@@ -22,6 +22,7 @@ from functions.gateway.config import load_gateway_config
 from functions.orchestrator.config import load_orchestrator_config
 from shared.asgi import DEFAULT_BODY_TIMEOUT_S
 from shared.config import env_number
+from shared.manifest import load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / ".env.docker"
@@ -134,11 +135,9 @@ def test_the_orchestrator_finds_the_services_by_name_and_has_no_sink() -> None:
     config = load_orchestrator_config(environment)
     assert config.gateway.url == "http://model-gateway:8585"
     assert {name: entry.url for name, entry in config.agents.items()} == {
-        "calculator": "http://calculator-agent:8080",
-        "search": "http://search-agent:8080",
-        "data_processor": "http://data-processor-agent:8080",
-        "tavily": "http://tavily-agent:8080",
+        agent.name: agent.service_url for agent in load_manifest().agents
     }
+    assert config.agents["calculator"].url == "http://calculator-agent:8080"
     assert config.sink.url is None
     assert environment["GATEWAY_API_KEYS"] == ""  # the orchestrator's key comes from it
 

@@ -2,7 +2,7 @@
 
 A function whose main.py skipped ``prepare()`` would still answer, so nothing else notices: its
 workers would count metrics apart and parse request heads without bounds. Here each function of
-the manifest (docker-compose.yml) is loaded as functions-framework loads it, in one fresh
+the manifest (functions.yaml) is loaded as functions-framework loads it, in one fresh
 interpreter, and must leave the workers' protocol and the metrics folder set before a fork.
 """
 
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from emulator.compose import REPO_ROOT, load_project
+from emulator.compose import REPO_ROOT
 from emulator.process import function_environment
+from shared.manifest import load_manifest
 
-FUNCTIONS = {service.target: service.source for service in load_project().services.values()}
+FUNCTIONS = {function.target: function.main for function in load_manifest().functions}
 
 LOAD_EACH = """
 import json, os, runpy, sys

@@ -22,10 +22,11 @@ are secrets: ``shared.redact`` scrubs every ``AGENT_*_HEADERS`` value, and no er
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
-from functions.orchestrator.config import AGENTS_VARIABLE, ENV_OVERRIDES, agent_of_override
+from functions.orchestrator.config import AGENTS_VARIABLE
 from shared.errors import ConfigError
+from shared.manifest import MANIFEST_FILE, url_variable
 from shared.redact import AGENT_HEADER_VARIABLES
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
@@ -34,22 +35,23 @@ _TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection
 
 
 def agent_sources(
-    names: Iterable[str], environ: Mapping[str, str], config_file: str
+    names: Iterable[str],
+    environ: Mapping[str, str],
+    config_file: str,
+    builtin: Collection[str] = (),
 ) -> dict[str, str]:
     """Where each agent's URL comes from, for ``GET /agents``: ``$AGENTS``, the variable that
-    overrides it (``$CALCULATOR_URL``), or the config file."""
+    overrides it (``$CALCULATOR_URL``), the manifest (``builtin``: ``functions.yaml``), or the
+    config file."""
     from_env = {name.strip() for name, _ in _pairs(environ.get(AGENTS_VARIABLE, ""))}
-    by_variable = {
-        agent_of_override(variable): variable for variable in ENV_OVERRIDES if environ.get(variable)
-    }
     sources = {}
     for name in names:
         if name in from_env:
             sources[name] = f"${AGENTS_VARIABLE}"
-        elif name in by_variable:
-            sources[name] = f"${by_variable[name]}"
+        elif environ.get(url_variable(name)):
+            sources[name] = f"${url_variable(name)}"
         else:
-            sources[name] = config_file
+            sources[name] = MANIFEST_FILE if name in builtin else config_file
     return sources
 
 

@@ -1,41 +1,60 @@
 """The orchestrator's configuration: where the gateway and the agents are, timeouts, retries,
 budgets and the event sink. Loaded once at start-up; a bad file stops the function there.
 
-Agents come from the file's ``agents:``, each URL overridable by its variable
-(``ENV_OVERRIDES``), plus ``$AGENTS`` (``name=url,...``): any service that speaks the agent
+Agents (``agent_directory`` below): with ``manifest_agents: true`` (the shipped file) every
+agent of ``functions.yaml`` at ``http://localhost:<port>``; the file's ``agents:``, which adds
+agents or gives one its own URL or timeout; each agent's URL overridable by ``<NAME>_URL``
+(``CALCULATOR_URL``); plus ``$AGENTS`` (``name=url,...``): any service that speaks the agent
 contract, added by URL only. Their headers come from ``agent_sources``."""
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from shared.config import config_path, load_config
+from shared.config import config_path, load_config, read_yaml
 from shared.errors import ConfigError
+from shared.manifest import (
+    AGENT_NAME,
+    AGENT_NAME_RULE,
+    Function,
+    load_manifest,
+    manifest_path,
+    url_variable,
+)
 from shared.resilience import CircuitSettings, RetrySettings
 
-ENV_OVERRIDES = {
-    "GATEWAY_URL": "gateway.url",
-    "CALCULATOR_URL": "agents.calculator.url",
-    "SEARCH_URL": "agents.search.url",
-    "DATA_PROCESSOR_URL": "agents.data_processor.url",
-    "TAVILY_URL": "agents.tavily.url",
-    "K_SINK": "sink.url",
-}
 AGENTS_VARIABLE = "AGENTS"
-AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-"""An agent's name is its tool's name: the rule the model APIs accept for tool names."""
-AGENT_NAME_RULE = "use 1 to 64 letters, digits, _ or - (the tool names model APIs accept)"
 
 
-def agent_of_override(variable: str) -> str | None:
-    """The agent whose URL ``variable`` (an ``ENV_OVERRIDES`` key) sets, if it sets one."""
-    dotted = ENV_OVERRIDES.get(variable, "")
+# ---- the agent directory: functions.yaml, the file's agents:, <NAME>_URL, $AGENTS -----------
+
+
+def env_overrides(agents: Iterable[str]) -> dict[str, str]:
+    """The variables over the file: ``GATEWAY_URL``, each agent's ``<NAME>_URL``, ``K_SINK``."""
+    by_agent = {url_variable(name): f"agents.{name}.url" for name in agents}
+    return {"GATEWAY_URL": "gateway.url", **by_agent, "K_SINK": "sink.url"}
+
+
+def _builtin_agents() -> tuple[Function, ...]:
+    try:
+        return load_manifest().agents
+    except ConfigError:  # reported when the file is loaded (manifest_agents), not at import
+        return ()
+
+
+ENV_OVERRIDES = env_overrides(agent.name for agent in _builtin_agents())
+"""The variables over the shipped file (a file naming more agents gets theirs too)."""
+
+
+def agent_of_override(variable: str, overrides: Mapping[str, str] = ENV_OVERRIDES) -> str | None:
+    """The agent whose URL ``variable`` (an ``overrides`` key) sets, if it sets one."""
+    dotted = overrides.get(variable, "")
     if dotted.startswith("agents.") and dotted.endswith(".url"):
         return dotted.removeprefix("agents.").removesuffix(".url")
     return None
@@ -114,6 +133,9 @@ class OrchestratorConfig(_Strict):
     ai_provider: Literal["gateway"] = "gateway"
     """Model calls go through the model gateway; no provider key lives here."""
     gateway: GatewaySettings
+    manifest_agents: bool = False
+    """Every agent of ``functions.yaml`` is in the directory, at its local URL unless
+    ``agents:`` or ``<NAME>_URL`` says otherwise (``load_orchestrator_config`` adds them)."""
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
     agent_calls: AgentCallSettings = AgentCallSettings()
     budgets: BudgetSettings = BudgetSettings()
@@ -142,10 +164,25 @@ class OrchestratorConfig(_Strict):
 
 
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
+    environ = os.environ if environ is None else environ
     path = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ)
-    config = load_config(OrchestratorConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)
-    agents = merge_env_agents(config.agents, os.environ if environ is None else environ)
+    wanted = read_yaml(path).get("manifest_agents")
+    builtin = load_manifest(manifest_path(environ)).agents if wanted else ()
+    # The shipped agents' variables apply to any file (as they always have), a file's own too.
+    overrides = {
+        **ENV_OVERRIDES,
+        **env_overrides([*(a.name for a in builtin), *_file_agents(path)]),
+    }
+    config = load_config(OrchestratorConfig, path, env_overrides=overrides, environ=environ)
+    agents = {a.name: config.agents.get(a.name) or AgentEntry(url=a.local_url) for a in builtin}
+    agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)
+    agents = merge_env_agents(agents, environ, overrides)
     return config.model_copy(update={"agents": agents})
+
+
+def _file_agents(path: Path) -> list[str]:
+    agents = read_yaml(path).get("agents")
+    return [str(name) for name in agents] if isinstance(agents, dict) else []
 
 
 def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
@@ -171,13 +208,15 @@ def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
 
 
 def merge_env_agents(
-    agents: Mapping[str, AgentEntry], environ: Mapping[str, str]
+    agents: Mapping[str, AgentEntry],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str] = ENV_OVERRIDES,
 ) -> dict[str, AgentEntry]:
-    """``agents`` (from the file, with ``*_URL`` applied) plus ``$AGENTS``: an entry for a
-    name the file has changes its URL only (its ``timeout_s`` stays)."""
+    """``agents`` (from the manifest and the file, with ``*_URL`` applied) plus ``$AGENTS``: an
+    entry for a name the file has changes its URL only (its ``timeout_s`` stays)."""
     added = env_agents(environ)
-    for variable in ENV_OVERRIDES:
-        name = agent_of_override(variable)
+    for variable in overrides:
+        name = agent_of_override(variable, overrides)
         if name in added and environ.get(variable):
             raise ConfigError(
                 f"${AGENTS_VARIABLE} and ${variable} both set agent {name!r}'s URL; keep one"

@@ -32,6 +32,7 @@ from shared.config import config_path, gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
+from shared.manifest import load_manifest, manifest_path
 from shared.redact import header_secrets
 
 REPLAYED_HEADER = "x-run-replayed"
@@ -210,7 +211,9 @@ def build_service(
         headers = agent_headers(config.agents, environ)
         logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
         config_file = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ).name
-        sources = agent_sources(config.agents, environ, config_file)
+        manifest = load_manifest(manifest_path(environ)) if config.manifest_agents else None
+        builtin = [agent.name for agent in manifest.agents] if manifest else []
+        sources = agent_sources(config.agents, environ, config_file, builtin)
         agents = AgentDirectory(
             http, config.agents, config.agent_calls, headers=headers, sources=sources
         )

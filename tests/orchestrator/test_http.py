@@ -18,6 +18,7 @@ from functions.orchestrator.service import REPLAYED_HEADER
 from functions.orchestrator.tools import MAX_TASK_DEPTH
 from shared.errors import ConfigError
 from shared.inbound import STRUCTURED_CONTENT_TYPE
+from shared.manifest import load_manifest
 from tests.orchestrator.fakes import CALCULATOR, FakeAgents, FakeEndpoint, calculate
 from tests.orchestrator.serving import serve_orchestrator
 
@@ -150,7 +151,8 @@ def test_a_bad_config_names_file_key_and_problem(tmp_path: Path) -> None:
 def test_the_shipped_configs_load() -> None:
     local = load_orchestrator_config({})
     assert local.gateway.url == "http://localhost:8585" and local.gateway.route == "default"
-    assert set(local.agents) == {"calculator", "search", "data_processor", "tavily"}
+    assert list(local.agents) == [agent.name for agent in load_manifest().agents]
+    assert local.agents["calculator"].url == "http://localhost:8081"
     overridden = load_orchestrator_config({"TAVILY_URL": "http://t:1", "K_SINK": "http://s:2"})
     assert overridden.agents["tavily"].url == "http://t:1" and overridden.sink.url == "http://s:2"
 

@@ -1,0 +1,136 @@
+"""``agentorch new agent NAME`` in a copy of the repository: the agent it writes passes its own
+test, and the emulator, the generated files and the orchestrator all pick it up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator.compose import REPO_ROOT, load_project
+from emulator.generate import stale
+from emulator.network import free_port
+from emulator.process import FunctionProcess, function_environment, spawn, wait_healthy
+from emulator.scaffold import new_agent
+from shared.errors import ConfigError
+from shared.manifest import load_manifest
+from tests.served import refused_url
+
+NAME = "wordcount"
+COPIED = (
+    "functions",
+    "shared",
+    "emulator",
+    "config",
+    "functions.yaml",
+    "Dockerfile",
+    "docker-compose.yml",
+    "docker-compose.prod.yml",
+    ".env.docker",
+    "tests/__init__.py",
+    "tests/agents/__init__.py",
+    "tests/agents/support.py",
+)
+
+
+def run(copy: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``python COMMAND`` in the copy, importing the copy's packages, not this checkout's."""
+    return subprocess.run(
+        [sys.executable, *command],
+        cwd=copy,
+        env=function_environment(0, root=copy),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in COPIED:
+        source, target = REPO_ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy2(source, target)
+    done = run(root, "-m", "emulator.cli", "new", "agent", NAME)
+    assert done.returncode == 0, done.stderr
+    assert f"agent {NAME!r} is ready" in done.stdout
+    return root
+
+
+def test_the_new_agents_own_test_passes(copy: Path) -> None:
+    done = run(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/agents/{NAME}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_it_is_in_the_manifest_and_every_generated_file(copy: Path) -> None:
+    manifest = load_manifest(copy / "functions.yaml")
+    agent = manifest.function(NAME)
+    assert agent.port == max(a.port for a in load_manifest().agents) + 1
+    assert stale(copy) == []
+    service = load_project(copy / "docker-compose.yml", environ={}).service(f"{NAME}-agent")
+    assert (service.source, service.target, service.port) == (agent.main, NAME, agent.port)
+    assert f"FROM core AS {NAME}\n" in (copy / "Dockerfile").read_text(encoding="utf-8")
+    assert f"{NAME.upper()}_URL=" in (copy / ".env.docker").read_text(encoding="utf-8")
+
+
+def test_bad_and_taken_names_are_refused(copy: Path) -> None:
+    cases = {
+        "the agent": "use 1 to 64 letters",
+        "Geo-v2": "a local agent is a Python package too",
+        NAME: f"functions.yaml already has a function {NAME!r}",
+        "gateway": "already has a function 'gateway'",
+    }
+    before = (copy / "functions.yaml").read_text(encoding="utf-8")
+    for name, says in cases.items():
+        with pytest.raises(ConfigError, match=says):
+            new_agent(copy, name)
+    assert (copy / "functions.yaml").read_text(encoding="utf-8") == before
+
+
+@pytest.fixture
+def served(copy: Path) -> Iterator[str]:
+    """The new agent and the orchestrator of the copy, on free ports; the orchestrator's URL."""
+    started: list[FunctionProcess] = []
+
+    def start(target: str, source: str, env: dict[str, str]) -> str:
+        port = free_port()
+        environ = function_environment(port, {"WORKERS": "1", "LOG_LEVEL": "WARNING", **env})
+        environ = function_environment(port, environ, root=copy)
+        process = FunctionProcess(target, port, spawn(copy / source, target, port, environ))
+        started.append(process)
+        wait_healthy(process.url, process.process, 30.0)
+        return process.url
+
+    try:
+        agent = start(NAME, f"functions/agents/{NAME}/main.py", {})
+        # The other agents and the gateway are not started: pinned where nothing answers.
+        others = {a.url_variable: refused_url() for a in load_manifest().agents}
+        env = {**others, "GATEWAY_URL": refused_url(), f"{NAME.upper()}_URL": agent}
+        yield start("orchestrator", "functions/orchestrator/main.py", env)
+    finally:
+        for process in started:
+            process.stop()
+
+
+def test_the_orchestrator_lists_it_among_its_agents(served: str) -> None:
+    with urllib.request.urlopen(f"{served}/agents", timeout=10) as response:
+        listed = {agent["name"]: agent for agent in json.load(response)["agents"]}
+    assert set(listed) == {a.name for a in load_manifest().agents} | {NAME}
+    assert listed[NAME]["reachable"] is True and listed[NAME]["source"] == f"${NAME.upper()}_URL"
+    # The tool definition the orchestrator offers the model, from the agent's GET /schema.
+    assert listed[NAME]["status"] == "available" and listed[NAME]["tool"]["name"] == NAME
+    assert "Counts the words" in listed[NAME]["tool"]["description"]
+    assert listed["calculator"]["reachable"] is False
