@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.docker.stack import Stack
+from tests.docker.stack import REMOTE_AGENT, Stack
 
 RUN = os.environ.get("AGENTORCH_DOCKER_TEST") == "1"
 PHASES: list[tuple[str, float]] = []
@@ -49,7 +49,9 @@ def running_stack(stack: Stack) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     keys = f"e2e-{secrets.token_hex(8)},e2e-second-key"
-    yield from running_stack(Stack("agentorch-e2e", api_keys=keys))
+    # A remote agent by one line: the calculator's container again, by its service URL.
+    remote = f"{REMOTE_AGENT}=http://calculator-agent:8080"
+    yield from running_stack(Stack("agentorch-e2e", api_keys=keys, agents=remote))
 
 
 @pytest.fixture(scope="module")

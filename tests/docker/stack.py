@@ -31,6 +31,9 @@ FUNCTION_SERVICES = (
     "tavily-agent",
 )
 
+REMOTE_AGENT = "arith"
+"""The e2e stack's ``AGENTS`` entry (the calculator again, by URL): nothing else names it."""
+
 
 def compose_command() -> list[str]:
     """``docker compose`` (v2) when the plugin answers, else ``docker-compose`` (v1)."""
@@ -52,6 +55,8 @@ class Stack:
     """Instead of .env (the `test` profile's docker/test.env); also enables that profile."""
     api_keys: str = ""
     """``GATEWAY_API_KEYS`` for the stack (set even when empty: a developer's .env is not read)."""
+    agents: str = ""
+    """``AGENTS`` for the stack: remote agents by URL, ``name=url,...``."""
     phases: list[tuple[str, float]] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -79,6 +84,7 @@ class Stack:
             **os.environ,
             "COMPOSE_PROJECT_NAME": self.project,
             "GATEWAY_API_KEYS": self.api_keys,
+            "AGENTS": self.agents,
             **ports,
             **extra,
         }
@@ -165,8 +171,9 @@ class Stack:
         )
         return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
 
-    def ask(self, task: str, timeout_s: float = 60) -> dict[str, Any]:
-        status, _, body = http("POST", f"{self.orchestrator}/", {"task": task}, timeout_s)
+    def ask(self, task: str, timeout_s: float = 60, **fields: Any) -> dict[str, Any]:
+        request = {"task": task, **fields}
+        status, _, body = http("POST", f"{self.orchestrator}/", request, timeout_s)
         assert status == 200, body
         assert isinstance(body, dict)
         return body

@@ -8,7 +8,7 @@ import json
 import subprocess
 import time
 
-from tests.docker.stack import FUNCTION_SERVICES, REPO_ROOT, Stack, http
+from tests.docker.stack import FUNCTION_SERVICES, REMOTE_AGENT, REPO_ROOT, Stack, http
 from tests.docker.terminal import Terminal
 
 
@@ -64,6 +64,20 @@ def test_task_from_the_host_uses_the_calculator(stack: Stack) -> None:
     assert run["status"] == "completed", run
     assert "391" in run["answer"]
     assert any(s["kind"] == "agent" and s["name"] == "calculator" for s in run["steps"])
+
+
+def test_a_remote_agent_from_one_agents_line_reaches_the_model(stack: Stack) -> None:
+    started = time.monotonic()
+    status, _, body = http("GET", f"{stack.orchestrator}/agents")
+    assert status == 200, body
+    listed = {agent["name"]: agent for agent in body["agents"]}
+    assert listed[REMOTE_AGENT]["source"] == "$AGENTS", listed
+    assert listed[REMOTE_AGENT]["reachable"] is True, listed
+    run = stack.ask("What is 6 * 7?", agents=[REMOTE_AGENT])
+    stack.timed("task through the remote agent", started)
+    assert run["status"] == "completed", run
+    assert "42" in run["answer"], run
+    assert [s["name"] for s in run["steps"] if s["kind"] == "agent"] == [REMOTE_AGENT], run
 
 
 def test_the_gateway_log_volume_holds_its_lines(stack: Stack) -> None:
