@@ -15,9 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from shared.config import config_path, load_config
 from shared.errors import ConfigError
 from shared.resilience import CircuitSettings, RetrySettings
+from shared.settings import FunctionSettings, SettingsFile
 
 ENV_OVERRIDES = {
     "GATEWAY_URL": "gateway.url",
@@ -110,7 +110,13 @@ class SinkSettings(_Strict):
     source: str = Field(default="/agentorch/orchestrator", min_length=1)
 
 
-class OrchestratorConfig(_Strict):
+class OrchestratorConfig(FunctionSettings):
+    """``$ORCHESTRATOR_CONFIG`` or ``config/orchestrator.yaml``, with ``ENV_OVERRIDES`` on top."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
+    env = ENV_OVERRIDES
+
     ai_provider: Literal["gateway"] = "gateway"
     """Model calls go through the model gateway; no provider key lives here."""
     gateway: GatewaySettings
@@ -142,8 +148,7 @@ class OrchestratorConfig(_Strict):
 
 
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
-    path = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ)
-    config = load_config(OrchestratorConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)
+    config = OrchestratorConfig.load(environ)
     agents = merge_env_agents(config.agents, os.environ if environ is None else environ)
     return config.model_copy(update={"agents": agents})
 
