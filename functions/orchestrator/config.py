@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from functions.orchestrator.budgets import BudgetSettings
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from shared.errors import ConfigError
 from shared.resilience import CircuitSettings, RetrySettings
@@ -76,27 +77,6 @@ class AgentCallSettings(_Strict):
     schema_ttl_s: float = Field(default=30.0, ge=0)
     """How long an agent's ``GET /schema`` answer (or its being down) is reused."""
     schema_timeout_s: float = Field(default=3.0, gt=0, le=60)
-
-
-class BudgetSettings(_Strict):
-    max_steps: int = Field(default=8, ge=1)
-    max_steps_cap: int = Field(default=32, ge=1, le=1000)
-    timeout_s: float = Field(default=60.0, gt=0)
-    timeout_cap_s: float = Field(default=300.0, gt=0, le=3600)
-    max_tokens: int = Field(default=50_000, ge=1)
-    """Input plus output tokens over all model calls of one run."""
-    max_tokens_cap: int = Field(default=1_000_000, ge=1)
-
-    @model_validator(mode="after")
-    def _defaults_within_caps(self) -> BudgetSettings:
-        for name, cap in (
-            ("max_steps", "max_steps_cap"),
-            ("timeout_s", "timeout_cap_s"),
-            ("max_tokens", "max_tokens_cap"),
-        ):
-            if getattr(self, name) > getattr(self, cap):
-                raise ValueError(f"{name} ({getattr(self, name)}) is above {cap}")
-        return self
 
 
 class SinkSettings(_Strict):
