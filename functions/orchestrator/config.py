@@ -21,12 +21,10 @@ from shared.resilience import CircuitSettings, RetrySettings
 from shared.settings import FunctionSettings, SettingsFile
 
 ENV_OVERRIDES = {
-    "GATEWAY_URL": "gateway.url",
     "CALCULATOR_URL": "agents.calculator.url",
     "SEARCH_URL": "agents.search.url",
     "DATA_PROCESSOR_URL": "agents.data_processor.url",
     "TAVILY_URL": "agents.tavily.url",
-    "K_SINK": "sink.url",
 }
 AGENTS_VARIABLE = "AGENTS"
 AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -91,11 +89,12 @@ class SinkSettings(_Strict):
 
 
 class OrchestratorConfig(FunctionSettings):
-    """``$ORCHESTRATOR_CONFIG`` or ``config/orchestrator.yaml``, with ``ENV_OVERRIDES`` on top."""
+    """``$ORCHESTRATOR_CONFIG`` or ``config/orchestrator.yaml``, with ``env`` on top (the agents'
+    URL variables are ``ENV_OVERRIDES``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     file = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
-    env = ENV_OVERRIDES
+    env = {"GATEWAY_URL": "gateway.url", "K_SINK": "sink.url", **ENV_OVERRIDES}
 
     ai_provider: Literal["gateway"] = "gateway"
     """Model calls go through the model gateway; no provider key lives here."""
