@@ -57,9 +57,11 @@ class SettingsFile:
 
 
 class FunctionSettings(BaseModel):
-    """The base of every function's settings; ``load()`` reads them (see the module's doc)."""
+    """The base of every function's settings; ``load()`` reads them (see the module's doc).
+    Unknown keys are refused (a misspelt key is a mistake, not a default), and the settings
+    are frozen: read once at start-up, then only read."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     file: ClassVar[SettingsFile | None] = None
     """Where the YAML file is; None: defaults and the environment only."""

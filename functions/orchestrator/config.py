@@ -92,7 +92,6 @@ class OrchestratorConfig(FunctionSettings):
     """``$ORCHESTRATOR_CONFIG`` or ``config/orchestrator.yaml``, with ``env`` on top (the agents'
     URL variables are ``ENV_OVERRIDES``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     file = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
     env = {"GATEWAY_URL": "gateway.url", "K_SINK": "sink.url", **ENV_OVERRIDES}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from shared.settings import FunctionSettings
 
@@ -38,7 +38,6 @@ Size = Annotated[str, AfterValidator(_a_size)]
 class Limits(FunctionSettings):
     """The data processor's settings, from its environment (it has no file)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     env = {
         "DATA_PROCESSOR_MAX_ROWS": "max_rows",
         "DATA_PROCESSOR_MAX_COLUMNS": "max_columns",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from shared.errors import (
     BadGateway,
@@ -42,7 +42,6 @@ NOT_CONFIGURED_REASON = (
 class TavilySettings(FunctionSettings):
     """The agent's settings, from its environment (it has no file)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     env = {
         API_KEY_VARIABLE: "api_key",
         "TAVILY_BASE_URL": "base_url",
