@@ -18,9 +18,13 @@ import pytest
 import yaml
 
 from emulator.interpolate import interpolate_tree, read_env_file
+from functions.agents.data_processor.limits import Limits
+from functions.agents.search.config import SearchConfig
+from functions.agents.tavily.client import TavilySettings
 from functions.gateway.config import GatewayConfig
 from functions.orchestrator.config import load_orchestrator_config
 from shared.server import ServerSettings
+from shared.settings import FunctionSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / ".env.docker"
@@ -109,6 +113,20 @@ def test_every_function_gets_the_server_settings(service: str) -> None:
     assert environment["REQUEST_BODY_TIMEOUT_S"] == ""
     assert ServerSettings.load(environment) == ServerSettings()
     assert environment["LOG_LEVEL"] == "INFO"
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"),
+    [
+        ("search-agent", SearchConfig),
+        ("data-processor-agent", Limits),
+        ("tavily-agent", TavilySettings),
+    ],
+)
+def test_every_agent_reads_what_compose_passes_as_its_defaults(
+    service: str, settings: type[FunctionSettings]
+) -> None:
+    assert settings.load(container_environment(service)) == settings.load({})
 
 
 def test_the_gateway_reads_empty_settings_as_its_defaults() -> None:
