@@ -30,7 +30,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive
 
 from shared import metrics, server
-from shared.config import env_number
 from shared.context import REQUEST_ID
 from shared.errors import (
     BadRequest,
@@ -57,7 +56,6 @@ from shared.http import (
 from shared.logs import get_logger
 
 AsyncHandler = Callable[[Call], Awaitable[Reply]]
-DEFAULT_BODY_TIMEOUT_S = 30.0
 
 log = get_logger("asgi")
 
@@ -79,9 +77,7 @@ class AsyncFunctionApp:
         ``body_timeout_s`` defaults to ``$REQUEST_BODY_TIMEOUT_S`` or 30 s."""
         self.name = name
         self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s or env_number(
-            "REQUEST_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S
-        )
+        self.body_timeout_s = body_timeout_s or server.ServerSettings.load().body_timeout_s
         self._health = health
         self._guard = guard
         instance = os.environ.get(INSTANCE_VARIABLE, "")

@@ -27,8 +27,6 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from shared.config import env_number
-
 if TYPE_CHECKING:
     import prometheus_client
 
@@ -40,14 +38,17 @@ _lock = threading.RLock()
 _folder: str | None = None
 
 
-def configure() -> str:
+def configure(flush_interval_s: float | None = None) -> str:
     """Make metrics add up across this process and the workers it forks; idempotent.
+    ``flush_interval_s``: how often buffered counts are written (``shared.runtime.prepare()``
+    passes ``$METRICS_FLUSH_INTERVAL_S``); None keeps the one set before.
 
     Returns the multiprocess folder: ``$PROMETHEUS_MULTIPROC_DIR``, or a new temporary one
     that the process which made it removes at exit.
     """
     global _folder, _flush_interval_s
-    _flush_interval_s = env_number("METRICS_FLUSH_INTERVAL_S", FLUSH_INTERVAL_S)
+    if flush_interval_s is not None:
+        _flush_interval_s = flush_interval_s
     folder = _folder
     if folder is not None and os.environ.get(FOLDER_VARIABLE) == folder:
         return folder
@@ -91,7 +92,7 @@ def _leave(folder: str, owner_pid: int | None) -> None:
 MetricT = TypeVar("MetricT", "prometheus_client.Counter", "prometheus_client.Histogram")
 FLUSH_INTERVAL_S = 1.0
 """How often buffered counts reach the shared files unless ``$METRICS_FLUSH_INTERVAL_S`` says
-otherwise (read by ``configure``, where a bad value stops start-up naming it)."""
+otherwise (``shared.server.ServerSettings``, where a bad value stops start-up naming it)."""
 _flush_interval_s = FLUSH_INTERVAL_S
 
 

@@ -21,17 +21,21 @@ tests/test_prepare.py checks for every function in the manifest.
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 
 from shared import metrics, server
 
 
-def prepare() -> None:
+def prepare(environ: Mapping[str, str] | None = None) -> server.ServerSettings:
     """Set this process up to serve a function: metrics shared by the workers it will fork, and
-    the workers' bounded protocol, with the settings in the environment (``REQUEST_HEAD_*``,
-    ``SHUTDOWN_GRACE_S``, ``METRICS_FLUSH_INTERVAL_S``). Idempotent; a bad setting raises
-    ``ConfigError`` naming it, so the function stops at start."""
-    metrics.configure()
-    server.install()
+    the workers' bounded protocol, with the settings in ``environ`` (``os.environ`` by default:
+    ``REQUEST_HEAD_*``, ``SHUTDOWN_GRACE_S``, ``METRICS_FLUSH_INTERVAL_S``; see
+    ``server.ServerSettings``). Idempotent; a bad setting raises ``ConfigError`` naming it, so
+    the function stops at start."""
+    settings = server.ServerSettings.load(environ)
+    metrics.configure(settings.metrics_flush_interval_s)
+    server.install(settings)
+    return settings
 
 
 def freeze_heap_for_workers() -> None:

@@ -36,28 +36,61 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
 
+from pydantic import Field, field_validator
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shared.config import env_number
+from shared import metrics
 from shared.errors import (
     BadRequest,
-    ConfigError,
     HeadersTooLarge,
     RequestTimeout,
     ServiceError,
 )
+from shared.settings import FunctionSettings
 
 DEFAULT_HEAD_MAX_BYTES = 64 * 1024
 DEFAULT_HEAD_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_SHUTDOWN_GRACE_S = 8.0
 MAX_SHUTDOWN_GRACE_S = 25.0
 """gunicorn kills a worker 30 s after asking it to stop (its ``graceful_timeout``)."""
 BODY_COMPLETE = "agentorch.body_complete"
 """Set in a request's scope once its whole body has arrived: the edge then reads it without
 arming a timer for a body that can no longer be slow (most requests arrive in one read)."""
+
+
+class ServerSettings(FunctionSettings):
+    """What every function's server reads from its environment (Compose passes them all)."""
+
+    env = {
+        "REQUEST_HEAD_MAX_BYTES": "head_max_bytes",
+        "REQUEST_HEAD_TIMEOUT_S": "head_timeout_s",
+        "REQUEST_BODY_TIMEOUT_S": "body_timeout_s",
+        "SHUTDOWN_GRACE_S": "shutdown_grace_s",
+        "METRICS_FLUSH_INTERVAL_S": "metrics_flush_interval_s",
+    }
+
+    head_max_bytes: int = Field(default=DEFAULT_HEAD_MAX_BYTES, ge=1024)
+    """A request line and its headers, at most."""
+    head_timeout_s: float = Field(default=DEFAULT_HEAD_TIMEOUT_S, gt=0)
+    """How long a request head may take to arrive."""
+    body_timeout_s: float = Field(default=DEFAULT_BODY_TIMEOUT_S, gt=0)
+    """How long a request body may take to arrive (``shared.asgi``)."""
+    shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, gt=0)
+    """How long a stopping worker waits for the requests under way."""
+    metrics_flush_interval_s: float = Field(default=metrics.FLUSH_INTERVAL_S, gt=0)
+    """How often buffered metrics reach the files every worker's scrape reads."""
+
+    @field_validator("shutdown_grace_s")
+    @classmethod
+    def _within_gunicorns_wait(cls, grace: float) -> float:
+        if grace > MAX_SHUTDOWN_GRACE_S:
+            raise ValueError(
+                f"at most {MAX_SHUTDOWN_GRACE_S:g} (gunicorn kills a stopping worker after 30 s)"
+            )
+        return grace
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -225,30 +258,16 @@ def render_error(error: ServiceError) -> bytes:
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
-def install(environ: Mapping[str, str] | None = None) -> None:
-    """Make functions-framework's uvicorn workers speak ``BoundedHttpToolsProtocol``, with
-    ``REQUEST_HEAD_MAX_BYTES`` and ``REQUEST_HEAD_TIMEOUT_S`` from the environment, and stop
-    within ``SHUTDOWN_GRACE_S``."""
+def install(settings: ServerSettings) -> None:
+    """Make functions-framework's uvicorn workers speak ``BoundedHttpToolsProtocol``, with the
+    head bounds of ``settings``, and stop within its shutdown grace."""
     from uvicorn_worker import UvicornWorker
 
     protocol = BoundedHttpToolsProtocol
-    protocol.head_max_bytes = int(
-        env_number("REQUEST_HEAD_MAX_BYTES", DEFAULT_HEAD_MAX_BYTES, environ, minimum=1023)
-    )
-    protocol.head_timeout_s = env_number("REQUEST_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S, environ)
+    protocol.head_max_bytes = settings.head_max_bytes
+    protocol.head_timeout_s = settings.head_timeout_s
     UvicornWorker.CONFIG_KWARGS = {
         **UvicornWorker.CONFIG_KWARGS,
         "http": BoundedHttpToolsProtocol,
-        "timeout_graceful_shutdown": shutdown_grace_s(environ),
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
-
-
-def shutdown_grace_s(environ: Mapping[str, str] | None = None) -> float:
-    """``SHUTDOWN_GRACE_S``: how long a stopping worker waits for the requests under way."""
-    grace = env_number("SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S, environ)
-    if grace > MAX_SHUTDOWN_GRACE_S:
-        raise ConfigError(
-            f"$SHUTDOWN_GRACE_S={grace:g}: at most {MAX_SHUTDOWN_GRACE_S:g} "
-            "(gunicorn kills a stopping worker after 30 s)"
-        )
-    return grace

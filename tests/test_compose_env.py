@@ -18,11 +18,14 @@ import pytest
 import yaml
 
 from emulator.interpolate import interpolate_tree, read_env_file
-from functions.gateway.config import load_gateway_config
+from functions.agents.data_processor.limits import Limits
+from functions.agents.search.config import SearchConfig
+from functions.agents.tavily.client import TavilySettings
+from functions.gateway.config import GatewayConfig
 from functions.orchestrator.config import load_orchestrator_config
-from shared.asgi import DEFAULT_BODY_TIMEOUT_S
-from shared.config import env_number
 from shared.manifest import load_manifest
+from shared.server import ServerSettings
+from shared.settings import FunctionSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / ".env.docker"
@@ -109,9 +112,22 @@ def test_every_function_gets_the_server_settings(service: str) -> None:
     environment = container_environment(service)
     assert int(environment["WORKERS"]) == 2  # functions-framework: int(), "" would stop it
     assert environment["REQUEST_BODY_TIMEOUT_S"] == ""
-    timeout = env_number("REQUEST_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S, environment)
-    assert timeout == DEFAULT_BODY_TIMEOUT_S
+    assert ServerSettings.load(environment) == ServerSettings()
     assert environment["LOG_LEVEL"] == "INFO"
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"),
+    [
+        ("search-agent", SearchConfig),
+        ("data-processor-agent", Limits),
+        ("tavily-agent", TavilySettings),
+    ],
+)
+def test_every_agent_reads_what_compose_passes_as_its_defaults(
+    service: str, settings: type[FunctionSettings]
+) -> None:
+    assert settings.load(container_environment(service)) == settings.load({})
 
 
 def test_the_gateway_reads_empty_settings_as_its_defaults() -> None:
@@ -119,13 +135,13 @@ def test_the_gateway_reads_empty_settings_as_its_defaults() -> None:
     passed = [name for name in environment if name.startswith("GATEWAY_")]
     assert {"GATEWAY_DEADLINE_S", "GATEWAY_MAX_BODY_BYTES", "GATEWAY_MAX_ATTEMPTS"} <= set(passed)
     assert {"GATEWAY_CIRCUIT_FAILURES", "GATEWAY_CIRCUIT_COOLDOWN_S"} <= set(passed)
-    assert load_gateway_config(environment) == load_gateway_config({})
+    assert GatewayConfig.load(environment) == GatewayConfig.load({})
 
 
 def test_the_gateway_settings_reach_its_config() -> None:
     document = interpolate_tree(compose_documents()[0], {"GATEWAY_MAX_ATTEMPTS": "5"})
     environment = document["services"]["model-gateway"]["environment"]
-    assert load_gateway_config(environment).retry.max_attempts == 5
+    assert GatewayConfig.load(environment).retry.max_attempts == 5
 
 
 def test_the_orchestrator_finds_the_services_by_name_and_has_no_sink() -> None:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.config import config_path, load_config
 from shared.errors import NotFound
 from shared.resilience import CircuitSettings, RetrySettings
+from shared.settings import FunctionSettings, SettingsFile
 
 ProviderName = Literal["anthropic", "bedrock", "local"]
-
-ENV_OVERRIDES = {
-    "GATEWAY_DEADLINE_S": "deadline_s",
-    "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
-    "GATEWAY_MAX_ATTEMPTS": "retry.max_attempts",
-    "GATEWAY_CIRCUIT_FAILURES": "circuit.failure_threshold",
-    "GATEWAY_CIRCUIT_COOLDOWN_S": "circuit.cooldown_s",
-}
 
 
 class Deployment(BaseModel):
@@ -75,8 +66,17 @@ class Route(BaseModel):
         return {"deployments": data} if isinstance(data, list) else data
 
 
-class GatewayConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GatewayConfig(FunctionSettings):
+    """``$GATEWAY_CONFIG`` or ``config/gateway.yaml``, with the variables of ``env`` on top."""
+
+    file = SettingsFile("GATEWAY_CONFIG", "gateway.yaml")
+    env = {
+        "GATEWAY_DEADLINE_S": "deadline_s",
+        "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
+        "GATEWAY_MAX_ATTEMPTS": "retry.max_attempts",
+        "GATEWAY_CIRCUIT_FAILURES": "circuit.failure_threshold",
+        "GATEWAY_CIRCUIT_COOLDOWN_S": "circuit.cooldown_s",
+    }
 
     routes: dict[str, Route]
     aliases: dict[str, str] = {}
@@ -125,8 +125,3 @@ class GatewayConfig(BaseModel):
         """Anthropic's answer to a model it does not serve: 404 ``not_found_error``."""
         known = ", ".join(self.routes)
         return NotFound(f"model: {model[:100]!r} is not served by this gateway; routes: {known}")
-
-
-def load_gateway_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    path = config_path("GATEWAY_CONFIG", "gateway.yaml", environ)
-    return load_config(GatewayConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)

@@ -10,7 +10,7 @@ from typing import Any
 
 from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
-from functions.gateway.config import GatewayConfig, load_gateway_config
+from functions.gateway.config import GatewayConfig
 from functions.gateway.edge import MODEL_ROUTE, Cors, GatewayApp, path_id
 from functions.gateway.messages import validate_count_request, validate_messages_request
 from functions.gateway.providers.anthropic import AnthropicProvider
@@ -154,7 +154,7 @@ def build_service(
     providers: dict[str, Provider] | None = None,
 ) -> GatewayService:
     environ = os.environ if environ is None else environ
-    config = load_gateway_config(environ)
+    config = GatewayConfig.load(environ)
     providers = providers or default_providers(environ, config)
     router = Router(config, providers, redactor=Redactor.from_environ(environ))
     return GatewayService(config, router, frozenset(gateway_keys(environ)))

@@ -16,8 +16,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from functions.orchestrator.budgets import BudgetSettings
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from shared.config import config_path, load_config, read_yaml
+from shared.config import read_yaml
 from shared.errors import ConfigError
 from shared.manifest import (
     AGENT_NAME,
@@ -28,6 +29,7 @@ from shared.manifest import (
     url_variable,
 )
 from shared.resilience import CircuitSettings, RetrySettings
+from shared.settings import FunctionSettings, SettingsFile
 
 AGENTS_VARIABLE = "AGENTS"
 
@@ -97,27 +99,6 @@ class AgentCallSettings(_Strict):
     schema_timeout_s: float = Field(default=3.0, gt=0, le=60)
 
 
-class BudgetSettings(_Strict):
-    max_steps: int = Field(default=8, ge=1)
-    max_steps_cap: int = Field(default=32, ge=1, le=1000)
-    timeout_s: float = Field(default=60.0, gt=0)
-    timeout_cap_s: float = Field(default=300.0, gt=0, le=3600)
-    max_tokens: int = Field(default=50_000, ge=1)
-    """Input plus output tokens over all model calls of one run."""
-    max_tokens_cap: int = Field(default=1_000_000, ge=1)
-
-    @model_validator(mode="after")
-    def _defaults_within_caps(self) -> BudgetSettings:
-        for name, cap in (
-            ("max_steps", "max_steps_cap"),
-            ("timeout_s", "timeout_cap_s"),
-            ("max_tokens", "max_tokens_cap"),
-        ):
-            if getattr(self, name) > getattr(self, cap):
-                raise ValueError(f"{name} ({getattr(self, name)}) is above {cap}")
-        return self
-
-
 class SinkSettings(_Strict):
     url: str | None = Field(default=None, pattern=r"^https?://")
     """Where results go as CloudEvents (``K_SINK``); none by default."""
@@ -129,7 +110,16 @@ class SinkSettings(_Strict):
     source: str = Field(default="/agentorch/orchestrator", min_length=1)
 
 
-class OrchestratorConfig(_Strict):
+CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
+
+
+class OrchestratorConfig(FunctionSettings):
+    """``$ORCHESTRATOR_CONFIG`` or ``config/orchestrator.yaml``, with ``env`` on top (the agents'
+    URL variables are ``ENV_OVERRIDES``)."""
+
+    file = CONFIG_FILE
+    env = ENV_OVERRIDES
+
     ai_provider: Literal["gateway"] = "gateway"
     """Model calls go through the model gateway; no provider key lives here."""
     gateway: GatewaySettings
@@ -165,7 +155,7 @@ class OrchestratorConfig(_Strict):
 
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
     environ = os.environ if environ is None else environ
-    path = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ)
+    path = CONFIG_FILE.path(environ)
     wanted = read_yaml(path).get("manifest_agents")
     builtin = load_manifest(manifest_path(environ)).agents if wanted else ()
     # The shipped agents' variables apply to any file (as they always have), a file's own too.
@@ -173,7 +163,7 @@ def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> Orches
         **ENV_OVERRIDES,
         **env_overrides([*(a.name for a in builtin), *_file_agents(path)]),
     }
-    config = load_config(OrchestratorConfig, path, env_overrides=overrides, environ=environ)
+    config = OrchestratorConfig.load(environ, env=overrides)
     agents = {a.name: config.agents.get(a.name) or AgentEntry(url=a.local_url) for a in builtin}
     agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)
     agents = merge_env_agents(agents, environ, overrides)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator.agents import AgentCallError, Agents
+from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply
 from functions.orchestrator.prompt import system_prompt, task_message
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
@@ -41,30 +42,12 @@ CANCELLED = "not finished: the run's time budget ran out"
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_steps: int
-    """Model and agent steps in the trace."""
-    timeout_s: float
-    max_tokens: int
-    """Input plus output tokens over all model calls."""
-
-
-@dataclass(frozen=True)
 class Task:
     text: str
-    limits: Limits
+    budget: Budget
     data: TaskData | None = None
     agents: tuple[str, ...] | None = None
     """Only these agents may be used; None for all."""
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    model_timeout_s: float = 60.0
-    max_tokens_per_call: int = 1024
-    max_parallel: int = 4
-    max_data_chars: int = 4000
-    max_result_chars: int = 8000
 
 
 async def run_task(
@@ -108,12 +91,12 @@ class _Run:
         self.started = time.perf_counter()
 
     async def execute(self) -> RunResult:
-        budget = asyncio.timeout(self.task.limits.timeout_s)
+        clock = asyncio.timeout(self.task.budget.timeout_s)
         try:
-            async with budget:
+            async with clock:
                 await self._loop()
         except TimeoutError:
-            if not budget.expired():
+            if not clock.expired():
                 raise
             self._end(Status.STOPPED, StopReason.TIMEOUT)
         except asyncio.CancelledError:  # its caller went away, or the worker is stopping
@@ -139,11 +122,11 @@ class _Run:
         definitions = [tool.definition() for tool in self.tools.values()]
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
         messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
-        limits = self.task.limits
+        budget = self.task.budget
         while True:
-            if len(self.steps) >= limits.max_steps:
+            if len(self.steps) >= budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
-            if self.usage.tokens >= limits.max_tokens:
+            if self.usage.tokens >= budget.max_tokens:
                 return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
             reply = await self._model_step(system, definitions, messages)
             if reply is None:
@@ -154,7 +137,7 @@ class _Run:
                 if reply.stop_reason == "max_tokens":
                     return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
                 return self._end(Status.COMPLETED, StopReason.END_TURN)
-            if len(self.steps) + len(calls) > limits.max_steps:
+            if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
 
@@ -242,7 +225,7 @@ class _Run:
         return reply
 
     def _call_tokens(self) -> int:
-        left = self.task.limits.max_tokens - self.usage.tokens
+        left = self.task.budget.max_tokens - self.usage.tokens
         return max(1, min(self.settings.max_tokens_per_call, left))
 
     async def _agent_steps(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -306,7 +289,7 @@ class _Run:
         """The run's time left, plus a margin: the run's own budget must fire first, so that
         a call cut by it is reported as the run's timeout, not as the call's failure."""
         spent = time.perf_counter() - self.started
-        return max(0.001, self.task.limits.timeout_s - spent) + 0.5
+        return max(0.001, self.task.budget.timeout_s - spent) + 0.5
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -332,7 +315,7 @@ class _Run:
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:
         if status is Status.COMPLETED:
             return self.last_text
-        lines = [_why(reason, self.task.limits, error)]
+        lines = [_why(reason, self.task.budget, error)]
         if self.last_text:
             lines.append(f"The model's last words: {self.last_text}")
         found = [s for s in self.steps if s.kind == "agent" and s.ok]
@@ -362,11 +345,11 @@ def log_run(result: RunResult) -> None:
         log.info("run finished", extra=fields)
 
 
-def _why(reason: StopReason, limits: Limits, error: str | None) -> str:
+def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
     texts: Mapping[StopReason, str] = {
-        StopReason.MAX_STEPS: f"Stopped: the step budget ({limits.max_steps}) ran out.",
-        StopReason.TIMEOUT: f"Stopped: the time budget ({limits.timeout_s:g} s) ran out.",
-        StopReason.MAX_TOKENS: f"Stopped: the token budget ({limits.max_tokens}) ran out.",
+        StopReason.MAX_STEPS: f"Stopped: the step budget ({budget.max_steps}) ran out.",
+        StopReason.TIMEOUT: f"Stopped: the time budget ({budget.timeout_s:g} s) ran out.",
+        StopReason.MAX_TOKENS: f"Stopped: the token budget ({budget.max_tokens}) ran out.",
     }
     return texts.get(reason, f"Failed: {error or reason.value}.")
 

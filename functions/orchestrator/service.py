@@ -16,8 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from functions.orchestrator.agent_sources import agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents
-from functions.orchestrator.config import OrchestratorConfig, load_orchestrator_config
-from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, run_task
+from functions.orchestrator.budgets import LoopSettings
+from functions.orchestrator.config import (
+    CONFIG_FILE,
+    OrchestratorConfig,
+    load_orchestrator_config,
+)
+from functions.orchestrator.loop import Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
@@ -28,7 +33,7 @@ from shared import logs
 from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
-from shared.config import config_path, gateway_client_key
+from shared.config import gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call, Reply
 from shared.inbound import Inbound, require_object
@@ -66,14 +71,7 @@ class OrchestratorService:
     """The loop's settings, from ``config`` (made once, not per run)."""
 
     def __post_init__(self) -> None:
-        config = self.config
-        self.settings = LoopSettings(
-            model_timeout_s=config.gateway.timeout_s,
-            max_tokens_per_call=config.gateway.max_tokens_per_call,
-            max_parallel=config.agent_calls.max_parallel,
-            max_data_chars=config.max_data_chars_in_prompt,
-            max_result_chars=config.max_result_chars,
-        )
+        self.settings = LoopSettings.of(self.config)
 
     async def submit(self, call: Call) -> Reply:
         inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
@@ -124,17 +122,8 @@ class OrchestratorService:
             raise BadRequest(validation_message(exc)) from exc
         if not request.task.strip():
             raise BadRequest("task: is blank; say what you want done")
-        budgets = self.config.budgets
-        limits = Limits(
-            max_steps=_within(
-                "max_steps", request.max_steps, budgets.max_steps, budgets.max_steps_cap
-            ),
-            timeout_s=_within(
-                "timeout_s", request.timeout_s, budgets.timeout_s, budgets.timeout_cap_s
-            ),
-            max_tokens=_within(
-                "max_tokens", request.max_tokens, budgets.max_tokens, budgets.max_tokens_cap
-            ),
+        budget = self.config.budgets.budget_for(
+            request.max_steps, request.timeout_s, request.max_tokens
         )
         agents = None
         if request.agents is not None:
@@ -145,7 +134,7 @@ class OrchestratorService:
                     f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
                 )
             agents = tuple(dict.fromkeys(request.agents))
-        task = Task(request.task, limits, parse_task_data(request.data), agents)
+        task = Task(request.task, budget, parse_task_data(request.data), agents)
         return task, request.stream
 
     async def list_agents(self, call: Call) -> Reply:
@@ -177,14 +166,6 @@ class OrchestratorService:
         return {"agents": self.agents.names(), "sink": self.sink is not None}
 
 
-def _within(name: str, asked: Any, default: Any, cap: Any) -> Any:
-    if asked is None:
-        return default
-    if asked > cap:
-        raise BadRequest(f"{name}: {asked} is above the limit of {cap}")
-    return asked
-
-
 def _run_id(inbound: Inbound) -> str:
     if inbound.event_id is not None:  # then the source is a non-empty string too
         return event_run_id(inbound.event_source or "", inbound.event_id)
@@ -210,7 +191,7 @@ def build_service(
     if agents is None:
         headers = agent_headers(config.agents, environ)
         logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
-        config_file = config_path("ORCHESTRATOR_CONFIG", "orchestrator.yaml", environ).name
+        config_file = CONFIG_FILE.path(environ).name
         manifest = load_manifest(manifest_path(environ)) if config.manifest_agents else None
         builtin = [agent.name for agent in manifest.agents] if manifest else []
         sources = agent_sources(config.agents, environ, config_file, builtin)

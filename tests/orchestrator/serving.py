@@ -14,7 +14,7 @@ from pathlib import Path
 import functions_framework
 import uvicorn
 
-from functions.orchestrator.config import ENV_OVERRIDES
+from functions.orchestrator.config import OrchestratorConfig
 from tests.served import refused_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ async def serve_orchestrator() -> AsyncIterator[str]:
     pinned to a refused address: that file's URLs are the stack's ports (8080-8085, 8585),
     which another running stack may serve. (A test's own config file names its own URLs.)"""
     if not os.environ.get("ORCHESTRATOR_CONFIG"):
-        for variable in ENV_OVERRIDES:
+        for variable in OrchestratorConfig.env:
             if variable != "K_SINK" and not os.environ.get(variable):
                 os.environ[variable] = refused_url()  # the test's environment is restored after
     app = functions_framework.create_app("orchestrator", ORCHESTRATOR_SOURCE)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator.loop import Limits, LoopSettings, Task, run_task
+from functions.orchestrator.budgets import Budget, LoopSettings
+from functions.orchestrator.loop import Task, run_task
 from functions.orchestrator.tools import parse_task_data
 from functions.orchestrator.trace import RunResult, Status, StopReason
 from shared.aio import AsyncHttp
@@ -27,7 +28,7 @@ from tests.orchestrator.fakes import (
 )
 
 pytestmark = pytest.mark.anyio
-LIMITS = Limits(max_steps=8, timeout_s=10, max_tokens=50_000)
+BUDGET = Budget(max_steps=8, timeout_s=10, max_tokens=50_000)
 
 
 async def run(
@@ -36,7 +37,7 @@ async def run(
     http: AsyncHttp,
     task: str = "what is 6*7?",
     *,
-    limits: Limits = LIMITS,
+    budget: Budget = BUDGET,
     data: Any = None,
     extra: dict[str, str] | None = None,
     events: list[tuple[str, dict[str, Any]]] | None = None,
@@ -46,7 +47,7 @@ async def run(
             events.append((event, payload))
 
     return await run_task(
-        Task(task, limits, parse_task_data(data)),
+        Task(task, budget, parse_task_data(data)),
         run_id="run_test",
         model=model,
         agents=directory(fakes, http, extra=extra),
@@ -163,7 +164,7 @@ async def test_step_budget_stops_with_what_is_known(
     model = ScriptedModel().enqueue(
         *[tool_use(("calculator", {"expression": f"{n}+1"})) for n in range(5)]
     )
-    result = await run(model, fake_agents, http, limits=Limits(4, 10, 50_000))
+    result = await run(model, fake_agents, http, budget=Budget(4, 10, 50_000))
 
     assert result.status is Status.STOPPED and result.stop_reason is StopReason.MAX_STEPS
     assert len(result.steps) == 4  # model, agent, model, agent: no room for another model call
@@ -177,7 +178,7 @@ async def test_step_budget_refuses_a_turn_that_does_not_fit(
     with_calculator(fake_agents)
     calls = [("calculator", {"expression": f"{n}+1"}) for n in range(3)]
     model = ScriptedModel().enqueue(tool_use(*calls))
-    result = await run(model, fake_agents, http, limits=Limits(3, 10, 50_000))
+    result = await run(model, fake_agents, http, budget=Budget(3, 10, 50_000))
 
     assert result.stop_reason is StopReason.MAX_STEPS and len(result.steps) == 1
     assert fake_agents.calls("calculator") == []
@@ -190,7 +191,7 @@ async def test_token_budget_stops_before_the_next_model_call(
     model = ScriptedModel().enqueue(
         tool_use(("calculator", {"expression": "2*3"}), input_tokens=900, output_tokens=200)
     )
-    result = await run(model, fake_agents, http, limits=Limits(8, 10, 1000))
+    result = await run(model, fake_agents, http, budget=Budget(8, 10, 1000))
 
     assert result.status is Status.STOPPED and result.stop_reason is StopReason.MAX_TOKENS
     assert result.usage.tokens == 1100
@@ -212,7 +213,7 @@ async def test_time_budget_cancels_what_is_in_flight(
     model = ScriptedModel().enqueue(tool_use(("search", {"query": "slow"})))
     events: list[tuple[str, dict[str, Any]]] = []
     started = asyncio.get_running_loop().time()
-    result = await run(model, fake_agents, http, limits=Limits(8, 0.3, 50_000), events=events)
+    result = await run(model, fake_agents, http, budget=Budget(8, 0.3, 50_000), events=events)
     never.set()  # let the fake's handler end, so the server closes at once
 
     assert asyncio.get_running_loop().time() - started < 3

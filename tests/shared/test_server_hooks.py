@@ -100,7 +100,7 @@ def test_a_worker_gunicorn_builds_after_install_speaks_the_bounded_protocol() ->
         "uvicorn-worker: UvicornWorker.CONFIG_KWARGS is no longer a dict class attribute, "
         "which shared.server.install() sets"
     )
-    server.install({"SHUTDOWN_GRACE_S": "3"})
+    server.install(server.ServerSettings.load({"SHUTDOWN_GRACE_S": "3"}))
     cfg = GunicornConfig()
     worker = UvicornWorker(
         age=0, ppid=os.getpid(), sockets=[], app=None, timeout=30, cfg=cfg, log=Logger(cfg)

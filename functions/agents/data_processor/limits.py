@@ -1,20 +1,19 @@
 """How much work one request may ask of the data processor, read once at start-up.
 
-Every limit has an environment override so an operator can tune it without a code change; a bad
-value stops the function at start with a message naming the variable.
+Every limit has an environment override (``DATA_PROCESSOR_<NAME>``, e.g.
+``DATA_PROCESSOR_MAX_ROWS``) so an operator can tune it without a code change; a bad value
+stops the function at start with a message naming the variable.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, Any, Self
 
-from shared.errors import ConfigError
+from pydantic import AfterValidator, Field, model_validator
 
-NumberT = TypeVar("NumberT", int, float)
+from shared.settings import FunctionSettings
+
 _MEMORY = re.compile(r"^(\d+(\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
 _UNITS = {
     **{unit: 1000**power for power, unit in enumerate(["B", "KB", "MB", "GB", "TB"])},
@@ -22,31 +21,56 @@ _UNITS = {
 }
 # What a query process needs before any data: the interpreter, DuckDB's library, its threads.
 _PROCESS_BASE_BYTES = 256 * 1024 * 1024
+DEFAULT_MEMORY_LIMIT = "256MB"
+DEFAULT_PROCESS_MEMORY = "1GB"
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_rows: int = 10_000
+def _a_size(text: str) -> str:
+    # Checked here because DuckDB would only complain on the first request.
+    if not _MEMORY.match(text.strip()):
+        raise ValueError(f"expected a size such as 256MB or 1GB, got {text[:40]!r}")
+    return text.strip()
+
+
+Size = Annotated[str, AfterValidator(_a_size)]
+
+
+class Limits(FunctionSettings):
+    """The data processor's settings, from its environment (it has no file)."""
+
+    env = {
+        "DATA_PROCESSOR_MAX_ROWS": "max_rows",
+        "DATA_PROCESSOR_MAX_COLUMNS": "max_columns",
+        "DATA_PROCESSOR_MAX_RESULT_ROWS": "max_result_rows",
+        "DATA_PROCESSOR_MAX_RESULT_BYTES": "max_result_bytes",
+        "DATA_PROCESSOR_QUERY_TIMEOUT_S": "query_timeout_s",
+        "DATA_PROCESSOR_MEMORY_LIMIT": "memory_limit",
+        "DATA_PROCESSOR_MAX_BODY_BYTES": "max_body_bytes",
+        "DATA_PROCESSOR_WORKERS": "workers",
+        "DATA_PROCESSOR_PROCESS_MEMORY": "process_memory",
+    }
+
+    max_rows: int = Field(default=10_000, gt=0)
     """Input rows (JSON rows or CSV records) a request may carry."""
-    max_columns: int = 200
+    max_columns: int = Field(default=200, gt=0)
     """Distinct columns a request's data may have."""
-    max_result_rows: int = 1_000
+    max_result_rows: int = Field(default=1_000, gt=0)
     """Rows an answer may hold; more set ``truncated``."""
-    max_result_bytes: int = 1_000_000
+    max_result_bytes: int = Field(default=1_000_000, gt=0)
     """JSON size of an answer's rows in bytes; more set ``truncated`` (a few wide rows can be
     huge), and a first row over it alone is a 400. DuckDB checks it before Python copies a row."""
-    query_timeout_s: float = 5.0
+    query_timeout_s: float = Field(default=5.0, gt=0)
     """Wall time for loading the data and running the query, then DuckDB is interrupted (it
     notices between steps of execution; ``sandbox`` says what it cannot stop)."""
-    memory_limit: str = "256MB"
+    memory_limit: Size = DEFAULT_MEMORY_LIMIT
     """DuckDB's ``memory_limit`` for the per-request database: what a query holds while it
     executes, not constants evaluated while binding it (``sandbox`` says what else escapes)."""
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     """HTTP body limit: CSV text or JSON rows for 10,000 rows do not fit in the 1 MiB default."""
-    workers: int = 2
+    workers: int = Field(default=2, gt=0)
     """Query processes per server process (``pool``): how many requests compute at once; the
     rest wait up to ``query_timeout_s`` for one, then get a 503."""
-    process_memory: str = "1GB"
+    process_memory: Size = DEFAULT_PROCESS_MEMORY
     """The operating system's bound on one query process's address space (``RLIMIT_AS``): it
     holds whatever ``memory_limit`` does not count. The process itself takes about 200 MB."""
 
@@ -54,29 +78,32 @@ class Limits:
     def process_memory_bytes(self) -> int:
         return size_in_bytes(self.process_memory)
 
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        env = os.environ if environ is None else environ
-        defaults = cls()
-        return cls(
-            max_rows=_positive(env, "DATA_PROCESSOR_MAX_ROWS", defaults.max_rows, int),
-            max_columns=_positive(env, "DATA_PROCESSOR_MAX_COLUMNS", defaults.max_columns, int),
-            max_result_rows=_positive(
-                env, "DATA_PROCESSOR_MAX_RESULT_ROWS", defaults.max_result_rows, int
-            ),
-            max_result_bytes=_positive(
-                env, "DATA_PROCESSOR_MAX_RESULT_BYTES", defaults.max_result_bytes, int
-            ),
-            query_timeout_s=_positive(
-                env, "DATA_PROCESSOR_QUERY_TIMEOUT_S", defaults.query_timeout_s, float
-            ),
-            memory_limit=_memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", defaults.memory_limit),
-            max_body_bytes=_positive(
-                env, "DATA_PROCESSOR_MAX_BODY_BYTES", defaults.max_body_bytes, int
-            ),
-            workers=_positive(env, "DATA_PROCESSOR_WORKERS", defaults.workers, int),
-            process_memory=_process_memory(env, defaults.process_memory),
+    def _room_for_duckdb(cls, data: Any) -> Any:
+        """Left out, ``process_memory`` is 1GB, or room for a larger ``memory_limit``."""
+        if not isinstance(data, dict) or data.get("process_memory"):
+            return data
+        limit = data.get("memory_limit", DEFAULT_MEMORY_LIMIT)
+        if not isinstance(limit, str) or not _MEMORY.match(limit.strip()):
+            return data  # the field's own check names the problem
+        roomy = max(
+            size_in_bytes(DEFAULT_PROCESS_MEMORY), size_in_bytes(limit) + 2 * _PROCESS_BASE_BYTES
         )
+        if roomy == size_in_bytes(DEFAULT_PROCESS_MEMORY):
+            return data
+        return {**data, "process_memory": f"{roomy // 2**20}MiB"}
+
+    @model_validator(mode="after")
+    def _process_holds_duckdb(self) -> Self:
+        needed = size_in_bytes(self.memory_limit) + _PROCESS_BASE_BYTES
+        if self.process_memory_bytes < needed:
+            raise ValueError(
+                f"$DATA_PROCESSOR_PROCESS_MEMORY: {self.process_memory} is too small for a "
+                f"query process with a DuckDB memory_limit of {self.memory_limit}; give it at "
+                f"least {needed // 2**20} MiB"
+            )
+        return self
 
 
 def size_in_bytes(text: str) -> int:
@@ -86,45 +113,3 @@ def size_in_bytes(text: str) -> int:
         raise ValueError(f"not a size: {text!r}")
     number, unit = float(match.group(1)), match.group(3).upper()
     return int(number * _UNITS[unit])
-
-
-def _positive(
-    env: Mapping[str, str], name: str, default: NumberT, cast: Callable[[str], NumberT]
-) -> NumberT:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = cast(raw.strip())
-    except ValueError:
-        raise ConfigError(f"${name}: expected a positive number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"${name}: expected a positive number, got {raw!r}")
-    return value
-
-
-def _memory(env: Mapping[str, str], name: str, default: str) -> str:
-    # Checked here because DuckDB would only complain on the first request.
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    if not _MEMORY.match(raw):
-        raise ConfigError(f"${name}: expected a size such as 256MB or 1GB, got {raw!r}")
-    return raw
-
-
-def _process_memory(env: Mapping[str, str], default: str) -> str:
-    """The query process's memory: by default 1GB, or room for a larger DuckDB memory_limit."""
-    name = "DATA_PROCESSOR_PROCESS_MEMORY"
-    duckdb_limit = _memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", Limits.memory_limit)
-    needed = size_in_bytes(duckdb_limit) + _PROCESS_BASE_BYTES
-    chosen = _memory(env, name, "")
-    if not chosen:
-        roomy = max(size_in_bytes(default), needed + _PROCESS_BASE_BYTES)
-        return default if roomy == size_in_bytes(default) else f"{roomy // 2**20}MiB"
-    if size_in_bytes(chosen) < needed:
-        raise ConfigError(
-            f"${name}: {chosen} is too small for a query process with a DuckDB memory_limit of "
-            f"{duckdb_limit}; give it at least {needed // 2**20} MiB"
-        )
-    return chosen

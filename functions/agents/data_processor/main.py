@@ -10,7 +10,7 @@ from shared.agent import agent_app
 from shared.runtime import prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
-_limits = Limits.from_env()
+_limits = Limits.load()
 _app = agent_app(build_spec(_limits), max_body_bytes=_limits.max_body_bytes)
 
 

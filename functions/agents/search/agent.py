@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.agents.search.config import SearchConfig, load_search_config
+from functions.agents.search.config import SearchConfig
 from functions.agents.search.index import SearchIndex, query_terms
 from shared.agent import AgentResult, AgentSpec
 
@@ -44,7 +44,7 @@ def describe(about: str) -> str:
 
 def build_spec(config: SearchConfig | None = None) -> AgentSpec[SearchInput]:
     """The agent, reading ``config/search.yaml`` (and the environment) unless given a config."""
-    config = config or load_search_config()
+    config = config or SearchConfig.load()
     index = SearchIndex(
         config.corpus_path(),
         snippet_tokens=config.snippet_tokens,

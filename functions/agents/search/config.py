@@ -1,15 +1,13 @@
-"""The search agent's configuration: ``config/search.yaml``, with environment overrides."""
+"""The search agent's settings: ``config/search.yaml``, with the environment on top."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from shared.config import REPO_ROOT, config_path, load_config
-
-ENV_OVERRIDES = {"SEARCH_CORPUS_DIR": "corpus_dir"}
+from shared.config import REPO_ROOT
+from shared.settings import FunctionSettings, SettingsFile
 
 DEFAULT_ABOUT = (
     "the documentation of Agent Orchestrator itself: what it is, its architecture, how to run "
@@ -18,8 +16,11 @@ DEFAULT_ABOUT = (
 )
 
 
-class SearchConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchConfig(FunctionSettings):
+    """``$SEARCH_CONFIG`` or ``config/search.yaml``; ``$SEARCH_CORPUS_DIR`` overrides the folder."""
+
+    file = SettingsFile("SEARCH_CONFIG", "search.yaml")
+    env = {"SEARCH_CORPUS_DIR": "corpus_dir"}
 
     corpus_dir: str = "config/knowledge"
     """Folder of ``*.md``/``*.txt`` documents; a relative path is taken from the repository root."""
@@ -33,9 +34,3 @@ class SearchConfig(BaseModel):
     def corpus_path(self) -> Path:
         path = Path(self.corpus_dir).expanduser()
         return path if path.is_absolute() else REPO_ROOT / path
-
-
-def load_search_config(environ: Mapping[str, str] | None = None) -> SearchConfig:
-    """``$SEARCH_CONFIG`` or ``config/search.yaml``; ``$SEARCH_CORPUS_DIR`` overrides the folder."""
-    path = config_path("SEARCH_CONFIG", "search.yaml", environ)
-    return load_config(SearchConfig, path, env_overrides=ENV_OVERRIDES, environ=environ)

@@ -8,7 +8,6 @@ running service, or set by a test, takes effect without a restart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -87,10 +86,10 @@ EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "
 
 def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInput]:
     """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``."""
-    started = TavilySettings.from_env(environ)
+    started = TavilySettings.load(environ)
 
     def settings() -> TavilySettings:
-        return replace(started, api_key=api_key_from_env(environ))
+        return started.model_copy(update={"api_key": api_key_from_env(environ)})
 
     def not_configured() -> str | None:
         # Cheap on purpose: says whether a key is set, never calls Tavily.

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from shared.errors import (
     BadGateway,
-    ConfigError,
     CredentialsRefused,
     DependencyRefused,
     NotConfigured,
@@ -27,51 +28,47 @@ from shared.errors import (
 )
 from shared.http import JsonResponse
 from shared.outbound import request_json
+from shared.settings import FunctionSettings
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_S = 12.0
+API_KEY_VARIABLE = "TAVILY_API_KEY"
 SERVICE = "Tavily"
 NOT_CONFIGURED_REASON = (
     "Tavily web search is not configured: set TAVILY_API_KEY to enable this agent"
 )
 
 
-@dataclass(frozen=True)
-class TavilySettings:
-    api_key: str | None
+class TavilySettings(FunctionSettings):
+    """The agent's settings, from its environment (it has no file)."""
+
+    env = {
+        API_KEY_VARIABLE: "api_key",
+        "TAVILY_BASE_URL": "base_url",
+        "TAVILY_TIMEOUT_S": "timeout_s",
+    }
+
+    api_key: str | None = None
     """``TAVILY_API_KEY``; without it the agent answers 503 ``not_configured``."""
     base_url: str = DEFAULT_BASE_URL
     """``TAVILY_BASE_URL``: the API root, e.g. a local fake's address in tests."""
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300)
     """``TAVILY_TIMEOUT_S``: how long one search may take before the agent answers 504."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _without_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
 
     @property
     def configured(self) -> bool:
         return bool(self.api_key)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TavilySettings:
-        env = os.environ if environ is None else environ
-        raw_timeout = (env.get("TAVILY_TIMEOUT_S") or "").strip()
-        try:
-            timeout_s = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
-        except ValueError:
-            timeout_s = -1.0
-        if not 0 < timeout_s <= 300:
-            raise ConfigError(
-                f"$TAVILY_TIMEOUT_S: expected seconds in (0, 300], got {raw_timeout!r}"
-            )
-        return cls(
-            api_key=api_key_from_env(env),
-            base_url=(env.get("TAVILY_BASE_URL") or "").strip().rstrip("/") or DEFAULT_BASE_URL,
-            timeout_s=timeout_s,
-        )
-
 
 def api_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
-    """``TAVILY_API_KEY``, or None when it is unset or blank."""
+    """``TAVILY_API_KEY``, or None when it is unset or blank (as ``TavilySettings.load``)."""
     env = os.environ if environ is None else environ
-    return (env.get("TAVILY_API_KEY") or "").strip() or None
+    return (env.get(API_KEY_VARIABLE) or "").strip() or None
 
 
 @dataclass(frozen=True)

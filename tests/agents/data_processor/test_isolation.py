@@ -140,7 +140,7 @@ def test_the_pool_size_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_PROCESSOR_WORKERS", "1")
     client = function_client("data_processor")
     assert client.get("/health").get_json()["query_processes"] == 1
-    assert Limits.from_env({}).workers == 2
+    assert Limits.load({}).workers == 2
 
 
 SERVER = textwrap.dedent(

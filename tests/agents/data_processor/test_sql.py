@@ -210,7 +210,7 @@ def test_json_safe(value: object, expected: object) -> None:
 
 
 def test_limits_from_env() -> None:
-    limits = Limits.from_env(
+    limits = Limits.load(
         {
             "DATA_PROCESSOR_QUERY_TIMEOUT_S": "2.5",
             "DATA_PROCESSOR_MAX_ROWS": "50",
@@ -218,7 +218,7 @@ def test_limits_from_env() -> None:
         }
     )
     assert (limits.query_timeout_s, limits.max_rows, limits.memory_limit) == (2.5, 50, "1GB")
-    assert Limits.from_env({}) == Limits()
+    assert Limits.load({}) == Limits()
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ def test_limits_from_env() -> None:
 )
 def test_bad_limit_variables_stop_start_up_naming_them(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        Limits.from_env({variable: raw})
+        Limits.load({variable: raw})
 
 
 # Regressions: these answered 500 (OverflowError converting to timedelta, RecursionError in
@@ -289,3 +289,11 @@ def test_deep_values_over_http_are_never_a_500() -> None:
     for query in (_deep(900), "SELECT to_days(1000000000) AS v"):
         response = client.post("/", json={"operation": "sql", "rows": ROWS, "query": query})
         assert response.status_code == 200, response.get_json()
+
+
+def test_the_query_process_makes_room_for_a_larger_duckdb_limit() -> None:
+    assert Limits.load({}).process_memory == "1GB"
+    roomy = Limits.load({"DATA_PROCESSOR_MEMORY_LIMIT": "2GB"})
+    assert roomy.process_memory_bytes >= 2 * 10**9 + 256 * 2**20  # DuckDB and the process
+    with pytest.raises(ConfigError, match=r"PROCESS_MEMORY: 1GB is too small .* at least"):
+        Limits.load({"DATA_PROCESSOR_MEMORY_LIMIT": "2GB", "DATA_PROCESSOR_PROCESS_MEMORY": "1GB"})

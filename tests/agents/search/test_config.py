@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from functions.agents.search.config import SearchConfig, load_search_config
+from functions.agents.search.config import SearchConfig
 from shared.config import REPO_ROOT
 from shared.errors import ConfigError
 
 
 def test_shipped_config_points_at_the_shipped_corpus() -> None:
-    config = load_search_config(environ={})
+    config = SearchConfig.load({})
     assert config.corpus_path() == REPO_ROOT / "config" / "knowledge"
     assert config.corpus_path().is_dir()
 
@@ -22,14 +22,14 @@ def test_relative_corpus_dir_is_taken_from_the_repository_root() -> None:
 
 
 def test_environment_overrides_the_corpus_dir(tmp_path: Path) -> None:
-    config = load_search_config(environ={"SEARCH_CORPUS_DIR": str(tmp_path)})
+    config = SearchConfig.load({"SEARCH_CORPUS_DIR": str(tmp_path)})
     assert config.corpus_path() == tmp_path
 
 
 def test_another_config_file_can_be_named(tmp_path: Path) -> None:
     path = tmp_path / "search.yaml"
     path.write_text("corpus_dir: /srv/kb\nsnippet_tokens: 10\n")
-    config = load_search_config(environ={"SEARCH_CONFIG": str(path)})
+    config = SearchConfig.load({"SEARCH_CONFIG": str(path)})
     assert config.corpus_path() == Path("/srv/kb")
     assert config.snippet_tokens == 10
 
@@ -45,5 +45,5 @@ def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, problem: s
     path = tmp_path / "search.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_search_config(environ={"SEARCH_CONFIG": str(path)})
+        SearchConfig.load({"SEARCH_CONFIG": str(path)})
     assert f"{path}: {problem}" in caught.value.message

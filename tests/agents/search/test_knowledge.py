@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from functions.agents.search.agent import SearchInput, build_spec
-from functions.agents.search.config import load_search_config
+from functions.agents.search.config import SearchConfig
 from shared.agent import AgentSpec
 
-KNOWLEDGE = load_search_config(environ={}).corpus_path()
+KNOWLEDGE = SearchConfig.load({}).corpus_path()
 DOCUMENTS = sorted(KNOWLEDGE.glob("*.md"))
 
 
 @pytest.fixture(scope="module")
 def spec() -> AgentSpec[SearchInput]:
-    return build_spec(load_search_config(environ={}))
+    return build_spec(SearchConfig.load({}))
 
 
 def top_sources(spec: AgentSpec[SearchInput], query: str, top_k: int = 3) -> list[str]:

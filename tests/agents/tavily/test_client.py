@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,7 +31,9 @@ from tests.fakes.tavily_server import FakeTavily
 
 
 def settings_for(server: FakeTavily, **overrides: Any) -> TavilySettings:
-    return replace(TavilySettings(api_key=API_KEY, base_url=server.url, timeout_s=5.0), **overrides)
+    return TavilySettings(api_key=API_KEY, base_url=server.url, timeout_s=5.0).model_copy(
+        update=overrides
+    )
 
 
 def test_search_sends_bearer_key_and_documented_body(tavily_server: FakeTavily) -> None:
@@ -225,15 +226,15 @@ def test_error_detail_reads_tavily_error_shapes(body: object, expected: str) -> 
 
 
 def test_settings_from_env() -> None:
-    settings = TavilySettings.from_env(
+    settings = TavilySettings.load(
         {"TAVILY_API_KEY": " k ", "TAVILY_BASE_URL": "http://h:1/", "TAVILY_TIMEOUT_S": "3"}
     )
     assert settings == TavilySettings(api_key="k", base_url="http://h:1", timeout_s=3.0)
-    assert TavilySettings.from_env({}) == TavilySettings(api_key=None)
-    assert not TavilySettings.from_env({"TAVILY_API_KEY": "  "}).configured
+    assert TavilySettings.load({}) == TavilySettings(api_key=None)
+    assert not TavilySettings.load({"TAVILY_API_KEY": "  "}).configured
 
 
 @pytest.mark.parametrize("raw", ["soon", "0", "-1", "1000"])
 def test_bad_timeout_setting_names_the_variable(raw: str) -> None:
     with pytest.raises(ConfigError, match="TAVILY_TIMEOUT_S"):
-        TavilySettings.from_env({"TAVILY_TIMEOUT_S": raw})
+        TavilySettings.load({"TAVILY_TIMEOUT_S": raw})
