@@ -5,15 +5,14 @@
 Each checkout runs its own code with its own ``.venv`` (``make setup`` in it first). Every round
 runs each benchmark on both checkouts back to back, the order flipped from one round to the
 next, so that drift in the machine's load falls on both; the figures are then printed side by
-side, one cell per round. On a shared machine one round moves by 20 % or more: read the
-steadier figures (CPU per request or per task) and several rounds, not one.
+side, one line per run under each row. On a shared machine two runs of the same code differ
+widely: read the steadier figures (CPU per request or per task) over several rounds.
 
-The benchmarks, each bounded to about 3 minutes on a 2-core machine (bench/RESULTS.md says how
-long each takes):
+The benchmarks (how long each takes: bench/RESULTS.md, "Before and after"):
 
 - ``gateway``: ``python -m bench.gateway --skip-litellm --seconds 5`` (wrk and nginx needed);
 - ``profile``: ``python -m bench.orchestrator --profile`` (in-process CPU per task);
-- ``inflight``: ``python -m bench.inflight --skip-litellm --seconds 10`` (shorter runs than
+- ``inflight``: ``python -m bench.inflight --skip-litellm --seconds 10`` (runs shorter than
   ``make bench-inflight``'s 30 s, so its ratios to the ideal are lower; the same on both);
 - ``stack``: ``python -m bench.stack`` (the emulator's whole stack).
 
@@ -33,8 +32,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-Rows = dict[str, str]
-"""One run's figures: a row's name (its table and first cell) -> the rest of the row."""
+Rows = dict[str, list[str]]
+"""One run's figures: a row's name (its table's number and first cell) -> the rest of the row.
+A table's header row is kept under ``"<table>: header"``."""
 
 
 def table_rows(text: str) -> Rows:
@@ -45,23 +45,25 @@ def table_rows(text: str) -> Rows:
     for line in text.splitlines():
         if line.startswith("|"):
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            if not set(cells[0]) <= {"-", " ", ":"}:
-                rows[f"{table}: {cells[0]}"] = " | ".join(cells[1:])
+            if not in_table:
+                rows[f"{table}: header"] = cells[1:]
+            elif not set(cells[0]) <= {"-", " ", ":"}:
+                label = f"{table}: {cells[0]}"
+                while label in rows:  # the same server at another load
+                    label += " (again)"
+                rows[label] = cells[1:]
             in_table = True
             continue
         table += in_table
         in_table = False
         if line.startswith("**Streams**"):
-            rows["streams"] = line.removeprefix("**Streams**: ")
+            rows["streams"] = [line.removeprefix("**Streams**: ")]
     return rows
 
 
 def json_rows(text: str) -> Rows:
     figures = json.loads(text.strip().splitlines()[-1])
-    return {
-        key: f"{value:.3f}" if isinstance(value, float) else str(value)
-        for key, value in figures.items()
-    }
+    return {k: [f"{v:.3f}" if isinstance(v, float) else str(v)] for k, v in figures.items()}
 
 
 class Bench:
@@ -91,7 +93,7 @@ class Bench:
         elapsed = time.monotonic() - began
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-            return {"failed": f"exit {done.returncode}: {tail}"}, elapsed
+            return {"failed": [f"exit {done.returncode}: {tail}"]}, elapsed
         text = output.read_text() if "{output}" in " ".join(self.args) else done.stdout
         return self.read(text), elapsed
 
@@ -111,16 +113,28 @@ BENCHES = {
 
 
 def side_by_side(name: str, runs: dict[str, list[tuple[Rows, float]]]) -> str:
+    """Each row of ``name``'s tables, then under it that row from every run: base and new
+    alternately, round by round, the columns aligned."""
     (base, base_runs), (new, new_runs) = runs.items()
-    lines = [f"## {name}", "", f"| row | {base} | {new} |", "|---|---|---|"]
+    took = [" ".join(f"{s:.0f}" for _, s in side) for side in (base_runs, new_runs)]
+    lines = [f"== {name} (seconds per run: base {took[0]}; new {took[1]})"]
+    lines += [f"   base = {base}", f"   new  = {new}"]
     labels = dict.fromkeys(label for rows, _ in base_runs + new_runs for label in rows)
     for label in labels:
-        cells = [
-            " ;; ".join(rows.get(label, "-") for rows, _ in side) for side in (base_runs, new_runs)
-        ]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    took = [" ".join(f"{s:.0f}" for _, s in side) for side in (base_runs, new_runs)]
-    lines.append(f"| seconds per run | {took[0]} | {took[1]} |")
+        if label.endswith(": header"):
+            continue
+        header = base_runs[0][0].get(label.split(": ", 1)[0] + ": header", [])
+        grid = [["", *header]] if header else []
+        for number, (b, n) in enumerate(zip(base_runs, new_runs, strict=True), start=1):
+            grid.append([f"base r{number}", *b[0].get(label, ["-"])])
+            grid.append([f"new  r{number}", *n[0].get(label, ["-"])])
+        widths = [max(len(row[i]) for row in grid if i < len(row)) for i in range(len(grid[0]))]
+        lines.append(f"-- {label}")
+        for row in grid:
+            cells = [
+                cell.rjust(widths[i]) if i < len(widths) else cell for i, cell in enumerate(row)
+            ]
+            lines.append("   " + "  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
