@@ -11,8 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# uv installs the locked set in ~16 s where pip takes ~110 s (bench: a fresh clone, this machine);
-# pip is the fallback, so only Python and PyPI are needed either way.
+# uv installs the locked set several times faster than pip (bench/RESULTS.md, "Figures quoted in
+# the code"); pip is the fallback, so only Python and PyPI are needed either way.
 setup: $(BIN)/uv ## create .venv and install the project with its dev extra, at the locked versions
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]' || \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

@@ -16,18 +16,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import report
+from bench import gateway_report as report
+from bench.results import write_between
 from bench.tools import (
     WORK,
-    LoadResult,
+    Measured,
     PeakMemory,
     cpu_seconds,
     memory_mb,
     run_wrk,
     start_nginx,
+    stop,
     wait_until,
     write_wrk_script,
 )
@@ -44,18 +45,6 @@ HEADERS = {
     "anthropic-version": "2023-06-01",
 }
 LITELLM = WORK / "litellm" / "bin" / "litellm"
-
-
-@dataclass
-class Measured:
-    name: str
-    cold_start_s: float = 0.0
-    memory_idle: tuple[float, float] = (0.0, 0.0)
-    memory_load: tuple[float, float] = (0.0, 0.0)
-    load: dict[int, LoadResult] = field(default_factory=dict)
-    failover: LoadResult | None = None
-    cpu_us_per_request: float = 0.0
-    """The server's CPU (every process) per request answered, in the c=50 run."""
 
 
 def post_ok(url: str, body: dict[str, object]) -> bool:
@@ -181,11 +170,7 @@ def measure(
                 result.cpu_us_per_request = 1e6 * used / served if served else 0.0
         result.failover = run_wrk(f"{url}/v1/messages", failover, 1, seconds)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, 20)
     return result
 
 
@@ -231,8 +216,7 @@ def main() -> None:
         nginx.terminate()
         nginx.wait()
     section = report.render(upstream, ours, theirs, args.workers, args.seconds)
-    old = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
-    args.output.write_text(report.splice(old, section, report.BEGIN, report.END))
+    write_between(section, report.BEGIN, report.END, args.output)
     print(section)
 
 

@@ -26,17 +26,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 
 from bench.gateway import BODY, CLIENT_KEY, HEADERS, LITELLM, litellm_proxy, post_ok
-from bench.report import splice
-from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, wait_until, write_wrk_script
+from bench.results import write_between
+from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, stop, wait_until, write_wrk_script
 from emulator.compose import REPO_ROOT
 from emulator.process import free_port, functions_framework_bin
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 BEGIN, END = "<!-- inflight:begin -->", "<!-- inflight:end -->"
 EVENTS, INTERVAL = 20, 0.5
 
@@ -116,14 +114,6 @@ def measure_streams(process: subprocess.Popen[bytes], url: str, count: int) -> S
     return Streams(complete, broken, seconds, peak.peak[0])
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 def load(url: str, model: str, clients: int, seconds: int) -> LoadResult:
     script = write_wrk_script({**BODY, "model": model}, HEADERS)
     run_wrk(url, script, clients, 3, timeout_s=10)  # warm-up: connections and pools made
@@ -170,7 +160,7 @@ def main() -> None:
                     rows.append(row(name, clients, load(url, model, clients, args.seconds)))
             streams = measure_streams(process, url, args.streams)
         finally:
-            stop(process)
+            stop(process, 20)
         if not args.skip_litellm and LITELLM.exists():
             port = free_port()
             proxy = litellm_proxy(port, up_port, up_port, 2)
@@ -186,9 +176,9 @@ def main() -> None:
                         )
                     )
             finally:
-                stop(proxy)
+                stop(proxy, 20)
     finally:
-        stop(fake)
+        stop(fake, 20)
     write(rows, streams, args)
 
 
@@ -218,8 +208,7 @@ def write(rows: list[str], streams: Streams, args: argparse.Namespace) -> None:
             END,
         ]
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    RESULTS.write_text(splice(text, section, BEGIN, END))
+    write_between(section, BEGIN, END)
     print(section)
     print(json.dumps({"streams_complete": streams.complete}))
 

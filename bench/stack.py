@@ -21,9 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.report import splice
+from bench.results import write_between
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 BEGIN, END = "<!-- stack:begin -->", "<!-- stack:end -->"
 NOTE = """The stack is CPU-bound from 10 tasks at once: each task costs three requests through the
 orchestrator, two through the gateway and one agent call, each through the same server stack,
@@ -122,8 +121,7 @@ def main() -> None:
             END,
         ]
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    RESULTS.write_text(splice(text, section, BEGIN, END))
+    write_between(section, BEGIN, END)
     print(section)
 
 

@@ -1,7 +1,9 @@
-"""Measuring tools for the benchmarks: wrk runs, process memory, the nginx fake upstream."""
+"""Measuring tools for the benchmarks: wrk runs, process memory and CPU, the nginx fake
+upstream, starting and stopping what is measured."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -9,8 +11,12 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 WORK = Path(__file__).resolve().parent / ".work"
 
@@ -34,6 +40,20 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: int
+
+
+@dataclass
+class Measured:
+    """One gateway's figures in ``make bench-gateway``, as bench/gateway_report.py renders them."""
+
+    name: str
+    cold_start_s: float = 0.0
+    memory_idle: tuple[float, float] = (0.0, 0.0)
+    memory_load: tuple[float, float] = (0.0, 0.0)
+    load: dict[int, LoadResult] = field(default_factory=dict)
+    failover: LoadResult | None = None
+    cpu_us_per_request: float = 0.0
+    """The server's CPU (every process) per request answered, in the c=50 run."""
 
 
 def require(tool: str, package: str) -> None:
@@ -208,3 +228,23 @@ def wait_until(predicate: object, timeout_s: float, what: str) -> float:
             return time.monotonic() - started
         time.sleep(0.005)
     raise TimeoutError(f"{what} not ready within {timeout_s:g} s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    """Terminate ``process``, killing it if it has not ended within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine`` on uvloop when it is installed, as the servers run."""
+    try:
+        import uvloop
+
+        return uvloop.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)

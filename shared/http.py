@@ -21,7 +21,8 @@ from shared.inbound import Inbound, parse_request
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` with the encoder made once:
-``json.dumps`` with any option makes a new encoder per call (15 us against 4 here)."""
+``json.dumps`` with any option makes a new encoder per call, a cost on every call that this
+skips (bench/RESULTS.md, "Figures quoted in the code")."""
 EXECUTION_ID = "function-execution-id"
 """The header functions-framework puts its execution id in (set by the platform, or made)."""
 INSTANCE_VARIABLE = "AGENTORCH_INSTANCE"

@@ -12,8 +12,8 @@ from shared.runtime import freeze_heap_for_workers, prepare
 
 # A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
 # the requests in flight): at CPython's default (a collection every 700 new objects) the
-# collector ran ~1,000 times per 4,000 tasks, 8 of them full, and took over a quarter
-# of a task's CPU (0.24 of 0.85 ms in process; 0.06 ms at this threshold; bench/RESULTS.md).
+# collector runs so often, full collections of everything alive among them, that it took over
+# a quarter of a task's CPU (bench/RESULTS.md, Orchestrator, "What was cut").
 GC_YOUNG_THRESHOLD = 50_000
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py

@@ -188,7 +188,7 @@ def test_fallback_anthropic_then_bedrock_then_local(
     assert raw.parse().content[0].text.startswith(MARK)
     assert outcome(raw.headers) == ("local", "5", "2")  # 2 anthropic + 2 bedrock + 1 local
     assert len(fake_anthropic.requests) == 2
-    assert len(fake_bedrock.requests) == 2  # boto3's own retries are off
+    assert len(fake_bedrock.requests) == 2  # the provider has no retries of its own
     assert gateway.metric(sample_fallbacks) == fallbacks_before + 2
     assert gateway.metric(sample_failures) == failures_before + 2
 

@@ -1,14 +1,12 @@
-"""Renders the gateway benchmark as bench/RESULTS.md: figures, ratios, and the targets."""
+"""Renders ``make bench-gateway``'s section of bench/RESULTS.md: figures, ratios, targets."""
 
 from __future__ import annotations
 
+import os
 import platform
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench.gateway import Measured
-    from bench.tools import LoadResult
+from bench.tools import LoadResult, Measured
 
 
 def _row(name: str, runs: dict[int, LoadResult]) -> str:
@@ -67,15 +65,6 @@ def render(
 
 
 BEGIN, END = "<!-- gateway:begin -->", "<!-- gateway:end -->"
-
-
-def splice(text: str, section: str, begin: str, end: str) -> str:
-    """``text`` with the part between ``begin`` and ``end`` replaced by ``section`` (which
-    carries both markers), or ``section`` appended when the markers are not there yet."""
-    if begin in text and end in text:
-        before, rest = text.split(begin, 1)
-        return before + section + rest.split(end, 1)[1]
-    return text.rstrip() + "\n\n" + section + "\n"
 
 
 CHOICES = """### What the gateway's figures rest on
@@ -175,6 +164,4 @@ def _comparison(
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 1
