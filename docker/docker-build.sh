@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the images, one per Dockerfile target, tagged agentorch/<name>:$TAG (TAG=latest):
-# gateway, orchestrator, calculator, search, data-processor, tavily, interactive, fakes.
+# every function of functions.yaml (docker/lib.sh lists them), interactive, fakes.
 # The base is python:3.11-slim, or the local stand-in docker/base-image.sh builds where no
 # registry can be reached (BASE_IMAGE picks another). Prints how long each image took.
 # TAG and BASE_IMAGE come from the environment, else from .env (COMPOSE_ENV_FILE), as Compose
@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 wants_help "${1:-}"
 require_docker
 
-ALL_TARGETS=(gateway calculator search data_processor tavily orchestrator interactive fakes)
+ALL_TARGETS=("${FUNCTION_TARGETS[@]}" interactive fakes)  # the functions from functions.yaml (lib.sh)
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 for target in "${targets[@]}"; do

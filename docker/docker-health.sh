@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 wants_help "${1:-}"
 require_docker
-services=(model-gateway orchestrator calculator-agent search-agent data-processor-agent tavily-agent)
+services=("${FUNCTION_SERVICES[@]}")
 deadline=$((SECONDS + ${WAIT_TIMEOUT_S:-120}))
 while :; do
   bad=0 lines=()

@@ -4,7 +4,7 @@
 # HEALTHCHECK, every 2 s). Prints a Markdown table (for bench/RESULTS.md). Local only: each
 # container publishes its port on 127.0.0.1 and is removed afterwards.
 #
-# usage: docker/docker-measure.sh [--help] [image-name ...]   (default: the six functions)
+# usage: docker/docker-measure.sh [--help] [image-name ...]   (default: every function)
 # env: TAG (default latest)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -12,7 +12,7 @@ wants_help "${1:-}"
 require_docker
 
 names=("$@")
-[ "${#names[@]}" -gt 0 ] || names=(gateway orchestrator calculator search data-processor tavily)
+[ "${#names[@]}" -gt 0 ] || names=("${FUNCTION_IMAGES[@]}")
 tag="${TAG:-latest}"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }

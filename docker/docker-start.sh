@@ -12,7 +12,7 @@ require_docker
 compose_cmd
 extra=()
 [ "${PROD:-0}" = 1 ] && [ "${COMPOSE[0]}" = docker-compose ] && extra=(--compatibility)
-images=(gateway orchestrator calculator search data-processor tavily)
+images=("${FUNCTION_IMAGES[@]}")
 case ",$(env_value COMPOSE_PROFILES)," in *,test,*) images+=(fakes) ;; esac
 for image in "${images[@]}"; do
   docker image inspect "agentorch/$image:$(image_tag)" >/dev/null 2>&1 || { "$(dirname "$0")/docker-build.sh"; break; }

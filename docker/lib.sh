@@ -4,6 +4,15 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
 
+# The functions of functions.yaml: their Dockerfile targets, Compose services and image names
+# (agentorch/<name>), in the manifest's order. shellcheck: the scripts that source this use them.
+# shellcheck disable=SC2034
+# >>> functions.yaml: function-lists (make manifest writes this part; do not edit it)
+FUNCTION_TARGETS=(gateway orchestrator calculator search data_processor tavily)
+FUNCTION_SERVICES=(model-gateway orchestrator calculator-agent search-agent data-processor-agent tavily-agent)
+FUNCTION_IMAGES=(gateway orchestrator calculator search data-processor tavily)
+# <<< functions.yaml: function-lists
+
 die() {
   echo "error: $*" >&2
   exit 1

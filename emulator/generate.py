@@ -142,6 +142,20 @@ def env_template(manifest: Manifest) -> list[str]:
     return [f"{agent.url_variable}=" for agent in manifest.agents]
 
 
+def shell_lists(manifest: Manifest) -> list[str]:
+    """The lists the docker/ scripts loop over: Dockerfile targets, services, image names."""
+    functions = manifest.functions
+
+    def array(name: str, values: list[str]) -> str:
+        return f"{name}=({' '.join(values)})"
+
+    return [
+        array("FUNCTION_TARGETS", [f.target for f in functions]),
+        array("FUNCTION_SERVICES", [f.service for f in functions]),
+        array("FUNCTION_IMAGES", [f.image.removeprefix("agentorch/") for f in functions]),
+    ]
+
+
 GENERATED: dict[str, dict[str, Block]] = {
     "Dockerfile": {"core-requirements": core_requirements, "agent-stages": agent_stages},
     "docker-compose.yml": {
@@ -151,6 +165,7 @@ GENERATED: dict[str, dict[str, Block]] = {
     },
     "docker-compose.prod.yml": {"production-limits": production_limits},
     ".env.docker": {"agent-urls": env_template},
+    "docker/lib.sh": {"function-lists": shell_lists},
 }
 """Each generated file (relative to the repository root) and its parts."""
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from emulator.compose import REPO_ROOT, load_project
-from emulator.generate import COMMAND, generate, render, stale
+from emulator.generate import COMMAND, GENERATED, generate, render, stale
 from shared.errors import ConfigError
 from shared.manifest import load_manifest
 
@@ -68,9 +68,9 @@ def test_the_orchestrator_waits_for_every_agent() -> None:
 
 
 def test_a_stale_file_is_named_and_generate_rewrites_it(tmp_path: Path) -> None:
-    for name in ("functions.yaml", "Dockerfile", "docker-compose.yml", "docker-compose.prod.yml"):
+    for name in ("functions.yaml", *GENERATED):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
-    (tmp_path / ".env.docker").write_bytes((REPO_ROOT / ".env.docker").read_bytes())
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("FROM core AS search", "FROM core AS x"))
     assert stale(tmp_path) == [dockerfile]

@@ -18,18 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from emulator.network import free_port
+from shared.manifest import load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_LOG_FOLDER = "/var/log/agentorch"
 """Where docker-compose.yml mounts the gateway-logs volume (its LOG_FILE is gateway.log there)."""
-FUNCTION_SERVICES = (
-    "model-gateway",
-    "orchestrator",
-    "calculator-agent",
-    "search-agent",
-    "data-processor-agent",
-    "tavily-agent",
-)
+FUNCTION_SERVICES = tuple(function.service for function in load_manifest().functions)
 
 REMOTE_AGENT = "arith"
 """The e2e stack's ``AGENTS`` entry (the calculator again, by URL): nothing else names it."""

@@ -33,6 +33,7 @@ COPIED = (
     "docker-compose.yml",
     "docker-compose.prod.yml",
     ".env.docker",
+    "docker/lib.sh",
     "tests/__init__.py",
     "tests/agents/__init__.py",
     "tests/agents/support.py",
@@ -100,7 +101,16 @@ def test_bad_and_taken_names_are_refused(copy: Path) -> None:
     assert (copy / "functions.yaml").read_text(encoding="utf-8") == before
 
 
-@pytest.fixture
+OFFLINE = {
+    "ANTHROPIC_API_KEY": "",
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+    "AWS_BEARER_TOKEN_BEDROCK": "",
+    "GATEWAY_API_KEYS": "",
+}
+
+
+@pytest.fixture(scope="module")
 def served(copy: Path) -> Iterator[str]:
     """The new agent and the orchestrator of the copy, on free ports; the orchestrator's URL."""
     started: list[FunctionProcess] = []
@@ -116,9 +126,11 @@ def served(copy: Path) -> Iterator[str]:
 
     try:
         agent = start(NAME, f"functions/agents/{NAME}/main.py", {})
-        # The other agents and the gateway are not started: pinned where nothing answers.
+        # The gateway answers from its offline model (no keys: the copy's environment has none).
+        gateway = start("gateway", "functions/gateway/main.py", OFFLINE)
+        # The other agents are not started: pinned where nothing answers.
         others = {a.url_variable: refused_url() for a in load_manifest().agents}
-        env = {**others, "GATEWAY_URL": refused_url(), f"{NAME.upper()}_URL": agent}
+        env = {**others, "GATEWAY_URL": gateway, f"{NAME.upper()}_URL": agent}
         yield start("orchestrator", "functions/orchestrator/main.py", env)
     finally:
         for process in started:
@@ -134,3 +146,16 @@ def test_the_orchestrator_lists_it_among_its_agents(served: str) -> None:
     assert listed[NAME]["status"] == "available" and listed[NAME]["tool"]["name"] == NAME
     assert "Counts the words" in listed[NAME]["tool"]["description"]
     assert listed["calculator"]["reachable"] is False
+
+
+def test_a_task_that_names_it_reaches_it_through_the_offline_model(served: str) -> None:
+    task = json.dumps({"task": f"Use {NAME} on: one two three four"}).encode()
+    request = urllib.request.Request(
+        f"{served}/", data=task, headers={"content-type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        run = json.load(response)
+    assert run["status"] == "completed", run
+    [call] = [step for step in run["steps"] if step["kind"] == "agent"]
+    assert call["name"] == NAME and call["outcome"]["result"] == {"words": 4}, call
+    assert "4" in run["answer"], run

@@ -150,6 +150,35 @@ def test_tool_choice_none_and_named_tool_are_obeyed() -> None:
     assert [name for name, _ in tool_uses(forced)] == ["search"]
 
 
+WORDCOUNT_TOOL = {
+    "name": "wordcount",
+    "description": "Counts the words of a text. Do NOT use it for arithmetic (use calculator).",
+    "input_schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string", "minLength": 1}},
+        "required": ["text"],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "argument"),
+    [
+        ("Use wordcount on: one two three", "one two three"),
+        ("please call the wordcount agent for the quick brown fox", "the quick brown fox"),
+        ("run WordCount", "run WordCount"),
+    ],
+)
+def test_a_tool_no_rule_knows_is_used_when_the_request_names_it(text: str, argument: str) -> None:
+    calls = tool_uses(answer(text, [*ALL_TOOLS, WORDCOUNT_TOOL]))
+    assert calls == [("wordcount", {"text": argument})]
+
+
+def test_a_tool_named_in_passing_is_not_called() -> None:
+    message = answer("what does wordcount do?", [WORDCOUNT_TOOL])
+    assert tool_uses(message) == []
+
+
 def test_no_fitting_tool_says_it_cannot() -> None:
     message = answer("write me a poem about spring", [CALCULATOR_TOOL])
 

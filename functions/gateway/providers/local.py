@@ -2,7 +2,8 @@
 
 It lets the whole system run anywhere. Given tools, it picks the ones whose name and
 description fit the request and fills their arguments from it (an arithmetic expression to a
-calculator-like tool, a lookup to a search-like tool, attached rows to a data tool); given tool
+calculator-like tool, a lookup to a search-like tool, attached rows to a data tool, and the
+text after "use NAME" to any tool the request names, such as a user's own agent); given tool
 results, it writes an answer that states them. It cannot reason or write prose beyond that, and
 it says so: every answer is marked as coming from the local rule-based model.
 
@@ -132,11 +133,13 @@ class LocalProvider:
         question, _ = rules.split_task(text)  # "Task: " is scaffolding, not words to search
         window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
-        calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
+        named = rules.named_tool(offered, window)  # "use wordcount on: ...": a user's own tool
+        if named is not None:
+            calls = [self._filled(named[0], named[1], check)]
+        else:
+            calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
         if not calls and choice.forced:
-            tool = offered[0]
-            forced = rules.forced_call(tool, window, check)
-            calls = [forced or rules.ToolCall(str(tool["name"]), _guess_arguments(tool, window))]
+            calls = [self._filled(offered[0], window, check)]
         if choice.one_call:
             calls = calls[:1]
         if not calls:
@@ -150,6 +153,13 @@ class LocalProvider:
                 {"type": "tool_use", "id": tool_id, "name": call.name, "input": call.arguments}
             )
         return blocks
+
+    @staticmethod
+    def _filled(tool: dict[str, Any], text: str, check: rules.Check) -> rules.ToolCall:
+        """``tool``'s call from ``text``: by the rules when they can fill it, else the simplest
+        arguments its schema accepts, with ``text`` for its strings."""
+        found = rules.forced_call(tool, text, check)
+        return found or rules.ToolCall(str(tool["name"]), _guess_arguments(tool, text))
 
 
 @dataclass(frozen=True)

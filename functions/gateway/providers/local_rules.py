@@ -421,6 +421,29 @@ def _fitted(value: Any, spec: dict[str, Any]) -> Any:
     return value
 
 
+NAMED_TOOL = (
+    r"\b(?:use|call|run|ask)\s+(?:the\s+)?{name}\b(?:\s+(?:tool|agent))?"
+    r"[\s:,-]*(?:on|for|with|to)?[\s:,-]*"
+)
+"""A request naming a tool: "use wordcount on: one two", "call the geo agent for Oslo"."""
+
+
+def named_tool(tools: list[dict[str, Any]], text: str) -> tuple[dict[str, Any], str] | None:
+    """The tool no rule knows (a user's own agent) that ``text`` asks for by name, and the text
+    after the name (the whole ``text`` when nothing follows). Tools whose names the rules know
+    are chosen by them, as before, so "use the calculator for 2+2 and search for X" stays two
+    calls; a description that mentions another tool ("not for arithmetic: use calculator")
+    does not hide a tool asked for by name."""
+    for tool in tools:
+        name = str(tool.get("name", ""))
+        if not name or tool_kind({"name": name}) != "other":
+            continue
+        found = re.search(NAMED_TOOL.format(name=re.escape(name)), text, re.IGNORECASE)
+        if found:
+            return tool, text[found.end() :].strip() or text
+    return None
+
+
 def forced_call(tool: dict[str, Any], text: str, check: Check = no_deadline) -> ToolCall | None:
     """The call of ``tool`` the rules can fill from ``text`` when the caller demands one
     (``tool_choice`` any or tool) although no rule chose it; None when they cannot."""
