@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, validation_problems
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -84,10 +84,9 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        for key, problem in validation_problems(exc, "(top level)"):
             source = f" (from ${applied[key]})" if key in applied else ""
-            problems.append(f"{path}: {key}{source}: {err['msg']}")
+            problems.append(f"{path}: {key}{source}: {problem}")
         raise ConfigError("; ".join(problems)) from exc
 
 

@@ -39,7 +39,10 @@ Claude Code honour it), because the same request cannot succeed if the client se
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pydantic is imported only where it validates (start-up speed)
+    from pydantic import ValidationError
 
 SHOULD_RETRY = "x-should-retry"
 """The header that tells Anthropic's SDKs (and Claude Code) whether to retry an answer."""
@@ -243,6 +246,18 @@ class UpstreamTimeout(UpstreamError):
     error_type = "timeout_error"
     retryable = True
     falls_back = True
+
+
+def validation_problems(exc: ValidationError, top: str) -> list[tuple[str, str]]:
+    """What a pydantic ``ValidationError`` found, as (dotted location, problem) pairs; ``top``
+    stands for the location of a problem with the whole value."""
+    return [(".".join(str(p) for p in err["loc"]) or top, err["msg"]) for err in exc.errors()]
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A request's problems, ``field.path: problem`` each, so the caller knows what to fix."""
+    problems = validation_problems(exc, "(input)")
+    return "invalid input: " + "; ".join(f"{where}: {problem}" for where, problem in problems)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -21,10 +21,9 @@ from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
 from shared.config import gateway_keys
 from shared.errors import ServiceError, Unauthorized
-from shared.http import Call, Reply
+from shared.http import SSE_CONTENT_TYPE, Call, Reply
 from shared.redact import Redactor
 
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
 """The caller's headers a provider may pass on upstream."""
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
+from shared.http import ANTHROPIC_VERSION
 from shared.resilience import (
     AttemptFailed,
     Deadline,
@@ -28,8 +29,6 @@ from shared.resilience import (
     Sleep,
     retrying,
 )
-
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,15 @@ from functions.orchestrator.loop import Limits, LoopSettings, Progress, Task, ru
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
-from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
+from functions.orchestrator.streaming import event_stream
 from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared import logs
-from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
 from shared.config import config_path, gateway_client_key
-from shared.errors import BadRequest, UpstreamUnavailable
-from shared.http import Call, Reply
+from shared.errors import BadRequest, UpstreamUnavailable, validation_message
+from shared.http import SSE_CONTENT_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.redact import header_secrets
 
