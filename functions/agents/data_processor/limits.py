@@ -25,7 +25,7 @@ _PROCESS_BASE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Limits:
+class QueryLimits:
     max_rows: int = 10_000
     """Input rows (JSON rows or CSV records) a request may carry."""
     max_columns: int = 200
@@ -55,7 +55,7 @@ class Limits:
         return size_in_bytes(self.process_memory)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> QueryLimits:
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
@@ -116,7 +116,7 @@ def _memory(env: Mapping[str, str], name: str, default: str) -> str:
 def _process_memory(env: Mapping[str, str], default: str) -> str:
     """The query process's memory: by default 1GB, or room for a larger DuckDB memory_limit."""
     name = "DATA_PROCESSOR_PROCESS_MEMORY"
-    duckdb_limit = _memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", Limits.memory_limit)
+    duckdb_limit = _memory(env, "DATA_PROCESSOR_MEMORY_LIMIT", QueryLimits.memory_limit)
     needed = size_in_bytes(duckdb_limit) + _PROCESS_BASE_BYTES
     chosen = _memory(env, name, "")
     if not chosen:
