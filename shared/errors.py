@@ -9,10 +9,13 @@
         │   ├── RequestTimeout        408 request_timeout    (the client was too slow)
         │   ├── PayloadTooLarge       413 request_too_large
         │   ├── HeadersTooLarge       431 request_too_large
-        │   └── UnsupportedMedia      415 invalid_request_error
+        │   ├── UnsupportedMedia      415 invalid_request_error
+        │   └── InvalidArguments      400 invalid_request_error  (the orchestrator's: bad tool input)
         ├── Unauthorized              401 authentication_error
         ├── Forbidden                 403 permission_error
         ├── NotConfigured             503 not_configured
+        ├── ModelCallError, AgentCallError  502 api_error  (the orchestrator's: a call that
+        │                                   failed for good, after its retries)
         └── UpstreamError             502 api_error          (a dependency failed)
             ├── UpstreamRejected      400 invalid_request_error  the dependency refused the
             │   ├── UpstreamNotFound      404 not_found_error       request itself: retrying
