@@ -10,7 +10,7 @@
         │   ├── PayloadTooLarge       413 request_too_large
         │   ├── HeadersTooLarge       431 request_too_large
         │   ├── UnsupportedMedia      415 invalid_request_error
-        │   └── InvalidArguments      400 invalid_request_error  (the orchestrator's: bad tool input)
+        │   └── InvalidArguments      400 invalid_request_error  (orchestrator: bad tool input)
         ├── Unauthorized              401 authentication_error
         ├── Forbidden                 403 permission_error
         ├── NotConfigured             503 not_configured
