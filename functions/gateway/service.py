@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from functions.gateway.app import MODEL_ROUTE, Cors, GatewayApp, path_id
 from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig, load_gateway_config
-from functions.gateway.edge import MODEL_ROUTE, Cors, GatewayApp, path_id
 from functions.gateway.messages import validate_count_request, validate_messages_request
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider

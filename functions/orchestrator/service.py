@@ -1,4 +1,4 @@
-"""The orchestrator's edge: parse a task request, run it, answer with JSON or server-sent
+"""The orchestrator's routes: parse a task request, run it, answer with JSON or server-sent
 events, send the result to the sink; and ``GET /agents``. No web framework here: routes take a
 ``Call`` and give a ``Reply`` (``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
 

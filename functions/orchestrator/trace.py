@@ -127,7 +127,7 @@ class RunResult:
     error: str | None = None
     """Why a failed run failed."""
     unavailable: bool = False
-    """The gateway could not be reached or kept failing (the edge answers 503 when that
+    """The gateway could not be reached or kept failing (the service answers 503 when that
     happened before any step succeeded, instead of a 'failed' result with nothing in it)."""
     replayed: bool = False
     """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":
