@@ -29,7 +29,8 @@ cannot hold is written as its ``str()``."""
 readable_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 """``json_text`` spaced as people write it (``{"a": 1, "b": 2}``): agents' results as the
 model reads them and a stopped run's answer quotes them."""
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+SSE_MEDIA_TYPE = "text/event-stream"
+SSE_CONTENT_TYPE = SSE_MEDIA_TYPE + "; charset=utf-8"
 ANTHROPIC_VERSION = "2023-06-01"
 """The Messages API version this project speaks: the orchestrator to the gateway, the gateway
 to Anthropic."""

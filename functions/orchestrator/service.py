@@ -29,7 +29,7 @@ from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
 from shared.config import config_path, gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable, validation_message
-from shared.http import SSE_CONTENT_TYPE, Call, Reply
+from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.redact import header_secrets
 
@@ -76,7 +76,7 @@ class OrchestratorService:
     async def submit(self, call: Call) -> Reply:
         inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
         task, stream = self.parse(inbound.data)
-        stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
+        stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).
