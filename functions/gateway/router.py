@@ -287,7 +287,12 @@ class Router:
         a verdict, or its trial back when no call reached one (no time left, cancellation)."""
         name = state.deployment.name
         verdict = False
-        last: UpstreamError = UpstreamTimeout(f"{name}: no time left in the deadline")
+        last: UpstreamError | None = None
+
+        def stop(number: int) -> GaveUp:
+            """No call this time: the last failure stands (none yet: the deadline ran out)."""
+            error = last or UpstreamTimeout(f"{name}: no time left in the deadline")
+            return GaveUp(error, number - 1)
 
         async def once(number: int) -> T:
             nonlocal admission, verdict, last
@@ -296,10 +301,10 @@ class Router:
                 admission = state.breaker.allow()
                 verdict = not admission  # nothing holds a trial: nothing to hand back
                 if not admission:
-                    raise GaveUp(last, number - 1)
+                    raise stop(number)
             remaining = deadline.remaining()
             if remaining <= 0:
-                raise GaveUp(last, number - 1)
+                raise stop(number)
             outcome.attempts += 1
             started = self._clock()
             try:
