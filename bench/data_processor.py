@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from functions.agents.data_processor.agent import DataRequest, build_spec, run
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.pool import QueryPool
 from shared.agent import parse_input
 from shared.errors import BadRequest
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
-    limits = Limits()
+    limits = QueryLimits()
     pool = QueryPool(run, size=1, address_space=limits.process_memory_bytes, memory_label="1GB")
     spec = build_spec(limits, pool)
     tiny = parse_input(DataRequest, REQUESTS["tiny: SELECT 1, 1 row"])
@@ -89,7 +89,7 @@ def main() -> None:
         DataRequest,
         {"operation": "sql", "rows": [{"a": 1}], "query": "SELECT list_sort(range(20000000))[1]"},
     )
-    quick = Limits(query_timeout_s=0.3)
+    quick = QueryLimits(query_timeout_s=0.3)
     quick_spec = build_spec(quick, pool)
     with suppress(BadRequest):
         quick_spec.run(killer)

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.asgi import AsyncFunctionApp
-from shared.errors import BadRequest, NotConfigured
+from shared.errors import BadRequest, NotConfigured, validation_message
 from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply
 from shared.inbound import require_object
 
@@ -76,15 +76,6 @@ class AgentSpec(Generic[InputT]):
         if self.example is not None:
             input_schema["examples"] = [self.example]
         return {"name": self.name, "description": self.description, "input_schema": input_schema}
-
-
-def validation_message(exc: ValidationError) -> str:
-    """``field.path: problem`` for each error, so the caller knows what to fix."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(input)"
-        parts.append(f"{where}: {err['msg']}")
-    return "invalid input: " + "; ".join(parts)
 
 
 def parse_input(model: type[InputT], data: Any) -> InputT:

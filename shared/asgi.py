@@ -1,4 +1,7 @@
-"""The async edge: functions-framework's ASGI path (Starlette) to a function's plain core.
+"""The edge: functions-framework's ASGI path (Starlette) to a function's plain core.
+
+"The edge" names this layer (with ``shared.server``, the uvicorn worker under it) and nothing
+else: where every request enters a function, is bounded, and where errors are rendered.
 
 Every function is served here (the gateway, the orchestrator, the agents): one request model
 (``Call``/``Reply`` from ``shared.http``), ``/health`` and ``/metrics`` for all, and the single

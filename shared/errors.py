@@ -9,10 +9,13 @@
         │   ├── RequestTimeout        408 request_timeout    (the client was too slow)
         │   ├── PayloadTooLarge       413 request_too_large
         │   ├── HeadersTooLarge       431 request_too_large
-        │   └── UnsupportedMedia      415 invalid_request_error
+        │   ├── UnsupportedMedia      415 invalid_request_error
+        │   └── InvalidArguments      400 invalid_request_error  (orchestrator: bad tool input)
         ├── Unauthorized              401 authentication_error
         ├── Forbidden                 403 permission_error
         ├── NotConfigured             503 not_configured
+        ├── ModelCallError, AgentCallError  502 api_error  (the orchestrator's: a call that
+        │                                   failed for good, after its retries)
         └── UpstreamError             502 api_error          (a dependency failed)
             ├── UpstreamRejected      400 invalid_request_error  the dependency refused the
             │   ├── UpstreamNotFound      404 not_found_error       request itself: retrying
@@ -39,7 +42,10 @@ Claude Code honour it), because the same request cannot succeed if the client se
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pydantic is imported only where it validates (start-up speed)
+    from pydantic import ValidationError
 
 SHOULD_RETRY = "x-should-retry"
 """The header that tells Anthropic's SDKs (and Claude Code) whether to retry an answer."""
@@ -243,6 +249,18 @@ class UpstreamTimeout(UpstreamError):
     error_type = "timeout_error"
     retryable = True
     falls_back = True
+
+
+def validation_problems(exc: ValidationError, top: str) -> list[tuple[str, str]]:
+    """What a pydantic ``ValidationError`` found, as (dotted location, problem) pairs; ``top``
+    stands for the location of a problem with the whole value."""
+    return [(".".join(str(p) for p in err["loc"]) or top, err["msg"]) for err in exc.errors()]
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A request's problems, ``field.path: problem`` each, so the caller knows what to fix."""
+    problems = validation_problems(exc, "(input)")
+    return "invalid input: " + "; ".join(f"{where}: {problem}" for where, problem in problems)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -22,7 +22,19 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` with the encoder made once:
 ``json.dumps`` with any option makes a new encoder per call, a cost on every call that this
-skips (bench/RESULTS.md, "Figures quoted in the code")."""
+skips (bench/RESULTS.md, "Figures quoted in the code"). What JSON cannot hold raises: a body
+that cannot be encoded is a bug, answered as a 500."""
+json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+"""``compact_json`` for values from anywhere (a trace, an agent's result, an event): what JSON
+cannot hold is written as its ``str()``."""
+readable_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""``json_text`` spaced as people write it (``{"a": 1, "b": 2}``): agents' results as the
+model reads them and a stopped run's answer quotes them."""
+SSE_MEDIA_TYPE = "text/event-stream"
+SSE_CONTENT_TYPE = SSE_MEDIA_TYPE + "; charset=utf-8"
+ANTHROPIC_VERSION = "2023-06-01"
+"""The Messages API version this project speaks: the orchestrator to the gateway, the gateway
+to Anthropic."""
 EXECUTION_ID = "function-execution-id"
 """The header functions-framework puts its execution id in (set by the platform, or made)."""
 INSTANCE_VARIABLE = "AGENTORCH_INSTANCE"
@@ -31,6 +43,11 @@ INSTANCE_HEADER = "x-agentorch-instance"
 echoes it in ``x-agentorch-instance``, so a health check proves the answer came from that process
 and not from another server that holds the port."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    """One server-sent event: its name, its data as compact JSON, and the blank line."""
+    return f"event: {event}\ndata: {json_text(data)}\n\n".encode()
 
 
 @dataclass(frozen=True)

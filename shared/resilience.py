@@ -100,21 +100,33 @@ class GaveUp(Exception):
         self.attempts = attempts
 
 
+OnFailure = Callable[[int, UpstreamError, float | None], None]
+"""Told of each failed attempt: its number, its error, and the pause before the next one
+(None when the retries stop here)."""
+
+
 async def retrying(
     attempt: Callable[[int], Awaitable[T]],
     policy: RetryPolicy,
     *,
     sleep: Sleep = asyncio.sleep,
     deadline: Deadline | None = None,
+    max_attempts: int | None = None,
+    on_failure: OnFailure | None = None,
 ) -> T:
     """``attempt(1)``, ``attempt(2)``... until one returns, with ``policy``'s pause between.
 
     An attempt fails by raising ``AttemptFailed`` (or an ``UpstreamError``, retried when its
     class says so); anything else propagates at once. The retries stop, raising ``GaveUp``
-    from the last error, when the attempt says no retry, ``max_attempts`` is reached, or the
-    pause would not end before ``deadline``. Circuits stay with the caller: an attempt may
-    consult one before it calls and record the verdict after.
+    from the last error, when the attempt says no retry, ``max_attempts`` (the policy's by
+    default) is reached, or the pause would not end before ``deadline``. ``on_failure`` hears
+    of every failure with that decision, before the pause.
+
+    Circuits stay with the caller: an attempt may consult one before it calls and record the
+    verdict after. An attempt that makes no call (its circuit opened during the pause, no
+    time is left) ends the retries by raising ``GaveUp`` itself.
     """
+    limit = max_attempts or policy.settings.max_attempts
     number = 0
     while True:
         number += 1
@@ -125,10 +137,14 @@ async def retrying(
         except UpstreamError as exc:
             failure = AttemptFailed(exc, retry=exc.retryable)
         error = failure.error
-        if not failure.retry or number >= policy.settings.max_attempts:
-            raise GaveUp(error, number) from error
-        pause = policy.delay(number, error)
-        if deadline is not None and pause >= deadline.remaining():
+        pause: float | None = None
+        if failure.retry and number < limit:
+            pause = policy.delay(number, error)
+            if deadline is not None and pause >= deadline.remaining():
+                pause = None
+        if on_failure is not None:
+            on_failure(number, error, pause)
+        if pause is None:
             raise GaveUp(error, number) from error
         await sleep(pause)
 

@@ -43,7 +43,9 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.config import config_path, read_yaml
-from shared.errors import ConfigError
+from shared.errors import ConfigError, validation_problems
+
+TOP_LEVEL = "(top level)"
 
 
 @dataclass(frozen=True)
@@ -97,16 +99,15 @@ def settings_problems(
     """Each problem with where its value came from: the file and key, and the variable that
     set it (``applied``: dotted key -> variable and value)."""
     problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    for key, problem in validation_problems(exc, TOP_LEVEL):
         variable, value = applied.get(key, ("", ""))
         if path is not None:
             source = f" (from ${variable})" if variable else ""
-            problems.append(f"{path}: {key}{source}: {err['msg']}")
+            problems.append(f"{path}: {key}{source}: {problem}")
         elif variable:
-            problems.append(f"${variable}={value[:40]!r}: {err['msg']}")
+            problems.append(f"${variable}={value[:40]!r}: {problem}")
         else:
-            problems.append(f"{key}: {err['msg']}" if err["loc"] else err["msg"])
+            problems.append(problem if key == TOP_LEVEL else f"{key}: {problem}")
     return "; ".join(problems)
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from emulator.interpolate import interpolate_tree, read_env_file
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.search.config import SearchConfig
 from functions.agents.tavily.client import TavilySettings
 from functions.gateway.config import GatewayConfig
@@ -120,7 +120,7 @@ def test_every_function_gets_the_server_settings(service: str) -> None:
     ("service", "settings"),
     [
         ("search-agent", SearchConfig),
-        ("data-processor-agent", Limits),
+        ("data-processor-agent", QueryLimits),
         ("tavily-agent", TavilySettings),
     ],
 )

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from functions.gateway import metrics
@@ -44,7 +45,15 @@ from shared.errors import (
 )
 from shared.logs import get_logger
 from shared.redact import Redactor
-from shared.resilience import Admission, CircuitBreaker, Deadline, RetryPolicy
+from shared.resilience import (
+    Admission,
+    AttemptFailed,
+    CircuitBreaker,
+    Deadline,
+    GaveUp,
+    RetryPolicy,
+    retrying,
+)
 
 log = get_logger("gateway.router")
 T = TypeVar("T")
@@ -277,62 +286,63 @@ class Router:
         """Up to ``max_attempts`` calls to one deployment; the deployment's breaker always gets
         a verdict, or its trial back when no call reached one (no time left, cancellation)."""
         name = state.deployment.name
-        error: UpstreamError | None = None
-        max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
         verdict = False
-        try:
-            for number in range(1, max_attempts + 1):
-                remaining = deadline.remaining()
-                if remaining <= 0:
-                    break
-                outcome.attempts += 1
-                started = self._clock()
-                try:
-                    call = calls.make(min(state.deployment.timeout_s, remaining))
-                    result = await attempt(state, call)
-                except UpstreamError as exc:
-                    self._redact.scrub(exc)  # before anything logs, keeps or answers it
-                    error = exc
-                except ServiceError:
-                    state.breaker.release()  # the request's fault, not the deployment's
-                    verdict = True
-                    raise
-                except Exception as exc:
-                    log.exception("provider bug", extra={"deployment": name})
-                    error = ProviderBug(f"{name} failed: {type(exc).__name__}")
-                else:
-                    elapsed = self._clock() - started
-                    state.succeeded(elapsed)
-                    verdict = True
-                    if log.isEnabledFor(logging.INFO):
-                        log.info(
-                            "upstream attempt ok",
-                            extra={
-                                "deployment": name,
-                                "attempt": number,
-                                "latency_ms": round(elapsed * 1000, 2),
-                            },
-                        )
-                    return result, None
-                state.failed(error)
-                verdict = not isinstance(error, ProviderBug)
-                wait = self._policy.delay(number, error)
-                retry = (
-                    calls.retries(error)
-                    and number < max_attempts
-                    and not self._policy.wants_longer_than(error)
-                    and wait < deadline.remaining()
-                )
-                _log_failure(state, number, error, wait if retry else None)
-                if not retry:
-                    break
-                await self._sleep(wait)
+        last: UpstreamError | None = None
+
+        def stop(number: int) -> GaveUp:
+            """No call this time: the last failure stands (none yet: the deadline ran out)."""
+            error = last or UpstreamTimeout(f"{name}: no time left in the deadline")
+            return GaveUp(error, number - 1)
+
+        async def once(number: int) -> T:
+            nonlocal admission, verdict, last
+            if number > 1:
+                # Other requests may have opened the circuit during the pause.
                 admission = state.breaker.allow()
-                verdict = False
+                verdict = not admission  # nothing holds a trial: nothing to hand back
                 if not admission:
-                    verdict = True  # nothing holds a trial: nothing to hand back
-                    break
-            return None, error or UpstreamTimeout(f"{name}: no time left in the deadline")
+                    raise stop(number)
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise stop(number)
+            outcome.attempts += 1
+            started = self._clock()
+            try:
+                call = calls.make(min(state.deployment.timeout_s, remaining))
+                result = await attempt(state, call)
+            except UpstreamError as exc:
+                self._redact.scrub(exc)  # before anything logs, keeps or answers it
+                error: UpstreamError = exc
+            except ServiceError:
+                state.breaker.release()  # the request's fault, not the deployment's
+                verdict = True
+                raise
+            except Exception as exc:
+                log.exception("provider bug", extra={"deployment": name})
+                error = ProviderBug(f"{name} failed: {type(exc).__name__}")
+            else:
+                verdict = True
+                _succeeded(state, number, self._clock() - started)
+                return result
+            state.failed(error)
+            verdict = not isinstance(error, ProviderBug)
+            last = error
+            retry = calls.retries(error) and not self._policy.wants_longer_than(error)
+            raise AttemptFailed(error, retry=retry)
+
+        max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
+        try:
+            result = await retrying(
+                once,
+                self._policy,
+                sleep=self._sleep,
+                deadline=deadline,
+                max_attempts=max_attempts,
+                on_failure=partial(_log_failure, state),
+            )
+            return result, None
+        except GaveUp as exc:
+            return None, exc.error
         finally:
             if not verdict and admission is Admission.TRIAL:
                 state.breaker.abandon()
@@ -401,6 +411,19 @@ async def _close(chunks: AsyncIterator[bytes]) -> None:
     close = getattr(chunks, "aclose", None)
     if close is not None:
         await close()
+
+
+def _succeeded(state: DeploymentState, attempt: int, seconds: float) -> None:
+    state.succeeded(seconds)
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "upstream attempt ok",
+            extra={
+                "deployment": state.deployment.name,
+                "attempt": attempt,
+                "latency_ms": round(seconds * 1000, 2),
+            },
+        )
 
 
 def _log_failure(

@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from functions.gateway.app import MODEL_ROUTE, Cors, GatewayApp, path_id
 from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig
-from functions.gateway.edge import MODEL_ROUTE, Cors, GatewayApp, path_id
 from functions.gateway.messages import validate_count_request, validate_messages_request
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
@@ -21,10 +21,9 @@ from functions.gateway.router import Router
 from shared.asgi import AsyncFunctionApp
 from shared.config import gateway_keys
 from shared.errors import ServiceError, Unauthorized
-from shared.http import Call, Reply
+from shared.http import SSE_CONTENT_TYPE, Call, Reply
 from shared.redact import Redactor
 
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 FORWARDED = ("anthropic-beta", "anthropic-version", "user-agent")
 """The caller's headers a provider may pass on upstream."""
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from shared.errors import BadGateway, Overloaded, ServiceError, UpstreamError
-from shared.http import compact_json
+from shared.http import compact_json, sse_event
 from shared.logs import get_logger
 
 log = get_logger("gateway.stream")
@@ -25,10 +25,6 @@ _BLANK_LINES = (b"\n\n", b"\n\r\n", b"\r\r")
 """How an event ends: a blank line after LF, CRLF or CR line endings."""
 _SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
 """How the first line of an event stream begins (``:`` starts a comment, a keep-alive)."""
-
-
-def sse_event(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {compact_json(data)}\n\n".encode()
 
 
 def error_event(exc: ServiceError) -> bytes:

@@ -29,6 +29,7 @@ from shared.aio import AsyncHttp
 from shared.errors import (
     BadGateway,
     NotConfigured,
+    ServiceError,
     UpstreamError,
     error_for_status,
     parse_retry_after,
@@ -99,12 +100,14 @@ class AgentAnswer:
     attempts: int
 
 
-class AgentCallError(Exception):
-    """An agent call failed for good; the message is what the model is told."""
+class AgentCallError(ServiceError):
+    """An agent call failed for good; the message is what the model is told. Not an
+    ``UpstreamError``: it is the verdict after the retries, never something to retry."""
+
+    status_code = 502
 
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
-        self.message = message
         self.attempts = attempts
 
 

@@ -11,7 +11,6 @@ flight. Either way the result is ``stopped`` with what is known so far, never an
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from functions.orchestrator.trace import (
     Usage,
     bounded,
 )
+from shared.http import readable_json
 from shared.logs import get_logger
 from shared.redact import redact
 
@@ -354,10 +354,6 @@ def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
     return texts.get(reason, f"Failed: {error or reason.value}.")
 
 
-_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
-"""Agents' results as the model reads them (one encoder: see ``trace.json_text``)."""
-
-
 def _result_text(result: Any, limit: int) -> str:
-    text = result if isinstance(result, str) else _RESULT_JSON.encode(result)
+    text = result if isinstance(result, str) else readable_json(result)
     return text if len(text) <= limit else text[:limit] + f"... (cut: {len(text)} characters)"

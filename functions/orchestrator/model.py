@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.aio import AsyncHttp
-from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
+from shared.errors import (
+    BadGateway,
+    ServiceError,
+    UpstreamError,
+    error_for_status,
+    parse_retry_after,
+)
+from shared.http import ANTHROPIC_VERSION
 from shared.resilience import (
     AttemptFailed,
     Deadline,
@@ -28,8 +35,6 @@ from shared.resilience import (
     Sleep,
     retrying,
 )
-
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,11 @@ class ModelReply:
     attempts: int = 1
 
 
-class ModelCallError(Exception):
-    """A model call failed for good; ``attempts`` were made."""
+class ModelCallError(ServiceError):
+    """A model call failed for good; ``attempts`` were made. Not an ``UpstreamError``: it is
+    the verdict after the retries, never something to retry."""
+
+    status_code = 502
 
     def __init__(self, error: UpstreamError, attempts: int) -> None:
         super().__init__(error.message)

@@ -1,4 +1,4 @@
-"""The orchestrator's edge: parse a task request, run it, answer with JSON or server-sent
+"""The orchestrator's routes: parse a task request, run it, answer with JSON or server-sent
 events, send the result to the sink; and ``GET /agents``. No web framework here: routes take a
 ``Call`` and give a ``Reply`` (``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
 
@@ -26,16 +26,15 @@ from functions.orchestrator.loop import Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
-from functions.orchestrator.streaming import SSE_CONTENT_TYPE, event_stream
+from functions.orchestrator.streaming import event_stream
 from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared import logs
-from shared.agent import validation_message
 from shared.aio import AsyncHttp
 from shared.asgi import AsyncFunctionApp
 from shared.config import gateway_client_key
-from shared.errors import BadRequest, UpstreamUnavailable
-from shared.http import Call, Reply
+from shared.errors import BadRequest, UpstreamUnavailable, validation_message
+from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
 from shared.redact import header_secrets
@@ -76,7 +75,7 @@ class OrchestratorService:
     async def submit(self, call: Call) -> Reply:
         inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
         task, stream = self.parse(inbound.data)
-        stream = stream or "text/event-stream" in (call.headers.get("accept") or "")
+        stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).

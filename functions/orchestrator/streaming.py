@@ -13,17 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from functions.orchestrator.loop import Progress
-from functions.orchestrator.trace import RunResult, json_text
+from functions.orchestrator.trace import RunResult
 from shared.context import bind_request_id, current_request_id
+from shared.http import sse_event
 from shared.logs import get_logger
 
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 log = get_logger("orchestrator.stream")
-
-
-def sse(event: str, data: Any) -> bytes:
-    payload = json_text(data)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
 async def event_stream(
@@ -35,7 +30,7 @@ async def event_stream(
     request_id = current_request_id()
 
     async def progress(event: str, data: dict[str, Any]) -> None:
-        queue.put_nowait(sse(event, data))
+        queue.put_nowait(sse_event(event, data))
 
     async def drive() -> None:
         if request_id:  # the edge resets its context before a stream is read
@@ -45,7 +40,7 @@ async def event_stream(
         except Exception as exc:
             log.exception("streamed run failed")
             final = _failed(run_id, str(getattr(exc, "message", exc)))
-        queue.put_nowait(sse("result", final))
+        queue.put_nowait(sse_event("result", final))
         queue.put_nowait(None)
 
     driver = asyncio.ensure_future(drive())

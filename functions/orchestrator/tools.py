@@ -84,7 +84,7 @@ def parse_task_data(value: Any, max_depth: int = MAX_TASK_DEPTH - 1) -> TaskData
     raise BadRequest("data: must be a list of objects (rows), or CSV or JSON text")
 
 
-class InvalidArguments(Exception):
+class InvalidArguments(BadRequest):
     """The model's arguments do not match the tool's schema; the message says where."""
 
 

@@ -6,10 +6,11 @@ Internal values are dataclasses; ``to_json()`` gives the wire shape that the fin
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
+
+from shared.http import json_text
 
 StepKind = Literal["model", "agent"]
 PREVIEW_CHARS = 2000
@@ -32,16 +33,6 @@ class StopReason(StrEnum):
     MODEL_ERROR = "model_error"
     """The model's answer could not be used (cut short, malformed)."""
     INTERNAL_ERROR = "internal_error"
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-"""One encoder for all the orchestrator's JSON: ``json.dumps`` with options builds a new
-encoder on every call, which costs three times the encoding of a step."""
-
-
-def json_text(value: Any) -> str:
-    """``value`` as compact JSON; what JSON cannot hold is written as its ``str()``."""
-    return _ENCODER.encode(value)
 
 
 def bounded(value: Any, limit: int = PREVIEW_CHARS) -> Any:
@@ -136,7 +127,7 @@ class RunResult:
     error: str | None = None
     """Why a failed run failed."""
     unavailable: bool = False
-    """The gateway could not be reached or kept failing (the edge answers 503 when that
+    """The gateway could not be reached or kept failing (the service answers 503 when that
     happened before any step succeeded, instead of a 'failed' result with nothing in it)."""
     replayed: bool = False
     """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":

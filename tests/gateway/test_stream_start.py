@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from functions.gateway.config import GatewayConfig
 from functions.gateway.providers.local import MARK, LocalProvider
 from functions.gateway.router import Outcome, Router
-from functions.gateway.streaming import MAX_HELD_BYTES, WholeEvents, guarded, sse_event
+from functions.gateway.streaming import MAX_HELD_BYTES, WholeEvents, guarded
 from shared.errors import UpstreamUnavailable
+from shared.http import sse_event
 from tests.fakes.provider import FakeTime, ScriptedProvider, chunks_of
 from tests.gateway.support import ANTHROPIC, LOCAL
 

@@ -9,7 +9,8 @@ import pytest
 
 from functions.orchestrator.agents import ToolSpec
 from functions.orchestrator.tools import DATASET, InvalidArguments, TaskData, make_tool
-from functions.orchestrator.trace import PREVIEW_CHARS, bounded, json_text
+from functions.orchestrator.trace import PREVIEW_CHARS, bounded
+from shared.http import json_text
 from tests.orchestrator.fakes import CALCULATOR, DATA_SCHEMA
 
 

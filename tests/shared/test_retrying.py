@@ -111,3 +111,39 @@ async def test_jitter_comes_from_the_injected_rng() -> None:
     )
     assert drawn == [(0.0, 1.0), (0.0, 1.5)]  # full jitter up to the capped ceiling
     assert time.slept == [0.125, 0.125]
+
+
+async def test_a_per_call_limit_replaces_the_policys() -> None:
+    attempt = Script(BadGateway("a"), BadGateway("b"), BadGateway("c"))
+    with pytest.raises(GaveUp) as caught:
+        await retrying(attempt, policy(attempts=5), sleep=FakeTime().sleep, max_attempts=2)
+    assert attempt.numbers == [1, 2]
+    assert caught.value.attempts == 2
+
+
+async def test_on_failure_hears_each_failure_with_the_pause_decided() -> None:
+    heard: list[tuple[int, str, float | None]] = []
+    attempt = Script(BadGateway("a"), BadGateway("b"), BadGateway("c"))
+    with pytest.raises(GaveUp):
+        await retrying(
+            attempt,
+            policy(attempts=3),
+            sleep=FakeTime().sleep,
+            on_failure=lambda number, error, pause: heard.append((number, error.message, pause)),
+        )
+    assert heard == [(1, "a", 1.0), (2, "b", 2.0), (3, "c", None)]
+
+
+async def test_an_attempt_that_makes_no_call_ends_the_retries_itself() -> None:
+    earlier = BadGateway("the last real failure")
+
+    async def attempt(number: int) -> str:
+        if number == 1:
+            raise earlier
+        raise GaveUp(earlier, number - 1)  # e.g. its circuit opened during the pause
+
+    time = FakeTime()
+    with pytest.raises(GaveUp) as caught:
+        await retrying(attempt, policy(), sleep=time.sleep)
+    assert caught.value.error is earlier and caught.value.attempts == 1
+    assert time.slept == [1.0]

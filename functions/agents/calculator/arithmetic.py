@@ -1,4 +1,5 @@
-"""The operators, each bounded: results stay finite, real and within ``Limits.max_int_bits``.
+"""The operators, each bounded: results stay finite, real and within
+``EvaluationLimits.max_int_bits``.
 
 Integers stay exact (``2**100`` is an int); a true division of integers that divides exactly
 gives an integer (``6/3`` is 2), otherwise a float (``7/2`` is 3.5).
@@ -12,7 +13,12 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from functions.agents.calculator.limits import CalculationError, Limits, Number, describe_number
+from functions.agents.calculator.limits import (
+    CalculationError,
+    EvaluationLimits,
+    Number,
+    describe_number,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class Percent:
 Value = Number | Percent
 
 
-def check_result(value: object, limits: Limits) -> Number:
+def check_result(value: object, limits: EvaluationLimits) -> Number:
     """Refuse what JSON or the bounds cannot hold: complex, infinite, NaN or huge results."""
     if isinstance(value, complex):
         raise CalculationError("the result is not a real number (e.g. a root of a negative)")
@@ -47,11 +53,11 @@ def check_result(value: object, limits: Limits) -> Number:
     return value
 
 
-def as_number(value: Value, limits: Limits) -> Number:
+def as_number(value: Value, limits: EvaluationLimits) -> Number:
     return divide(value.amount, 100, limits) if isinstance(value, Percent) else value
 
 
-def divide(left: Number, right: Number, limits: Limits) -> Number:
+def divide(left: Number, right: Number, limits: EvaluationLimits) -> Number:
     if right == 0:
         raise CalculationError("division by zero")
     if isinstance(left, int) and isinstance(right, int) and left % right == 0:
@@ -59,7 +65,7 @@ def divide(left: Number, right: Number, limits: Limits) -> Number:
     return guarded(lambda: left / right, limits)
 
 
-def power(base: Number, exponent: Number, limits: Limits) -> Number:
+def power(base: Number, exponent: Number, limits: EvaluationLimits) -> Number:
     if base == 0 and exponent < 0:
         raise CalculationError("division by zero: 0 cannot be raised to a negative power")
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
@@ -77,7 +83,7 @@ def power(base: Number, exponent: Number, limits: Limits) -> Number:
     return guarded(lambda: base**exponent, limits)
 
 
-def guarded(compute: Callable[[], object], limits: Limits) -> Number:
+def guarded(compute: Callable[[], object], limits: EvaluationLimits) -> Number:
     """Run one computation, turning Python's arithmetic errors into a 400 with the reason."""
     try:
         value = compute()
@@ -106,7 +112,7 @@ SYMBOLS: dict[type[ast.operator], str] = {
 }
 
 
-def apply_binary(op: ast.operator, left: Value, right: Value, limits: Limits) -> Value:
+def apply_binary(op: ast.operator, left: Value, right: Value, limits: EvaluationLimits) -> Value:
     """``left op right`` for the whitelisted operators, with percentages handled first."""
     if isinstance(right, Percent) and isinstance(op, ast.Add | ast.Sub):
         sign = SYMBOLS[type(op)]
@@ -128,7 +134,7 @@ def apply_binary(op: ast.operator, left: Value, right: Value, limits: Limits) ->
     return guarded(lambda: compute(a, b), limits)
 
 
-def _multiply_percent(left: Value, right: Value, limits: Limits) -> Value:
+def _multiply_percent(left: Value, right: Value, limits: EvaluationLimits) -> Value:
     # Multiply the amounts first and divide by 100 once, so integers stay exact.
     (a, a_scale), (b, b_scale) = _scaled(left), _scaled(right)
     product = guarded(lambda: a * b, limits)
@@ -142,7 +148,7 @@ def _scaled(value: Value) -> tuple[Number, int]:
     return (value.amount, 100) if isinstance(value, Percent) else (value, 1)
 
 
-def negate(value: Value, limits: Limits) -> Value:
+def negate(value: Value, limits: EvaluationLimits) -> Value:
     if isinstance(value, Percent):
         return Percent(-value.amount)
     return guarded(lambda: -value, limits)

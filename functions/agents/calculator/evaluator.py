@@ -23,7 +23,12 @@ from functions.agents.calculator.arithmetic import (
     negate,
 )
 from functions.agents.calculator.library import CONSTANTS, FUNCTIONS
-from functions.agents.calculator.limits import DEFAULT_LIMITS, CalculationError, Limits, Number
+from functions.agents.calculator.limits import (
+    DEFAULT_LIMITS,
+    CalculationError,
+    EvaluationLimits,
+    Number,
+)
 
 Clock = Callable[[], float]
 
@@ -39,7 +44,7 @@ class Calculation:
 
 
 def calculate(
-    expression: str, limits: Limits = DEFAULT_LIMITS, clock: Clock = time.perf_counter
+    expression: str, limits: EvaluationLimits = DEFAULT_LIMITS, clock: Clock = time.perf_counter
 ) -> Calculation:
     """Evaluate ``expression``; ``CalculationError`` (a 400) says why when it cannot be."""
     started = clock()
@@ -69,7 +74,7 @@ def tidy(value: Number) -> Number:
 class Evaluator:
     """Interprets a tree that ``syntax.check_tree`` admitted, within a wall-clock budget."""
 
-    def __init__(self, limits: Limits, clock: Clock, started: float) -> None:
+    def __init__(self, limits: EvaluationLimits, clock: Clock, started: float) -> None:
         self._limits = limits
         self._clock = clock
         self._deadline = started + limits.time_limit_s

@@ -11,12 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from functions.agents.calculator.arithmetic import Percent, Value, guarded
-from functions.agents.calculator.limits import CalculationError, Limits, Number, describe_number
+from functions.agents.calculator.limits import (
+    CalculationError,
+    EvaluationLimits,
+    Number,
+    describe_number,
+)
 from functions.agents.calculator.notation import PERCENT_FUNCTION
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
-Compute = Callable[[list[Number], Limits], Value]
+Compute = Callable[[list[Number], EvaluationLimits], Value]
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Function:
         return f"{self.min_args} to {self.max_args} arguments"
 
 
-def _sqrt(args: list[Number], limits: Limits) -> Number:
+def _sqrt(args: list[Number], limits: EvaluationLimits) -> Number:
     (x,) = args
     if x < 0:
         raise CalculationError(
@@ -48,7 +53,7 @@ def _sqrt(args: list[Number], limits: Limits) -> Number:
     return guarded(lambda: math.sqrt(x), limits)
 
 
-def _log(args: list[Number], limits: Limits) -> Number:
+def _log(args: list[Number], limits: EvaluationLimits) -> Number:
     if args[0] <= 0:
         raise CalculationError(
             f"log is defined only for positive numbers (got {describe_number(args[0])})"
@@ -61,7 +66,7 @@ def _log(args: list[Number], limits: Limits) -> Number:
 
 
 def _positive_only(name: str, compute: Callable[[float], float]) -> Compute:
-    def run(args: list[Number], limits: Limits) -> Number:
+    def run(args: list[Number], limits: EvaluationLimits) -> Number:
         if args[0] <= 0:
             raise CalculationError(
                 f"{name} is defined only for positive numbers (got {describe_number(args[0])})"
@@ -72,7 +77,7 @@ def _positive_only(name: str, compute: Callable[[float], float]) -> Compute:
 
 
 def _unary(compute: Callable[[float], float | int]) -> Compute:
-    def run(args: list[Number], limits: Limits) -> Number:
+    def run(args: list[Number], limits: EvaluationLimits) -> Number:
         try:
             return guarded(lambda: compute(args[0]), limits)
         except ValueError as exc:  # math's "math domain error", e.g. tan of an infinity
@@ -81,7 +86,7 @@ def _unary(compute: Callable[[float], float | int]) -> Compute:
     return run
 
 
-def _round(args: list[Number], limits: Limits) -> Number:
+def _round(args: list[Number], limits: EvaluationLimits) -> Number:
     if len(args) == 1:
         return guarded(lambda: round(args[0]), limits)
     x, digits = args
@@ -93,7 +98,7 @@ def _round(args: list[Number], limits: Limits) -> Number:
     return guarded(lambda: round(x, digits), limits)
 
 
-def _factorial(args: list[Number], limits: Limits) -> Number:
+def _factorial(args: list[Number], limits: EvaluationLimits) -> Number:
     (n,) = args
     if not isinstance(n, int) or n < 0:
         raise CalculationError(
@@ -107,19 +112,19 @@ def _factorial(args: list[Number], limits: Limits) -> Number:
     return math.factorial(n)
 
 
-def _percent(args: list[Number], limits: Limits) -> Value:
+def _percent(args: list[Number], limits: EvaluationLimits) -> Value:
     return Percent(args[0])
 
 
-def _min(args: list[Number], limits: Limits) -> Number:
+def _min(args: list[Number], limits: EvaluationLimits) -> Number:
     return min(args)
 
 
-def _max(args: list[Number], limits: Limits) -> Number:
+def _max(args: list[Number], limits: EvaluationLimits) -> Number:
     return max(args)
 
 
-def _abs(args: list[Number], limits: Limits) -> Number:
+def _abs(args: list[Number], limits: EvaluationLimits) -> Number:
     return abs(args[0])
 
 

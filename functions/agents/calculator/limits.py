@@ -18,7 +18,7 @@ class CalculationError(BadRequest):
 
 
 @dataclass(frozen=True)
-class Limits:
+class EvaluationLimits:
     """Bounds on one evaluation."""
 
     max_length: int = 1000
@@ -37,7 +37,7 @@ class Limits:
     """Wall-clock budget for the walk over the tree, checked at every node."""
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = EvaluationLimits()
 
 
 def describe_number(value: Number) -> str:

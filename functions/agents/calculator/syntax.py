@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from functions.agents.calculator.arithmetic import SYMBOLS
 from functions.agents.calculator.library import CONSTANTS, FUNCTIONS
-from functions.agents.calculator.limits import CalculationError, Limits
+from functions.agents.calculator.limits import CalculationError, EvaluationLimits
 
 _ALLOWED: tuple[type[ast.AST], ...] = (
     ast.Expression,
@@ -67,7 +67,7 @@ class Parsed:
     """Nodes in the tree, for the answer's meta."""
 
 
-def parse(source: str, limits: Limits) -> Parsed:
+def parse(source: str, limits: EvaluationLimits) -> Parsed:
     """The checked syntax tree of ``source`` (Python expression syntax)."""
     try:
         tree = ast.parse(source, mode="eval")
@@ -80,7 +80,7 @@ def parse(source: str, limits: Limits) -> Parsed:
     return Parsed(tree=tree, nodes=check_tree(tree, limits))
 
 
-def check_tree(tree: ast.Expression, limits: Limits) -> int:
+def check_tree(tree: ast.Expression, limits: EvaluationLimits) -> int:
     """Check every node against the whitelist, size and nesting bounds; return the node count.
 
     The walk uses an explicit stack, not recursion, so a deep tree cannot exhaust the stack here.

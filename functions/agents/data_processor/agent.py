@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from functions.agents.data_processor import conditions as filters
 from functions.agents.data_processor import query as q
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.pool import Budget, QueryPool, shared_pool, time_limit_message
 from functions.agents.data_processor.sandbox import ResultSet, fetch, json_safe, load, session
 from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
@@ -162,7 +162,7 @@ class DataRequest(BaseModel):
         return self
 
 
-def run_isolated(request: DataRequest, limits: Limits, pool: QueryPool) -> AgentResult:
+def run_isolated(request: DataRequest, limits: QueryLimits, pool: QueryPool) -> AgentResult:
     """``run`` in a query process: killed at the time limit, its memory bounded by the OS."""
     started = time.perf_counter()
     # CPU time can only lag wall time (one DuckDB thread); the CPU limit is the kernel's
@@ -173,7 +173,7 @@ def run_isolated(request: DataRequest, limits: Limits, pool: QueryPool) -> Agent
     return outcome
 
 
-def run(request: DataRequest, limits: Limits) -> AgentResult:
+def run(request: DataRequest, limits: QueryLimits) -> AgentResult:
     """Load the data and answer the request in this process, within the time limit."""
     started = time.perf_counter()
     table = (
@@ -199,12 +199,12 @@ def run(request: DataRequest, limits: Limits) -> AgentResult:
 
 
 OperationFn = Callable[
-    [duckdb.DuckDBPyConnection, Table, DataRequest, Limits], tuple[dict[str, Any], str]
+    [duckdb.DuckDBPyConnection, Table, DataRequest, QueryLimits], tuple[dict[str, Any], str]
 ]
 
 
 def _describe(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
 ) -> tuple[dict[str, Any], str]:
     sql = q.describe_sql(table)
     measures = conn.execute(sql.text).fetchone() or ()
@@ -227,7 +227,7 @@ def _describe(
 
 
 def _rows(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
 ) -> tuple[dict[str, Any], str]:
     plan = q.RowsPlan(
         columns=request.columns,
@@ -239,7 +239,7 @@ def _rows(
 
 
 def _group(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
 ) -> tuple[dict[str, Any], str]:
     plan = q.GroupPlan(
         group_by=request.group_by,
@@ -252,14 +252,14 @@ def _group(
 
 
 def _sql(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: Limits
+    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
 ) -> tuple[dict[str, Any], str]:
     text = q.check_read_only(conn, request.query or "")
     return _fetch(conn, q.Sql(text), request, limits).as_json(), text
 
 
 def _fetch(
-    conn: duckdb.DuckDBPyConnection, sql: q.Sql, request: DataRequest, limits: Limits
+    conn: duckdb.DuckDBPyConnection, sql: q.Sql, request: DataRequest, limits: QueryLimits
 ) -> ResultSet:
     return fetch(
         conn,
@@ -312,11 +312,11 @@ EXAMPLE = {
 
 
 def build_spec(
-    limits: Limits | None = None, pool: QueryPool | None = None
+    limits: QueryLimits | None = None, pool: QueryPool | None = None
 ) -> AgentSpec[DataRequest]:
     """The agent; its queries run in ``pool`` (by default this process's shared one, whose
     processes start at the first query)."""
-    chosen = limits or Limits()
+    chosen = limits or QueryLimits()
     queries = pool or shared_pool(
         run,
         size=chosen.workers,

@@ -35,7 +35,7 @@ def _a_size(text: str) -> str:
 Size = Annotated[str, AfterValidator(_a_size)]
 
 
-class Limits(FunctionSettings):
+class QueryLimits(FunctionSettings):
     """The data processor's settings, from its environment (it has no file)."""
 
     env = {

@@ -5,12 +5,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.agents.data_processor.agent import build_spec
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from shared.agent import agent_app
 from shared.runtime import prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
-_limits = Limits.load()
+_limits = QueryLimits.load()
 _app = agent_app(build_spec(_limits), max_body_bytes=_limits.max_body_bytes)
 
 

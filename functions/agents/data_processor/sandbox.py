@@ -9,7 +9,7 @@ for ``memory_limit`` fails instead of writing. ``home_directory`` is a fixed pat
 nowhere, so the settings and error messages name no real directory or user; the query process
 (``pool``) also runs from ``/``, the one directory the in-memory database's paths then name.
 
-Time and memory: ``memory_limit`` and the deadline's ``interrupt()`` act while DuckDB executes,
+Time and memory: ``memory_limit`` and the timer's ``interrupt()`` act while DuckDB executes,
 and ``fetch`` sizes each row inside DuckDB before Python copies a value. Some work escapes them:
 a constant evaluated while binding, values ``memory_limit`` does not count (DuckDB computes 2,048
 rows at a time, so ``SELECT range(100000) FROM range(1000)`` holds about 1 GB), execution steps
@@ -34,7 +34,7 @@ from uuid import UUID
 
 import duckdb
 
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.pool import time_limit_message
 from functions.agents.data_processor.table import Table
 from shared.errors import BadRequest
@@ -53,7 +53,7 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(limits: Limits) -> duckdb.DuckDBPyConnection:
+def connect(limits: QueryLimits) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(
         ":memory:",
         config={
@@ -74,7 +74,7 @@ def connect(limits: Limits) -> duckdb.DuckDBPyConnection:
     )
 
 
-class Deadline:
+class QueryTimer:
     """Interrupts the connection's running query once ``seconds`` have passed."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, seconds: float) -> None:
@@ -100,24 +100,26 @@ class Deadline:
 
 
 @contextmanager
-def session(limits: Limits, seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def session(
+    limits: QueryLimits, seconds: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh sandboxed connection, interrupted after ``seconds`` (default: the query time
     limit); DuckDB errors inside become ``BadRequest``s that say why."""
     conn = connect(limits)
-    deadline = Deadline(conn, limits.query_timeout_s if seconds is None else max(seconds, 0.0))
+    timer = QueryTimer(conn, limits.query_timeout_s if seconds is None else max(seconds, 0.0))
     try:
         yield conn
     except duckdb.Error as exc:
-        problem = translate(exc, limits, timed_out=deadline.expired)
+        problem = translate(exc, limits, timed_out=timer.expired)
         if problem is None:
             raise
         raise problem from exc
     finally:
-        deadline.disarm()
+        timer.disarm()
         conn.close()
 
 
-def translate(exc: duckdb.Error, limits: Limits, *, timed_out: bool) -> BadRequest | None:
+def translate(exc: duckdb.Error, limits: QueryLimits, *, timed_out: bool) -> BadRequest | None:
     """The caller's view of a DuckDB failure; None for DuckDB's own bugs, which stay 500s."""
     if isinstance(exc, duckdb.InterruptException) or timed_out:
         return BadRequest(time_limit_message(limits.query_timeout_s))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from shared.errors import BadRequest
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -89,7 +89,7 @@ def known(names: list[str], shown: int = 30) -> str:
     return listed + more if names else "(none)"
 
 
-def table_from_rows(rows: list[dict[str, Any]], limits: Limits) -> Table:
+def table_from_rows(rows: list[dict[str, Any]], limits: QueryLimits) -> Table:
     if not rows:
         raise BadRequest("rows: send at least one row")
     if len(rows) > limits.max_rows:
@@ -103,7 +103,7 @@ def table_from_rows(rows: list[dict[str, Any]], limits: Limits) -> Table:
     return Table(columns=columns, row_count=len(rows))
 
 
-def table_from_csv(text: str, delimiter: str, limits: Limits) -> Table:
+def table_from_csv(text: str, delimiter: str, limits: QueryLimits) -> Table:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
@@ -121,7 +121,7 @@ def table_from_csv(text: str, delimiter: str, limits: Limits) -> Table:
     return Table(columns=columns, row_count=len(records))
 
 
-def _csv_records(reader: Any, width: int, limits: Limits) -> list[list[str]]:
+def _csv_records(reader: Any, width: int, limits: QueryLimits) -> list[list[str]]:
     records: list[list[str]] = []
     for record in reader:
         if not record:
@@ -136,7 +136,7 @@ def _csv_records(reader: Any, width: int, limits: Limits) -> list[list[str]]:
     return records
 
 
-def check_names(names: list[str], where: str, limits: Limits) -> None:
+def check_names(names: list[str], where: str, limits: QueryLimits) -> None:
     if not names:
         raise BadRequest(f"{where}: the data has no columns")
     if len(names) > limits.max_columns:

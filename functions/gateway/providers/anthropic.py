@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from functions.gateway.providers.base import (
+    USER_AGENT,
     ProviderCall,
     SentTimeout,
     checked_message,
@@ -38,11 +39,10 @@ from shared.errors import (
     error_for_status,
     parse_retry_after,
 )
+from shared.http import ANTHROPIC_VERSION
 from shared.wire import ConnectTimeout, Url, WireClient, WireError, WireResponse
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
-USER_AGENT = "agent-orchestrator-gateway/0.1"
 FORWARDED = ("anthropic-beta", "anthropic-version")
 
 
@@ -75,7 +75,7 @@ class AnthropicProvider:
         return bool(self._api_key or self._auth_token)
 
     def headers_for(self, call: ProviderCall) -> dict[str, str]:
-        headers = {**self._headers, "anthropic-version": API_VERSION}
+        headers = {**self._headers, "anthropic-version": ANTHROPIC_VERSION}
         for name in FORWARDED:
             if call.headers.get(name):
                 headers[name] = call.headers[name]

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from shared.errors import BadGateway, UpstreamTimeout
 
+USER_AGENT = "agent-orchestrator-gateway/0.1"
+"""What the gateway calls itself to every provider (after the caller's own, where passed on)."""
 CHARACTERS_PER_TOKEN = 4
 """The rule of thumb behind every estimated count: about four characters of JSON a token."""
 COUNTED_FIELDS = ("system", "messages", "tools", "tool_choice", "thinking")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from functions.gateway.providers.base import (
+    USER_AGENT,
     ProviderCall,
     SentTimeout,
     checked_message,
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 BEDROCK_VERSION = "bedrock-2023-05-31"
 SIGNING_NAME = "bedrock"
 DEFAULT_REGION = "us-east-1"
-USER_AGENT = "agent-orchestrator-gateway/0.1"
 _CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",

@@ -8,12 +8,12 @@ parsed.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from functions.gateway.providers.local_rules import DATA_WINDOW, ToolResult, strict_json
 from functions.gateway.providers.local_words import STOPWORDS
+from shared.http import json_text
 
 _WORD = re.compile(r"\w+")
 MAX_LISTED = 20
@@ -102,7 +102,7 @@ def _describe_web(value: dict[str, Any]) -> str:
 
 
 def _compact(value: Any, limit: int = 500) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json_text(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -7,17 +7,17 @@ import math
 import pytest
 
 from functions.agents.calculator.evaluator import calculate
-from functions.agents.calculator.limits import CalculationError, Limits
+from functions.agents.calculator.limits import CalculationError, EvaluationLimits
 from shared.errors import BadRequest
 
 
-def value_of(expression: str, limits: Limits | None = None) -> int | float:
-    return calculate(expression, limits or Limits()).value
+def value_of(expression: str, limits: EvaluationLimits | None = None) -> int | float:
+    return calculate(expression, limits or EvaluationLimits()).value
 
 
-def refusal(expression: str, limits: Limits | None = None) -> str:
+def refusal(expression: str, limits: EvaluationLimits | None = None) -> str:
     with pytest.raises(CalculationError) as caught:
-        calculate(expression, limits or Limits())
+        calculate(expression, limits or EvaluationLimits())
     assert caught.value.status_code == 400
     return caught.value.message
 
@@ -225,15 +225,15 @@ def test_floats_are_rounded_to_15_significant_digits() -> None:
 
 class TestLimits:
     def test_length(self) -> None:
-        assert "the limit is 10" in refusal("1 + 2 + 3 + 4", Limits(max_length=10))
+        assert "the limit is 10" in refusal("1 + 2 + 3 + 4", EvaluationLimits(max_length=10))
 
     def test_node_count(self) -> None:
-        assert value_of("1 + 2", Limits(max_nodes=3)) == 3
-        assert "too long" in refusal("1 + 2 + 3", Limits(max_nodes=3))
+        assert value_of("1 + 2", EvaluationLimits(max_nodes=3)) == 3
+        assert "too long" in refusal("1 + 2 + 3", EvaluationLimits(max_nodes=3))
 
     def test_nesting_depth(self) -> None:
-        assert value_of("-(-(-1))", Limits(max_depth=4)) == -1
-        assert "nested too deeply" in refusal("-(-(-(-(-1))))", Limits(max_depth=4))
+        assert value_of("-(-(-1))", EvaluationLimits(max_depth=4)) == -1
+        assert "nested too deeply" in refusal("-(-(-(-(-1))))", EvaluationLimits(max_depth=4))
 
     def test_long_left_chains_do_not_count_as_nesting(self) -> None:
         # A long sum (e.g. a column of numbers) is evaluated in a loop, not by recursion.
@@ -241,7 +241,7 @@ class TestLimits:
         assert "nested too deeply" in refusal("-" * 150 + "1")
 
     def test_power_size_is_checked_before_computing(self) -> None:
-        limits = Limits(max_int_bits=64)
+        limits = EvaluationLimits(max_int_bits=64)
         assert value_of("2 ** 63", limits) == 2**63
         assert "the limit is 64 bits" in refusal("3 ** 100", limits)
         assert "more than 64 bits" in refusal("2 ** 64", limits)
@@ -254,7 +254,9 @@ class TestLimits:
         assert "would have more than 1e308 bits; the limit is 10000 bits" in message
 
     def test_products_are_bounded_too(self) -> None:
-        assert "more than 64 bits" in refusal("2 ** 40 * 2 ** 40", Limits(max_int_bits=64))
+        assert "more than 64 bits" in refusal(
+            "2 ** 40 * 2 ** 40", EvaluationLimits(max_int_bits=64)
+        )
 
     def test_factorial(self) -> None:
         assert value_of("factorial(1000)") == math.factorial(1000)
@@ -271,4 +273,4 @@ class TestLimits:
             return float(next(ticks))
 
         with pytest.raises(CalculationError, match="longer than 2 s"):
-            calculate("1 + 2 + 3 + 4 + 5", Limits(time_limit_s=2), clock=clock)
+            calculate("1 + 2 + 3 + 4 + 5", EvaluationLimits(time_limit_s=2), clock=clock)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.sandbox import connect
 from tests.agents.data_processor.support import ask_sql
 from tests.agents.support import FunctionClient, function_client
@@ -67,7 +67,7 @@ def test_no_table_function_lists_or_reads_the_temp_directory(
 
 def test_the_sandbox_itself_allows_no_directory(spill_file: Path) -> None:
     # The same refusal without the query process: DuckDB's own settings, in this process.
-    conn = connect(Limits())
+    conn = connect(QueryLimits())
     try:
         allowed, temp = (
             conn.execute(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.pool import Budget, QueryPool
 from shared.errors import BadRequest, UpstreamUnavailable
 from tests.agents.data_processor import targets
@@ -140,7 +140,7 @@ def test_the_pool_size_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_PROCESSOR_WORKERS", "1")
     client = function_client("data_processor")
     assert client.get("/health").get_json()["query_processes"] == 1
-    assert Limits.load({}).workers == 2
+    assert QueryLimits.load({}).workers == 2
 
 
 SERVER = textwrap.dedent(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from functions.agents.data_processor.agent import DataRequest, run
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from shared.agent import parse_input
 from shared.errors import BadRequest
 
@@ -19,10 +19,10 @@ SALES = [
 ]
 
 
-def ask(limits: Limits | None = None, **request: Any) -> dict[str, Any]:
+def ask(limits: QueryLimits | None = None, **request: Any) -> dict[str, Any]:
     if "csv" not in request:
         request.setdefault("rows", SALES)
-    outcome = run(parse_input(DataRequest, request), limits or Limits())
+    outcome = run(parse_input(DataRequest, request), limits or QueryLimits())
     assert isinstance(outcome.result, dict)
     return outcome.result
 
@@ -314,15 +314,17 @@ def test_bad_group_by_names_the_problem(request_fields: dict[str, Any], problem:
 
 def test_results_are_capped_with_truncated_flag() -> None:
     rows = [{"n": n} for n in range(50)]
-    capped = ask(Limits(max_result_rows=10), operation="sort", rows=rows, order_by=["n"])
+    capped = ask(QueryLimits(max_result_rows=10), operation="sort", rows=rows, order_by=["n"])
     assert capped["row_count"] == 10
     assert capped["truncated"] is True
     assert column_of(capped, "n") == list(range(10))
     wide = [{"text": "x" * 1000} for _ in range(10)]
-    by_size = ask(Limits(max_result_bytes=3000), operation="select", rows=wide, columns=["text"])
+    by_size = ask(
+        QueryLimits(max_result_bytes=3000), operation="select", rows=wide, columns=["text"]
+    )
     assert (by_size["row_count"], by_size["truncated"]) == (2, True)
     big_limit = ask(
-        Limits(max_result_rows=10), operation="select", rows=rows, columns=["n"], limit=20
+        QueryLimits(max_result_rows=10), operation="select", rows=rows, columns=["n"], limit=20
     )
     assert big_limit["truncated"] is True  # asked for 20, the cap gave 10
 
@@ -337,7 +339,7 @@ def test_meta_shows_the_generated_sql_with_values_as_parameters() -> None:
                 "conditions": [{"column": "region", "op": "==", "value": "x' OR 1=1 --"}],
             },
         ),
-        Limits(),
+        QueryLimits(),
     )
     assert outcome.result["rows"] == []
     assert outcome.meta["sql"] == 'SELECT * FROM data WHERE "region" = CAST(? AS VARCHAR)'

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from functions.agents.data_processor.agent import DataRequest, run
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.sandbox import connect, json_safe, sized_query
 from shared.agent import parse_input
 from shared.errors import BadRequest, ConfigError
@@ -23,9 +23,9 @@ from tests.agents.support import function_client
 ROWS = [{"city": "Oslo", "temp": 4}, {"city": "Rome", "temp": 18}, {"city": "Lima", "temp": 22}]
 
 
-def sql(query: str, limits: Limits | None = None, **extra: Any) -> dict[str, Any]:
+def sql(query: str, limits: QueryLimits | None = None, **extra: Any) -> dict[str, Any]:
     request = {"operation": "sql", "rows": ROWS, "query": query, **extra}
-    outcome = run(parse_input(DataRequest, request), limits or Limits())
+    outcome = run(parse_input(DataRequest, request), limits or QueryLimits())
     assert isinstance(outcome.result, dict)
     return outcome.result
 
@@ -47,7 +47,7 @@ def test_with_query_and_leading_comment() -> None:
 
 def test_limit_and_cap_apply_to_sql() -> None:
     assert sql("SELECT * FROM data", limit=1)["row_count"] == 1
-    capped = sql("SELECT * FROM range(100)", Limits(max_result_rows=5))
+    capped = sql("SELECT * FROM range(100)", QueryLimits(max_result_rows=5))
     assert (capped["row_count"], capped["truncated"]) == (5, True)
 
 
@@ -115,7 +115,7 @@ def test_a_slow_query_is_interrupted_at_the_time_limit() -> None:
     with pytest.raises(BadRequest, match=r"exceeded the time limit of 0.2 s") as caught:
         sql(
             "SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b",
-            Limits(query_timeout_s=0.2),
+            QueryLimits(query_timeout_s=0.2),
         )
     assert caught.value.status_code == 400
     assert time.monotonic() - started < 3.0  # the query alone would take minutes
@@ -123,7 +123,7 @@ def test_a_slow_query_is_interrupted_at_the_time_limit() -> None:
 
 def test_a_query_over_the_memory_limit_is_a_400() -> None:
     with pytest.raises(BadRequest, match="exceeded the memory limit of 64MB"):
-        sql("SELECT list(range) FROM range(50000000)", Limits(memory_limit="64MB"))
+        sql("SELECT list(range) FROM range(50000000)", QueryLimits(memory_limit="64MB"))
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_rows_over_the_byte_limit_reach_python_without_their_values() -> None:
     query = sized_query(
         "SELECT repeat('x', 5000) AS a, [1, 2] AS b", ["a", "b"], ["varchar", "list"], 1000
     )
-    conn = connect(Limits())
+    conn = connect(QueryLimits())
     try:
         # 14: the keys and punctuation of {"a": ..., "b": ...}; 5: [1,2]; 5002: "xxx...".
         assert conn.execute(query).fetchall() == [(5002 + 5 + 14, None, None)]
@@ -182,7 +182,7 @@ def test_a_closing_semicolon_or_comment_is_fine(query: str) -> None:
 
 
 def test_sandbox_settings_are_locked() -> None:
-    conn = connect(Limits())
+    conn = connect(QueryLimits())
     try:
         with pytest.raises(duckdb.Error, match="locked"):
             conn.execute("SET enable_external_access = true")
@@ -210,7 +210,7 @@ def test_json_safe(value: object, expected: object) -> None:
 
 
 def test_limits_from_env() -> None:
-    limits = Limits.load(
+    limits = QueryLimits.load(
         {
             "DATA_PROCESSOR_QUERY_TIMEOUT_S": "2.5",
             "DATA_PROCESSOR_MAX_ROWS": "50",
@@ -218,7 +218,7 @@ def test_limits_from_env() -> None:
         }
     )
     assert (limits.query_timeout_s, limits.max_rows, limits.memory_limit) == (2.5, 50, "1GB")
-    assert Limits.load({}) == Limits()
+    assert QueryLimits.load({}) == QueryLimits()
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ def test_limits_from_env() -> None:
 )
 def test_bad_limit_variables_stop_start_up_naming_them(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        Limits.load({variable: raw})
+        QueryLimits.load({variable: raw})
 
 
 # Regressions: these answered 500 (OverflowError converting to timedelta, RecursionError in
@@ -292,8 +292,10 @@ def test_deep_values_over_http_are_never_a_500() -> None:
 
 
 def test_the_query_process_makes_room_for_a_larger_duckdb_limit() -> None:
-    assert Limits.load({}).process_memory == "1GB"
-    roomy = Limits.load({"DATA_PROCESSOR_MEMORY_LIMIT": "2GB"})
+    assert QueryLimits.load({}).process_memory == "1GB"
+    roomy = QueryLimits.load({"DATA_PROCESSOR_MEMORY_LIMIT": "2GB"})
     assert roomy.process_memory_bytes >= 2 * 10**9 + 256 * 2**20  # DuckDB and the process
     with pytest.raises(ConfigError, match=r"PROCESS_MEMORY: 1GB is too small .* at least"):
-        Limits.load({"DATA_PROCESSOR_MEMORY_LIMIT": "2GB", "DATA_PROCESSOR_PROCESS_MEMORY": "1GB"})
+        QueryLimits.load(
+            {"DATA_PROCESSOR_MEMORY_LIMIT": "2GB", "DATA_PROCESSOR_PROCESS_MEMORY": "1GB"}
+        )

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from functions.agents.data_processor.limits import Limits
+from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
 from shared.errors import BadRequest
 from tests.agents.support import function_client
 
-LIMITS = Limits()
+LIMITS = QueryLimits()
 
 
 def types(table: Table) -> dict[str, str]:
@@ -151,7 +151,7 @@ def test_bad_rows_are_rejected_naming_the_problem(rows: list[dict[str, Any]], pr
 
 
 def test_row_and_column_limits() -> None:
-    small = Limits(max_rows=2, max_columns=2)
+    small = QueryLimits(max_rows=2, max_columns=2)
     with pytest.raises(BadRequest, match="rows: 3 rows is over the limit of 2"):
         table_from_rows([{"a": 1}] * 3, small)
     with pytest.raises(BadRequest, match="more than 2 rows"):

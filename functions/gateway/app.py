@@ -1,4 +1,4 @@
-"""The gateway's edge: ``shared.asgi.AsyncFunctionApp`` with the two things only it needs.
+"""The gateway's app: ``shared.asgi.AsyncFunctionApp`` with the two things only it needs.
 
 - A path parameter: ``GET /v1/models/{id}`` is routed to one handler, which reads the id from
   ``call.path``.
