@@ -18,7 +18,6 @@ import pytest
 
 from emulator.process import serve_functions
 from functions.agents.tavily.client import NOT_CONFIGURED_REASON
-from shared import outbound
 from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
@@ -54,7 +53,6 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
             yield served.url, api
         finally:
             served.stop()
-            outbound.close()
 
 
 @pytest.fixture

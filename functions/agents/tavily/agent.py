@@ -21,6 +21,8 @@ from functions.agents.tavily.client import (
     search,
 )
 from shared.agent import AgentResult, AgentSpec
+from shared.aio import AsyncHttp
+from shared.transport import Transport, outbound_transport
 
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
 Domain = Annotated[
@@ -56,7 +58,7 @@ class TavilyInput(BaseModel):
     )
 
 
-def run(request: TavilyInput, settings: TavilySettings) -> AgentResult:
+async def run(request: TavilyInput, settings: TavilySettings, http: AsyncHttp) -> AgentResult:
     query = SearchQuery(
         query=request.query,
         search_depth=request.search_depth,
@@ -66,7 +68,7 @@ def run(request: TavilyInput, settings: TavilySettings) -> AgentResult:
         include_domains=list(request.include_domains),
         exclude_domains=list(request.exclude_domains),
     )
-    answer = search(settings, query)
+    answer = await search(settings, query, http)
     return AgentResult(
         result=answer.as_json(),
         meta={"search_depth": request.search_depth, "topic": request.topic},
@@ -85,9 +87,13 @@ DESCRIPTION = (
 EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "general"}
 
 
-def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInput]:
-    """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``."""
+def build_spec(
+    environ: Mapping[str, str] | None = None, transport: Transport | None = None
+) -> AgentSpec[TavilyInput]:
+    """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``.
+    Its calls go over ``transport`` (default: the one ``environ`` chooses), the agent's own."""
     started = TavilySettings.from_env(environ)
+    http = AsyncHttp(transport or outbound_transport(environ))
 
     def settings() -> TavilySettings:
         return replace(started, api_key=api_key_from_env(environ))
@@ -100,7 +106,7 @@ def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInpu
         name="tavily",
         description=DESCRIPTION,
         input_model=TavilyInput,
-        run=lambda request: run(request, settings()),
+        run=lambda request: run(request, settings(), http),
         example=EXAMPLE,
         health=lambda: {"base_url": started.base_url},
         not_configured=not_configured,

@@ -1,4 +1,5 @@
-"""The Tavily search API over ``shared.outbound``: one POST /search, its answer, its failures.
+"""The Tavily search API over the outbound transport (``shared.aio.AsyncHttp``, given by the
+agent that owns it): one POST /search, its answer, its failures.
 
 Tavily's failures are mapped for the orchestrator, not passed through as they are: a refused key
 is this service's misconfiguration (502, not a 401 that would blame the caller's credentials),
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.aio import AsyncHttp
 from shared.errors import (
     BadGateway,
     ConfigError,
@@ -26,7 +28,6 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import JsonResponse
-from shared.outbound import request_json
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_S = 12.0
@@ -123,10 +124,10 @@ class SearchAnswer:
         }
 
 
-def search(settings: TavilySettings, query: SearchQuery) -> SearchAnswer:
+async def search(settings: TavilySettings, query: SearchQuery, http: AsyncHttp) -> SearchAnswer:
     if not settings.api_key:
         raise NotConfigured(NOT_CONFIGURED_REASON)
-    response = request_json(
+    response = await http.request_json(
         "POST",
         f"{settings.base_url}/search",
         body=query.body(),
