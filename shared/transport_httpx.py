@@ -2,7 +2,8 @@
 
 For networks where ``shared.wire`` cannot go: it honours ``HTTPS_PROXY``, ``HTTP_PROXY``,
 ``ALL_PROXY`` and ``NO_PROXY`` (httpx's ``trust_env``, which also reads ``SSL_CERT_FILE``) and
-offers HTTP/2 when the ``h2`` package is installed (``pip install 'httpx[http2]'``). It
+offers HTTP/2 when the ``h2`` package is installed (``pip install 'httpx[http2]'``); the
+loopback is always reached directly. It
 behaves as wire does otherwise: no redirects, no cookies kept, no ``accept-encoding`` asked
 for and nothing decoded (the raw bytes are passed on), the caller bounds time with
 ``asyncio.timeout`` past the connection's own ``connect_timeout_s``, and failures are the same
@@ -26,6 +27,9 @@ from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer
 _WRITTEN_HERE = frozenset({"host", "content-length"})
 _NOT_ASKED = ("accept-encoding", "accept", "user-agent")
 """httpx's default headers that wire does not send either: the caller's own are sent."""
+_LOOPBACK = {"all://localhost": None, "all://127.0.0.1": None, "all://[::1]": None}
+"""Always direct: no proxy can reach this machine's loopback (the emulator's and the tests'
+functions), whatever ``NO_PROXY`` forgot."""
 
 
 def http2_available() -> bool:
@@ -112,6 +116,7 @@ class HttpxTransport:
             "follow_redirects": False,
             "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             "timeout": httpx.Timeout(None),
+            "mounts": _LOOPBACK,
             **(client_options or {}),
         }
         self._client: httpx.AsyncClient | None = None

@@ -336,12 +336,29 @@ def test_httpx_goes_direct_to_a_host_no_proxy_names(
     proxy_run: Callable[[Callable[[], Any]], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def main() -> None:
+        async with serve(answering(lambda n: answer(b"via proxy"))) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+            monkeypatch.setenv("NO_PROXY", "upstream.test")
+            transport = outbound_transport()
+            try:
+                with pytest.raises(TransportError, match="cannot connect"):  # no such host
+                    await proxied_request(transport, "http://upstream.test/v1/x")
+            finally:
+                await transport.close()
+            assert proxy.accepted == 0
+
+    proxy_run(main)
+
+
+def test_httpx_reaches_the_loopback_directly_whatever_the_proxy(
+    proxy_run: Callable[[Callable[[], Any]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
         async with (
             serve(answering(lambda n: answer(b"via proxy"))) as proxy,
             serve(answering(lambda n: answer(b"direct"))) as upstream,
         ):
             monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
             transport = outbound_transport()
             try:
                 assert await proxied_request(transport, url(upstream)) == b"direct"
