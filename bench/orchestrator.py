@@ -726,8 +726,8 @@ kernel spread the connections), the edge's middleware, and an encoder kept per m
 shared.
 
 **Model client: the wire, not the anthropic SDK.** Measured here: `import anthropic` ({anthropic})
-takes {import_sdk:.2f} s, the orchestrator's client (`shared.aio`, which also loads aiohttp for
-the sink) {import_wire:.2f} s; one call to the instant fake gateway takes {sdk_ms:.2f} ms
+takes {import_sdk:.2f} s, the orchestrator's client (`shared.aio`, on
+`shared.wire`) {import_wire:.2f} s; one call to the instant fake gateway takes {sdk_ms:.2f} ms
 p50 through `AsyncAnthropic(...).messages.with_raw_response.create` (the raw response is needed
 for `x-gateway-provider`) and {wire_ms:.2f} ms through `GatewayModel`. The wire client also
 needs no pin on the SDK's version and no parsing into SDK models the loop would turn back into
