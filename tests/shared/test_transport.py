@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from functions.gateway.providers.anthropic import AnthropicProvider
+from functions.gateway.providers.base import ProviderCall
 from shared.aio import AsyncHttp
 from shared.errors import (
     AnswerTooLarge,
@@ -25,9 +27,10 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from shared.transport import Transport, chosen, outbound_transport, upstream_failure
+from shared.transport import Answer, Transport, chosen, outbound_transport, upstream_failure
 from shared.transport_httpx import HttpxTransport
 from shared.wire import WireClient
+from tests.fakes.transport import FakeTransport
 from tests.shared.test_wire import (
     CHUNKED,
     LAST_CHUNK,
@@ -395,3 +398,23 @@ def test_upstream_failure_names_the_service_and_keeps_the_kind(
 def test_a_sent_timeout_is_a_504_and_a_transport_error_a_503() -> None:
     assert upstream_failure("svc", TimeoutError(), 1).status_code == 504
     assert upstream_failure("svc", TransportError("x"), 1).status_code == 503
+
+
+# --- injected: a caller takes whatever transport it is given ---------------------------------
+
+
+def test_a_provider_sends_through_the_transport_it_is_given() -> None:
+    fake = FakeTransport()
+    fake.enqueue(TransportError("cannot connect to api:443"), Answer(200, {}, b'{"id":"m"}'))
+    provider = AnthropicProvider({"ANTHROPIC_API_KEY": "k"}, transport=fake)
+    call = ProviderCall(body={"messages": []}, model="claude", timeout_s=5.0)
+
+    async def main() -> None:
+        with pytest.raises(TransportError, match="anthropic is unreachable: cannot connect"):
+            await provider.complete(call)
+        assert await provider.complete(call) == b'{"id":"m"}'
+        await provider.close()
+
+    asyncio.run(main())
+    assert [sent.url for sent in fake.requests] == [provider.url] * 2
+    assert fake.requests[0].headers["x-api-key"] == "k" and fake.closed
