@@ -110,8 +110,10 @@ class HttpxTransport:
     ) -> None:
         """``http2``: None speaks it when ``h2`` is installed. ``client_options``: more
         ``httpx.AsyncClient`` keywords (a test's ``transport=httpx.MockTransport(...)``)."""
+        self.http2 = http2_available() if http2 is None else http2
+        """Whether HTTP/2 is offered (ALPN over TLS); HTTP/1.1 otherwise."""
         self._options: dict[str, Any] = {
-            "http2": http2_available() if http2 is None else http2,
+            "http2": self.http2,
             "trust_env": trust_env,
             "follow_redirects": False,
             "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),

@@ -28,7 +28,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.transport import Answer, Transport, chosen, outbound_transport, upstream_failure
-from shared.transport_httpx import HttpxTransport
+from shared.transport_httpx import HttpxTransport, http2_available
 from shared.wire import WireClient
 from tests.fakes.transport import FakeTransport
 from tests.shared.test_wire import (
@@ -106,6 +106,11 @@ def test_a_proxy_variable_picks_httpx_unless_the_transport_is_named(
     environ: dict[str, str], expected: str
 ) -> None:
     assert chosen(environ) == expected
+
+
+def test_httpx_offers_http2_exactly_when_h2_is_installed() -> None:
+    assert HttpxTransport().http2 is http2_available()
+    assert HttpxTransport(http2=False).http2 is False
 
 
 def test_an_unknown_transport_stops_the_function_at_start() -> None:
