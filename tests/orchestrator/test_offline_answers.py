@@ -9,6 +9,7 @@ key is shown as not configured and never offered to the model.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -48,7 +49,9 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
     with FakeTavily(api_key=TAVILY_KEY) as api, pytest.MonkeyPatch.context() as patch:
         patch.setenv("TAVILY_BASE_URL", api.url)  # read once, when the app is built
         source = str(REPO_ROOT / "functions/agents/tavily/main.py")
-        served = ServedApp(functions_framework.create_app("tavily", source))
+        app = functions_framework.create_app("tavily", source)
+        # Its keep-alive connections to the fake are closed in the loop that made them.
+        served = ServedApp(app, on_stop=sys.modules["main"].http.close)
         try:
             yield served.url, api
         finally:

@@ -22,7 +22,7 @@ from functions.agents.tavily.client import (
 )
 from shared.agent import AgentResult, AgentSpec
 from shared.aio import AsyncHttp
-from shared.transport import Transport, outbound_transport
+from shared.transport import outbound_transport
 
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
 Domain = Annotated[
@@ -88,12 +88,13 @@ EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "
 
 
 def build_spec(
-    environ: Mapping[str, str] | None = None, transport: Transport | None = None
+    environ: Mapping[str, str] | None = None, http: AsyncHttp | None = None
 ) -> AgentSpec[TavilyInput]:
     """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``.
-    Its calls go over ``transport`` (default: the one ``environ`` chooses), the agent's own."""
+    Its calls go over ``http`` (default: its own, on the transport ``environ`` chooses), which
+    whoever gives it closes."""
     started = TavilySettings.from_env(environ)
-    http = AsyncHttp(transport or outbound_transport(environ))
+    http = http or AsyncHttp(outbound_transport(environ))
 
     def settings() -> TavilySettings:
         return replace(started, api_key=api_key_from_env(environ))
