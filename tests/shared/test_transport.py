@@ -51,11 +51,8 @@ Scenario = Callable[[Transport], Coroutine[Any, Any, None]]
 
 
 @pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return str(request.param)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)  # tests/conftest.py leaves no proxy variable set
 
 
 @pytest.fixture
@@ -305,11 +302,7 @@ async def proxied_request(transport: Transport, target: str) -> bytes:
 
 
 @pytest.fixture
-def proxy_run(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], None]:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
+def proxy_run() -> Callable[[Callable[[], Any]], None]:
     def runner(main: Callable[[], Any]) -> None:
         async def bounded() -> None:
             async with asyncio.timeout(TIMEOUT_S):
