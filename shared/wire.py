@@ -16,9 +16,9 @@ httptools (the C parser the server side already uses).
 - A response read to its end gives its connection back to the pool (unless either side said
   ``connection: close``); ``close()`` (or a cancelled read) drops it, which also tells the
   upstream to stop.
-- Failures are ``shared.errors``' ``TransportError`` (here also called ``WireError``:
-  connection refused, reset, or an answer that is not HTTP), ``AnswerTooLarge``,
-  ``ConnectTimeout``, or ``TimeoutError`` from the caller's own bound.
+- Failures are ``shared.errors``' ``TransportError`` (connection refused, reset, or an
+  answer that is not HTTP), ``AnswerTooLarge``, ``ConnectTimeout``, or ``TimeoutError`` from
+  the caller's own bound.
 
 No redirects, cookies, proxies (``shared.transport_httpx`` has them) or content decoding.
 TLS uses the system's trust store.
@@ -46,12 +46,6 @@ MAX_HEAD_BYTES = 256 * 1024
 """An answer's status line and headers, at most: past it the answer is refused."""
 URL_CACHE_SIZE = 256
 _WRITTEN_HERE = frozenset({"host", "content-length"})
-
-
-WireError = TransportError
-"""The upstream could not be reached or did not answer in HTTP (the name this module had
-for it before the error joined ``shared.errors``)."""
-WireAnswer = Answer
 
 
 @dataclass(frozen=True)
