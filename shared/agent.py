@@ -11,13 +11,16 @@ than failing each call: while ``AgentSpec.not_configured`` gives a reason, ``GET
 its plan and never retries it) and ``GET /health`` stays 200 with ``"configured": false``.
 
 ``run`` is plain, usually CPU-bound, code: it runs (with the parsing of its input) on a worker
-thread, off the event loop, so ``/health`` and other requests are answered while it works.
+thread, off the event loop, so ``/health`` and other requests are answered while it works. An
+agent that waits on the network instead (Tavily) gives a coroutine function: its input is still
+parsed on the thread, and the coroutine then runs on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -47,7 +50,7 @@ class AgentSpec(Generic[InputT]):
     description: str
     """Tells a model when to use this agent and when not to."""
     input_model: type[InputT]
-    run: Callable[[InputT], AgentResult]
+    run: Callable[[InputT], AgentResult | Awaitable[AgentResult]]
     example: dict[str, Any] | None = None
     """One valid input, shown in the schema."""
     health: Callable[[], dict[str, Any]] | None = None
@@ -94,13 +97,15 @@ def agent_app(
         spec.check_configured()
         return Reply(schema)
 
-    def answer(call: Call) -> AgentResult:
+    def answer(call: Call) -> AgentResult | Awaitable[AgentResult]:
         spec.check_configured()
         return spec.run(parse_input(spec.input_model, call.inbound().data))
 
     async def invoke(call: Call) -> Reply:
         # Parsing a body of megabytes is work too: all of it runs off the event loop.
         outcome = await asyncio.to_thread(answer, call)
+        if inspect.isawaitable(outcome):  # an agent that waits on I/O: on the loop
+            outcome = await outcome
         return Reply({"result": outcome.result, "meta": outcome.meta})
 
     return AsyncFunctionApp(

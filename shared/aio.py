@@ -1,14 +1,14 @@
-"""Outbound HTTP for the async functions, on ``shared.wire``.
+"""JSON calls over the outbound transport (``shared.transport``), for the async functions.
 
 ``request_json`` (the orchestrator's calls to the gateway and the agents) and ``send`` (a
-CloudEvent to a sink) go through ``shared.wire.WireClient``: keep-alive connections pooled per
-host, at most ``limit`` open (4,096 by default, far above the 1,000 calls in flight a worker is
-sized for), and a fraction of aiohttp's CPU per call (bench/RESULTS.md). Nothing is decoded: no
+CloudEvent to a sink) go through one ``Transport``: ``shared.wire`` by default, keep-alive
+connections pooled per host, at most 4,096 open (far above the 1,000 calls in flight a worker
+is sized for); ``OUTBOUND_TRANSPORT=httpx`` for proxies. Nothing is decoded: no
 ``accept-encoding`` is asked for, and a ``content-encoding`` in an answer is ignored, so an
 answer costs at most the bytes the caller agreed to read.
 
 Connections are made on first use inside the running loop, not at import (a connection belongs
-to the loop it was made in). Tests pass their own ``wire`` instead of patching a module global.
+to the loop it was made in). Tests pass their own ``transport`` instead of patching a global.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.context import current_request_id
-from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.http import JsonResponse, compact_json
-from shared.wire import WireAnswer, WireClient, WireError
+from shared.transport import FAILURES, Answer, Transport, outbound_transport, upstream_failure
 
 
 def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -35,14 +34,14 @@ def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 class AsyncHttp:
-    """Calls to the services a function talks to (``shared.wire``'s pool); ``close()`` on
-    shutdown."""
+    """Calls to the services a function talks to, over ``transport`` (default: the one the
+    environment chooses, ``shared.transport.outbound_transport``); ``close()`` on shutdown."""
 
-    def __init__(self, wire: WireClient | None = None) -> None:
-        self._wire = wire or WireClient()
+    def __init__(self, transport: Transport | None = None) -> None:
+        self._transport = transport or outbound_transport()
 
     async def close(self) -> None:
-        await self._wire.close()
+        await self._transport.close()
 
     async def request_json(
         self,
@@ -55,8 +54,9 @@ class AsyncHttp:
         service: str = "upstream",
     ) -> JsonResponse:
         """Send JSON, get JSON. Transport failures raise ``UpstreamTimeout`` or
-        ``UpstreamUnavailable`` naming ``service``; error statuses are returned for the caller
-        to interpret. Answer headers have lower-case names."""
+        ``UpstreamUnavailable`` (``shared.transport.upstream_failure``) naming ``service``;
+        error statuses are returned for the caller to interpret. Answer headers have
+        lower-case names."""
         sent = outbound_headers(headers)
         payload = b""
         if body is not None:
@@ -80,7 +80,7 @@ class AsyncHttp:
         timeout_s: float = 10.0,
         service: str = "upstream",
         keep_bytes: int = 4096,
-    ) -> WireAnswer:
+    ) -> Answer:
         """Send ``body`` as it is, for an answer whose status is what matters: of its body,
         at most ``keep_bytes`` are read (enough for an error message); the rest is never read
         and the connection is dropped. Failures as in ``request_json``."""
@@ -96,21 +96,19 @@ class AsyncHttp:
         timeout_s: float,
         service: str,
         keep_bytes: int | None,
-    ) -> WireAnswer:
+    ) -> Answer:
         """The answer within ``timeout_s`` (all of it, or ``keep_bytes`` of its body)."""
-        wire = self._wire
+        transport = self._transport
         try:
             async with asyncio.timeout(timeout_s):
                 if keep_bytes is None:
-                    return await wire.exchange(
+                    return await transport.exchange(
                         method, url, headers, body, connect_timeout_s=timeout_s
                     )
-                response = await wire.request(
+                response = await transport.request(
                     method, url, headers, body, connect_timeout_s=timeout_s
                 )
                 kept = await response.prefix(keep_bytes)
-                return WireAnswer(response.status, response.headers, kept)
-        except TimeoutError as exc:  # ConnectTimeout included
-            raise UpstreamTimeout(f"{service} did not answer within {timeout_s:g} s") from exc
-        except (WireError, OSError) as exc:
-            raise UpstreamUnavailable(f"{service} is unreachable: {exc}") from exc
+                return Answer(response.status, response.headers, kept)
+        except FAILURES as exc:
+            raise upstream_failure(service, exc, timeout_s) from exc

@@ -27,8 +27,12 @@
             ├── RateLimited           429 rate_limit_error
             ├── Overloaded            529 overloaded_error
             ├── UpstreamUnavailable   503 api_error   it could not be reached or used
-            │   └── CircuitOpen           503 api_error   not called: its circuit is open
+            │   ├── CircuitOpen           503 api_error   not called: its circuit is open
+            │   └── TransportError        503 api_error   no connection, or its answer broke
+            │       └── AnswerTooLarge        503 api_error   off or was not HTTP; too large
             └── UpstreamTimeout       504 timeout_error
+                ├── ConnectTimeout        504 timeout_error   no connection: never sent
+                └── SentTimeout           504 timeout_error   sent, but no answer in time
 
 Each class says what happened and carries a fixed status; ``error_for_status`` maps a
 dependency's status to its class. Every error renders as Anthropic's shape
@@ -244,6 +248,15 @@ class CircuitOpen(UpstreamUnavailable):
     should_retry = False
 
 
+class TransportError(UpstreamUnavailable):
+    """The outbound transport failed (``shared.transport``): no connection (refused, DNS, TLS,
+    a proxy's refusal), or an answer that broke off or was not HTTP."""
+
+
+class AnswerTooLarge(TransportError):
+    """The dependency's answer was larger than the caller agreed to read."""
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "timeout_error"
@@ -261,6 +274,16 @@ def validation_message(exc: ValidationError) -> str:
     """A request's problems, ``field.path: problem`` each, so the caller knows what to fix."""
     problems = validation_problems(exc, "(input)")
     return "invalid input: " + "; ".join(f"{where}: {problem}" for where, problem in problems)
+
+
+class ConnectTimeout(UpstreamTimeout):
+    """No connection within the time allowed for connecting: the request was never sent."""
+
+
+class SentTimeout(UpstreamTimeout):
+    """The request reached the dependency, which did not answer in time: it may still finish,
+    and bill, the work. The gateway retries and fails over like any timeout unless the route's
+    ``retry_sent_timeouts`` is off."""
 
 
 def retry_after_header(seconds: float) -> str:

@@ -158,10 +158,10 @@ def clip(text: str, limit: int = 80) -> str:
 
 @dataclass(frozen=True)
 class JsonResponse:
-    """What an outbound JSON call got back (``shared.aio`` and ``shared.outbound`` both)."""
+    """What an outbound JSON call got back (``shared.aio.AsyncHttp.request_json``)."""
 
     status: int
     headers: Mapping[str, str]
-    """Case-insensitive where the client's are (aiohttp's and httpx's both are)."""
+    """Names in lower case, as every ``shared.transport`` gives them."""
     data: Any
     """The decoded JSON body, or None when the body was empty or not JSON."""

@@ -1,10 +1,11 @@
-"""A lean HTTP/1.1 client for the few upstreams a function forwards to, on httptools.
+"""A lean HTTP/1.1 client for the few upstreams a function forwards to, on httptools: the
+default ``shared.transport.Transport``.
 
-The gateway's cost per request was, after its own trimming, mostly aiohttp's client: a request
-object, its payload registry, header multidicts, tracing hooks, cookie and proxy handling and
-timers, on every call, for a gateway that always sends one JSON body to one of a handful of
-hosts. This client does only that: keep-alive connections pooled per host, the request written
-in one piece, the answer parsed by httptools (the C parser the server side already uses).
+A general client (aiohttp's, before this one) costs a request object, a payload registry,
+header multidicts, tracing hooks, cookie and proxy handling and timers on every call, for a
+function that always sends one body to one of a handful of hosts. This client does only that:
+keep-alive connections pooled per host, the request written in one piece, the answer parsed by
+httptools (the C parser the server side already uses).
 
 - ``WireClient.request()`` answers once the status line and headers are in; the body is then
   read whole (``read()``), as it comes (``chunks()``, for streams, with flow control), or only
@@ -15,12 +16,12 @@ in one piece, the answer parsed by httptools (the C parser the server side alrea
 - A response read to its end gives its connection back to the pool (unless either side said
   ``connection: close``); ``close()`` (or a cancelled read) drops it, which also tells the
   upstream to stop.
-- Failures are ``WireError`` (connection refused, reset, or an answer that is not HTTP),
-  ``ConnectTimeout``, or ``TimeoutError`` from the caller's own bound.
+- Failures are ``shared.errors``' ``TransportError`` (connection refused, reset, or an
+  answer that is not HTTP), ``AnswerTooLarge``, ``ConnectTimeout``, or ``TimeoutError`` from
+  the caller's own bound.
 
-No redirects, cookies, proxies or content decoding: a gateway must not follow a redirect with
-its credentials, keep one caller's cookies for the next, or decode a body it passes through
-(it asks for none: no ``accept-encoding``). TLS uses the system's trust store.
+No redirects, cookies, proxies (``shared.transport_httpx`` has them) or content decoding.
+TLS uses the system's trust store.
 """
 
 from __future__ import annotations
@@ -36,23 +37,15 @@ from urllib.parse import urlsplit
 
 import httptools
 
-DEFAULT_LIMIT = 4096
+from shared.errors import AnswerTooLarge, ConnectTimeout, TransportError
+from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer
+
 HIGH_WATER = 256 * 1024
 """Bytes buffered from an unread answer before the connection stops reading."""
 MAX_HEAD_BYTES = 256 * 1024
 """An answer's status line and headers, at most: past it the answer is refused."""
-MAX_BODY_BYTES = 64 * 1024 * 1024
-"""What ``read()`` holds of one answer's body, at most (a stream is not held: no bound)."""
 URL_CACHE_SIZE = 256
 _WRITTEN_HERE = frozenset({"host", "content-length"})
-
-
-class WireError(ConnectionError):
-    """The upstream could not be reached or did not answer in HTTP."""
-
-
-class ConnectTimeout(TimeoutError):
-    """No connection within ``connect_timeout_s``: the request was never sent."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +70,6 @@ class Url:
         return cls(parts.scheme, parts.hostname, port, target.encode("ascii"), parts.netloc)
 
 
-@dataclass(frozen=True)
-class WireAnswer:
-    """An answer read whole (``WireClient.exchange``)."""
-
-    status: int
-    headers: Mapping[str, str]
-    """Header names in lower case; a repeated header's values joined with ``, ``."""
-    body: bytes
-
-
 class WireResponse:
     """An answer whose status and headers are in; its body is read through this."""
 
@@ -100,7 +83,7 @@ class WireResponse:
         self._done = False
 
     async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
-        """The whole body, of at most ``limit`` bytes (else ``WireError``); then the
+        """The whole body, of at most ``limit`` bytes (else ``AnswerTooLarge``); then the
         connection goes back to the pool."""
         parts: list[bytes] = []
         size = 0
@@ -108,7 +91,7 @@ class WireResponse:
             size += len(chunk)
             if size > limit:
                 self.close()
-                raise WireError(f"the upstream's answer exceeds {limit} bytes")
+                raise AnswerTooLarge(f"the upstream's answer exceeds {limit} bytes")
             parts.append(chunk)
         return b"".join(parts)
 
@@ -205,14 +188,14 @@ class WireClient:
         *,
         connect_timeout_s: float = 10.0,
         limit: int = MAX_BODY_BYTES,
-    ) -> WireAnswer:
+    ) -> Answer:
         """``request()`` and ``read()`` in one: the whole answer, its connection back in the
         pool (or closed when the read failed)."""
         response = await self.request(
             method, url, headers, body, connect_timeout_s=connect_timeout_s
         )
         try:
-            return WireAnswer(response.status, response.headers, await response.read(limit))
+            return Answer(response.status, response.headers, await response.read(limit))
         finally:
             response.close()  # a no-op once read() gave the connection back
 
@@ -276,7 +259,7 @@ class WireClient:
             raise ConnectTimeout(message) from exc
         except OSError as exc:
             self._forget()
-            raise WireError(f"cannot connect to {url.authority}: {exc}") from exc
+            raise TransportError(f"cannot connect to {url.authority}: {exc}") from exc
         except BaseException:
             self._forget()
             raise
@@ -366,13 +349,14 @@ class _Connection(asyncio.Protocol):
             if self.complete:  # garbage after a whole answer: the answer stands
                 self._stray = True
             else:
-                self._fail(WireError(f"the upstream's answer is not valid HTTP: {exc}"))
+                self._fail(TransportError(f"the upstream's answer is not valid HTTP: {exc}"))
             self.drop()
             return
         if not self.status:  # still in the head: bounded like the server's
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._fail(WireError(f"the upstream's answer head exceeds {MAX_HEAD_BYTES} bytes"))
+                too_long = f"the upstream's answer head exceeds {MAX_HEAD_BYTES} bytes"
+                self._fail(TransportError(too_long))
                 self.drop()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -382,7 +366,7 @@ class _Connection(asyncio.Protocol):
             self._wake()
         elif not self.complete:
             reason = f": {exc}" if exc else ""
-            self._fail(WireError(f"the upstream closed the connection mid-answer{reason}"))
+            self._fail(TransportError(f"the upstream closed the connection mid-answer{reason}"))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:

@@ -35,6 +35,15 @@ _PROVIDER_VARIABLES = (
     "ORCHESTRATOR_CONFIG",
     "AGENTORCH_STATE_DIR",
     "AGENTORCH_INSTANCE",
+    # A shell behind a proxy would switch the functions to httpx (shared/transport.py): tests
+    # choose their transport (tests/shared/test_transport.py runs both).
+    "OUTBOUND_TRANSPORT",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 )
 
 

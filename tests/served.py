@@ -7,17 +7,28 @@ aiohttp). ``stop()`` ends the server and joins the thread.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
 
 
 class ServedApp:
-    def __init__(self, app: Any, *, start_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        start_timeout_s: float = 10.0,
+        on_stop: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        """``on_stop`` runs in the server's loop before it stops (to close what the app opened
+        there: its outbound connections)."""
         self.app = app
+        self._on_stop = on_stop
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, log_level="error", lifespan="off", access_log=False
         )
@@ -37,6 +48,9 @@ class ServedApp:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        if self._on_stop is not None:
+            loop = self._server.servers[0].get_loop()
+            asyncio.run_coroutine_threadsafe(self._on_stop(), loop).result(timeout=10)
         self._server.should_exit = True
         self._thread.join(timeout=10)
 

@@ -99,11 +99,14 @@ def test_a_function_bundle_holds_only_what_it_needs() -> None:
     for extra in FUNCTIONS:
         assert not names(extra) & tools, f"{extra} ships test or client tools"
     assert {"botocore", "httptools", "uvloop"} <= names("gateway")
-    # botocore signs and shared.wire sends: no boto3, no aiohttp client in the gateway.
+    # botocore signs and shared.transport sends: no boto3, no aiohttp client in the gateway.
     assert not names("gateway") & {"boto3", "aiohttp"}
     assert "jsonschema" in names("orchestrator")
-    # shared.wire carries every outbound call, the sink's included: aiohttp is the tests'.
+    # shared.transport carries every outbound call, the sink's included: aiohttp is the tests'.
     assert "aiohttp" not in names("orchestrator")
+    # Each function that calls out can be told OUTBOUND_TRANSPORT=httpx (for a proxy).
+    for caller in ("gateway", "orchestrator", "tavily"):
+        assert "httpx" in names(caller), f"{caller} cannot use OUTBOUND_TRANSPORT=httpx"
     assert "boto3" not in names("orchestrator")
     assert "duckdb" in names("data_processor")
     assert "httpx" in names("tavily")

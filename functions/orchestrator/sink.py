@@ -5,7 +5,7 @@ number of times with backoff, then logged and dropped. It never fails or delays 
 
 The sink's answer is untrusted: only its status matters, so at most ``ANSWER_KEPT_BYTES`` of its
 body are read (for the log line), nothing is decompressed (``accept-encoding: identity``, and
-``shared.wire`` decodes nothing), and the rest is never read: a sink answering 202 with a gzip
+no transport decodes), and the rest is never read: a sink answering 202 with a gzip
 bomb or a 1 GiB body costs a few KiB.
 
 A delivery belongs to the request that ran the task: the request's answer goes out first, then

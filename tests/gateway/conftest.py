@@ -33,7 +33,7 @@ fake_bedrock_server = bedrock.fake_bedrock_server
 @pytest.fixture
 def fake_bedrock(fake_bedrock_server: FakeBedrockServer) -> FakeBedrockServer:
     """moto's bedrock-runtime in server mode, the environment pointing the provider at it: the
-    provider speaks HTTP through shared.wire, which in-process moto would not see."""
+    provider speaks HTTP over its own transport, which in-process moto would not see."""
     return fake_bedrock_server
 
 

@@ -18,6 +18,7 @@ from functions.agents.calculator.agent import SPEC
 from functions.orchestrator.agents import AgentDirectory
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
 from functions.orchestrator.model import ModelCallError, ModelReply
+from shared.agent import AgentResult
 from shared.aio import AsyncHttp
 from shared.errors import UpstreamError
 from shared.resilience import RetrySettings
@@ -128,6 +129,7 @@ def calculate(arguments: dict[str, Any]) -> Answer:
             "type": "error",
             "error": {"type": "invalid_request_error", "message": str(exc)},
         }
+    assert isinstance(outcome, AgentResult)  # the calculator is plain code, not a coroutine
     return 200, {"result": outcome.result, "meta": outcome.meta}
 
 

@@ -9,6 +9,7 @@ key is shown as not configured and never offered to the model.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,7 +19,6 @@ import pytest
 
 from emulator.process import serve_functions
 from functions.agents.tavily.client import NOT_CONFIGURED_REASON
-from shared import outbound
 from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
@@ -49,12 +49,13 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
     with FakeTavily(api_key=TAVILY_KEY) as api, pytest.MonkeyPatch.context() as patch:
         patch.setenv("TAVILY_BASE_URL", api.url)  # read once, when the app is built
         source = str(REPO_ROOT / "functions/agents/tavily/main.py")
-        served = ServedApp(functions_framework.create_app("tavily", source))
+        app = functions_framework.create_app("tavily", source)
+        # Its keep-alive connections to the fake are closed in the loop that made them.
+        served = ServedApp(app, on_stop=sys.modules["main"].http.close)
         try:
             yield served.url, api
         finally:
             served.stop()
-            outbound.close()
 
 
 @pytest.fixture

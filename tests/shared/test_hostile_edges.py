@@ -29,7 +29,7 @@ import yaml
 
 from emulator.process import FunctionProcess, start_function
 from shared import metrics
-from shared.wire import WireError
+from shared.errors import TransportError
 from tests.shared import test_wire as tw
 from tests.shared.test_server_limits import worker_rss_mb
 from tests.shared.test_wire import Peer, answer, answering, fetch, numbered, post, run, serve, wire
@@ -537,7 +537,7 @@ def test_an_answer_with_both_length_and_chunked_is_refused_and_not_reused() -> N
 
     async def main() -> None:
         async with serve(after_first(sending(both))) as server, wire() as client:
-            with pytest.raises(WireError, match="not valid HTTP"):
+            with pytest.raises(TransportError, match="not valid HTTP"):
                 await fetch(client, server)
             assert await fetch(client, server) == b"answer 2"
             assert server.accepted == 2
@@ -557,7 +557,7 @@ def test_a_pooled_connection_closed_after_the_request_is_read_fails_that_request
     async def main() -> None:
         async with serve(handler) as server, wire() as client:
             assert await fetch(client, server) == b"answer 1"
-            with pytest.raises(WireError, match="mid-answer"):
+            with pytest.raises(TransportError, match="mid-answer"):
                 await fetch(client, server)
             assert await fetch(client, server) == b"answer 3"  # on a new connection
             assert server.accepted == 2

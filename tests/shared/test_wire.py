@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from shared.wire import HIGH_WATER, Url, WireClient, WireError, WireResponse
+from shared.errors import TransportError
+from shared.wire import HIGH_WATER, Url, WireClient, WireResponse
 
 TIMEOUT_S = 5.0
 """Every test's bound: far above what its loopback exchanges take, so only a hang reaches it."""
@@ -459,7 +460,7 @@ def test_the_server_closing_mid_body_fails_the_read() -> None:
 
         async with serve(handler) as server, wire(limit=1) as client:
             response = await post(client, server)
-            with pytest.raises(WireError, match="mid-answer"):
+            with pytest.raises(TransportError, match="mid-answer"):
                 await response.read()
             response.close()
 
@@ -478,7 +479,7 @@ def test_the_server_closing_before_any_answer_fails_the_request() -> None:
                 await answering(numbered)(peer)
 
         async with serve(handler) as server, wire(limit=1) as client:
-            with pytest.raises(WireError):
+            with pytest.raises(TransportError):
                 await post(client, server)
 
             assert await fetch(client, server) == b"answer 2"  # its slot was given back
@@ -494,7 +495,7 @@ def test_a_refused_connection_is_a_wire_error() -> None:
             url = Url.parse(f"http://127.0.0.1:{bound.getsockname()[1]}/")
             async with wire(limit=1) as client:
                 for _ in range(2):  # the second finds its slot given back
-                    with pytest.raises(WireError, match="cannot connect"):
+                    with pytest.raises(TransportError, match="cannot connect"):
                         await client.request("POST", url, {}, b"{}")
 
     run(main)
@@ -741,7 +742,7 @@ def test_garbage_for_an_answer_is_a_wire_error() -> None:
             await peer.wait_eof()
 
         async with serve(handler) as server, wire() as client:
-            with pytest.raises(WireError, match="not valid HTTP"):
+            with pytest.raises(TransportError, match="not valid HTTP"):
                 await post(client, server)
 
     run(main)
@@ -756,7 +757,7 @@ def test_a_broken_chunk_is_a_wire_error() -> None:
 
         async with serve(handler) as server, wire() as client:
             response = await post(client, server)
-            with pytest.raises(WireError, match="not valid HTTP"):
+            with pytest.raises(TransportError, match="not valid HTTP"):
                 await response.read()
             response.close()
 
@@ -778,7 +779,7 @@ def test_a_reset_ends_an_answer_without_length_in_an_error() -> None:
             pieces = response.chunks()
             assert await anext(pieces) == b"the first part"
             got_first.set()
-            with pytest.raises(WireError):
+            with pytest.raises(TransportError):
                 await anext(pieces)
             response.close()
 

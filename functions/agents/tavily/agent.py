@@ -20,6 +20,8 @@ from functions.agents.tavily.client import (
     search,
 )
 from shared.agent import AgentResult, AgentSpec
+from shared.aio import AsyncHttp
+from shared.transport import outbound_transport
 
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
 Domain = Annotated[
@@ -55,7 +57,7 @@ class TavilyInput(BaseModel):
     )
 
 
-def run(request: TavilyInput, settings: TavilySettings) -> AgentResult:
+async def run(request: TavilyInput, settings: TavilySettings, http: AsyncHttp) -> AgentResult:
     query = SearchQuery(
         query=request.query,
         search_depth=request.search_depth,
@@ -65,7 +67,7 @@ def run(request: TavilyInput, settings: TavilySettings) -> AgentResult:
         include_domains=list(request.include_domains),
         exclude_domains=list(request.exclude_domains),
     )
-    answer = search(settings, query)
+    answer = await search(settings, query, http)
     return AgentResult(
         result=answer.as_json(),
         meta={"search_depth": request.search_depth, "topic": request.topic},
@@ -84,9 +86,14 @@ DESCRIPTION = (
 EXAMPLE = {"query": "latest stable Python release", "max_results": 3, "topic": "general"}
 
 
-def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInput]:
-    """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``."""
+def build_spec(
+    environ: Mapping[str, str] | None = None, http: AsyncHttp | None = None
+) -> AgentSpec[TavilyInput]:
+    """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``.
+    Its calls go over ``http`` (default: its own, on the transport ``environ`` chooses), which
+    whoever gives it closes."""
     started = TavilySettings.load(environ)
+    http = http or AsyncHttp(outbound_transport(environ))
 
     def settings() -> TavilySettings:
         return started.model_copy(update={"api_key": api_key_from_env(environ)})
@@ -99,7 +106,7 @@ def build_spec(environ: Mapping[str, str] | None = None) -> AgentSpec[TavilyInpu
         name="tavily",
         description=DESCRIPTION,
         input_model=TavilyInput,
-        run=lambda request: run(request, settings()),
+        run=lambda request: run(request, settings(), http),
         example=EXAMPLE,
         health=lambda: {"base_url": started.base_url},
         not_configured=not_configured,

@@ -1,4 +1,5 @@
-"""The Tavily search API over ``shared.outbound``: one POST /search, its answer, its failures.
+"""The Tavily search API over the outbound transport (``shared.aio.AsyncHttp``, given by the
+agent that owns it): one POST /search, its answer, its failures.
 
 Tavily's failures are mapped for the orchestrator, not passed through as they are: a refused key
 is this service's misconfiguration (502, not a 401 that would blame the caller's credentials),
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from shared.aio import AsyncHttp
 from shared.errors import (
     BadGateway,
     CredentialsRefused,
@@ -27,7 +29,6 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.http import JsonResponse
-from shared.outbound import request_json
 from shared.settings import FunctionSettings
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
@@ -120,10 +121,10 @@ class SearchAnswer:
         }
 
 
-def search(settings: TavilySettings, query: SearchQuery) -> SearchAnswer:
+async def search(settings: TavilySettings, query: SearchQuery, http: AsyncHttp) -> SearchAnswer:
     if not settings.api_key:
         raise NotConfigured(NOT_CONFIGURED_REASON)
-    response = request_json(
+    response = await http.request_json(
         "POST",
         f"{settings.base_url}/search",
         body=query.body(),

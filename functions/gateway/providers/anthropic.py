@@ -1,4 +1,5 @@
-"""Anthropic, spoken on the wire: ``POST {base}/v1/messages`` through ``shared.wire``'s pool.
+"""Anthropic, spoken on the wire: ``POST {base}/v1/messages`` through the outbound transport
+(``shared.transport``: ``shared.wire``'s pool unless configured otherwise).
 
 The gateway speaks Anthropic's format on both sides, so the body is passed through as bytes
 and the answer returned as bytes: no object model on the hot path, and no dependency on the
@@ -12,7 +13,7 @@ The caller's ``anthropic-beta`` and ``anthropic-version`` reach the upstream, an
 
 A timeout is told apart by when it struck: connecting may take at most half of an attempt's
 time, so a timeout after that is one where the request was sent (``SentTimeout``: the upstream
-may still finish and bill it).
+may still finish and bill it). ``shared.transport.upstream_failure`` names every failure.
 """
 
 from __future__ import annotations
@@ -23,24 +24,17 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from functions.gateway.providers.base import (
-    USER_AGENT,
-    ProviderCall,
-    SentTimeout,
-    checked_message,
-    json_object,
-)
+from functions.gateway.providers.base import USER_AGENT, ProviderCall, checked_message, json_object
 from shared.context import current_request_id
-from shared.errors import (
-    BadGateway,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    error_for_status,
-    parse_retry_after,
-)
+from shared.errors import BadGateway, UpstreamError, error_for_status, parse_retry_after
 from shared.http import ANTHROPIC_VERSION
-from shared.wire import ConnectTimeout, Url, WireClient, WireError, WireResponse
+from shared.transport import (
+    FAILURES,
+    Response,
+    Transport,
+    outbound_transport,
+    upstream_failure,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 FORWARDED = ("anthropic-beta", "anthropic-version")
@@ -53,7 +47,7 @@ class AnthropicProvider:
         self,
         environ: Mapping[str, str] | None = None,
         base_url: str | None = None,
-        wire: WireClient | None = None,
+        transport: Transport | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         self._api_key = environ.get("ANTHROPIC_API_KEY") or ""
@@ -61,9 +55,7 @@ class AnthropicProvider:
         base = base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.url = base.rstrip("/") + "/v1/messages"
         self.count_url = self.url + "/count_tokens"
-        # Parsed once, not on every request.
-        self._messages, self._count = Url.parse(self.url), Url.parse(self.count_url)
-        self._wire = wire or WireClient()
+        self._transport = transport or outbound_transport(environ)
         credentials = (
             {"x-api-key": self._api_key}
             if self._api_key
@@ -86,45 +78,35 @@ class AnthropicProvider:
             headers["x-request-id"] = request_id
         return headers
 
-    async def _send(self, call: ProviderCall, url: Url, body: dict[str, Any]) -> WireResponse:
+    async def _send(self, call: ProviderCall, url: str, body: dict[str, Any]) -> Response:
         """The answer's head; a refusal raised as its error. The caller bounds the time."""
         connect = min(10.0, call.timeout_s / 2)
-        try:
-            response = await self._wire.request(
-                "POST",
-                url,
-                self.headers_for(call),
-                json.dumps(body).encode(),
-                connect_timeout_s=connect,
-            )
-        except ConnectTimeout as exc:
-            raise UpstreamTimeout(f"anthropic did not accept a connection: {exc}") from exc
-        except (WireError, OSError) as exc:
-            raise UpstreamUnavailable(f"anthropic is unreachable: {exc}") from exc
+        payload = json.dumps(body).encode()
+        response = await self._transport.request(
+            "POST", url, self.headers_for(call), payload, connect_timeout_s=connect
+        )
         if response.status >= 400:
             raise await _status_error(response)
         call.received.update(upstream_headers(response.headers))
         return response
 
-    async def _read(self, call: ProviderCall, url: Url, body: dict[str, Any]) -> bytes:
+    async def _read(self, call: ProviderCall, url: str, body: dict[str, Any]) -> bytes:
         try:
             async with asyncio.timeout(call.timeout_s):
                 response = await self._send(call, url, body)
                 try:
                     return await response.read()
-                except (WireError, OSError) as exc:
-                    raise UpstreamUnavailable(f"anthropic answer broke off: {exc}") from exc
                 finally:
                     response.close()  # a no-op once read() gave the connection back
-        except TimeoutError as exc:
-            raise _late(call) from exc
+        except FAILURES as exc:
+            raise upstream_failure(self.name, exc, call.timeout_s) from exc
 
     async def complete(self, call: ProviderCall) -> bytes:
         body = {**call.body, "model": call.model, "stream": False}
-        return checked_message(await self._read(call, self._messages, body), self.name)
+        return checked_message(await self._read(call, self.url, body), self.name)
 
     async def count_tokens(self, call: ProviderCall) -> dict[str, Any]:
-        raw = await self._read(call, self._count, {**call.body, "model": call.model})
+        raw = await self._read(call, self.count_url, {**call.body, "model": call.model})
         counted = json_object(raw)
         if counted is None or not isinstance(counted.get("input_tokens"), int):
             raise BadGateway(f"anthropic answered count_tokens with {len(raw)} bytes of nonsense")
@@ -134,20 +116,19 @@ class AnthropicProvider:
         body = {**call.body, "model": call.model, "stream": True}
         try:
             async with asyncio.timeout(call.timeout_s):  # to the answer's head
-                response = await self._send(call, self._messages, body)
-        except TimeoutError as exc:
-            raise _late(call) from exc
+                response = await self._send(call, self.url, body)
+        except FAILURES as exc:
+            raise upstream_failure(self.name, exc, call.timeout_s) from exc
         return _relay(response, call.timeout_s)
 
     async def close(self) -> None:
-        await self._wire.close()
+        await self._transport.close()
 
 
-async def _status_error(response: WireResponse) -> UpstreamError:
+async def _status_error(response: Response) -> UpstreamError:
+    """The error the upstream's error answer says (its read failing raises as transport's)."""
     try:
         raw = await response.read()
-    except (WireError, OSError) as exc:
-        return UpstreamUnavailable(f"anthropic error answer broke off: {exc}")
     finally:
         response.close()  # a no-op once read() gave the connection back
     message = _message_of(raw, response.status)
@@ -161,10 +142,6 @@ async def _status_error(response: WireResponse) -> UpstreamError:
     # Passed back to the caller as they came (the SDKs read them).
     error.headers.update(upstream_headers(response.headers))
     return error
-
-
-def _late(call: ProviderCall) -> SentTimeout:
-    return SentTimeout(f"anthropic did not answer within {call.timeout_s:g} s")
 
 
 def upstream_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -194,14 +171,12 @@ def _message_of(raw: bytes, status: int) -> str:
     return f"HTTP {status}" + (f": {text}" if text else "")
 
 
-async def _relay(response: WireResponse, timeout_s: float) -> AsyncIterator[bytes]:
+async def _relay(response: Response, timeout_s: float) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.chunks(idle_timeout_s=timeout_s):
             yield chunk
-    except TimeoutError as exc:
-        raise UpstreamTimeout(f"anthropic stream stalled for {timeout_s:g} s") from exc
-    except (WireError, OSError) as exc:
-        raise UpstreamUnavailable(f"anthropic stream broke: {exc}") from exc
+    except FAILURES as exc:
+        raise upstream_failure("anthropic", exc, timeout_s, streaming=True) from exc
     finally:
         # A stream read to its end has given its connection back to the pool; one the client
         # abandoned (or that broke) is closed, which also stops the upstream generating.

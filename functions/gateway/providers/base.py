@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.errors import BadGateway, UpstreamTimeout
+from shared.errors import BadGateway
+from shared.errors import SentTimeout as SentTimeout  # its home; the router imports it here
 
 USER_AGENT = "agent-orchestrator-gateway/0.1"
 """What the gateway calls itself to every provider (after the caller's own, where passed on)."""
@@ -42,12 +43,6 @@ def checked_message(raw: bytes, source: str) -> bytes:
     if json_object(raw) is None:
         raise BadGateway(f"{source} answered 200 with {len(raw)} bytes that are not a JSON message")
     return raw
-
-
-class SentTimeout(UpstreamTimeout):
-    """The request reached the upstream, which did not answer in time: it may still finish,
-    and bill, the work. Retried and failed over like any timeout unless the route's
-    ``retry_sent_timeouts`` is off."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""AWS Bedrock, spoken on the wire: ``POST /model/{modelId}/invoke`` through ``shared.wire``.
+"""AWS Bedrock, spoken on the wire: ``POST /model/{modelId}/invoke`` through the outbound
+transport (``shared.transport``: ``shared.wire`` unless configured otherwise).
 
 The body is the Anthropic-on-Bedrock JSON (``anthropic_version``; the caller's betas in the
 body's ``anthropic_beta`` list, as Bedrock expects them). The request is signed with botocore's
@@ -38,7 +39,6 @@ from urllib.parse import quote, urlsplit
 from functions.gateway.providers.base import (
     USER_AGENT,
     ProviderCall,
-    SentTimeout,
     checked_message,
     estimated_count,
     json_object,
@@ -52,11 +52,10 @@ from shared.errors import (
     UpstreamError,
     UpstreamForbidden,
     UpstreamTimeout,
-    UpstreamUnavailable,
     error_for_status,
     parse_retry_after,
 )
-from shared.wire import ConnectTimeout, WireAnswer, WireClient, WireError
+from shared.transport import FAILURES, Answer, Transport, outbound_transport, upstream_failure
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials, ReadOnlyCredentials
@@ -207,7 +206,7 @@ class BedrockProvider:
     def __init__(
         self,
         environ: Mapping[str, str] | None = None,
-        wire: WireClient | None = None,
+        transport: Transport | None = None,
         credentials: AwsCredentials | None = None,
     ) -> None:
         self._environ = os.environ if environ is None else environ
@@ -219,7 +218,7 @@ class BedrockProvider:
         # the signing time) and the client sends exactly the host that was signed.
         self._host = urlsplit(self.endpoint).netloc
         self._bearer = self._environ.get("AWS_BEARER_TOKEN_BEDROCK") or ""
-        self._wire = wire or WireClient()
+        self._transport = transport or outbound_transport(environ)
         self._credentials = credentials or AwsCredentials()
 
     def configured(self) -> bool:
@@ -253,7 +252,7 @@ class BedrockProvider:
             headers["x-request-id"] = request_id
         return headers
 
-    async def _post(self, call: ProviderCall, model: str, action: str, body: bytes) -> WireAnswer:
+    async def _post(self, call: ProviderCall, model: str, action: str, body: bytes) -> Answer:
         url = self.url_for(model, action)
         headers = await self._headers(url, body)
         connect = min(10.0, call.timeout_s / 2)
@@ -261,15 +260,11 @@ class BedrockProvider:
             async with asyncio.timeout(call.timeout_s):
                 # The path is sent exactly as signed, and the host the client writes is the
                 # signed one (the endpoint's authority).
-                answer = await self._wire.exchange(
+                answer = await self._transport.exchange(
                     "POST", url, headers, body, connect_timeout_s=connect
                 )
-        except ConnectTimeout as exc:
-            raise UpstreamTimeout(f"bedrock did not accept a connection: {exc}") from exc
-        except TimeoutError as exc:
-            raise SentTimeout(f"bedrock did not answer within {call.timeout_s:g} s") from exc
-        except (WireError, OSError) as exc:
-            raise UpstreamUnavailable(f"bedrock is unreachable: {exc}") from exc
+        except FAILURES as exc:
+            raise upstream_failure(self.name, exc, call.timeout_s) from exc
         request_id = answer.headers.get("x-amzn-requestid")
         if request_id and answer.status < 400:
             call.received["request-id"] = request_id
@@ -305,7 +300,7 @@ class BedrockProvider:
         return events_of(message)
 
     async def close(self) -> None:
-        await self._wire.close()
+        await self._transport.close()
 
 
 def endpoint_of(environ: Mapping[str, str], region: str) -> str:
@@ -336,7 +331,7 @@ def _foundation_model(model: str) -> str:
     return model
 
 
-def error_code(answer: WireAnswer) -> str:
+def error_code(answer: Answer) -> str:
     """Bedrock's error code: ``x-amzn-ErrorType`` (``ThrottlingException:http://...``), else
     the body's ``__type`` (``com.amazon...#ThrottlingException``)."""
     body = json_object(answer.body) or {}
@@ -344,7 +339,7 @@ def error_code(answer: WireAnswer) -> str:
     return raw.split(":", 1)[0].rsplit("#", 1)[-1].strip()
 
 
-def status_error(answer: WireAnswer) -> UpstreamError:
+def status_error(answer: Answer) -> UpstreamError:
     """The error class for Bedrock's error answer, by its code first, then its status."""
     code, body = error_code(answer), (json_object(answer.body) or {})
     text = body.get("message") or body.get("Message") or ""

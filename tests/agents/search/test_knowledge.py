@@ -6,7 +6,7 @@ import pytest
 
 from functions.agents.search.agent import SearchInput, build_spec
 from functions.agents.search.config import SearchConfig
-from shared.agent import AgentSpec
+from shared.agent import AgentResult, AgentSpec
 
 KNOWLEDGE = SearchConfig.load({}).corpus_path()
 DOCUMENTS = sorted(KNOWLEDGE.glob("*.md"))
@@ -18,8 +18,9 @@ def spec() -> AgentSpec[SearchInput]:
 
 
 def top_sources(spec: AgentSpec[SearchInput], query: str, top_k: int = 3) -> list[str]:
-    result = spec.run(SearchInput(query=query, top_k=top_k)).result
-    return [hit["source"] for hit in result["hits"]]
+    outcome = spec.run(SearchInput(query=query, top_k=top_k))
+    assert isinstance(outcome, AgentResult)  # search runs plain code, not a coroutine
+    return [hit["source"] for hit in outcome.result["hits"]]
 
 
 def test_a_handful_of_short_titled_documents() -> None:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import outbound
 from tests.agents.support import FunctionClient, function_client
 from tests.fakes.tavily_server import FakeTavily
 
@@ -17,7 +16,6 @@ API_KEY = "tvly-test-key"
 def tavily_server() -> Iterator[FakeTavily]:
     with FakeTavily(api_key=API_KEY) as server:
         yield server
-    outbound.close()  # its keep-alive connections point at the server just stopped
 
 
 @pytest.fixture

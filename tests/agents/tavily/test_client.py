@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from typing import Any
@@ -14,8 +15,9 @@ from functions.agents.tavily.client import (
     error_detail,
     lenient_float,
     parse_answer,
-    search,
 )
+from functions.agents.tavily.client import search as search_over
+from shared.aio import AsyncHttp
 from shared.errors import (
     ConfigError,
     CredentialsRefused,
@@ -28,6 +30,19 @@ from shared.errors import (
 )
 from tests.agents.tavily.conftest import API_KEY
 from tests.fakes.tavily_server import FakeTavily
+
+
+def search(settings: TavilySettings, query: SearchQuery) -> Any:
+    """One search over a transport of its own, from synchronous test code."""
+
+    async def searched() -> Any:
+        http = AsyncHttp()
+        try:
+            return await search_over(settings, query, http)
+        finally:
+            await http.close()
+
+    return asyncio.run(searched())
 
 
 def settings_for(server: FakeTavily, **overrides: Any) -> TavilySettings:
