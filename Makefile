@@ -26,8 +26,11 @@ lock: $(BIN)/uv ## re-resolve constraints.txt to the newest versions pyproject.t
 requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject.toml and constraints.txt
 	$(BIN)/python -m tools.requirements
 
-test: ## run the test suite
-	$(BIN)/python -m pytest
+# The suite mostly waits on sockets and child processes, so more workers than cores pays
+# (bench/RESULTS.md, "Test suite wall time"). loadgroup keeps each xdist_group on one worker.
+TEST_WORKERS ?= 4
+test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: ## ruff and mypy
 	$(BIN)/ruff check $(SRC)

@@ -18,6 +18,8 @@ import pytest
 from emulator.compose import REPO_ROOT, load_project
 from emulator.process import function_environment
 
+pytestmark = pytest.mark.processes  # one worker for the module's processes
+
 FUNCTIONS = {service.target: service.source for service in load_project().services.values()}
 
 LOAD_EACH = """

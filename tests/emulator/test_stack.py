@@ -25,9 +25,13 @@ from emulator.state import StateFolder, alive
 from tests.emulator.support import group_alive
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not Path("functions/orchestrator/main.py").is_file(), reason="the orchestrator is not here yet"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path("functions/orchestrator/main.py").is_file(),
+        reason="the orchestrator is not here yet",
+    ),
+    pytest.mark.processes,
+]
 
 
 KEYS = {"GATEWAY_API_KEYS": "stack-key-1, stack-key-2"}

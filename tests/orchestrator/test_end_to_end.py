@@ -15,7 +15,7 @@ from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.orchestrator.serving import AGENTS, SERVER, serve_orchestrator
 from tests.served import refused_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 ROWS = [
     {"city": "Oslo", "people": 700},
     {"city": "Bergen", "people": 290},

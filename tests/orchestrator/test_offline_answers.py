@@ -23,7 +23,7 @@ from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 TAVILY_KEY = "tvly-offline-test"
 SALES = (
     "region,product,units\n"

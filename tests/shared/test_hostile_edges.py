@@ -34,6 +34,8 @@ from tests.shared.test_server_limits import worker_rss_mb
 from tests.shared.test_wire import Peer, answer, answering, fetch, numbered, post, run, serve, wire
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.processes  # one worker for the module's processes
+
 HEAD_LIMIT = 2048
 HEAD_TIMEOUT_S = 1.0
 MESSAGE = json.dumps({"type": "message", "role": "assistant", "content": [], "usage": {}})
