@@ -1,10 +1,4 @@
-"""Test-wide fixtures (every test gets its own copy of os.environ) and the markers' meaning.
-
-``make test`` runs the suite on several xdist workers with ``--dist loadgroup``: a test marked
-``processes`` (it starts function processes or other programs) runs on the same worker as the
-rest of its module, so a module-scoped process starts once and its tests do not race each
-other for it. tests/README.md has the rest.
-"""
+"""Test-wide fixtures: every test gets its own copy of os.environ."""
 
 from __future__ import annotations
 
@@ -42,14 +36,6 @@ _PROVIDER_VARIABLES = (
     "AGENTORCH_STATE_DIR",
     "AGENTORCH_INSTANCE",
 )
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``processes`` test without an ``xdist_group`` of its own is grouped by its module."""
-    for item in items:
-        if item.get_closest_marker("processes") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(autouse=True)

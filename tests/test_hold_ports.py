@@ -12,8 +12,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from emulator.network import free_port
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "hold_ports.py"
 

@@ -26,6 +26,8 @@ from tests.emulator.support import group_alive, probe_service, write_compose
 from tests.served import ServedApp
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.processes
+
 UP_TIMEOUT_S = 60.0
 
 

@@ -21,6 +21,8 @@ from emulator.supervisor import Supervisor
 from tests.emulator.support import group_alive, probe_service, write_compose
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.processes
+
 
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as reply:

@@ -323,11 +323,7 @@ def test_metrics_are_behind_the_gateways_keys() -> None:
     assert health.status_code == 200  # health stays open for probes
 
 
-@pytest.mark.parametrize(
-    "target",
-    # Each on a worker of its own choosing: they share no process, unlike the module's others.
-    [pytest.param(t, marks=pytest.mark.xdist_group(t)) for t in FUNCTIONS if _available(t)],
-)
+@pytest.mark.parametrize("target", [t for t in FUNCTIONS if _available(t)])
 def test_each_function_is_served_on_the_shared_edge(target: str) -> None:
     """A malformed head and a declared huge body are refused by the shared edge, in JSON."""
     process = start_function(target, env=EDGE_ENV)

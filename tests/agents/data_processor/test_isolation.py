@@ -26,6 +26,8 @@ from tests.agents.data_processor.support import alive, ask_sql, peak_rss_mb
 from tests.agents.support import FunctionClient, function_client
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.processes
+
 REPO = Path(__file__).resolve().parents[3]
 GIB = 2**30
 
