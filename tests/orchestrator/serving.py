@@ -43,7 +43,7 @@ async def serve_orchestrator() -> AsyncIterator[str]:
                 os.environ[variable] = refused_url()  # the test's environment is restored after
     app = functions_framework.create_app("orchestrator", ORCHESTRATOR_SOURCE)
     service = sys.modules["main"].service  # the module functions-framework just loaded
-    # Started and stopped off the test's loop: the test's own fakes serve on that loop.
+    # Started and stopped off the test's loop, which stays free: fakes' async responders run on it.
     served = await asyncio.to_thread(ServedApp, app, aclose=service.aclose)
     try:
         yield served.url
