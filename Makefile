@@ -29,8 +29,12 @@ requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject
 manifest: ## write the Dockerfile's stages, the compose files' agent parts from functions.yaml
 	$(BIN)/python -m emulator.cli manifest
 
-test: ## run the test suite
-	$(BIN)/python -m pytest
+# The suite mostly waits on sockets and child processes, so more workers than cores pays
+# (bench/RESULTS.md, "Test suite wall time"). loadfile keeps a module on one worker, so its
+# module-scoped servers and processes start once (loadgroup's groups are lost on pytest 9).
+TEST_WORKERS ?= 4
+test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: ## ruff and mypy
 	$(BIN)/ruff check $(SRC)

@@ -1,8 +1,13 @@
-"""An ASGI app (a function built by functions-framework) served on real HTTP in a thread.
+"""The one way to serve an app under test: ``ServedApp``, uvicorn on real HTTP in a thread.
 
-uvicorn runs it on 127.0.0.1 on a free port with its own event loop, as production's uvicorn
-workers do, so tests talk to it over real sockets with real clients (the anthropic SDK, httpx,
-aiohttp). ``stop()`` ends the server and joins the thread.
+uvicorn runs the app (a function built by functions-framework) on 127.0.0.1 on a free port
+with its own event loop, as production's uvicorn workers do, so tests talk to it over real
+sockets with real clients (the anthropic SDK, httpx, aiohttp). ``stop()`` ends the server,
+awaits ``aclose`` (the app's own clients) in the app's loop, and joins the thread.
+
+For the app's logic without sockets, a test uses functions-framework's app in process
+(``TestClient``); for a function as production runs it (gunicorn, workers, signals),
+``emulator.process.start_function``. tests/README.md says which to choose.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
+
+from tests.waiting import wait_until
 
 
 class ServedApp:
@@ -22,37 +28,46 @@ class ServedApp:
         self,
         app: Any,
         *,
+        aclose: Callable[[], Awaitable[None]] | None = None,
         start_timeout_s: float = 10.0,
-        on_stop: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
-        """``on_stop`` runs in the server's loop before it stops (to close what the app opened
-        there: its outbound connections)."""
+        """``aclose``: awaited in the app's loop once the server stopped (clients it made)."""
         self.app = app
-        self._on_stop = on_stop
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, log_level="error", lifespan="off", access_log=False
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._aclose = aclose
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + start_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the app did not start serving")
-            time.sleep(0.005)
-        [socket] = self._server.servers[0].sockets
-        self.port: int = socket.getsockname()[1]
+        wait_until(
+            lambda: self._server.started or not self._thread.is_alive(),
+            start_timeout_s,
+            "the app to start serving",
+        )
+        if not self._server.started:
+            raise RuntimeError("the app did not start serving")
+        [listener] = self._server.servers[0].sockets
+        self.port: int = listener.getsockname()[1]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self._on_stop is not None:
-            loop = self._server.servers[0].get_loop()
-            asyncio.run_coroutine_threadsafe(self._on_stop(), loop).result(timeout=10)
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        finally:
+            if self._aclose is not None:
+                await self._aclose()
 
 
 _REFUSING: list[socket.socket] = []

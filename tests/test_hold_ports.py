@@ -12,8 +12,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from emulator.network import free_port
-from tests.emulator.support import eventually
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "hold_ports.py"
 
@@ -58,7 +62,7 @@ def test_it_ends_when_its_parent_is_gone() -> None:
         return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
     try:
-        eventually(gone, 10, "the holder ended with its parent")
+        wait_until(gone, 10, "the holder ended with its parent")
     finally:
         if not gone():
             os.kill(pid, signal.SIGKILL)

@@ -19,6 +19,8 @@ from emulator.compose import REPO_ROOT
 from emulator.process import function_environment
 from shared.manifest import load_manifest
 
+pytestmark = pytest.mark.processes  # one worker for the module's processes
+
 FUNCTIONS = {function.target: function.main for function in load_manifest().functions}
 
 LOAD_EACH = """

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 PROBE = Path(__file__).resolve().parent / "functions" / "probe" / "main.py"
-T = TypeVar("T")
 
 
 def probe_service(port: int = 0, **extra: Any) -> dict[str, Any]:
@@ -41,17 +38,6 @@ def write_compose(folder: Path, services: dict[str, Any], **top: Any) -> Path:
     path = folder / "docker-compose.yml"
     path.write_text(yaml.safe_dump({"services": services, **top}, sort_keys=False))
     return path
-
-
-def eventually(check: Callable[[], T | None], timeout_s: float = 20.0, what: str = "") -> T:
-    """``check()``'s first truthy value, polled until a deadline (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s:g} s: {what or check}")
 
 
 def group_alive(pgid: int) -> bool:

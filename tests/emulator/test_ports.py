@@ -22,8 +22,11 @@ from emulator.network import Address, free_port
 from emulator.stack import down, service_alive
 from emulator.state import ServiceState, StackState, StateFolder, alive
 from emulator.supervisor import Supervisor
-from tests.emulator.support import eventually, group_alive, probe_service, write_compose
+from tests.emulator.support import group_alive, probe_service, write_compose
 from tests.served import ServedApp
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes
 
 UP_TIMEOUT_S = 60.0
 
@@ -153,7 +156,7 @@ def test_status_after_the_supervisor_was_killed_sees_its_services(
     service_pid = recorded.services["probe"].pid
     assert service_pid is not None
     os.kill(recorded.supervisor_pid, signal.SIGKILL)
-    eventually(lambda: not alive(recorded.supervisor_pid) or None, 10, "supervisor gone")
+    wait_until(lambda: not alive(recorded.supervisor_pid) or None, 10, "supervisor gone")
 
     status = agentorch(compose, state, "status")
     assert "not running" not in status.stdout, status.stdout
@@ -164,7 +167,7 @@ def test_status_after_the_supervisor_was_killed_sees_its_services(
     assert again.returncode == 1 and "agentorch down" in again.stderr
     down = agentorch(compose, state, "down")
     assert down.returncode == 0 and "probe" in down.stdout
-    eventually(lambda: not group_alive(service_pid) or None, 10, "the orphan stopped")
+    wait_until(lambda: not group_alive(service_pid) or None, 10, "the orphan stopped")
 
 
 def test_a_recorded_group_now_anothers_is_neither_ours_nor_killed(tmp_path: Path) -> None:

@@ -22,11 +22,16 @@ import pytest
 
 from emulator.process import start_function
 from emulator.state import StateFolder, alive
-from tests.emulator.support import eventually, group_alive
+from tests.emulator.support import group_alive
+from tests.waiting import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not Path("functions/orchestrator/main.py").is_file(), reason="the orchestrator is not here yet"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path("functions/orchestrator/main.py").is_file(),
+        reason="the orchestrator is not here yet",
+    ),
+    pytest.mark.processes,
+]
 
 
 KEYS = {"GATEWAY_API_KEYS": "stack-key-1, stack-key-2"}
@@ -163,6 +168,6 @@ def test_down_leaves_no_process(stack: Path) -> None:
     down = agentorch(stack, "down")
     assert down.returncode == 0 and "stopped:" in down.stdout
     # Killed processes linger a moment as zombies until their new parent reaps them.
-    eventually(lambda: not any(group_alive(g) for g in groups) or None, 10, "groups gone")
+    wait_until(lambda: not any(group_alive(g) for g in groups) or None, 10, "groups gone")
     assert not alive(recorded.supervisor_pid)  # (a zombie until its new parent reaps it)
     assert agentorch(stack, "status").returncode == 1

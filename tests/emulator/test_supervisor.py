@@ -18,7 +18,10 @@ from emulator.errors import StartFailed
 from emulator.network import assign_addresses
 from emulator.state import StateFolder
 from emulator.supervisor import Supervisor
-from tests.emulator.support import eventually, group_alive, probe_service, write_compose
+from tests.emulator.support import group_alive, probe_service, write_compose
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes
 
 
 def get_json(url: str) -> Any:
@@ -112,15 +115,17 @@ def test_a_dying_service_is_reported_and_restarted_by_policy(make_supervisor: An
     os.kill(first_pid, signal.SIGKILL)
     os.kill(gone_pid, signal.SIGKILL)
 
-    eventually(
-        lambda: kept.state.state == "healthy" and kept.state.pid != first_pid, what="restart"
+    wait_until(
+        lambda: kept.state.state == "healthy" and kept.state.pid != first_pid,
+        timeout_s=20,
+        what="restart",
     )
     assert get_json(kept.address.url + "/")["pid"] != first_pid
-    eventually(lambda: let_go.state.state == "exited", what="let-go reported")
+    wait_until(lambda: let_go.state.state == "exited", 20, what="let-go reported")
     assert kept.state.restarts == 1 and let_go.state.restarts == 0
     log = supervisor.folder.log_file("let-go").read_text()
     assert "exited with code -9" in log and "restarting" not in log
-    eventually(lambda: not group_alive(gone_pid), what="its orphaned workers gone too")
+    wait_until(lambda: not group_alive(gone_pid), 20, what="its orphaned workers gone too")
 
     supervisor.request_stop()
     serving.join(timeout=30)

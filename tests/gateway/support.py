@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +13,7 @@ import yaml
 from anthropic.types import MessageParam, ToolParam
 
 from tests.served import ServedApp
+from tests.waiting import wait_until as wait_until  # the tests' one poller, re-exported
 
 GATEWAY_SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "gateway" / "main.py")
 ANTHROPIC_MODEL = "claude-test-sonnet"
@@ -114,15 +113,6 @@ def user(text: str) -> list[MessageParam]:
 
 def request_body(route: str = "default", text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": route, "max_tokens": 256, "messages": user(text), **extra}
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout_s``. Never a blind sleep."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
-        time.sleep(0.01)
 
 
 def create_gateway_app() -> Any:

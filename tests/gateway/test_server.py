@@ -12,6 +12,8 @@ import pytest
 from emulator.process import FunctionProcess, start_function
 from shared.metrics import FLUSH_INTERVAL_S
 
+pytestmark = pytest.mark.processes  # one worker for the module's processes
+
 REQUESTS = 12
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from emulator.process import FunctionProcess, start_function
 
+pytestmark = pytest.mark.processes  # one worker for the module's processes
+
 HERE = Path(__file__).parent / "ts"
 CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "ts-sdk"
 

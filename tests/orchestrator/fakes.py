@@ -1,6 +1,6 @@
 """The orchestrator's fakes: a scripted model (a queue of turns, like openai-agents'
 FakeModel) and fake agents, a fake gateway and a fake sink as real HTTP servers on 127.0.0.1,
-made inside the test's event loop."""
+on the shared fake server (``tests.fakes.server``) with an async face for the async tests."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from functions.agents.calculator.agent import SPEC
 from functions.orchestrator.agents import AgentDirectory
 from functions.orchestrator.config import AgentCallSettings, AgentEntry
@@ -22,6 +20,7 @@ from shared.agent import AgentResult
 from shared.aio import AsyncHttp
 from shared.errors import UpstreamError
 from shared.resilience import RetrySettings
+from tests.fakes.server import MAX_DELAY_S, Exchange, FakeServer, RecordedRequest
 
 CALCULATOR = SPEC
 """The real calculator agent: ``calculate`` runs it, and tests offer its schema."""
@@ -144,16 +143,16 @@ class FakeAgent:
 
 
 class FakeAgents:
-    """Agents at ``http://127.0.0.1:<port>/<name>``: ``GET /<name>/schema``, ``POST /<name>/``."""
+    """Agents at ``http://127.0.0.1:<port>/<name>``: ``GET /<name>/schema``, ``POST /<name>/``.
+
+    A responder may be a coroutine function: it runs on the loop that started the fakes (the
+    test's), so it can wait on the test's events."""
 
     def __init__(self) -> None:
         self.agents: dict[str, FakeAgent] = {}
         self.schema_requests = 0
-        app = web.Application()
-        app.router.add_get("/{name}/schema", self._schema)
-        app.router.add_post("/{name}/", self._call)
-        self._runner = web.AppRunner(app, access_log=None)
-        self.base_url = ""
+        self._server = _Answering(self._answer)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(
         self,
@@ -171,40 +170,64 @@ class FakeAgents:
         return self.agents[name].calls
 
     async def start(self) -> FakeAgents:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._loop = asyncio.get_running_loop()
+        self._server.start()
         return self
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        await asyncio.to_thread(self._server.stop)
+
+    @property
+    def base_url(self) -> str:
+        return self._server.url
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
 
-    async def _schema(self, request: web.Request) -> web.Response:
-        self.schema_requests += 1
-        agent = self.agents.get(request.match_info["name"])
+    def _answer(self, request: RecordedRequest) -> Answer:
+        name, _, rest = request.route.strip("/").partition("/")
+        agent = self.agents.get(name)
+        if request.method == "GET" and rest == "schema":
+            self.schema_requests += 1
+            return self._schema(agent, request)
+        if request.method == "POST" and not rest and agent is not None:
+            agent.headers.append(request.headers)
+            agent.calls.append(request.body)
+            return self._call(agent, request.body)
+        return 404, {"type": "error"}
+
+    def _schema(self, agent: FakeAgent | None, request: RecordedRequest) -> Answer:
         if agent is None:
-            return web.json_response({"type": "error"}, status=404)
-        agent.headers.append({k.lower(): v for k, v in request.headers.items()})
+            return 404, {"type": "error"}
+        agent.headers.append(request.headers)
         if agent.schema_status != 200:
             body = {"type": "error", "error": {"type": "not_configured", "message": "no key"}}
-            return web.json_response(body, status=agent.schema_status)
-        return web.json_response(agent.schema)
+            return agent.schema_status, body
+        return 200, agent.schema
 
-    async def _call(self, request: web.Request) -> web.Response:
-        agent = self.agents[request.match_info["name"]]
-        arguments = await request.json()
-        agent.headers.append({k.lower(): v for k, v in request.headers.items()})
-        agent.calls.append(arguments)
+    def _call(self, agent: FakeAgent, arguments: Any) -> Answer:
         answer = agent.respond(arguments)
         if inspect.isawaitable(answer):
-            answer = await answer
-        status, body, *rest = answer
-        return web.json_response(body, status=status, headers=rest[0] if rest else None)
+            assert self._loop is not None, "await start() first"
+            running = asyncio.run_coroutine_threadsafe(_awaited(answer), self._loop)
+            answer = running.result(MAX_DELAY_S)
+        return answer
+
+
+async def _awaited(answer: Awaitable[Answer]) -> Answer:
+    return await answer
+
+
+class _Answering(FakeServer):
+    """The shared fake server, answering each request with what ``respond`` returns."""
+
+    def __init__(self, respond: Callable[[RecordedRequest], Answer]) -> None:
+        super().__init__()
+        self._respond = respond
+
+    def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        status, body, *rest = self._respond(request)
+        exchange.send_json(status, body, rest[0] if rest else None)
 
 
 def directory(
@@ -247,48 +270,47 @@ class Received:
 
 class FakeEndpoint:
     """``POST <path>`` answered by the next scripted ``(status, body, headers)`` (200 ``{}``
-    when none is left); every request is recorded. ``arrived`` is set on each."""
+    when none is left); every request is recorded."""
 
     def __init__(self, path: str = "/") -> None:
-        self.script: deque[Answer] = deque()
-        self.received: list[Received] = []
-        self.arrived = asyncio.Event()
+        self.path = path
         self.delay_s = 0.0
-        app = web.Application()
-        app.router.add_post(path, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self.url = ""
+        """Each answer waits this long after its request arrived (cut short by ``close``)."""
+        self._server = _Answering(self._answer)
 
     def enqueue(self, *answers: Answer) -> FakeEndpoint:
-        self.script.extend(answers)
+        self._server.enqueue(*answers)
         return self
 
     async def start(self) -> FakeEndpoint:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._server.start()
         return self
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        await asyncio.to_thread(self._server.stop)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def received(self) -> list[Received]:
+        return [_received(request) for request in self._server.requests]
 
     async def wait_for(self, count: int, timeout_s: float = 5.0) -> list[Received]:
-        async with asyncio.timeout(timeout_s):
-            while len(self.received) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
-        return list(self.received)
+        await asyncio.to_thread(self._server.wait_for_requests, count, timeout_s)
+        return self.received
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.received.append(Received({k.lower(): v for k, v in request.headers.items()}, body))
-        self.arrived.set()
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        status, payload, *rest = self.script.popleft() if self.script else (200, {})
-        return web.json_response(payload, status=status, headers=rest[0] if rest else None)
+    def _answer(self, request: RecordedRequest) -> Answer:
+        if request.method != "POST" or request.route != self.path:
+            return 404, {"type": "error"}
+        self._server.pause(self.delay_s)
+        scripted: Answer | None = self._server.next_scripted()
+        return scripted or (200, {})
+
+
+def _received(request: RecordedRequest) -> Received:
+    """The body parsed as JSON, or the raw bytes when it is not JSON."""
+    return Received(
+        request.headers, request.raw if request.body is None and request.raw else request.body
+    )

@@ -1,6 +1,7 @@
-"""The orchestrator's functions-framework app under uvicorn in the test's own event loop (so
-its outbound client is closed in the loop that made it). Other functions run as processes
-through ``emulator.process.start_function``, which finds them in the manifest."""
+"""The orchestrator's functions-framework app served as every app under test is
+(``tests.served.ServedApp``), its outbound client closed in the loop that made it. Other
+functions run as processes through ``emulator.process.start_function``, which finds them in
+the manifest."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import functions_framework
-import uvicorn
 
 from functions.orchestrator.config import OrchestratorConfig
-from tests.served import refused_url
+from tests.served import ServedApp, refused_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATOR_SOURCE = str(REPO_ROOT / "functions/orchestrator/main.py")
@@ -43,17 +43,9 @@ async def serve_orchestrator() -> AsyncIterator[str]:
                 os.environ[variable] = refused_url()  # the test's environment is restored after
     app = functions_framework.create_app("orchestrator", ORCHESTRATOR_SOURCE)
     service = sys.modules["main"].service  # the module functions-framework just loaded
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
-    )
-    serving = asyncio.ensure_future(server.serve())
+    # Started and stopped off the test's loop, which stays free: fakes' async responders run on it.
+    served = await asyncio.to_thread(ServedApp, app, aclose=service.aclose)
     try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.005)  # polling uvicorn's start flag; it has no event
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield served.url
     finally:
-        await service.aclose()
-        server.should_exit = True
-        await serving
+        await asyncio.to_thread(served.stop)

@@ -1,6 +1,6 @@
 """End to end over real HTTP: the real gateway (offline ``local`` provider, or its anthropic
 provider pointed at the fake Anthropic server) and the real agents as functions-framework
-processes, the orchestrator served in the test's loop, tasks posted as a user would."""
+processes, the orchestrator served in this process, tasks posted as a user would."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.orchestrator.serving import AGENTS, SERVER, serve_orchestrator
 from tests.served import refused_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 ROWS = [
     {"city": "Oslo", "people": 700},
     {"city": "Bergen", "people": 290},

@@ -23,7 +23,7 @@ from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 TAVILY_KEY = "tvly-offline-test"
 SALES = (
     "region,product,units\n"
@@ -51,7 +51,7 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
         source = str(REPO_ROOT / "functions/agents/tavily/main.py")
         app = functions_framework.create_app("tavily", source)
         # Its keep-alive connections to the fake are closed in the loop that made them.
-        served = ServedApp(app, on_stop=sys.modules["main"].http.close)
+        served = ServedApp(app, aclose=sys.modules["main"].http.close)
         try:
             yield served.url, api
         finally:

@@ -20,6 +20,8 @@ from emulator.process import FunctionProcess, free_port, start_function
 from tests.fakes.anthropic_server import FakeAnthropic, Fault
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest
 
+pytestmark = pytest.mark.processes
+
 GRACE_S = 8.0  # SHUTDOWN_GRACE_S's default
 MARGIN_S = 4.0
 """Process exit after the grace ran out: uvicorn's own polling, logging, gunicorn's reaping."""

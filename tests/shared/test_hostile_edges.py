@@ -18,7 +18,6 @@ import queue
 import signal
 import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +32,9 @@ from shared.errors import TransportError
 from tests.shared import test_wire as tw
 from tests.shared.test_server_limits import worker_rss_mb
 from tests.shared.test_wire import Peer, answer, answering, fetch, numbered, post, run, serve, wire
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes  # one worker for the module's processes
 
 HEAD_LIMIT = 2048
 HEAD_TIMEOUT_S = 1.0
@@ -198,15 +200,8 @@ def has_read(port: int, peer_port: int) -> bool:
     return True
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not so within {timeout_s} s"
-        time.sleep(0.01)
-
-
 def server_has_read(process: FunctionProcess, sock: socket.socket) -> None:
-    wait_for(lambda: has_read(process.port, sock.getsockname()[1]))
+    wait_until(lambda: has_read(process.port, sock.getsockname()[1]))
 
 
 # --- the request head: pipelining, limits, time -------------------------------------------------
@@ -416,7 +411,7 @@ def test_counts_of_a_worker_stopped_with_sigterm_survive_it(gateway: FunctionPro
     children = Path(f"/proc/{gateway.process.pid}/task/{gateway.process.pid}/children")
     [worker] = children.read_text().split()
     os.kill(int(worker), signal.SIGTERM)
-    wait_for(lambda: children.read_text().split() not in ([], [worker]), timeout_s=20)
+    wait_until(lambda: children.read_text().split() not in ([], [worker]), timeout_s=20)
     assert count_of(gateway, sample) == before + 7  # the old worker's files are final now
 
 

@@ -1,7 +1,12 @@
-"""Every function under hostile clients, served as production serves it (functions-framework,
-gunicorn, uvicorn workers): slow clients, huge or endless bodies, huge request lines and
-headers, truncated bodies. Each test is bounded in time by its clients' timeouts and asserts
-the refusal, and where it was a resource problem, the bound (the worker's memory)."""
+"""The shared edge under hostile clients, served as production serves it (functions-framework,
+gunicorn, a uvicorn worker on ``shared.server``): slow clients, huge or endless bodies, huge
+request lines and headers, truncated bodies. Each test is bounded in time by its clients'
+timeouts and asserts the refusal, and where it was a resource problem, the bound (the worker's
+memory).
+
+The edge is one piece of code (``shared.server`` and ``shared.asgi``), so it is tested once, on
+the probe function ``tests/shared/functions/basic``; every real function then gets one smoke
+test that it stands on that edge."""
 
 from __future__ import annotations
 
@@ -15,12 +20,28 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.process import FunctionProcess, start_function
+from emulator.network import free_port
+from emulator.process import (
+    FunctionProcess,
+    function_environment,
+    spawn,
+    start_function,
+    wait_healthy,
+)
+from tests.shared.scenarios import FUNCTIONS_DIR
+
+pytestmark = pytest.mark.processes
 
 FUNCTIONS = ["gateway", "orchestrator", "calculator", "search", "data_processor", "tavily"]
 MIB = 1024 * 1024
 POST_PATH = {"gateway": b"/v1/messages"}
 """Where each function takes a body (a POST elsewhere is a 404 before any byte is read)."""
+EDGE_ENV = {
+    "WORKERS": "1",
+    "REQUEST_BODY_TIMEOUT_S": "1",
+    "REQUEST_HEAD_TIMEOUT_S": "1",
+    "GATEWAY_API_KEYS": "k-1",
+}
 
 
 def post_path(process: FunctionProcess) -> bytes:
@@ -36,18 +57,25 @@ def _available(target: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module", params=[t for t in FUNCTIONS if _available(t)])
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[FunctionProcess, Path]]:
-    log = tmp_path_factory.mktemp("logs") / f"{request.param}.log"
-    env = {
-        "WORKERS": "1",
-        "REQUEST_BODY_TIMEOUT_S": "1",
-        "REQUEST_HEAD_TIMEOUT_S": "1",
-        "GATEWAY_API_KEYS": "k-1",
-    }
-    process = start_function(request.param, env=env, log_path=log)
+def start_probe(log_path: Path) -> FunctionProcess:
+    """The probe function (a body limit of 1 KiB) as ``start_function`` starts a real one."""
+    port = free_port()
+    log = log_path.open("wb")
+    source = FUNCTIONS_DIR / "basic" / "main.py"
+    environ = function_environment(port, EDGE_ENV)
+    process = FunctionProcess("basic", port, spawn(source, "basic", port, environ, output=log), log)
+    try:
+        wait_healthy(process.url, process.process, 30.0)
+    except Exception:
+        process.stop()
+        raise
+    return process
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FunctionProcess, Path]]:
+    log = tmp_path_factory.mktemp("logs") / "probe.log"
+    process = start_probe(log)
     yield process, log
     process.stop()
 
@@ -293,3 +321,27 @@ def test_metrics_are_behind_the_gateways_keys() -> None:
     assert_json_error(refused.content, "authentication_error")
     assert allowed.status_code == 200 and "agentorch_http_requests_total" in allowed.text
     assert health.status_code == 200  # health stays open for probes
+
+
+@pytest.mark.parametrize("target", [t for t in FUNCTIONS if _available(t)])
+def test_each_function_is_served_on_the_shared_edge(target: str) -> None:
+    """A malformed head and a declared huge body are refused by the shared edge, in JSON."""
+    process = start_function(target, env=EDGE_ENV)
+    try:
+        with connect(process) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost x\r\n\r\n")
+            malformed = read_response(sock)
+        with connect(process) as sock:
+            sock.sendall(
+                b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1500000000\r\n\r\n" % post_path(process)
+            )
+            huge = read_response(sock)
+    finally:
+        process.stop()
+    assert malformed[0] == 400
+    assert "not a valid HTTP/1.1 request" in assert_json_error(
+        malformed[1], "invalid_request_error"
+    )
+    assert huge[0] == 413
+    assert "1500000000 bytes" in assert_json_error(huge[1], "request_too_large")

@@ -22,8 +22,11 @@ from functions.agents.data_processor.limits import QueryLimits
 from functions.agents.data_processor.pool import Budget, QueryPool
 from shared.errors import BadRequest, UpstreamUnavailable
 from tests.agents.data_processor import targets
-from tests.agents.data_processor.support import alive, ask_sql, peak_rss_mb, wait_until
+from tests.agents.data_processor.support import alive, ask_sql, peak_rss_mb
 from tests.agents.support import FunctionClient, function_client
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.processes
 
 REPO = Path(__file__).resolve().parents[3]
 GIB = 2**30
