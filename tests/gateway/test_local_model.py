@@ -174,6 +174,14 @@ def test_a_tool_no_rule_knows_is_used_when_the_request_names_it(text: str, argum
     assert calls == [("wordcount", {"text": argument})]
 
 
+def test_only_tools_named_in_the_request_are_matched_against_it() -> None:
+    # A request may offer thousands of tools: each is a set lookup, not a regex over the text.
+    tools = [{**WORDCOUNT_TOOL, "name": f"tool{n}"} for n in range(5_000)] + [WORDCOUNT_TOOL]
+    tried = []
+    found = rules.named_tool(tools, "use wordcount on: a b", lambda: tried.append(1))
+    assert found == (WORDCOUNT_TOOL, "a b") and len(tried) == 1
+
+
 def test_a_tool_named_in_passing_is_not_called() -> None:
     message = answer("what does wordcount do?", [WORDCOUNT_TOOL])
     assert tool_uses(message) == []

@@ -133,7 +133,7 @@ class LocalProvider:
         question, _ = rules.split_task(text)  # "Task: " is scaffolding, not words to search
         window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
-        named = rules.named_tool(offered, window)  # "use wordcount on: ...": a user's own tool
+        named = rules.named_tool(offered, window, check)  # "use wordcount on: ..."
         if named is not None:
             calls = [self._filled(named[0], named[1], check)]
         else:

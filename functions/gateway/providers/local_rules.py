@@ -426,18 +426,25 @@ NAMED_TOOL = (
     r"[\s:,-]*(?:on|for|with|to)?[\s:,-]*"
 )
 """A request naming a tool: "use wordcount on: one two", "call the geo agent for Oslo"."""
+WORD = re.compile(r"[\w-]+")
+"""What a tool's name can be (the tool names model APIs accept), as words of a request."""
 
 
-def named_tool(tools: list[dict[str, Any]], text: str) -> tuple[dict[str, Any], str] | None:
+def named_tool(
+    tools: list[dict[str, Any]], text: str, check: Check = no_deadline
+) -> tuple[dict[str, Any], str] | None:
     """The tool no rule knows (a user's own agent) that ``text`` asks for by name, and the text
     after the name (the whole ``text`` when nothing follows). Tools whose names the rules know
     are chosen by them, as before, so "use the calculator for 2+2 and search for X" stays two
     calls; a description that mentions another tool ("not for arithmetic: use calculator")
-    does not hide a tool asked for by name."""
+    does not hide a tool asked for by name. Only a tool whose name is a word of ``text`` is
+    tried (a set lookup), so a request offering thousands of tools costs no regex for each."""
+    words = set(WORD.findall(text.lower()))
     for tool in tools:
         name = str(tool.get("name", ""))
-        if not name or tool_kind({"name": name}) != "other":
+        if name.lower() not in words or tool_kind({"name": name}) != "other":
             continue
+        check()
         found = re.search(NAMED_TOOL.format(name=re.escape(name)), text, re.IGNORECASE)
         if found:
             return tool, text[found.end() :].strip() or text
