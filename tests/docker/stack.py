@@ -51,6 +51,10 @@ class Stack:
     """``GATEWAY_API_KEYS`` for the stack (set even when empty: a developer's .env is not read)."""
     agents: str = ""
     """``AGENTS`` for the stack: remote agents by URL, ``name=url,...``."""
+    root: Path = REPO_ROOT
+    """The repository whose compose files run (a scaffolded copy's, for a new agent)."""
+    tag: str = ""
+    """``TAG`` of the images it runs; empty: the environment's (latest)."""
     phases: list[tuple[str, float]] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -79,22 +83,23 @@ class Stack:
             "COMPOSE_PROJECT_NAME": self.project,
             "GATEWAY_API_KEYS": self.api_keys,
             "AGENTS": self.agents,
+            **({"TAG": self.tag} if self.tag else {}),
             **ports,
             **extra,
         }
 
     def compose_args(self, *args: str) -> list[str]:
-        files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
+        files = [arg for name in self.files for arg in ("-f", str(self.root / name))]
         command = [*compose_command(), "-p", self.project, *files]
         if self.env_file:
-            command += ["--env-file", str(REPO_ROOT / self.env_file), "--profile", "test"]
+            command += ["--env-file", str(self.root / self.env_file), "--profile", "test"]
         return [*command, *args]
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         command = self.compose_args(*args)
         done = subprocess.run(
             command,
-            cwd=REPO_ROOT,
+            cwd=self.root,
             env=self.environment(),
             capture_output=True,
             text=True,
