@@ -116,7 +116,7 @@ class Manifest(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Manifest:
-        for key in ("name", "target", "port", "service", "image"):
+        for key in ("name", "target", "port", "service", "image", "url_variable"):
             seen: set[object] = set()
             for function in self.functions:
                 value = getattr(function, key)

@@ -99,6 +99,7 @@ def test_the_manifest_lists_each_function_once() -> None:
         ({"port": 8585}, "two functions have port 8585"),
         ({"name": "no good"}, r"functions\[no good\].name: String should match"),
         ({"kind": "robot"}, r"functions\[calculator\].kind"),
+        ({"name": "data-processor"}, "two functions have url_variable 'DATA_PROCESSOR_URL'"),
         ({"limits": {"cpus": "lots", "memory": "1G"}}, r"functions\[calculator\].limits.cpus"),
         # Nothing a generated file (docker/lib.sh is sourced by every docker/ script, the
         # Dockerfile, the compose files) would run or misread: each refused, naming the field.
