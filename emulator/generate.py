@@ -13,7 +13,9 @@ what the manifest gives; tests/test_manifest.py fails on any, naming the command
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -84,7 +86,7 @@ def _service(agent: Function) -> list[str]:
         "import urllib.request; "
         f"urllib.request.urlopen('http://localhost:{port}/health', timeout=2)"
     )
-    environment = [f"  {key}: {value}" for key, value in agent.environment.items()]
+    environment = [f"  {key}: {json.dumps(value)}" for key, value in agent.environment.items()]
     return [
         f"{agent.service}:",
         "  build:",
@@ -147,7 +149,7 @@ def shell_lists(manifest: Manifest) -> list[str]:
     functions = manifest.functions
 
     def array(name: str, values: list[str]) -> str:
-        return f"{name}=({' '.join(values)})"
+        return f"{name}=({' '.join(shlex.quote(value) for value in values)})"
 
     return [
         array("FUNCTION_TARGETS", [f.target for f in functions]),
@@ -191,9 +193,10 @@ def render(text: str, manifest: Manifest, blocks: dict[str, Block], file: str) -
     return rendered
 
 
-def planned(root: Path) -> dict[Path, tuple[str, str]]:
-    """Each generated file's current text and the text the manifest gives."""
-    manifest = load_manifest(manifest_path({}, root))
+def planned(root: Path, manifest: Manifest | None = None) -> dict[Path, tuple[str, str]]:
+    """Each generated file's current text and the text the manifest (``manifest``, else the
+    one at ``root``) gives."""
+    manifest = manifest or load_manifest(manifest_path({}, root))
     plan = {}
     for file, blocks in GENERATED.items():
         path = root / file

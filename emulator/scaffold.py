@@ -11,38 +11,85 @@ orchestrator (``GET /agents``, the tools offered to the model) pick it up.
 
 from __future__ import annotations
 
+import keyword
 import re
 from pathlib import Path
 from string import Template
 
-from emulator.generate import generate
-from shared.errors import ConfigError
-from shared.manifest import AGENT_NAME, AGENT_NAME_RULE, Manifest, load_manifest, manifest_path
+import yaml
 
-PACKAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+from emulator.generate import planned
+from shared.config import read_yaml
+from shared.errors import ConfigError
+from shared.manifest import (
+    AGENT_NAME,
+    AGENT_NAME_RULE,
+    Manifest,
+    load_manifest,
+    manifest_path,
+    parse_manifest,
+)
+
+PACKAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 """A local agent is also a Python package (``functions.agents.<name>``) and a target."""
 FIRST_AGENT_PORT = 8081
+_STAGE = re.compile(r"^FROM\s+\S+\s+AS\s+(\S+)", re.MULTILINE | re.IGNORECASE)
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.prod.yml")
 
 
 def check_name(name: str, manifest: Manifest, root: Path) -> None:
     """Refuses, with the reason, a name the orchestrator or Python would not take, or one taken."""
-    if not AGENT_NAME.match(name):
+    if not AGENT_NAME.fullmatch(name):
         raise ConfigError(f"agent name {name!r}: {AGENT_NAME_RULE}")
-    if not PACKAGE_NAME.match(name):
+    if not PACKAGE_NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ConfigError(
             f"agent name {name!r}: a local agent is a Python package too: start with a "
-            "lower-case letter, then lower-case letters, digits or _ (weather, geo_v2)"
+            "lower-case letter, then lower-case letters, digits or _ (weather, geo_v2), "
+            "and not a Python keyword"
         )
     taken = {f.name for f in manifest.functions} | {f.target for f in manifest.functions}
     if name in taken or manifest_service(name) in {f.service for f in manifest.functions}:
         raise ConfigError(f"agent name {name!r}: functions.yaml already has a function {name!r}")
-    folder = root / "functions" / "agents" / name
-    if folder.exists():
-        raise ConfigError(f"agent name {name!r}: {folder.relative_to(root)} already exists")
+    stages, services, images = built_names(root)
+    if name in stages:
+        raise ConfigError(f"agent name {name!r}: the Dockerfile already has a stage {name!r}")
+    if manifest_service(name) in services or manifest_image(name) in images:
+        raise ConfigError(
+            f"agent name {name!r}: the compose files already have the service "
+            f"{manifest_service(name)!r} or the image {manifest_image(name)!r}"
+        )
+    for path in (
+        Path("functions", "agents", name),
+        Path("functions", "agents", f"{name}.py"),
+        Path("tests", "agents", name),
+        Path("tests", "agents", f"{name}.py"),
+    ):
+        if (root / path).exists():
+            raise ConfigError(f"agent name {name!r}: {path.as_posix()} already exists")
+
+
+def built_names(root: Path) -> tuple[set[str], set[str], set[str]]:
+    """The Dockerfile's stages, the compose files' services and their images (without tag)."""
+    dockerfile = root / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else ""
+    stages = set(_STAGE.findall(text))
+    services: set[str] = set()
+    images: set[str] = set()
+    for file in COMPOSE_FILES:
+        found = read_yaml(root / file).get("services") if (root / file).is_file() else None
+        for service, body in (found or {}).items():
+            services.add(str(service))
+            if isinstance(body, dict) and isinstance(body.get("image"), str):
+                images.add(body["image"].partition(":")[0])
+    return stages, services, images
 
 
 def manifest_service(name: str) -> str:
     return f"{name.replace('_', '-')}-agent"
+
+
+def manifest_image(name: str) -> str:
+    return f"agentorch/{name.replace('_', '-')}"
 
 
 def next_port(manifest: Manifest) -> int:
@@ -55,7 +102,8 @@ def next_port(manifest: Manifest) -> int:
 
 
 def new_agent(root: Path, name: str) -> list[Path]:
-    """Scaffold agent ``name`` in the repository at ``root``; the files written or changed."""
+    """Scaffold agent ``name`` in the repository at ``root``; the files written or changed.
+    Everything is checked and rendered first: a refused name writes nothing."""
     path = manifest_path({}, root)
     manifest = load_manifest(path)
     check_name(name, manifest, root)
@@ -66,22 +114,28 @@ def new_agent(root: Path, name: str) -> list[Path]:
         "model": "".join(part.capitalize() for part in name.split("_")) + "Input",
         "port": str(port),
         "service": manifest_service(name),
-        "image": f"agentorch/{name.replace('_', '-')}",
+        "image": manifest_image(name),
     }
-    written = []
+    texts: dict[Path, str] = {}
     for relative, template in FILES.items():
         target = root / Template(relative).substitute(values)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(Template(template).substitute(values), encoding="utf-8")
-        written.append(target)
+        texts[target] = Template(template).substitute(values)
+        if target.suffix == ".py":
+            compile(texts[target], str(target), "exec")  # a SyntaxError is a bug here
     original = path.read_text(encoding="utf-8")
-    path.write_text(original.rstrip("\n") + "\n" + Template(ENTRY).substitute(values), "utf-8")
-    try:
-        load_manifest(path)
-    except ConfigError:
-        path.write_text(original, encoding="utf-8")
-        raise
-    return [*written, path, *generate(root)]
+    appended = original.rstrip("\n") + "\n" + Template(ENTRY).substitute(values)
+    grown = parse_manifest(yaml.safe_load(appended), path)
+    generated = {file: wanted for file, (now, wanted) in planned(root, grown).items()}
+    for target, text in texts.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    path.write_text(appended, encoding="utf-8")
+    changed = []
+    for file, wanted in generated.items():
+        if file.read_text(encoding="utf-8") != wanted:
+            file.write_text(wanted, encoding="utf-8")
+            changed.append(file)
+    return [*texts, path, *changed]
 
 
 ENTRY = """

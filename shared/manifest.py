@@ -17,12 +17,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.config import REPO_ROOT, read_yaml
-from shared.errors import ConfigError
+from shared.errors import ConfigError, validation_problems
 
 MANIFEST_FILE = "functions.yaml"
 MANIFEST_VARIABLE = "FUNCTIONS_MANIFEST"
@@ -34,6 +34,20 @@ AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 AGENT_NAME_RULE = "use 1 to 64 letters, digits, _ or - (the tool names model APIs accept)"
 
 Kind = Literal["gateway", "orchestrator", "agent"]
+
+# What the generated files (the Dockerfile's COPY lines, the compose files, docker/lib.sh's
+# shell arrays, sourced by every docker/ script) may take as written: no shell or YAML syntax.
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+SOURCE_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
+"""A folder relative to the repository: no ``..``, no leading ``/``, no spaces or quotes."""
+CONFIG_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*/?$"
+IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/-]*$"
+VARIABLE_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+VALUE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""An environment value is one line (Compose's ``${X:-}`` syntax is fine)."""
+
+Variable = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
+Value = Annotated[str, Field(pattern=VALUE_PATTERN, max_length=1000)]
 
 
 class _Strict(BaseModel):
@@ -52,7 +66,7 @@ class Function(_Strict):
 
     name: str = Field(pattern=AGENT_NAME.pattern)
     kind: Kind
-    source: str = Field(min_length=1)
+    source: str = Field(pattern=SOURCE_PATTERN)
     """Its folder, relative to the repository root; ``main.py`` there is loaded."""
     target: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """The function in ``main.py`` (functions-framework's ``--target``; the Dockerfile stage)."""
@@ -60,14 +74,14 @@ class Function(_Strict):
     """Its host port under the emulator (``http://localhost:<port>``)."""
     service: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     """Its Compose service name, so its host name on the Compose network."""
-    image: str = Field(min_length=1)
-    config: tuple[str, ...] = ()
+    image: str = Field(pattern=IMAGE_PATTERN)
+    config: tuple[Annotated[str, Field(pattern=CONFIG_PATTERN)], ...] = ()
     """Files (or folders, ending in ``/``) from ``config/`` that its image needs."""
     extra: str | None = None
     """Its extra in pyproject.toml; ``None``: it needs only the core dependencies."""
     limits: Limits | None = None
     """Its production limits; an agent without them gets the manifest's ``agent_limits``."""
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[Variable, Value] = Field(default_factory=dict)
     """An agent's own variables, as Compose passes them (``${TAVILY_API_KEY:-}``)."""
 
     @property
@@ -102,7 +116,7 @@ class Manifest(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Manifest:
-        for key in ("name", "target", "port", "service", "image"):
+        for key in ("name", "target", "port", "service", "image", "url_variable"):
             seen: set[object] = set()
             for function in self.functions:
                 value = getattr(function, key)
@@ -146,24 +160,27 @@ def manifest_path(environ: Mapping[str, str] | None = None, root: Path | None = 
 def load_manifest(path: Path | None = None) -> Manifest:
     """Read and validate the manifest (``manifest_path()`` by default)."""
     path = path or manifest_path()
-    data = read_yaml(path)
+    return parse_manifest(read_yaml(path), path)
+
+
+def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
+    """Validate ``data`` (the manifest's contents); problems name ``path``, function and key."""
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = _where(data, err["loc"])
-            problems.append(f"{path}: {where}: {err['msg']}")
-        raise ConfigError("; ".join(problems)) from exc
+        problems = validation_problems(exc, "(top level)")
+        raise ConfigError(
+            "; ".join(f"{path}: {_where(data, where)}: {problem}" for where, problem in problems)
+        ) from exc
 
 
-def _where(data: dict[str, object], loc: tuple[int | str, ...]) -> str:
+def _where(data: dict[str, Any], dotted: str) -> str:
     """``functions.2.port`` as ``functions[calculator].port``, which a reader can find."""
-    parts = [str(part) for part in loc]
+    first, _, rest = dotted.partition(".")
+    number, _, key = rest.partition(".")
     functions = data.get("functions")
-    if len(loc) >= 2 and loc[0] == "functions" and isinstance(loc[1], int):
-        entry = functions[loc[1]] if isinstance(functions, list) else None
-        name = entry.get("name") if isinstance(entry, dict) else None
-        parts[1] = f"[{name}]" if name else f"[{loc[1]}]"
-        return "functions" + ".".join(parts[1:])
-    return ".".join(parts) or "(top level)"
+    if first != "functions" or not number.isdigit() or not isinstance(functions, list):
+        return dotted
+    entry = functions[int(number)] if int(number) < len(functions) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"functions[{name or number}]" + (f".{key}" if key else "")

@@ -73,14 +73,19 @@ class FunctionSettings(BaseModel):
 
     @classmethod
     def load(
-        cls, environ: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> Self:
         """Defaults, then the file, then ``environ`` (``os.environ`` when None), validated.
         ``env`` replaces the class's variables when they depend on the file (the orchestrator's
-        agents: one ``<NAME>_URL`` per agent it names)."""
+        agents: one ``<NAME>_URL`` per agent it names); ``data``, the file's contents when the
+        caller has read them already (and filled in values the file may leave out)."""
         environ = os.environ if environ is None else environ
         path = cls.file.path(environ) if cls.file is not None else None
-        data = read_yaml(path) if path is not None else {}
+        if data is None:
+            data = read_yaml(path) if path is not None else {}
         applied: dict[str, tuple[str, str]] = {}
         for variable, dotted in (cls.env if env is None else env).items():
             value = (environ.get(variable) or "").strip()

@@ -7,6 +7,7 @@ function's folder match their entries.
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from emulator.compose import REPO_ROOT, load_project
-from emulator.generate import COMMAND, GENERATED, generate, render, stale
+from emulator.generate import COMMAND, GENERATED, generate, render, shell_lists, stale
 from shared.errors import ConfigError
 from shared.manifest import load_manifest
 
@@ -98,7 +99,20 @@ def test_the_manifest_lists_each_function_once() -> None:
         ({"port": 8585}, "two functions have port 8585"),
         ({"name": "no good"}, r"functions\[no good\].name: String should match"),
         ({"kind": "robot"}, r"functions\[calculator\].kind"),
+        ({"name": "data-processor"}, "two functions have url_variable 'DATA_PROCESSOR_URL'"),
         ({"limits": {"cpus": "lots", "memory": "1G"}}, r"functions\[calculator\].limits.cpus"),
+        # Nothing a generated file (docker/lib.sh is sourced by every docker/ script, the
+        # Dockerfile, the compose files) would run or misread: each refused, naming the field.
+        ({"image": "agentorch/calc$(touch /tmp/x)"}, r"functions\[calculator\].image: String"),
+        ({"image": "agentorch/calc x"}, r"functions\[calculator\].image: String"),
+        ({"source": "functions/`id`"}, r"functions\[calculator\].source: String"),
+        ({"source": "../elsewhere"}, r"functions\[calculator\].source: String"),
+        ({"source": "/etc"}, r"functions\[calculator\].source: String"),
+        ({"source": "functions/a b"}, r"functions\[calculator\].source: String"),
+        ({"config": ["config/../../x"]}, r"functions\[calculator\].config.0: String"),
+        ({"config": ["config/$(id)"]}, r"functions\[calculator\].config.0: String"),
+        ({"environment": {"KEY; rm": "x"}}, r"functions\[calculator\].environment.KEY; rm"),
+        ({"environment": {"KEY": "x\nother: y"}}, r"functions\[calculator\].environment.KEY"),
     ],
 )
 def test_a_bad_manifest_names_the_function_and_key(
@@ -111,6 +125,15 @@ def test_a_bad_manifest_names_the_function_and_key(
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=says):
         load_manifest(path)
+
+
+def test_the_shell_lists_are_quoted_for_the_shell() -> None:
+    manifest = MANIFEST.model_copy(
+        update={"functions": [MANIFEST.functions[0].model_copy(update={"image": "a b;c"})]}
+    )
+    [_, _, images] = shell_lists(manifest)
+    assert images == "FUNCTION_IMAGES=('a b;c')"
+    assert shlex.split(images.partition("=")[2].strip("()")) == ["a b;c"]
 
 
 def test_the_dockerfile_builds_every_function_and_ships_the_manifest_to_the_orchestrator() -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from functions.orchestrator.budgets import BudgetSettings
 from functions.orchestrator.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from shared.config import read_yaml
-from shared.errors import ConfigError
+from shared.errors import ConfigError, validation_problems
 from shared.manifest import (
     AGENT_NAME,
     AGENT_NAME_RULE,
@@ -37,9 +37,28 @@ AGENTS_VARIABLE = "AGENTS"
 # ---- the agent directory: functions.yaml, the file's agents:, <NAME>_URL, $AGENTS -----------
 
 
+OTHER_OVERRIDES = {"GATEWAY_URL": "gateway.url", "K_SINK": "sink.url"}
+
+
 def env_overrides(agents: Iterable[str]) -> dict[str, str]:
-    """The variables over the file: ``GATEWAY_URL``, each agent's ``<NAME>_URL``, ``K_SINK``."""
-    by_agent = {url_variable(name): f"agents.{name}.url" for name in agents}
+    """The variables over the file: ``GATEWAY_URL``, each agent's ``<NAME>_URL``, ``K_SINK``.
+    An agent whose variable is another's (an agent ``gateway``; ``geo-v2`` beside ``geo_v2``)
+    is refused: one variable would set both."""
+    by_agent: dict[str, str] = {}
+    for name in agents:
+        variable, dotted = url_variable(name), f"agents.{name}.url"
+        if variable in OTHER_OVERRIDES:
+            raise ConfigError(
+                f"agent name {name!r}: its URL variable ${variable} sets "
+                f"{OTHER_OVERRIDES[variable]}; pick another name"
+            )
+        if by_agent.get(variable, dotted) != dotted:
+            other = by_agent[variable].removeprefix("agents.").removesuffix(".url")
+            raise ConfigError(
+                f"agents {other!r} and {name!r} would share the URL variable ${variable}; "
+                "rename one"
+            )
+        by_agent[variable] = dotted
     return {"GATEWAY_URL": "gateway.url", **by_agent, "K_SINK": "sink.url"}
 
 
@@ -50,7 +69,14 @@ def _builtin_agents() -> tuple[Function, ...]:
         return ()
 
 
-ENV_OVERRIDES = env_overrides(agent.name for agent in _builtin_agents())
+def _shipped_overrides() -> dict[str, str]:
+    try:
+        return env_overrides(agent.name for agent in _builtin_agents())
+    except ConfigError:  # likewise: load_orchestrator_config names the clash
+        return env_overrides(())
+
+
+ENV_OVERRIDES = _shipped_overrides()
 """The variables over the shipped file (a file naming more agents gets theirs too)."""
 
 
@@ -148,7 +174,7 @@ class OrchestratorConfig(FunctionSettings):
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:
         for name in self.agents:
-            if not AGENT_NAME.match(name):
+            if not AGENT_NAME.fullmatch(name):
                 raise ValueError(f"agent name {name!r}: {AGENT_NAME_RULE}")
         return self
 
@@ -156,23 +182,46 @@ class OrchestratorConfig(FunctionSettings):
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
     environ = os.environ if environ is None else environ
     path = CONFIG_FILE.path(environ)
-    wanted = read_yaml(path).get("manifest_agents")
-    builtin = load_manifest(manifest_path(environ)).agents if wanted else ()
+    data = read_yaml(path)
+    builtin = load_manifest(manifest_path(environ)).agents if _manifest_agents(data, path) else ()
+    file_agents = data.get("agents")
+    named = [str(name) for name in file_agents] if isinstance(file_agents, dict) else []
     # The shipped agents' variables apply to any file (as they always have), a file's own too.
     overrides = {
         **ENV_OVERRIDES,
-        **env_overrides([*(a.name for a in builtin), *_file_agents(path)]),
+        **env_overrides(dict.fromkeys([*(a.name for a in builtin), *named])),
     }
-    config = OrchestratorConfig.load(environ, env=overrides)
-    agents = {a.name: config.agents.get(a.name) or AgentEntry(url=a.local_url) for a in builtin}
+    if builtin and (file_agents is None or isinstance(file_agents, dict)):
+        # A built-in agent is at its local URL unless the file or <NAME>_URL says otherwise:
+        # the file may give it only a timeout_s.
+        entries = dict(file_agents or {})
+        for agent in builtin:
+            entry = entries.get(agent.name)
+            if entry is None:
+                entries[agent.name] = {"url": agent.local_url}
+            elif isinstance(entry, dict) and "url" not in entry:
+                entries[agent.name] = {"url": agent.local_url, **entry}
+        data = {**data, "agents": entries}
+    config = OrchestratorConfig.load(environ, env=overrides, data=data)
+    agents = {a.name: config.agents[a.name] for a in builtin}
     agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)
     agents = merge_env_agents(agents, environ, overrides)
     return config.model_copy(update={"agents": agents})
 
 
-def _file_agents(path: Path) -> list[str]:
-    agents = read_yaml(path).get("agents")
-    return [str(name) for name in agents] if isinstance(agents, dict) else []
+class _ManifestSwitch(BaseModel):
+    manifest_agents: bool = False
+
+
+def _manifest_agents(data: Mapping[str, object], path: Path) -> bool:
+    """The file's ``manifest_agents``, read as the settings read it (``"false"`` is false)."""
+    try:
+        given = {key: data[key] for key in ("manifest_agents",) if key in data}
+        switch = _ManifestSwitch.model_validate(given)
+    except ValidationError as exc:
+        problems = validation_problems(exc, "manifest_agents")
+        raise ConfigError("; ".join(f"{path}: {key}: {msg}" for key, msg in problems)) from exc
+    return switch.manifest_agents
 
 
 def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
@@ -186,7 +235,7 @@ def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
             raise ConfigError(f"{where}: is empty (a stray comma?)")
         if not equals or not url:
             raise ConfigError(f"{where} {name!r}: write it as name=http(s)://host[:port]")
-        if not AGENT_NAME.match(name):
+        if not AGENT_NAME.fullmatch(name):
             raise ConfigError(f"{where}: name {name!r}: {AGENT_NAME_RULE}")
         if name in found:
             raise ConfigError(f"{where}: agent {name!r} is named twice")

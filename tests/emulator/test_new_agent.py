@@ -87,18 +87,80 @@ def test_it_is_in_the_manifest_and_every_generated_file(copy: Path) -> None:
     assert f"{NAME.upper()}_URL=" in (copy / ".env.docker").read_text(encoding="utf-8")
 
 
-def test_bad_and_taken_names_are_refused(copy: Path) -> None:
-    cases = {
-        "the agent": "use 1 to 64 letters",
-        "Geo-v2": "a local agent is a Python package too",
-        NAME: f"functions.yaml already has a function {NAME!r}",
-        "gateway": "already has a function 'gateway'",
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (and each folder, as empty), to compare before and after."""
+    return {
+        str(path.relative_to(root)): path.read_bytes() if path.is_file() else b""
+        for path in sorted(root.rglob("*"))
+        if "__pycache__" not in path.parts
     }
-    before = (copy / "functions.yaml").read_text(encoding="utf-8")
-    for name, says in cases.items():
-        with pytest.raises(ConfigError, match=says):
-            new_agent(copy, name)
-    assert (copy / "functions.yaml").read_text(encoding="utf-8") == before
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("the agent", "use 1 to 64 letters"),
+        ("Geo-v2", "a local agent is a Python package too"),
+        ("wx\n", "use 1 to 64 letters"),  # `$` matches before a trailing newline
+        ("../evil", "use 1 to 64 letters"),
+        ("class", "not a Python keyword"),
+        ("import", "not a Python keyword"),
+        (NAME, f"functions.yaml already has a function {NAME!r}"),
+        ("gateway", "already has a function 'gateway'"),
+        ("base", "the Dockerfile already has a stage 'base'"),
+        ("core", "the Dockerfile already has a stage 'core'"),
+        ("interactive", "the Dockerfile already has a stage 'interactive'"),
+        ("fakes", "the Dockerfile already has a stage 'fakes'"),
+        ("support", "tests/agents/support.py already exists"),
+    ],
+)
+def test_bad_and_taken_names_are_refused_and_nothing_is_written(
+    copy: Path, name: str, says: str
+) -> None:
+    before = tree(copy)
+    with pytest.raises(ConfigError, match=says):
+        new_agent(copy, name)
+    assert tree(copy) == before
+
+
+def test_a_name_whose_image_or_service_compose_has_is_refused(copy: Path) -> None:
+    compose = copy / "docker-compose.yml"
+    original = compose.read_text(encoding="utf-8")
+    try:
+        compose.write_text(original.replace("fake-bedrock:", "other-agent:"), encoding="utf-8")
+        with pytest.raises(ConfigError, match="the compose files already have the service"):
+            new_agent(copy, "other")
+    finally:
+        compose.write_text(original, encoding="utf-8")
+
+
+def test_an_existing_test_folder_is_not_overwritten(copy: Path) -> None:
+    mine = copy / "tests" / "agents" / "mine" / "test_agent.py"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("# my own test\n", encoding="utf-8")
+    before = tree(copy)
+    try:
+        with pytest.raises(ConfigError, match="tests/agents/mine already exists"):
+            new_agent(copy, "mine")
+        assert tree(copy) == before
+    finally:
+        shutil.rmtree(mine.parent)
+
+
+def test_a_manifest_the_new_entry_breaks_writes_nothing(copy: Path) -> None:
+    manifest = copy / "functions.yaml"
+    original = manifest.read_text(encoding="utf-8")
+    # The next free port is taken by nothing, but the image the scaffold picks is.
+    manifest.write_text(
+        original.replace("image: agentorch/tavily", "image: agentorch/late"), encoding="utf-8"
+    )
+    before = tree(copy)
+    try:
+        with pytest.raises(ConfigError, match="two functions have image 'agentorch/late'"):
+            new_agent(copy, "late")
+        assert tree(copy) == before
+    finally:
+        manifest.write_text(original, encoding="utf-8")
 
 
 OFFLINE = {

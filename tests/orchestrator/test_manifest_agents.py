@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from functions.orchestrator.agent_sources import agent_sources
 from functions.orchestrator.config import load_orchestrator_config
 from shared.config import REPO_ROOT
+from shared.errors import ConfigError
+from shared.manifest import load_manifest
 
 
 def manifest_with(tmp_path: Path, name: str, port: int) -> Path:
@@ -60,3 +63,50 @@ def test_a_file_without_manifest_agents_has_only_its_own(tmp_path: Path) -> None
     path = tmp_path / "orchestrator.yaml"
     path.write_text(yaml.safe_dump({"gateway": {"url": "http://g"}, "agents": {}}))
     assert load_orchestrator_config({"ORCHESTRATOR_CONFIG": str(path)}).agents == {}
+
+
+def orchestrator_yaml(tmp_path: Path, **settings: object) -> dict[str, str]:
+    path = tmp_path / "orchestrator.yaml"
+    path.write_text(yaml.safe_dump({"gateway": {"url": "http://g.invalid"}, **settings}))
+    return {"ORCHESTRATOR_CONFIG": str(path)}
+
+
+@pytest.mark.parametrize(("given", "builtin"), [("false", False), ("no", False), ("true", True)])
+def test_manifest_agents_is_read_as_a_boolean(tmp_path: Path, given: str, builtin: bool) -> None:
+    config = load_orchestrator_config(orchestrator_yaml(tmp_path, manifest_agents=given))
+    assert config.manifest_agents is builtin
+    assert ("calculator" in config.agents) is builtin
+
+
+def test_a_manifest_agents_that_is_no_boolean_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"orchestrator.yaml: manifest_agents: .*boolean"):
+        load_orchestrator_config(orchestrator_yaml(tmp_path, manifest_agents="maybe"))
+
+
+def test_a_built_in_agent_may_be_given_only_a_timeout(tmp_path: Path) -> None:
+    environ = orchestrator_yaml(
+        tmp_path, manifest_agents=True, agents={"calculator": {"timeout_s": 5}}
+    )
+    config = load_orchestrator_config(environ)
+    local = load_manifest().function("calculator").local_url
+    assert (config.agents["calculator"].url, config.agents["calculator"].timeout_s) == (local, 5)
+    moved = load_orchestrator_config({**environ, "CALCULATOR_URL": "http://calc.invalid"})
+    assert moved.agents["calculator"].url == "http://calc.invalid"
+    assert moved.agents["calculator"].timeout_s == 5
+
+
+@pytest.mark.parametrize(
+    ("agents", "says"),
+    [
+        ({"gateway": {"url": "http://x"}}, r"agent name 'gateway': its URL variable \$GATEWAY_URL"),
+        (
+            {"geo-v2": {"url": "http://a"}, "geo_v2": {"url": "http://b"}},
+            r"agents 'geo-v2' and 'geo_v2' would share the URL variable \$GEO_V2_URL",
+        ),
+    ],
+)
+def test_an_agent_whose_url_variable_is_taken_is_refused(
+    tmp_path: Path, agents: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_orchestrator_config(orchestrator_yaml(tmp_path, agents=agents))
