@@ -58,6 +58,8 @@ class AgentSpec(Generic[InputT]):
     not_configured: Callable[[], str | None] | None = None
     """Why the agent cannot work now (e.g. "set TAVILY_API_KEY"), or None when it can. Asked on
     every request, so it must be cheap and must not touch dependencies."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Releases what the agent holds open (its outbound connections); the app's ``aclose``."""
 
     def check_configured(self) -> None:
         """Raises ``NotConfigured`` (503 ``not_configured``) with the reason, if there is one."""
@@ -113,4 +115,5 @@ def agent_app(
         {("GET", "/schema"): describe, ("POST", "/"): invoke},
         max_body_bytes=max_body_bytes,
         health=spec.health_fields,
+        on_close=spec.close,
     )

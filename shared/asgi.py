@@ -75,13 +75,16 @@ class AsyncFunctionApp:
         body_timeout_s: float | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
         guard: Callable[[Call], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``guard`` runs before ``/metrics`` is answered (e.g. the gateway's key check);
-        ``body_timeout_s`` defaults to ``$REQUEST_BODY_TIMEOUT_S`` or 30 s."""
+        ``body_timeout_s`` defaults to ``$REQUEST_BODY_TIMEOUT_S`` or 30 s; ``on_close``
+        releases what the handlers hold open (their outbound connections), run by ``aclose``."""
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s or server.ServerSettings.load().body_timeout_s
         self._health = health
+        self._on_close = on_close
         self._guard = guard
         instance = os.environ.get(INSTANCE_VARIABLE, "")
         self._health_headers = {INSTANCE_HEADER: instance} if instance else {}
@@ -90,6 +93,12 @@ class AsyncFunctionApp:
             self._routes.setdefault(path, {})[method.upper()] = handler
         self._routes.setdefault("/health", {})["GET"] = self._health_route
         self._routes.setdefault("/metrics", {})["GET"] = self._metrics_route
+
+    async def aclose(self) -> None:
+        """Release what the handlers hold (tests, or a server that embeds the app; under
+        functions-framework no shutdown event reaches the app, see ``shared.server``)."""
+        if self._on_close is not None:
+            await self._on_close()
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -35,7 +35,6 @@ no hook to pick its protocol; the worker takes its uvicorn settings from the cla
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -48,6 +47,7 @@ from shared.errors import (
     RequestTimeout,
     ServiceError,
 )
+from shared.http import compact_json
 from shared.settings import FunctionSettings
 
 DEFAULT_HEAD_MAX_BYTES = 64 * 1024
@@ -244,7 +244,7 @@ class _Refused(Exception):
 
 def render_error(error: ServiceError) -> bytes:
     """A complete ``connection: close`` HTTP/1.1 response carrying ``error`` as JSON."""
-    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    body = compact_json(error.body()).encode()
     extra = "".join(f"{name}: {value}\r\n" for name, value in error.response_headers().items())
     head = (
         f"HTTP/1.1 {error.status_code} {_REASONS.get(error.status_code, 'Error')}\r\n"

@@ -2,9 +2,10 @@
 
 For networks where ``shared.wire`` cannot go: it honours ``HTTPS_PROXY``, ``HTTP_PROXY``,
 ``ALL_PROXY`` and ``NO_PROXY`` (httpx's ``trust_env``, which also reads ``SSL_CERT_FILE``) and
-offers HTTP/2 when the ``h2`` package is installed (``pip install 'httpx[http2]'``); the
-loopback is always reached directly. It
-behaves as wire does otherwise: no redirects, no cookies kept, no ``accept-encoding`` asked
+offers HTTP/2 when the ``h2`` package is installed (``pip install 'httpx[http2]'``; the images
+do not include it). The loopback and every host name without a dot (a Compose service such as
+``model-gateway``, a new agent's included) are always reached directly, whatever ``NO_PROXY``
+says. It behaves as wire does otherwise: no redirects, no cookies kept, no ``accept-encoding`` asked
 for and nothing decoded (the raw bytes are passed on), the caller bounds time with
 ``asyncio.timeout`` past the connection's own ``connect_timeout_s``, and failures are the same
 ``shared.errors`` classes.
@@ -27,9 +28,12 @@ from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer
 _WRITTEN_HERE = frozenset({"host", "content-length"})
 _NOT_ASKED = ("accept-encoding", "accept", "user-agent")
 """httpx's default headers that wire does not send either: the caller's own are sent."""
-_LOOPBACK = {"all://localhost": None, "all://127.0.0.1": None, "all://[::1]": None}
-"""Always direct: no proxy can reach this machine's loopback (the emulator's and the tests'
-functions), whatever ``NO_PROXY`` forgot."""
+
+
+def _direct(host: str) -> bool:
+    """Whether ``host`` is reached without a proxy: the loopback, or a name without a dot (a
+    Compose service or a ``/etc/hosts`` name, which no outside proxy could resolve)."""
+    return host in ("localhost", "127.0.0.1", "::1") or ("." not in host and ":" not in host)
 
 
 def http2_available() -> bool:
@@ -118,10 +122,10 @@ class HttpxTransport:
             "follow_redirects": False,
             "limits": httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             "timeout": httpx.Timeout(None),
-            "mounts": _LOOPBACK,
             **(client_options or {}),
         }
         self._client: httpx.AsyncClient | None = None
+        self._direct_client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -134,7 +138,7 @@ class HttpxTransport:
         *,
         connect_timeout_s: float = 10.0,
     ) -> HttpxResponse:
-        client = self._current()
+        client = self._current(urlsplit(url).hostname or "")
         sent = {k: v for k, v in headers.items() if k.lower() not in _WRITTEN_HERE}
         try:
             request = client.build_request(
@@ -172,18 +176,49 @@ class HttpxTransport:
     async def close(self) -> None:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+        clients = [c for c in (self._client, self._direct_client) if c is not None]
+        self._client = self._direct_client = None
+        if self._loop is asyncio.get_running_loop():
+            for client in clients:
+                await client.aclose()
 
-    def _current(self) -> httpx.AsyncClient:
+    def _current(self, host: str) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(**self._options)
-            for name in _NOT_ASKED:
-                self._client.headers.pop(name, None)
+        if self._loop is not loop:
+            self._drop_clients()
             self._loop = loop
+        if _direct(host):
+            if self._direct_client is None:
+                self._direct_client = self._new_client(self._direct_options())
+            return self._direct_client
+        if self._client is None:
+            self._client = self._new_client(self._options)
         return self._client
+
+    def _new_client(self, options: Mapping[str, Any]) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(**options)
+        for name in _NOT_ASKED:
+            client.headers.pop(name, None)
+        return client
+
+    def _direct_options(self) -> dict[str, Any]:
+        """The options without the environment's proxies (httpx has no per-host switch for
+        them), keeping what else ``trust_env`` reads: ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``."""
+        options = {**self._options, "trust_env": False}
+        if self._options["trust_env"] and "verify" not in options:
+            options["verify"] = httpx.create_ssl_context(trust_env=True)
+        return options
+
+    def _drop_clients(self) -> None:
+        """Close the clients of the previous event loop. Their connections belong to that loop:
+        when it still runs (another thread), the close runs there; when it has ended (a test's
+        ``asyncio.run``), nothing can await on it any more, and its sockets close as the loop's
+        transports are collected."""
+        old, loop = [c for c in (self._client, self._direct_client) if c], self._loop
+        self._client = self._direct_client = None
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            for client in old:
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
 
     def _close_later(self, response: httpx.Response) -> None:
         task = asyncio.get_running_loop().create_task(response.aclose())

@@ -171,7 +171,7 @@ def test_host_ports_are_variables() -> None:
 
 
 def test_agents_in_env_reaches_the_orchestrator_as_remote_agents() -> None:
-    document = interpolate_tree(compose_documents()[0], {"AGENTS": "weather=https://wx.example"})
+    document = interpolate_tree(compose_documents()[0], {"AGENTS": "wx-remote=https://wx.example"})
     environment = document["services"]["orchestrator"]["environment"]
     config = load_orchestrator_config({str(k): str(v) for k, v in environment.items()})
-    assert config.agents["weather"].url == "https://wx.example"
+    assert config.agents["wx-remote"].url == "https://wx.example"

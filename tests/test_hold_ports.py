@@ -15,13 +15,27 @@ from pathlib import Path
 import pytest
 
 from emulator.network import free_port
+from shared.manifest import load_manifest
 from tests.waiting import wait_until
-
-pytestmark = pytest.mark.processes
+from tools.hold_ports import MANIFEST, manifest_ports
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "hold_ports.py"
 
 
+def test_its_default_ports_are_the_manifests() -> None:
+    # Read without a YAML parser (it runs before setup): it must agree with the real loader.
+    assert manifest_ports(MANIFEST.read_text()) == [f.port for f in load_manifest().functions]
+
+
+def test_it_reads_only_port_lines() -> None:
+    text = (
+        "# port: 1 (a comment)\nfunctions:\n  - name: a\n    port: 8090  # the host port\n"
+        "  - port: 8091\n    name: b\n    environment:\n      EXPORT: 'port: 3'\n"
+    )
+    assert manifest_ports(text) == [8090, 8091]
+
+
+@pytest.mark.processes
 def test_it_answers_logs_and_stops_on_sigterm() -> None:
     ports = [free_port(), free_port()]
     holder = subprocess.Popen(
@@ -42,6 +56,7 @@ def test_it_answers_logs_and_stops_on_sigterm() -> None:
         holder.wait()
 
 
+@pytest.mark.processes
 def test_it_ends_when_its_parent_is_gone() -> None:
     port = free_port()
     # A parent that starts the holder and exits at once: the holder is re-parented and must go.

@@ -1,7 +1,7 @@
 """Hold the stack's default ports, as another running stack would, so a test that leaks to one
 gets a wrong answer (200 ``{"status":"ok"}`` to anything) rather than a refusal.
 
-    python tools/hold_ports.py [--parent PID] [PORT ...]   (default: 8080-8085, 8585)
+    python tools/hold_ports.py [--parent PID] [PORT ...]   (default: functions.yaml's ports)
 
 CI (``.ci/run``) starts it in the background around the whole run: no test may depend on a
 default port being free. It prints ``holding`` and the ports once every one is bound, then a
@@ -9,6 +9,9 @@ default port being free. It prints ``holding`` and the ports once every one is b
 the run when there is any). It ends on SIGTERM, SIGINT, or once ``--parent`` (by default the
 process that started it) is gone, so a killed CI run leaves no listener behind. A port already
 held by something else is reported and skipped: it is held either way.
+
+It runs before ``make setup`` (standard library only, no YAML parser): the default ports are
+read from the manifest's ``port:`` lines, so an agent added by ``agentorch new agent`` is held too.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 HOST = "127.0.0.1"
-DEFAULT_PORTS = (8080, 8081, 8082, 8083, 8084, 8085, 8585)
+MANIFEST = Path(__file__).resolve().parent.parent / "functions.yaml"
+PORT_LINE = re.compile(r"^\s*(?:-\s+)?port:\s*(\d+)\s*(?:#.*)?$")
 PARENT_POLL_S = 1.0
 LEAK_MARK = "hold_ports: request on"
 BODY = b'{"status":"ok"}'
@@ -30,6 +36,12 @@ ANSWER = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(BODY), BODY)
 )
+
+
+def manifest_ports(text: str) -> list[int]:
+    """The ports of the manifest's ``port: N`` lines (one per function), in file order."""
+    found = (PORT_LINE.match(line) for line in text.splitlines())
+    return [int(match.group(1)) for match in found if match]
 
 
 async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -90,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("ports", nargs="*", type=int, metavar="PORT")
     parser.add_argument("--parent", type=int, default=os.getppid(), help="end when it ends")
     args = parser.parse_args(argv)
-    asyncio.run(hold(args.ports or DEFAULT_PORTS, args.parent))
+    ports = args.ports or manifest_ports(MANIFEST.read_text(encoding="utf-8"))
+    asyncio.run(hold(ports, args.parent))
     return 0
 
 

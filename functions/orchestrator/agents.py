@@ -18,6 +18,7 @@ token back in an error leaks it nowhere).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -142,7 +143,10 @@ class AgentDirectory:
         sources: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        rng: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        """``clock``, ``sleep`` and ``rng`` (the jitter between attempts) are injected so tests
+        drive time."""
         self._http = http
         self._agents = dict(agents)
         self._headers = {name: dict(h) for name, h in (headers or {}).items()}
@@ -152,7 +156,7 @@ class AgentDirectory:
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
-        self._policy = RetryPolicy(settings.retry)
+        self._policy = RetryPolicy(settings.retry, rng)
         self._cache: dict[str, _Cached] = {}
         self._fetching: dict[str, asyncio.Future[AgentStatus]] = {}
         self._circuits = {

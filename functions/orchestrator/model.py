@@ -13,7 +13,8 @@ gateway says ``x-should-retry: false``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,11 +81,14 @@ class GatewayModel:
         *,
         api_key: str | None = None,
         sleep: Sleep = asyncio.sleep,
+        rng: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        """``sleep`` and ``rng`` (the jitter between attempts) are injected so tests drive
+        time."""
         self.route = route
         self._http = http
         self._endpoint = url.rstrip("/") + "/v1/messages"
-        self._policy = RetryPolicy(retry)
+        self._policy = RetryPolicy(retry, rng)
         self._sleep = sleep
         self._headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:

@@ -38,6 +38,7 @@ from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
 from shared.redact import header_secrets
+from shared.transport import outbound_transport
 
 REPLAYED_HEADER = "x-run-replayed"
 """``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
@@ -184,7 +185,7 @@ def build_service(
         logging.getLogger(logs.ROOT_LOGGER).setLevel(config.log_level)
     api_key = gateway_client_key(environ)
     logs.hide(api_key)
-    http = http or AsyncHttp()
+    http = http or AsyncHttp(outbound_transport(environ))
     gateway = config.gateway
     model = model or GatewayModel(http, gateway.url, gateway.route, gateway.retry, api_key=api_key)
     if agents is None:

@@ -10,16 +10,10 @@ from emulator.compose import DEFAULT_COMPOSE_FILE, load_project
 from functions.orchestrator.config import load_orchestrator_config
 from shared.config import gateway_client_key, gateway_keys
 from shared.errors import ConfigError
+from shared.manifest import load_manifest
 from tests.emulator.support import probe_service, write_compose
 
-FUNCTIONS = {
-    "gateway": "functions/gateway/main.py",
-    "orchestrator": "functions/orchestrator/main.py",
-    "calculator": "functions/agents/calculator/main.py",
-    "search": "functions/agents/search/main.py",
-    "data_processor": "functions/agents/data_processor/main.py",
-    "tavily": "functions/agents/tavily/main.py",
-}
+FUNCTIONS = {f.target: f"{f.source}/main.py" for f in load_manifest().functions}
 
 
 def test_the_repository_compose_file_lists_every_function_once() -> None:
@@ -196,8 +190,8 @@ def test_agents_in_dot_env_gives_the_orchestrator_its_remote_agents(tmp_path: Pa
     # A remote agent is one line of .env: `agentorch up` passes it as Compose does.
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(DEFAULT_COMPOSE_FILE.read_text())
-    (tmp_path / ".env").write_text("AGENTS=weather=http://127.0.0.1:9/wx\n")
+    (tmp_path / ".env").write_text("AGENTS=wx-remote=http://127.0.0.1:9/wx\n")
     environment = load_project(compose, environ={}).by_target("orchestrator").environment
     config = load_orchestrator_config(environment)
-    assert config.agents["weather"].url == "http://127.0.0.1:9/wx"
+    assert config.agents["wx-remote"].url == "http://127.0.0.1:9/wx"
     assert config.agents["calculator"].url == environment["CALCULATOR_URL"]

@@ -22,6 +22,7 @@ import pytest
 
 from emulator.process import start_function
 from emulator.state import StateFolder, alive
+from shared.manifest import load_manifest
 from tests.emulator.support import group_alive
 from tests.waiting import wait_until
 
@@ -164,7 +165,7 @@ def test_down_leaves_no_process(stack: Path) -> None:
     recorded = StateFolder(stack).read()
     assert recorded is not None
     groups = [s.pid for s in recorded.services.values() if s.pid]
-    assert len(groups) == 6 and all(group_alive(g) for g in groups)
+    assert len(groups) == len(load_manifest().functions) and all(group_alive(g) for g in groups)
     down = agentorch(stack, "down")
     assert down.returncode == 0 and "stopped:" in down.stdout
     # Killed processes linger a moment as zombies until their new parent reaps them.

@@ -64,6 +64,21 @@ async def test_5xx_after_the_gateways_own_retries_is_retried(
     assert reply.attempts == 2 and len(gateway.received) == 2
 
 
+async def test_the_pause_between_attempts_takes_the_injected_jitter(
+    http: AsyncHttp, gateway: FakeEndpoint
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    retry = RetrySettings(max_attempts=2, base_delay_s=0.5, max_delay_s=4.0)
+    jittered = GatewayModel(http, gateway.url, "fast", retry, sleep=sleep, rng=lambda lo, hi: hi)
+    gateway.enqueue((503, {"type": "error", "error": {"message": "busy"}}), (200, MESSAGE))
+    assert (await jittered.create(REQUEST, timeout_s=5)).attempts == 2
+    assert slept == [0.5]  # the bound the injected rng chose, not a random point below it
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -11,6 +11,7 @@ import pytest
 
 from functions.orchestrator.service import build_service
 from shared import logs
+from shared.errors import ConfigError
 from shared.redact import MARKER
 
 Logged = Callable[[], list[dict[str, Any]]]
@@ -45,3 +46,9 @@ def test_the_gateway_key_is_never_in_a_line(logged: Logged) -> None:
     text = str(logged())
     assert key not in text and "0123456789" not in text
     assert logged()[0]["msg"] == f"the model gateway answered 401: bad key {MARKER}"
+
+
+def test_its_outbound_transport_is_the_given_environments() -> None:
+    # Not os.environ's (where OUTBOUND_TRANSPORT is unset): the bad value must be seen.
+    with pytest.raises(ConfigError, match="OUTBOUND_TRANSPORT"):
+        build_service({**GATEWAY, "OUTBOUND_TRANSPORT": "pigeon"})

@@ -51,7 +51,7 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
         source = str(REPO_ROOT / "functions/agents/tavily/main.py")
         app = functions_framework.create_app("tavily", source)
         # Its keep-alive connections to the fake are closed in the loop that made them.
-        served = ServedApp(app, aclose=sys.modules["main"].http.close)
+        served = ServedApp(app, aclose=sys.modules["main"]._app.aclose)
         try:
             yield served.url, api
         finally:

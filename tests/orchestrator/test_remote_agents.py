@@ -21,7 +21,7 @@ from tests.served import refused_url
 
 TOKEN = "wx-0123456789abcdef"
 """The remote agent's secret: in its header, it must show nowhere but at the agent."""
-WEATHER = schema_of("weather", {"city": {"type": "string", "minLength": 1}}, ["city"])
+WEATHER = schema_of("wx-remote", {"city": {"type": "string", "minLength": 1}}, ["city"])
 GATEWAY = {"GATEWAY_URL": "http://gateway.invalid"}
 
 
@@ -32,7 +32,7 @@ def message(*content: dict[str, Any]) -> dict[str, Any]:
 
 
 def weather_call(call_id: str, city: str) -> dict[str, Any]:
-    return {"type": "tool_use", "id": call_id, "name": "weather", "input": {"city": city}}
+    return {"type": "tool_use", "id": call_id, "name": "wx-remote", "input": {"city": city}}
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -40,9 +40,9 @@ def weather_call(call_id: str, city: str) -> dict[str, Any]:
 
 def test_agents_adds_agents_by_url_beside_the_files() -> None:
     config = load_orchestrator_config(
-        {**GATEWAY, "AGENTS": " weather=https://wx.example/api , geo-v2=http://127.0.0.1:9000"}
+        {**GATEWAY, "AGENTS": " wx-remote=https://wx.example/api , geo-v2=http://127.0.0.1:9000"}
     )
-    assert config.agents["weather"].url == "https://wx.example/api"
+    assert config.agents["wx-remote"].url == "https://wx.example/api"
     assert config.agents["geo-v2"].url == "http://127.0.0.1:9000"
     assert "calculator" in config.agents  # the file's agents stay
 
@@ -60,10 +60,10 @@ def test_an_agents_entry_repoints_a_files_agent_and_keeps_its_settings(tmp_path:
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("weather=http://a,weather=http://b", "entry 2: agent 'weather' is named twice"),
-        ("weather=ftp://a", "entry 1 (weather): 'ftp://a' is not an http(s) URL"),
-        ("weather=", "entry 1 'weather': write it as name=http(s)://host[:port]"),
-        ("weather", "entry 1 'weather': write it as name=http(s)://host[:port]"),
+        ("wx-remote=http://a,wx-remote=http://b", "entry 2: agent 'wx-remote' is named twice"),
+        ("wx-remote=ftp://a", "entry 1 (wx-remote): 'ftp://a' is not an http(s) URL"),
+        ("wx-remote=", "entry 1 'wx-remote': write it as name=http(s)://host[:port]"),
+        ("wx-remote", "entry 1 'wx-remote': write it as name=http(s)://host[:port]"),
         ("a=http://a,,b=http://b", "entry 2: is empty"),
         ("the weather=http://a", "entry 1: name 'the weather': use 1 to 64 letters"),
         ("w.x=http://a", "name 'w.x'"),
@@ -97,17 +97,17 @@ def test_headers_come_from_agent_name_headers() -> None:
     ("environ", "says"),
     [
         ({"AGENT_WEATHR_HEADERS": "a=b"}, "$AGENT_WEATHR_HEADERS: no agent is named for it"),
-        ({"AGENT_WEATHER_HEADERS": f"bad name={TOKEN}"}, "entry 1: write it as header-name=v"),
-        ({"AGENT_WEATHER_HEADERS": f"x-a={TOKEN},x-b"}, "entry 2 (x-b): the value is empty"),
-        ({"AGENT_WEATHER_HEADERS": f"host={TOKEN}"}, "entry 1: host is set by the client"),
-        ({"AGENT_WEATHER_HEADERS": f"x-a={TOKEN},X-A=1"}, "entry 2: X-A is named twice"),
+        ({"AGENT_WX_REMOTE_HEADERS": f"bad name={TOKEN}"}, "entry 1: write it as header-name=v"),
+        ({"AGENT_WX_REMOTE_HEADERS": f"x-a={TOKEN},x-b"}, "entry 2 (x-b): the value is empty"),
+        ({"AGENT_WX_REMOTE_HEADERS": f"host={TOKEN}"}, "entry 1: host is set by the client"),
+        ({"AGENT_WX_REMOTE_HEADERS": f"x-a={TOKEN},X-A=1"}, "entry 2: X-A is named twice"),
     ],
 )
 def test_bad_headers_stop_start_up_without_quoting_a_value(
     environ: dict[str, str], says: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        agent_headers(["weather"], environ)
+        agent_headers(["wx-remote"], environ)
     assert says in str(caught.value) and TOKEN not in str(caught.value)
 
 
@@ -117,16 +117,16 @@ def test_two_names_that_read_one_headers_variable_stop_start_up() -> None:
 
 
 def test_where_each_agent_comes_from() -> None:
-    environ = {"AGENTS": "weather=http://a", "SEARCH_URL": "http://s"}
-    assert agent_sources(["weather", "search", "calculator"], environ, "orchestrator.yaml") == {
-        "weather": "$AGENTS",
+    environ = {"AGENTS": "wx-remote=http://a", "SEARCH_URL": "http://s"}
+    assert agent_sources(["wx-remote", "search", "calculator"], environ, "orchestrator.yaml") == {
+        "wx-remote": "$AGENTS",
         "search": "$SEARCH_URL",
         "calculator": "orchestrator.yaml",
     }
 
 
 def test_the_redactor_knows_every_agents_header_values() -> None:
-    scrub = Redactor.from_environ({"AGENT_WEATHER_HEADERS": f"authorization=Bearer {TOKEN}"})
+    scrub = Redactor.from_environ({"AGENT_WX_REMOTE_HEADERS": f"authorization=Bearer {TOKEN}"})
     assert TOKEN not in scrub(f"refused Bearer {TOKEN}; token {TOKEN[:12]}")
 
 
@@ -140,7 +140,7 @@ async def test_a_remote_agent_added_by_agents_alone_reaches_the_model(
     logged: Any,
 ) -> None:
     weather = fake_agents.add(
-        "weather",
+        "wx-remote",
         lambda arguments: (
             (200, {"result": f"sunny in {arguments['city']}"})
             if arguments["city"] != "Oslo"  # this one refuses, quoting the token it was sent
@@ -153,13 +153,13 @@ async def test_a_remote_agent_added_by_agents_alone_reaches_the_model(
         (200, message(weather_call("t1", "Paris"), weather_call("t2", "Oslo"))),
         (200, message({"type": "text", "text": "Sunny in Paris."})),
     )
-    # Only the environment names it: the default file, which knows no weather agent.
+    # Only the environment names it: the default file, which knows no wx-remote agent.
     monkeypatch.setenv("GATEWAY_URL", gateway.url)
-    monkeypatch.setenv("AGENTS", f"weather={fake_agents.url('weather')}")
-    monkeypatch.setenv("AGENT_WEATHER_HEADERS", f"authorization=Bearer {TOKEN}")
+    monkeypatch.setenv("AGENTS", f"wx-remote={fake_agents.url('wx-remote')}")
+    monkeypatch.setenv("AGENT_WX_REMOTE_HEADERS", f"authorization=Bearer {TOKEN}")
     try:
         async with serve_orchestrator() as url, aiohttp.ClientSession() as client:
-            async with client.post(url, json={"task": "Weather?", "agents": ["weather"]}) as r:
+            async with client.post(url, json={"task": "Weather?", "agents": ["wx-remote"]}) as r:
                 assert r.status == 200
                 run = await r.text()
             async with client.get(f"{url}/agents") as r:
@@ -172,17 +172,17 @@ async def test_a_remote_agent_added_by_agents_alone_reaches_the_model(
     agent_steps = [(s["outcome"], s["error"]) for s in body["steps"] if s["kind"] == "agent"]
     assert agent_steps == [
         ({"result": "sunny in Paris"}, None),
-        (None, "agent weather answered 401: bad [redacted]"),  # the echoed token scrubbed
+        (None, "agent wx-remote answered 401: bad [redacted]"),  # the echoed token scrubbed
     ]
     offered = gateway.received[0].body["tools"]
-    assert [tool["name"] for tool in offered] == ["weather"]
+    assert [tool["name"] for tool in offered] == ["wx-remote"]
     assert weather.calls == [{"city": "Paris"}, {"city": "Oslo"}]
     # The header reached the agent on every request, schema included ...
     assert weather.headers and all(h["authorization"] == f"Bearer {TOKEN}" for h in weather.headers)
     # ... and nowhere else: not the run, not /agents, not a log line.
-    assert agents["weather"]["status"] == "available"
-    assert agents["weather"]["source"] == "$AGENTS"
-    assert agents["weather"]["url"] == fake_agents.url("weather")
+    assert agents["wx-remote"]["status"] == "available"
+    assert agents["wx-remote"]["source"] == "$AGENTS"
+    assert agents["wx-remote"]["url"] == fake_agents.url("wx-remote")
     assert agents["calculator"]["source"] == "$CALCULATOR_URL"  # pinned by serve_orchestrator
     to_model = json.dumps([received.body for received in gateway.received])
     for text in (run, listed, str(logged()), to_model):
@@ -194,12 +194,12 @@ async def test_a_remote_agent_that_is_down_is_listed_unavailable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GATEWAY_URL", refused_url())
-    monkeypatch.setenv("AGENTS", f"weather={refused_url()}/wx")
+    monkeypatch.setenv("AGENTS", f"wx-remote={refused_url()}/wx")
     async with (
         serve_orchestrator() as url,
         aiohttp.ClientSession() as client,
         client.get(f"{url}/agents") as r,
     ):
         agents = {a["name"]: a for a in (await r.json())["agents"]}
-    assert agents["weather"]["status"] == "unavailable"
-    assert agents["weather"]["source"] == "$AGENTS"
+    assert agents["wx-remote"]["status"] == "unavailable"
+    assert agents["wx-remote"]["source"] == "$AGENTS"

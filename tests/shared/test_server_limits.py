@@ -28,11 +28,12 @@ from emulator.process import (
     start_function,
     wait_healthy,
 )
+from shared.manifest import load_manifest
 from tests.shared.scenarios import FUNCTIONS_DIR
 
 pytestmark = pytest.mark.processes
 
-FUNCTIONS = ["gateway", "orchestrator", "calculator", "search", "data_processor", "tavily"]
+FUNCTIONS = [f.target for f in load_manifest().functions]
 MIB = 1024 * 1024
 POST_PATH = {"gateway": b"/v1/messages"}
 """Where each function takes a body (a POST elsewhere is a 404 before any byte is read)."""

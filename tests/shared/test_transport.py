@@ -351,6 +351,25 @@ def test_httpx_goes_direct_to_a_host_no_proxy_names(
     proxy_run(main)
 
 
+def test_httpx_goes_direct_to_a_dotless_host_as_compose_services_are_named(
+    proxy_run: Callable[[Callable[[], Any]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A service added by `agentorch new agent` is reached directly with no NO_PROXY entry.
+    async def main() -> None:
+        async with serve(answering(lambda n: answer(b"via proxy"))) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+            transport = outbound_transport()
+            try:
+                with pytest.raises(TransportError, match="cannot connect"):  # no such host
+                    await proxied_request(transport, "http://wx-remote-agent:8080/v1/x")
+                assert await proxied_request(transport, "http://upstream.test/v1/x") == b"via proxy"
+            finally:
+                await transport.close()
+            assert proxy.accepted == 1
+
+    proxy_run(main)
+
+
 def test_httpx_reaches_the_loopback_directly_whatever_the_proxy(
     proxy_run: Callable[[Callable[[], Any]], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:

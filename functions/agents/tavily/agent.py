@@ -90,9 +90,10 @@ def build_spec(
     environ: Mapping[str, str] | None = None, http: AsyncHttp | None = None
 ) -> AgentSpec[TavilyInput]:
     """The agent over ``environ`` (default ``os.environ``); a bad setting raises ``ConfigError``.
-    Its calls go over ``http`` (default: its own, on the transport ``environ`` chooses), which
-    whoever gives it closes."""
+    Its calls go over ``http`` (default: its own, on the transport ``environ`` chooses, which
+    the spec's ``close`` closes); a given ``http`` is closed by whoever gives it."""
     started = TavilySettings.load(environ)
+    owned = http is None
     http = http or AsyncHttp(outbound_transport(environ))
 
     def settings() -> TavilySettings:
@@ -110,4 +111,5 @@ def build_spec(
         example=EXAMPLE,
         health=lambda: {"base_url": started.base_url},
         not_configured=not_configured,
+        close=http.close if owned else None,
     )

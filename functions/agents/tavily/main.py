@@ -6,12 +6,12 @@ from starlette.responses import Response
 
 from functions.agents.tavily.agent import build_spec
 from shared.agent import agent_app
-from shared.aio import AsyncHttp
 from shared.runtime import prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
-http = AsyncHttp()  # the agent's outbound calls: connects on first use, in the serving loop
-_app = agent_app(build_spec(http=http))  # reads the settings now: a bad one stops it at start
+# Reads the settings now (a bad one stops it at start); its outbound client connects on first
+# use, in the serving loop, and the app's aclose() closes it.
+_app = agent_app(build_spec())
 
 
 @functions_framework.aio.http

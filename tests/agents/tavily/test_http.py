@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 
+from functions.agents.tavily import agent as agent_module
+from functions.agents.tavily.agent import build_spec
 from functions.agents.tavily.client import NOT_CONFIGURED_REASON
+from shared.agent import agent_app
+from shared.aio import AsyncHttp
 from shared.errors import ConfigError
 from tests.agents.support import (
     FunctionClient,
@@ -19,6 +24,7 @@ from tests.agents.support import (
 )
 from tests.agents.tavily.conftest import API_KEY
 from tests.fakes.tavily_server import FakeTavily
+from tests.fakes.transport import FakeTransport
 
 
 def test_schema_is_a_tool_definition(client: FunctionClient) -> None:
@@ -109,6 +115,16 @@ def test_key_set_on_a_running_app_takes_effect(
     unconfigured_client = function_client("tavily")
     monkeypatch.setenv("TAVILY_API_KEY", API_KEY)
     assert unconfigured_client.post("/", json={"query": "q"}).status_code == 200
+
+
+def test_the_app_closes_the_client_it_made_not_one_it_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made, given = FakeTransport(), FakeTransport()
+    monkeypatch.setattr(agent_module, "outbound_transport", lambda environ: made)
+    asyncio.run(agent_app(build_spec({})).aclose())
+    asyncio.run(agent_app(build_spec({}, http=AsyncHttp(given))).aclose())
+    assert made.closed and not given.closed  # whoever gives a client closes it
 
 
 def test_bad_setting_stops_the_function_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
