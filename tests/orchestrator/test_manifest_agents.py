@@ -40,23 +40,25 @@ def config_file(tmp_path: Path, agents: dict[str, object]) -> Path:
 
 
 def test_a_manifest_agent_is_built_in_at_its_local_port(tmp_path: Path) -> None:
-    manifest = manifest_with(tmp_path, "weather", 8095)
+    manifest = manifest_with(tmp_path, "wx_fixture", 8095)
     config = load_orchestrator_config({"FUNCTIONS_MANIFEST": str(manifest)})
-    assert config.agents["weather"].url == "http://localhost:8095"
+    assert config.agents["wx_fixture"].url == "http://localhost:8095"
     assert list(config.agents)[:4] == ["calculator", "search", "data_processor", "tavily"]
 
 
 def test_its_url_variable_and_the_file_may_change_it(tmp_path: Path) -> None:
     environ = {
-        "FUNCTIONS_MANIFEST": str(manifest_with(tmp_path, "weather", 8095)),
+        "FUNCTIONS_MANIFEST": str(manifest_with(tmp_path, "wx_fixture", 8095)),
         "ORCHESTRATOR_CONFIG": str(config_file(tmp_path, {"search": {"url": "http://s"}})),
-        "WEATHER_URL": "http://weather-agent:8080",
+        "WX_FIXTURE_URL": "http://wx-fixture-agent:8080",
     }
     config = load_orchestrator_config(environ)
-    assert config.agents["weather"].url == "http://weather-agent:8080"
+    assert config.agents["wx_fixture"].url == "http://wx-fixture-agent:8080"
     assert config.agents["search"].url == "http://s"
-    sources = agent_sources(config.agents, environ, "orchestrator.yaml", ["weather", "calculator"])
-    assert sources["weather"] == "$WEATHER_URL" and sources["calculator"] == "functions.yaml"
+    sources = agent_sources(
+        config.agents, environ, "orchestrator.yaml", ["wx_fixture", "calculator"]
+    )
+    assert sources["wx_fixture"] == "$WX_FIXTURE_URL" and sources["calculator"] == "functions.yaml"
 
 
 def test_a_file_without_manifest_agents_has_only_its_own(tmp_path: Path) -> None:
