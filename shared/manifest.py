@@ -54,7 +54,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Limits(_Strict):
+class ResourceLimits(_Strict):
     """A function's CPU and memory in production (Compose's ``deploy.resources.limits``)."""
 
     cpus: str = Field(pattern=r"^\d+(\.\d+)?$")
@@ -79,7 +79,7 @@ class Function(_Strict):
     """Files (or folders, ending in ``/``) from ``config/`` that its image needs."""
     extra: str | None = None
     """Its extra in pyproject.toml; ``None``: it needs only the core dependencies."""
-    limits: Limits | None = None
+    limits: ResourceLimits | None = None
     """Its production limits; an agent without them gets the manifest's ``agent_limits``."""
     environment: dict[Variable, Value] = Field(default_factory=dict)
     """An agent's own variables, as Compose passes them (``${TAVILY_API_KEY:-}``)."""
@@ -111,7 +111,7 @@ class Function(_Strict):
 
 class Manifest(_Strict):
     version: Literal[1] = 1
-    agent_limits: Limits = Limits(cpus="0.5", memory="256M")
+    agent_limits: ResourceLimits = ResourceLimits(cpus="0.5", memory="256M")
     functions: tuple[Function, ...]
 
     @model_validator(mode="after")
@@ -141,7 +141,7 @@ class Manifest(_Strict):
     def of_kind(self, kind: Kind) -> Function:
         return next(f for f in self.functions if f.kind == kind)
 
-    def limits(self, function: Function) -> Limits:
+    def limits(self, function: Function) -> ResourceLimits:
         return function.limits or self.agent_limits
 
 
