@@ -123,6 +123,29 @@ class Transport(Protocol):
         ...
 
 
+async def read_limited(response: Response, limit: int) -> bytes:
+    """``response``'s whole body, of at most ``limit`` bytes (else ``AnswerTooLarge``, the
+    connection dropped): what every transport's ``read`` does over its own ``chunks``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.chunks():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise AnswerTooLarge(f"the upstream's answer exceeds {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def answer_of(response: Response, limit: int) -> Answer:
+    """``response`` read whole (``Transport.exchange``): its connection back in the pool, or
+    closed when the read failed."""
+    try:
+        return Answer(response.status, response.headers, await response.read(limit))
+    finally:
+        response.close()  # a no-op once read() gave the connection back
+
+
 def chosen(environ: Mapping[str, str] | None = None) -> Kind:
     """The transport ``environ`` asks for: ``OUTBOUND_TRANSPORT``, else ``httpx`` when a proxy
     variable is set, else ``wire``."""

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from shared.errors import AnswerTooLarge, ConnectTimeout, TransportError
-from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer
+from shared.errors import ConnectTimeout, TransportError
+from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer, answer_of, read_limited
 
 _WRITTEN_HERE = frozenset({"host", "content-length"})
 _NOT_ASKED = ("accept-encoding", "accept", "user-agent")
@@ -52,15 +52,7 @@ class HttpxResponse:
         self._done = False
 
     async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            size += len(chunk)
-            if size > limit:
-                self.close()
-                raise AnswerTooLarge(f"the upstream's answer exceeds {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_limited(self, limit)
 
     async def prefix(self, limit: int) -> bytes:
         kept = bytearray()
@@ -168,10 +160,7 @@ class HttpxTransport:
         response = await self.request(
             method, url, headers, body, connect_timeout_s=connect_timeout_s
         )
-        try:
-            return Answer(response.status, response.headers, await response.read(limit))
-        finally:
-            response.close()
+        return await answer_of(response, limit)
 
     async def close(self) -> None:
         if self._closing:

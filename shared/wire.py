@@ -37,8 +37,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from shared.errors import AnswerTooLarge, ConnectTimeout, TransportError
-from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer
+from shared.errors import ConnectTimeout, TransportError
+from shared.transport import DEFAULT_LIMIT, MAX_BODY_BYTES, Answer, answer_of, read_limited
 
 HIGH_WATER = 256 * 1024
 """Bytes buffered from an unread answer before the connection stops reading."""
@@ -85,15 +85,7 @@ class WireResponse:
     async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
         """The whole body, of at most ``limit`` bytes (else ``AnswerTooLarge``); then the
         connection goes back to the pool."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            size += len(chunk)
-            if size > limit:
-                self.close()
-                raise AnswerTooLarge(f"the upstream's answer exceeds {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_limited(self, limit)
 
     async def prefix(self, limit: int) -> bytes:
         """At most ``limit`` bytes of the body (for an error message), the rest never read: the
@@ -194,10 +186,7 @@ class WireClient:
         response = await self.request(
             method, url, headers, body, connect_timeout_s=connect_timeout_s
         )
-        try:
-            return Answer(response.status, response.headers, await response.read(limit))
-        finally:
-            response.close()  # a no-op once read() gave the connection back
+        return await answer_of(response, limit)
 
     def _parsed(self, url: str) -> Url:
         parsed = self._urls.get(url)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from shared.errors import AnswerTooLarge
-from shared.transport import MAX_BODY_BYTES, Answer
+from shared.transport import MAX_BODY_BYTES, Answer, answer_of
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ class FakeTransport:
         connect_timeout_s: float = 10.0,
         limit: int = MAX_BODY_BYTES,
     ) -> Answer:
-        response = await self.request(method, url, headers, body)
-        return Answer(response.status, response.headers, await response.read(limit))
+        return await answer_of(await self.request(method, url, headers, body), limit)
 
     async def close(self) -> None:
         self.closed = True
