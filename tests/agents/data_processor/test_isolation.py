@@ -33,7 +33,10 @@ GIB = 2**30
 
 
 @pytest.fixture
-def client() -> FunctionClient:
+def client(monkeypatch: pytest.MonkeyPatch) -> FunctionClient:
+    """The data processor with its memory bounds and a wall-time limit far away, so what ends a
+    hog is the memory bound it tests, however busy the machine is."""
+    monkeypatch.setenv("DATA_PROCESSOR_QUERY_TIMEOUT_S", "120")
     return function_client("data_processor")
 
 
@@ -59,8 +62,7 @@ def test_memory_hogs_are_a_400_and_never_grow_the_server(
     before = peak_rss_mb()
     answer = ask_sql(client, query)
     assert answer.status == 400, answer.body
-    assert "exceeded the memory limit" in answer.message
-    assert answer.seconds < 5.0
+    assert "exceeded the memory limit" in answer.message  # not the far wall-time limit
     assert peak_rss_mb() - before < 100  # the gigabytes were never in this process
     assert ask_sql(client, "SELECT 2 AS two").rows == [{"two": 2}]  # the pool recovered
 
