@@ -13,9 +13,13 @@ $(BIN)/python:
 
 # uv installs the locked set several times faster than pip (bench/RESULTS.md, "Figures quoted in
 # the code"); pip is the fallback, so only Python and PyPI are needed either way.
+# Both write the bytecode of what they install, as pip does by default: without it, every process
+# compiles its imports again (where PYTHONDONTWRITEBYTECODE is set, always), which costs each
+# function ~1 s of start-up and the test suite a third of its time (bench/RESULTS.md, "Test suite
+# wall time").
 setup: $(BIN)/uv ## create .venv and install the project with its dev extra, at the locked versions
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]' || \
-		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]' || \
+		$(BIN)/python -m pip install --quiet --compile -c constraints.txt -e '.[dev]'
 
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
