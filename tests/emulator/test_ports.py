@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from emulator.network import Address, free_port
 from emulator.stack import down, service_alive
 from emulator.state import ServiceState, StackState, StateFolder, alive
 from emulator.supervisor import Supervisor
+from tests.emulator.support import agentorch as run_cli
 from tests.emulator.support import group_alive, probe_service, write_compose
 from tests.served import ServedApp
 from tests.waiting import wait_until
@@ -32,10 +32,7 @@ UP_TIMEOUT_S = 60.0
 
 
 def agentorch(compose: Path, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "emulator.cli", "--file", str(compose)]
-    command += ["--state-dir", str(state), *args]
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=UP_TIMEOUT_S, env=env)
+    return run_cli("--file", str(compose), "--state-dir", str(state), *args)
 
 
 @pytest.fixture

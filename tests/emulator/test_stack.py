@@ -11,9 +11,7 @@ their key from that one setting (issue 15, item 15), and with ``AGENTS`` naming 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from emulator.process import start_function
 from emulator.state import StateFolder, alive
 from shared.manifest import load_manifest
+from tests.emulator.support import agentorch as run_cli
 from tests.emulator.support import group_alive
 from tests.waiting import wait_until
 
@@ -39,11 +38,9 @@ KEYS = {"GATEWAY_API_KEYS": "stack-key-1, stack-key-2"}
 
 
 def agentorch(
-    state: Path, *args: str, timeout_s: float = 120, env: dict[str, str] | None = None
+    state: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "emulator.cli", "--state-dir", str(state), *args]
-    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=environ)
+    return run_cli("--state-dir", str(state), *args, env=env)
 
 
 @pytest.fixture(scope="module")
