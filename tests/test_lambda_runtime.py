@@ -1,5 +1,5 @@
 """Each function as Lambda runs it: the real runtime interface client (``python -m awslambdaric
-MODULE.handler``, as the Lambda image does) in a process of its own, against a stand-in for the
+main.handler`` in a task root laid out as the Lambda image is) in a process of its own, against a stand-in for the
 Lambda Runtime API (tests/fakes/lambda_runtime.py). The calculator boots and answers a Function
 URL event; the orchestrator answers one and an SQS batch with one bad message."""
 
@@ -27,27 +27,30 @@ pytestmark = pytest.mark.processes
 MAINS = {function.name: function.main for function in load_manifest().functions}
 
 
-def handler_of(name: str) -> str:
-    """The handler string awslambdaric takes (``package.module.attribute``) for a function."""
+def task_root(name: str, folder: Path) -> Path:
+    """The Lambda image's task root for a function: a ``main.py`` naming its main module, so
+    that the handler is ``main.handler`` (the Dockerfile's ``lambda`` stage writes the same)."""
     module = Path(MAINS[name]).resolve().relative_to(REPO_ROOT).with_suffix("")
-    return ".".join(module.parts) + ".handler"
+    (folder / "main.py").write_text(f"from {'.'.join(module.parts)} import handler  # noqa: F401\n")
+    return folder
 
 
 class LambdaProcess:
     """``python -m awslambdaric HANDLER`` polling its own fake Runtime API."""
 
-    def __init__(self, name: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, folder: Path, env: dict[str, str] | None = None) -> None:
         self.runtime = FakeLambdaRuntime().start()
-        environ = function_environment(free_port(), env)
+        root = task_root(name, folder)
+        environ = function_environment(free_port(), env)  # the repository on PYTHONPATH
         environ.update(
             AWS_LAMBDA_RUNTIME_API=self.runtime.address,
-            LAMBDA_TASK_ROOT=str(REPO_ROOT),
+            LAMBDA_TASK_ROOT=str(root),
             AWS_LAMBDA_FUNCTION_NAME=name,
         )
-        self.log = log
+        self.log = log = folder / "runtime.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", handler_of(name)],
-            cwd=REPO_ROOT,
+            [sys.executable, "-m", "awslambdaric", "main.handler"],
+            cwd=root,
             env=environ,
             stdin=subprocess.DEVNULL,
             stdout=log.open("wb"),
@@ -67,7 +70,7 @@ class LambdaProcess:
 
 @pytest.fixture(scope="module")
 def calculator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaProcess]:
-    process = LambdaProcess("calculator", tmp_path_factory.mktemp("lambda") / "calculator.log")
+    process = LambdaProcess("calculator", tmp_path_factory.mktemp("calculator"))
     yield process
     process.stop()
 
@@ -85,8 +88,7 @@ def orchestrator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaPro
                 if name not in ("gateway", "orchestrator")
             },
         }
-        log = tmp_path_factory.mktemp("lambda") / "orchestrator.log"
-        process = LambdaProcess("orchestrator", log, env)
+        process = LambdaProcess("orchestrator", tmp_path_factory.mktemp("orchestrator"), env)
         yield process
         process.stop()
 
