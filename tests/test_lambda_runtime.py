@@ -1,7 +1,8 @@
 """Each function as Lambda runs it: the real runtime interface client (``python -m awslambdaric
-main.handler`` in a task root laid out as the Lambda image is) in a process of its own, against a stand-in for the
-Lambda Runtime API (tests/fakes/lambda_runtime.py). The calculator boots and answers a Function
-URL event; the orchestrator answers one and an SQS batch with one bad message."""
+main.handler``, from a task root laid out as the Lambda image's) in a process of its own, against
+a stand-in for the Lambda Runtime API (tests/fakes/lambda_runtime.py). The calculator boots and
+answers a Function URL event; the orchestrator answers one and an SQS batch with one bad
+message."""
 
 from __future__ import annotations
 
