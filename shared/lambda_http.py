@@ -28,6 +28,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.context import REQUEST_ID
 from shared.errors import BadRequest, ServiceError, UpstreamTimeout
 from shared.http import compact_json, error_reply
 from shared.lambda_events import HttpEvent, NotHttpEvent, answer, decoded_path, read_event
@@ -75,7 +76,12 @@ class LambdaHandler:
         except NotHttpEvent:
             if self.events is None:
                 raise
-            return await self.events(event)
+            token = REQUEST_ID.set(request_id) if request_id else None
+            try:  # the event's log lines (and calls out) carry Lambda's request id
+                return await self.events(event)
+            finally:
+                if token is not None:
+                    REQUEST_ID.reset(token)
         except BadRequest as exc:
             return _error_answer(_version_of(event), exc)
         app = self.app()

@@ -19,6 +19,7 @@ from functions.orchestrator.platform_events import (
 )
 from functions.orchestrator.service import REPLAYED_HEADER, OrchestratorService
 from shared.aio import AsyncHttp
+from shared.context import current_request_id
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call
 from shared.lambda_events import NotHttpEvent
@@ -232,8 +233,11 @@ async def test_the_lambda_handler_passes_non_http_events_to_the_orchestrator(
 ) -> None:
     events = AwsEvents(orchestrator(fake_agents, http, ScriptedModel().enqueue(text("hi"))))
     handler = LambdaHandler("unused", "unused", events=events)
-    answer = await handler.invoke(batch(sqs_record("bad", "m-9"), sqs_record(task(), "m-1")))
+    answer = await handler.invoke(
+        batch(sqs_record("bad", "m-9"), sqs_record(task(), "m-1")), request_id="lambda-req-1"
+    )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-9"}]}
+    assert current_request_id() is None  # bound for the event only
 
 
 # -- Pub/Sub push and Eventarc ----------------------------------------------------------------
