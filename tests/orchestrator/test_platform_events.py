@@ -124,7 +124,18 @@ async def test_an_sqs_batch_reports_only_its_bad_message(
     assert sorted(event.body["data"]["answer"] for event in delivered) == ["hi one", "hi two"]
 
 
-@pytest.mark.parametrize("body", ["", "[1, 2]", '"a string"', "[" * 200 + "]" * 200])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "[1, 2]",
+        '"a string"',
+        "[" * 200 + "]" * 200,
+        "[" * 1_000_000,
+        '{"task": "' + "x" * 10**6,
+    ],
+    ids=["empty", "list", "string", "deep", "huge-deep", "huge-unterminated"],
+)
 async def test_a_message_that_is_not_a_task_object_is_a_failure(
     fake_agents: FakeAgents, http: AsyncHttp, body: str
 ) -> None:
