@@ -12,6 +12,8 @@
 #
 # Where no registry is reachable: --build-arg BASE_IMAGE=$(docker/base-image.sh)
 ARG BASE_IMAGE=python:3.11-slim
+# The function the `lambda` stage (at the end) wraps: `--target lambda --build-arg FUNCTION=...`.
+ARG FUNCTION=calculator
 
 FROM ${BASE_IMAGE} AS base
 # Every image built here carries it, old untagged builds too: `make docker-clean` finds them by it.
@@ -178,3 +180,25 @@ USER app
 HEALTHCHECK NONE
 ENTRYPOINT ["python", "docker/fakes.py"]
 CMD ["anthropic", "--port", "8090"]
+
+# ---- any function as an AWS Lambda container image -----------------------------------------
+# docker build --target lambda --build-arg FUNCTION=<target> -t agentorch/<target>-lambda .
+# The function's own image, plus AWS's runtime interface client (the `lambda` extra, pinned by
+# constraints.txt) running its `handler` (shared/lambda_http.py): Lambda's Runtime API in, the
+# function's ASGI app behind it. main.py at the task root is the one line that names the
+# function's main module, so the handler is `main.handler` whatever the function.
+FROM ${FUNCTION} AS lambda
+USER root
+COPY constraints.txt /tmp/constraints.txt
+RUN pip --python /opt/venv/bin/python install -c /tmp/constraints.txt awslambdaric \
+ && rm /tmp/constraints.txt \
+ && main="$(find functions -name main.py)" \
+ && test "$(printf '%s\n' "$main" | wc -l)" -eq 1 \
+ && printf 'from %s import handler  # noqa: F401\n' "$(printf '%s' "${main%.py}" | tr / .)" \
+      > main.py \
+ && python -m compileall -q main.py /opt/venv/lib
+USER app
+ENV LAMBDA_TASK_ROOT=/app
+HEALTHCHECK NONE
+ENTRYPOINT ["python", "-m", "awslambdaric"]
+CMD ["main.handler"]

@@ -156,6 +156,7 @@ from starlette.responses import Response
 
 from functions.agents.$name.agent import SPEC
 from shared.agent import agent_app
+from shared.lambda_http import lambda_handler
 from shared.runtime import prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
@@ -165,6 +166,10 @@ _app = agent_app(SPEC)
 @functions_framework.aio.http
 async def $name(request: Request) -> Response:
     return await _app(request)
+
+
+# AWS Lambda's entry point (a Function URL, API Gateway): shared/lambda_http.py
+handler = lambda_handler(__name__, "$name")
 '''
 
 AGENT = '''"""The agent: its input model, its description for the planning model, and ``run``.

@@ -5,6 +5,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.gateway.service import build_app
+from shared.lambda_http import lambda_handler
 from shared.runtime import freeze_heap_for_workers, prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
@@ -15,3 +16,7 @@ freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runti
 @functions_framework.aio.http
 async def gateway(request: Request) -> Response:
     return await _app(request)
+
+
+# AWS Lambda's entry point (a Function URL, API Gateway): shared/lambda_http.py
+handler = lambda_handler(__name__, "gateway")

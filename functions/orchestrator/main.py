@@ -7,7 +7,9 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from functions.orchestrator.platform_events import AwsEvents
 from functions.orchestrator.service import build_app, build_service
+from shared.lambda_http import lambda_handler
 from shared.runtime import freeze_heap_for_workers, prepare
 
 # A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
@@ -26,3 +28,8 @@ gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 @functions_framework.aio.http
 async def orchestrator(request: Request) -> Response:
     return await _app(request)
+
+
+# AWS Lambda's entry point: HTTP (a Function URL, API Gateway) as above (shared/lambda_http.py);
+# an SQS batch or an EventBridge event as tasks (platform_events.py).
+handler = lambda_handler(__name__, "orchestrator", events=AwsEvents(service))

@@ -22,8 +22,10 @@ from functions.orchestrator.config import (
     OrchestratorConfig,
     load_orchestrator_config,
 )
+from functions.orchestrator.deliveries import deliver
 from functions.orchestrator.loop import Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model
+from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import event_stream
@@ -75,6 +77,9 @@ class OrchestratorService:
 
     async def submit(self, call: Call) -> Reply:
         inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
+        if inbound.event_type == PUBSUB_PUBLISHED:  # Eventarc: the data is a push envelope
+            message = pubsub_message(inbound.data, inbound.event_source)
+            return (await deliver(self, message)).reply()
         task, stream = self.parse(inbound.data)
         stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
@@ -83,20 +88,23 @@ class OrchestratorService:
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
         if stream:
             return Reply(
-                event_stream(lambda progress: self._run(task, run_id, inbound, progress), run_id),
+                event_stream(lambda progress: self.run(task, run_id, inbound, progress), run_id),
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
                 content_type=SSE_CONTENT_TYPE,
                 after=after,
             )
-        result = await self._run(task, run_id, inbound, None)
+        result = await self.run(task, run_id, inbound, None)
         if result.status is Status.FAILED and result.unavailable and result.nothing_done:
             raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
         headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
         return Reply(result.to_json(), headers=headers, after=after)
 
-    async def _run(
+    async def run(
         self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
     ) -> RunResult:
+        """Run ``task``, its result to the sink; an event's run once (``runs``), however
+        often it is delivered."""
+
         async def start() -> RunResult:
             result = await run_task(
                 task,
@@ -114,6 +122,11 @@ class OrchestratorService:
             return await start()
         result, known = await self.runs.run_once(run_id, start)
         return dataclasses.replace(result, replayed=True) if known else result
+
+    async def pubsub_push(self, call: Call) -> Reply:
+        """``POST /pubsub``: a Pub/Sub push subscription's envelope (platform_events.py)."""
+        envelope = call.inbound(max_depth=MAX_TASK_DEPTH).data
+        return (await deliver(self, pubsub_message(envelope))).reply()
 
     def parse(self, data: Any) -> tuple[Task, bool]:
         try:
@@ -211,7 +224,11 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
     service = service or build_service()
     return AsyncFunctionApp(
         "orchestrator",
-        {("POST", "/"): service.submit, ("GET", "/agents"): service.list_agents},
+        {
+            ("POST", "/"): service.submit,
+            ("POST", "/pubsub"): service.pubsub_push,
+            ("GET", "/agents"): service.list_agents,
+        },
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
     )

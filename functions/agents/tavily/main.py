@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from functions.agents.tavily.agent import build_spec
 from shared.agent import agent_app
+from shared.lambda_http import lambda_handler
 from shared.runtime import prepare
 
 prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
@@ -17,3 +18,7 @@ _app = agent_app(build_spec())
 @functions_framework.aio.http
 async def tavily(request: Request) -> Response:
     return await _app(request)
+
+
+# AWS Lambda's entry point (a Function URL, API Gateway): shared/lambda_http.py
+handler = lambda_handler(__name__, "tavily")

@@ -1,0 +1,238 @@
+"""A function on AWS Lambda: ``handler(event, context)`` over the ASGI app functions-framework
+serves, so a request behaves on Lambda as it does under the emulator.
+
+Each function's ``main.py`` ends with ``handler = lambda_handler(__name__, "TARGET")``. Nothing
+happens then: the first invocation (the container's cold start) builds functions-framework's
+app for that target, as ``functions-framework --target TARGET`` does, makes the process's one
+event loop and runs the app's lifespan startup. Every later invocation reuses them, so the
+function's outbound connections and its in-memory state live as long as the container, as they
+live as long as a worker elsewhere.
+
+An invocation is one HTTP event (``shared.lambda_events``: a Function URL or API Gateway
+payload) run through the app, its answer collected whole. Lambda answers a buffered invocation
+in one piece, so a streamed answer (server-sent events) is buffered to its end and sent at once:
+the client gets every event, all at the end. An invocation ends before Lambda's deadline: with
+less than ``DEADLINE_MARGIN_S`` left it is answered 504, never left to be killed mid-answer.
+
+A function may take other events too (the orchestrator: SQS, EventBridge): ``events`` is given
+every event that is not HTTP, on the same loop. An event no one takes raises ``NotHttpEvent``,
+which Lambda reports as the invocation's error, naming what the event was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shared.context import REQUEST_ID
+from shared.errors import BadRequest, ServiceError, UpstreamTimeout
+from shared.http import compact_json, error_reply
+from shared.lambda_events import HttpEvent, NotHttpEvent, answer, decoded_path, read_event
+
+ASGIApp = Callable[..., Awaitable[None]]
+EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+"""Takes a non-HTTP event and answers it; raises ``NotHttpEvent`` for one it does not know."""
+DEADLINE_MARGIN_S = 0.5
+"""What is kept of Lambda's deadline to send the 504 in."""
+LIFESPAN_TIMEOUT_S = 10.0
+
+
+class LambdaHandler:
+    """``handler(event, context)`` for one functions-framework target (one per process)."""
+
+    def __init__(
+        self,
+        module: str,
+        target: str,
+        *,
+        events: EventHandler | None = None,
+        app: ASGIApp | None = None,
+    ) -> None:
+        """``module`` is the name of the ``main.py`` that defines ``target`` (``__name__``);
+        ``app`` replaces functions-framework's app (tests)."""
+        self.module = module
+        self.target = target
+        self.events = events
+        self._app = app
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lifespan: _Lifespan | None = None
+
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        loop = self._start()
+        request_id = getattr(context, "aws_request_id", None)
+        return loop.run_until_complete(self.invoke(event, _time_left(context), request_id))
+
+    async def invoke(
+        self, event: Any, time_left_s: float | None = None, request_id: str | None = None
+    ) -> Any:
+        """``request_id`` (Lambda's, for this invocation) is the request's execution id when
+        the caller sent none, so that the function's log lines carry it."""
+        try:
+            request = read_event(event, execution_id=request_id)
+        except NotHttpEvent:
+            if self.events is None:
+                raise
+            token = REQUEST_ID.set(request_id) if request_id else None
+            try:  # the event's log lines (and calls out) carry Lambda's request id
+                return await self.events(event)
+            finally:
+                if token is not None:
+                    REQUEST_ID.reset(token)
+        except BadRequest as exc:
+            return _error_answer(_version_of(event), exc)
+        app = self.app()
+        if time_left_s is None:
+            return await run_asgi(app, request)
+        try:
+            async with asyncio.timeout(max(time_left_s - DEADLINE_MARGIN_S, 0.01)):
+                return await run_asgi(app, request)
+        except TimeoutError:
+            problem = UpstreamTimeout("the function did not answer before Lambda's deadline")
+            return _error_answer(request.version, problem)
+
+    def app(self) -> ASGIApp:
+        if self._app is None:
+            self._app = functions_framework_app(self.module, self.target)
+        return self._app
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        """The cold start, once: the process's event loop and the app's lifespan startup."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._lifespan = _Lifespan(self.app())
+            self._loop.run_until_complete(self._lifespan.startup())
+        return self._loop
+
+    def close(self) -> None:
+        """The lifespan shutdown and the loop's end (tests; Lambda freezes and drops a
+        container without telling a function that has no extension)."""
+        if self._loop is None:
+            return
+        if self._lifespan is not None:
+            self._loop.run_until_complete(self._lifespan.shutdown())
+        self._loop.close()
+        self._loop = None
+
+
+def lambda_handler(
+    module: str, target: str, *, events: EventHandler | None = None
+) -> LambdaHandler:
+    """The Lambda entry point for ``target`` in ``module`` (a ``main.py``'s ``__name__``)."""
+    return LambdaHandler(module, target, events=events)
+
+
+def functions_framework_app(module: str, target: str) -> ASGIApp:
+    """The Starlette app ``functions-framework --target TARGET`` serves for ``module``."""
+    from functions_framework.aio import create_asgi_app_from_module
+
+    loaded = sys.modules.get(module) or importlib.import_module(module)
+    source = getattr(loaded, "__file__", None) or module
+    app: ASGIApp = create_asgi_app_from_module(target, source, None, loaded, None)
+    return app
+
+
+async def run_asgi(app: ASGIApp, request: HttpEvent) -> dict[str, Any]:
+    """One request through ``app``; its answer, whole, in the event's shape."""
+    done = asyncio.Event()
+    started: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    sent_body = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": request.body, "more_body": False}
+        await done.wait()  # the client stays until the answer is whole (streams read on)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    try:
+        await app(_scope(request), receive, send)
+    finally:
+        done.set()
+    if not started:
+        problem = ServiceError("the function ended without an answer")
+        return _error_answer(request.version, problem)
+    headers = [(bytes(name), bytes(value)) for name, value in started.get("headers", [])]
+    return answer(request.version, started["status"], headers, b"".join(chunks))
+
+
+def _scope(request: HttpEvent) -> dict[str, Any]:
+    headers = request.headers
+    host = next((value for name, value in headers if name == b"host"), b"lambda")
+    scheme = next((value for name, value in headers if name == b"x-forwarded-proto"), b"https")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": scheme.decode("latin-1"),
+        "path": decoded_path(request.path),
+        "raw_path": request.path.encode("utf-8"),
+        "root_path": request.root_path,
+        "query_string": request.query,
+        "headers": headers,
+        "client": (request.source_ip, 0) if request.source_ip else None,
+        "server": (host.decode("latin-1").split(":")[0], 443),
+    }
+
+
+class _Lifespan:
+    """The ASGI lifespan of one app: started at cold start, stopped by ``close``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        self._task = asyncio.ensure_future(self._run(scope))
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        if self._task is not None and not self._task.done():
+            await self._step("shutdown")
+            await asyncio.wait_for(self._task, LIFESPAN_TIMEOUT_S)
+
+    async def _run(self, scope: dict[str, Any]) -> None:
+        # An app without lifespan support raises: it is served without one (uvicorn's "auto").
+        with contextlib.suppress(Exception):
+            await self._app(scope, self._inbox.get, self._outbox.put)
+        await self._outbox.put({"type": "lifespan.ended"})  # whoever still waits, goes on
+
+    async def _step(self, phase: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{phase}"})
+        reply = await asyncio.wait_for(self._outbox.get(), LIFESPAN_TIMEOUT_S)
+        if reply["type"] == f"lifespan.{phase}.failed":
+            raise RuntimeError(f"the app's lifespan {phase} failed: {reply.get('message', '')}")
+
+
+def _time_left(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else None
+
+
+def _version_of(event: Any) -> str:
+    return "2.0" if isinstance(event, dict) and event.get("version") == "2.0" else "1.0"
+
+
+def _error_answer(version: str, problem: ServiceError) -> dict[str, Any]:
+    reply = error_reply(problem)
+    headers = [(b"content-type", b"application/json")]
+    headers += [(name.encode(), value.encode()) for name, value in reply.headers.items()]
+    return answer(version, reply.status, headers, compact_json(reply.body).encode())
