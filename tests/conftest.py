@@ -47,6 +47,15 @@ _PROVIDER_VARIABLES = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules that start processes (the ``processes`` mark) run first, each module's tests in
+    their order: under xdist (``make test``) the long ones then start at once and every worker
+    ends on quick in-process tests, instead of the run waiting at its end for one worker's
+    late process module."""
+    slow = {item.path for item in items if item.get_closest_marker("processes") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: in-module order stays
+
+
 @pytest.fixture(autouse=True)
 def isolated_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Restore os.environ after each test and start with no real credentials in it."""

@@ -70,6 +70,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.processes
 def test_the_new_agents_own_test_passes(copy: Path) -> None:
     done = run(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/agents/{NAME}")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -199,6 +200,7 @@ def served(copy: Path) -> Iterator[str]:
             process.stop()
 
 
+@pytest.mark.processes
 def test_the_orchestrator_lists_it_among_its_agents(served: str) -> None:
     with urllib.request.urlopen(f"{served}/agents", timeout=10) as response:
         listed = {agent["name"]: agent for agent in json.load(response)["agents"]}
@@ -210,6 +212,7 @@ def test_the_orchestrator_lists_it_among_its_agents(served: str) -> None:
     assert listed["calculator"]["reachable"] is False
 
 
+@pytest.mark.processes
 def test_a_task_that_names_it_reaches_it_through_the_offline_model(served: str) -> None:
     task = json.dumps({"task": f"Use {NAME} on: one two three four"}).encode()
     request = urllib.request.Request(

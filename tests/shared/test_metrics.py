@@ -19,6 +19,8 @@ from shared import metrics
 from shared.errors import ConfigError
 from shared.server import ServerSettings
 
+pytestmark = pytest.mark.processes  # most checks run in a fresh interpreter
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
