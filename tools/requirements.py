@@ -72,7 +72,9 @@ def requirements_for(extra: str | None) -> str:
     body = _compile(*extras, "--constraint", LOCK.name, "--no-header")
     # Every pin comes "via" the lock; saying so on each line only hides the real parents.
     body = body.replace(", -c constraints.txt", "").replace("-c constraints.txt, ", "")
-    return HEADER.format(extra=extra or "(no)") + body
+    if extra is None:
+        return HEADER.replace(' plus the\n# "{extra}" extra,', " alone,\n#") + body
+    return HEADER.format(extra=extra) + body
 
 
 def write_requirements() -> list[Path]:
