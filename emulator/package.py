@@ -1,6 +1,7 @@
 """``agentorch package``: each function's source bundle, as the clouds' source deploys take it.
 
-    dist/functions/<name>/   main.py, shared/, functions/<its package>, its config, requirements.txt
+    dist/functions/<name>/   main.py, shared/, functions/<its package>, its config,
+                             requirements.txt, .python-version
     dist/<name>.zip          the same files: fixed timestamps and modes, sorted, so equal bytes
 
 The folder is what ``gcloud functions deploy NAME --gen2 --runtime=python311 --source=FOLDER
@@ -13,7 +14,8 @@ code the emulator and the images run.
 What goes in is an allow-list: Python sources of ``shared/`` and of the function's package (not
 its tests), the ``__init__.py`` files above that package, the manifest's ``config:`` entries,
 ``functions.yaml`` for the orchestrator (its built-in agents), and the generated
-``requirements.txt`` (exact pins from the lock, written by ``make requirements``). Nothing else
+``requirements.txt`` (exact pins from the lock, written by ``make requirements``) and a
+``.python-version`` (Cloud Run's buildpacks take the newest Python without it). Nothing else
 (``.env``, caches, virtual environments, tests) can reach a bundle, whatever lies in the tree.
 """
 
@@ -31,6 +33,11 @@ from shared.manifest import MANIFEST_FILE, Function, load_manifest
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 """Every entry's timestamp: the earliest a zip can hold, so a rebuild gives the same bytes."""
+
+PYTHON_VERSION = "3.11"
+"""The Python the lock is resolved for (tools/requirements.py, tests/emulator/test_package.py
+checks they agree) and the images run: Cloud Functions is told it (``--runtime=python311``),
+Cloud Run's buildpacks read it from ``.python-version``."""
 
 EXTRA_ENTRY_POINTS: tuple[str, ...] = ()
 """Names the bundle's ``main.py`` exposes besides the function's target, taken from the
@@ -151,6 +158,7 @@ def contents(root: Path, function: Function) -> dict[str, bytes]:
         files[name] = path.read_bytes()
     files["main.py"] = entry_point(function).encode()
     files["requirements.txt"] = requirements(root, function).encode()
+    files[".python-version"] = f"{PYTHON_VERSION}\n".encode()
     return dict(sorted(files.items()))
 
 

@@ -19,6 +19,7 @@ from emulator import cli, package
 from shared.errors import ConfigError
 from shared.manifest import Function, load_manifest
 from tests.test_dependencies import LOCKED, read_pins
+from tools.requirements import PYTHON_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = load_manifest(ROOT / "functions.yaml").functions
@@ -28,7 +29,7 @@ SECRET = "sk-ant-api03-never-in-a-bundle"
 def allowed(function: Function, name: str) -> bool:
     """The allow-list, written from the manifest the way a reviewer reads it."""
     path = PurePosixPath(name)
-    if name in ("main.py", "requirements.txt"):
+    if name in ("main.py", "requirements.txt", ".python-version"):
         return True
     if name == "functions.yaml":
         return function.kind == "orchestrator"
@@ -116,6 +117,12 @@ def test_requirements_are_exact_pins_from_the_lock(function: Function, tmp_path:
     for name, pin in pins.items():
         assert name in LOCKED, f"{function.name}: {name} is not in constraints.txt"
         assert pin.version == LOCKED[name].version, f"{function.name}: {name}"
+
+
+def test_the_bundle_names_the_python_the_lock_is_resolved_for() -> None:
+    assert package.PYTHON_VERSION == PYTHON_VERSION
+    files = package.contents(ROOT, FUNCTIONS[0])
+    assert files[".python-version"] == f"{PYTHON_VERSION}\n".encode()
 
 
 def test_the_same_sources_give_the_same_zip_bytes(tmp_path: Path) -> None:
