@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8585
 SRC    := functions shared emulator tests bench
 
-.PHONY: setup lock requirements manifest test lint fmt gateway demo up down bench bench-gateway clean
+.PHONY: setup lock requirements manifest package test test-deploy lint fmt gateway demo up down bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,19 @@ requirements: $(BIN)/uv ## write each function's requirements.txt from pyproject
 manifest: ## write the Dockerfile's stages, the compose files' agent parts from functions.yaml
 	$(BIN)/python -m emulator.cli manifest
 
+package: ## each function's source bundle for Cloud Functions / Cloud Run: dist/functions/NAME/, dist/NAME.zip
+	$(BIN)/python -m emulator.cli package
+
 # The suite mostly waits on sockets and child processes, so more workers than cores pays
 # (bench/RESULTS.md, "Test suite wall time"). loadfile keeps a module on one worker, so its
 # module-scoped servers and processes start once (loadgroup's groups are lost on pytest 9).
 TEST_WORKERS ?= 4
 test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
+test-deploy: ## each bundle in a fresh venv from its requirements.txt alone, then all of them on one task
+	AGENTORCH_DEPLOY_TEST=1 $(BIN)/python -m pytest tests/deploy
 
 lint: ## ruff and mypy
 	$(BIN)/ruff check $(SRC)

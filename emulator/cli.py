@@ -9,6 +9,7 @@
     agentorch health [--api-key KEY] every service's /health and the gateway's providers
     agentorch new agent NAME         scaffold an agent: its folder, test and functions.yaml entry
     agentorch manifest               rewrite the files generated from functions.yaml
+    agentorch package [FUNCTION...] [--out DIR]   source bundles for Cloud Functions / Cloud Run
 
 A key for the gateway (health, invoke) is --api-key, else GATEWAY_API_KEY, else the first of
 GATEWAY_API_KEYS (the environment, then .env): the orchestrator takes its key the same way.
@@ -96,6 +97,11 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=["agent"])
     new.add_argument("name", help="its name, as the model sees its tool (weather, geo_v2)")
     commands.add_parser("manifest", help="rewrite the files generated from functions.yaml")
+    package = commands.add_parser(
+        "package", help="each function's source bundle: dist/functions/NAME/ and dist/NAME.zip"
+    )
+    package.add_argument("function", nargs="*", help="the functions to bundle (default: all)")
+    package.add_argument("--out", type=Path, help="where to write them (default: dist/)")
     return top
 
 
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "health": cmd_health,
         "new": cmd_new,
         "manifest": cmd_manifest,
+        "package": cmd_package,
     }[args.command]
     return handler(args, folder, console)
 
@@ -379,6 +386,21 @@ def cmd_manifest(args: argparse.Namespace, folder: StateFolder, console: Console
         console.print(f"wrote {path.relative_to(REPO_ROOT)}", markup=False)
     if not changed:
         console.print("every generated file is current", markup=False)
+    return 0
+
+
+def cmd_package(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import package  # pydantic, which the other commands start without
+
+    bundles = package.package(REPO_ROOT, args.function, args.out)
+    for bundle in bundles:
+        console.print(
+            f"{bundle.name:<16} {bundle.files:>3} files {bundle.size / 1024:>7.1f} KiB, "
+            f"zip {bundle.archive_size / 1024:>6.1f} KiB",
+            markup=False,
+        )
+    where = bundles[0].archive.parent if bundles else args.out
+    console.print(f"wrote {where}/functions/NAME/ and {where}/NAME.zip", markup=False)
     return 0
 
 

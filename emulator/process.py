@@ -65,9 +65,11 @@ def spawn(
     *,
     cwd: Path = REPO_ROOT,
     output: IO[bytes] | int | None = subprocess.DEVNULL,
+    program: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``functions-framework --source S --target T`` on loopback, in a process group of its own."""
-    command = [functions_framework_bin(), "--source", str(source), "--target", target]
+    """``functions-framework --source S --target T`` on loopback, in a process group of its own
+    (``program``: another installation's functions-framework, such as a bundle's venv)."""
+    command = [program or functions_framework_bin(), "--source", str(source), "--target", target]
     command += ["--host", LOOPBACK, "--port", str(port)]
     return subprocess.Popen(
         command,

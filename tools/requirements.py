@@ -65,11 +65,15 @@ def write_lock() -> None:
     _compile("--all-extras", "--custom-compile-command", "make lock", "-o", LOCK.name)
 
 
-def requirements_for(extra: str) -> str:
-    """The text of one function's requirements.txt."""
-    body = _compile("--extra", extra, "--constraint", LOCK.name, "--no-header")
+def requirements_for(extra: str | None) -> str:
+    """The text of one function's requirements.txt; with no extra, the core dependencies alone
+    (a function without an extra: its source bundle, emulator/package.py)."""
+    extras = ("--extra", extra) if extra else ()
+    body = _compile(*extras, "--constraint", LOCK.name, "--no-header")
     # Every pin comes "via" the lock; saying so on each line only hides the real parents.
     body = body.replace(", -c constraints.txt", "").replace("-c constraints.txt, ", "")
+    if extra is None:
+        return HEADER.replace(' plus the\n# "{extra}" extra,', " alone,\n#") + body
     return HEADER.format(extra=extra) + body
 
 
