@@ -39,10 +39,10 @@ PYTHON_VERSION = "3.11"
 checks they agree) and the images run: Cloud Functions is told it (``--runtime=python311``),
 Cloud Run's buildpacks read it from ``.python-version``."""
 
-EXTRA_ENTRY_POINTS: tuple[str, ...] = ()
+EXTRA_ENTRY_POINTS: tuple[str, ...] = ("handler",)
 """Names the bundle's ``main.py`` exposes besides the function's target, taken from the
-function's own ``main.py``: the Lambda entry point (``"handler"``) goes here once every
-function's ``main.py`` defines it, so the one ``main.py`` serves functions-framework and Lambda."""
+function's own ``main.py``: AWS Lambda's entry point (``handler``, shared/lambda_http.py), so the
+one ``main.py`` serves functions-framework and Lambda (``--handler main.handler``)."""
 
 KIND_FILES: dict[str, tuple[str, ...]] = {"orchestrator": (MANIFEST_FILE,)}
 """Files a kind of function reads at run time besides its config: the orchestrator lists its
