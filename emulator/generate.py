@@ -7,8 +7,10 @@ as written by hand (comments, anchors, the gateway's and the orchestrator's own 
     ...
     # <<< functions.yaml: agent-services
 
-The part takes the marker's indentation. ``stale()`` lists the files whose parts differ from
-what the manifest gives; tests/test_manifest.py fails on any, naming the command.
+The part takes the marker's indentation (in Markdown the markers are HTML comments). The
+deploy definitions in ``deploy/`` (``emulator/definitions.py``) are generated whole. ``stale()``
+lists the files that differ from what the manifest gives; tests/test_manifest.py fails on any,
+naming the command.
 """
 
 from __future__ import annotations

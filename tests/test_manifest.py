@@ -1,8 +1,8 @@
 """functions.yaml is the one list of functions: it loads, and what derives from it agrees.
 
-The generated parts of the Dockerfile, the compose files and .env.docker are current
-(`make manifest` rewrites them); the hand-written services (gateway, orchestrator) and every
-function's folder match their entries.
+The generated parts of the Dockerfile, the compose files, .env.docker and DEPLOY.md, and the
+deploy definitions in deploy/, are current (`make manifest` rewrites them); the hand-written
+services (gateway, orchestrator) and every function's folder match their entries.
 """
 
 from __future__ import annotations
