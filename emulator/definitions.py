@@ -50,6 +50,12 @@ def image(function: Function) -> str:
     return f"${{IMAGE_REPOSITORY}}/{function.image}:${{TAG}}"
 
 
+def orchestrator_account(project: str) -> str:
+    """The orchestrator's service account on Google Cloud: the identity that may invoke the
+    private functions (DEPLOY.md creates it and grants it ``roles/run.invoker``)."""
+    return f"agentorch-orchestrator@{project}.iam.gserviceaccount.com"
+
+
 def secret_name(variable: Variable) -> str:
     """A secret's name in Secret Manager and Secrets Manager: ``agentorch-anthropic-api-key``."""
     return "agentorch-" + variable.name.lower().replace("_", "-")
@@ -113,7 +119,7 @@ def cloud_run_service(function: Function, manifest: Manifest) -> dict[str, Any]:
         "containers": [container],
     }
     if public(function):
-        spec["serviceAccountName"] = "agentorch-orchestrator@${PROJECT}.iam.gserviceaccount.com"
+        spec["serviceAccountName"] = orchestrator_account("${PROJECT}")
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",

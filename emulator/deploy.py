@@ -152,6 +152,8 @@ def _deploy(function: Function, manifest: Manifest, options: Options, env: str) 
         "--no-allow-unauthenticated" if private else "--allow-unauthenticated",
         *_scope(options),
     ]
+    if not private and options.project:  # its identity, which may invoke the private ones
+        argv.append(f"--service-account={definitions.orchestrator_account(options.project)}")
     if secrets:
         pairs = [f"{v.name}={definitions.secret_name(v)}:latest" for v in secrets]
         argv.append("--set-secrets=" + ",".join(pairs))

@@ -62,6 +62,7 @@ def test_cloud_run_deploys_the_gateway_and_agents_then_the_orchestrator_wired(
         service = agent.service.replace("_", "-")
         assert f"{agent.url_variable}={platform_cli.url_of(service)}" in env
     assert "--allow-unauthenticated" in orchestrator and "--ingress=all" in orchestrator
+    assert "--service-account=agentorch-orchestrator@p.iam.gserviceaccount.com" in orchestrator
     gateway = calls[0]["args"]
     assert isinstance(gateway, list)
     assert "--ingress=internal" in gateway and "--no-allow-unauthenticated" in gateway
