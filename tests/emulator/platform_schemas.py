@@ -1,11 +1,12 @@
 """Strict models of the Cloud Run and Knative resources that ``deploy/`` holds.
 
-No installable package ships their schemas in a form that validates here: the Knative CRDs'
-OpenAPI schemas come with the Knative release YAML, not a Python or Debian package, and the
-generated pydantic models on PyPI (cloudcoil's knative models) crash on valid input with this
-project's pydantic. So these are strict pydantic models of exactly the fields ``deploy/`` uses,
-with the rules the platforms document for them (names, ranges, the Cloud Run annotations'
-values): an unknown field, a misspelt key or a value out of range fails the test.
+Why not a published schema: the Python packages that carry the Knative CRDs' schemas,
+cloudcoil's generated pydantic models (cloudcoil-models-knative-serving and -eventing), raise
+a TypeError on a valid Service with this project's pydantic; @kubernetes-models/knative on npm
+validates against them but would bring Node and npm into ``make setup``; Cloud Run publishes
+no schema for its annotations. So these are strict pydantic models of exactly the fields
+``deploy/`` uses, with the rules the platforms document for them (names, ranges, the Cloud Run
+annotations' values): an unknown field, a misspelt key or a value out of range fails.
 """
 
 from __future__ import annotations
