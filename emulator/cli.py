@@ -10,6 +10,7 @@
     agentorch new agent NAME         scaffold an agent: its folder, test and functions.yaml entry
     agentorch manifest               rewrite the files generated from functions.yaml
     agentorch package [FUNCTION...] [--out DIR]   source bundles for Cloud Functions / Cloud Run
+    agentorch deploy PLATFORM [FUNCTION...] [--dry-run]   cloudrun, functions, lambda, knative
 
 A key for the gateway (health, invoke) is --api-key, else GATEWAY_API_KEY, else the first of
 GATEWAY_API_KEYS (the environment, then .env): the orchestrator takes its key the same way.
@@ -102,7 +103,32 @@ def parser() -> argparse.ArgumentParser:
     )
     package.add_argument("function", nargs="*", help="the functions to bundle (default: all)")
     package.add_argument("--out", type=Path, help="where to write them (default: dist/)")
+    add_deploy(commands)
     return top
+
+
+def add_deploy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deploy = commands.add_parser(
+        "deploy", help="deploy to a cloud FaaS (DEPLOY.md): print or run the commands"
+    )
+    deploy.add_argument("platform", choices=["cloudrun", "functions", "lambda", "knative"])
+    deploy.add_argument("function", nargs="*", help="the functions to deploy (default: all)")
+    deploy.add_argument("--project", help="the Google Cloud project (default: gcloud's)")
+    deploy.add_argument("--region", help="the region (default: the CLI's)")
+    deploy.add_argument(
+        "--image-repository",
+        default=os.environ.get("IMAGE_REPOSITORY"),
+        help="where the images are (default: IMAGE_REPOSITORY); cloudrun: deploy images",
+    )
+    deploy.add_argument("--tag", default=os.environ.get("TAG", "latest"), help="the images' tag")
+    deploy.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="VARIABLE",
+        help="also set this optional secret (ANTHROPIC_AUTH_TOKEN) from the secret store",
+    )
+    deploy.add_argument("--dry-run", action="store_true", help="print the commands, run none")
 
 
 def add_api_key(command: argparse.ArgumentParser) -> None:
@@ -119,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, console)
     except AgentOrchestratorError as exc:
         print(f"agentorch: {exc.message}", file=sys.stderr)  # unwrapped: one line
-        return 1
+        return 2 if type(exc).__name__ == "ToolMissing" else 1
     except KeyboardInterrupt:
         return 130
 
@@ -138,6 +164,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "new": cmd_new,
         "manifest": cmd_manifest,
         "package": cmd_package,
+        "deploy": cmd_deploy,
     }[args.command]
     return handler(args, folder, console)
 
@@ -401,6 +428,31 @@ def cmd_package(args: argparse.Namespace, folder: StateFolder, console: Console)
         )
     where = bundles[0].archive.parent if bundles else args.out
     console.print(f"wrote {where}/functions/NAME/ and {where}/NAME.zip", markup=False)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator import deploy  # pydantic, which the other commands start without
+    from shared.manifest import load_manifest
+
+    options = deploy.Options(
+        platform=args.platform,
+        functions=tuple(args.function),
+        project=args.project,
+        region=args.region,
+        image_repository=args.image_repository,
+        tag=args.tag,
+        secrets=tuple(args.secret),
+    )
+    manifest = load_manifest()
+    if not args.dry_run:
+        deploy.check_ready(options, manifest, REPO_ROOT)
+    steps = deploy.plan(manifest, options, REPO_ROOT)
+    if args.dry_run:
+        for step in steps:
+            print(step.shell())  # unwrapped: lines to paste into a shell
+        return 0
+    deploy.run(steps, REPO_ROOT, print)
     return 0
 
 

@@ -7,8 +7,10 @@ as written by hand (comments, anchors, the gateway's and the orchestrator's own 
     ...
     # <<< functions.yaml: agent-services
 
-The part takes the marker's indentation. ``stale()`` lists the files whose parts differ from
-what the manifest gives; tests/test_manifest.py fails on any, naming the command.
+The part takes the marker's indentation (in Markdown the markers are HTML comments). The
+deploy definitions in ``deploy/`` (``emulator/definitions.py``) are generated whole. ``stale()``
+lists the files that differ from what the manifest gives; tests/test_manifest.py fails on any,
+naming the command.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from emulator import definitions
+from emulator.contract import env_table
 from shared.errors import ConfigError
 from shared.manifest import Function, Manifest, load_manifest, manifest_path
 
@@ -193,15 +197,47 @@ def render(text: str, manifest: Manifest, blocks: dict[str, Block], file: str) -
     return rendered
 
 
-def planned(root: Path, manifest: Manifest | None = None) -> dict[Path, tuple[str, str]]:
+DOCS: dict[str, dict[str, Block]] = {"DEPLOY.md": {"env-table": env_table}}
+"""Markdown files with generated parts, between ``<!-- >>> functions.yaml: NAME ... -->`` and
+``<!-- <<< functions.yaml: NAME -->`` lines."""
+WHOLE_FOLDERS = ("deploy/cloudrun", "deploy/knative", "deploy/sam")
+"""Folders whose files are all generated (``emulator/definitions.py``): one no longer planned,
+a removed function's, is deleted."""
+
+
+def render_markdown(text: str, manifest: Manifest, blocks: dict[str, Block], file: str) -> str:
+    """``render`` for Markdown, whose markers are HTML comments (``#`` starts a heading)."""
+    as_hash = _MD_BEGIN.sub(r"# >>> \1", _MD_END.sub(r"# <<< \1", text))
+    rendered = render(as_hash, manifest, blocks, file)
+    return _HASH_END.sub(r"<!-- <<< \1 -->", _HASH_BEGIN.sub(r"<!-- >>> \1 -->", rendered))
+
+
+_MD_BEGIN = re.compile(r"^<!-- >>> (functions\.yaml: .*?) -->$", re.MULTILINE)
+_MD_END = re.compile(r"^<!-- <<< (functions\.yaml: .*?) -->$", re.MULTILINE)
+_HASH_BEGIN = re.compile(r"^# >>> (functions\.yaml: .*)$", re.MULTILINE)
+_HASH_END = re.compile(r"^# <<< (functions\.yaml: .*)$", re.MULTILINE)
+
+
+def planned(root: Path, manifest: Manifest | None = None) -> dict[Path, tuple[str, str | None]]:
     """Each generated file's current text and the text the manifest (``manifest``, else the
-    one at ``root``) gives."""
+    one at ``root``) gives; None: the file should not exist."""
     manifest = manifest or load_manifest(manifest_path({}, root))
-    plan = {}
+    plan: dict[Path, tuple[str, str | None]] = {}
     for file, blocks in GENERATED.items():
         path = root / file
         text = path.read_text(encoding="utf-8")
         plan[path] = (text, render(text, manifest, blocks, file))
+    for file, blocks in DOCS.items():
+        path = root / file
+        text = path.read_text(encoding="utf-8")
+        plan[path] = (text, render_markdown(text, manifest, blocks, file))
+    for file, wanted in definitions.files(manifest).items():
+        path = root / file
+        plan[path] = (path.read_text(encoding="utf-8") if path.is_file() else "", wanted)
+    for folder in WHOLE_FOLDERS:
+        for path in sorted((root / folder).glob("*")):
+            if path.is_file() and path not in plan:
+                plan[path] = (path.read_text(encoding="utf-8"), None)
     return plan
 
 
@@ -212,9 +248,18 @@ def stale(root: Path) -> list[Path]:
 
 def generate(root: Path) -> list[Path]:
     """Rewrite every generated file from the manifest; the files that changed."""
+    return write_plan(planned(root))
+
+
+def write_plan(plan: dict[Path, tuple[str, str | None]]) -> list[Path]:
+    """Write (or delete) each file of ``plan`` whose text differs; the files that changed."""
     changed = []
-    for path, (now, wanted) in planned(root).items():
-        if now != wanted:
+    for path, (now, wanted) in plan.items():
+        if wanted is None:
+            path.unlink()
+            changed.append(path)
+        elif now != wanted:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(wanted, encoding="utf-8")
             changed.append(path)
     return changed

@@ -18,7 +18,7 @@ from string import Template
 
 import yaml
 
-from emulator.generate import planned
+from emulator.generate import planned, write_plan
 from shared.config import read_yaml
 from shared.errors import ConfigError
 from shared.manifest import (
@@ -125,17 +125,12 @@ def new_agent(root: Path, name: str) -> list[Path]:
     original = path.read_text(encoding="utf-8")
     appended = original.rstrip("\n") + "\n" + Template(ENTRY).substitute(values)
     grown = parse_manifest(yaml.safe_load(appended), path)
-    generated = {file: wanted for file, (now, wanted) in planned(root, grown).items()}
+    plan = planned(root, grown)
     for target, text in texts.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     path.write_text(appended, encoding="utf-8")
-    changed = []
-    for file, wanted in generated.items():
-        if file.read_text(encoding="utf-8") != wanted:
-            file.write_text(wanted, encoding="utf-8")
-            changed.append(file)
-    return [*texts, path, *changed]
+    return [*texts, path, *write_plan(plan)]
 
 
 ENTRY = """

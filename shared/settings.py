@@ -70,6 +70,9 @@ class FunctionSettings(BaseModel):
     """Where the YAML file is; None: defaults and the environment only."""
     env: ClassVar[Mapping[str, str]] = {}
     """Environment variable -> the dotted key it sets (``retry.max_attempts``)."""
+    secret: ClassVar[frozenset[str]] = frozenset()
+    """Those of ``env``'s variables whose values are secrets: a deployment keeps them in a
+    secret store (Secret Manager, Secrets Manager), never in a definition or a log."""
 
     @classmethod
     def load(

@@ -1,8 +1,8 @@
 """functions.yaml is the one list of functions: it loads, and what derives from it agrees.
 
-The generated parts of the Dockerfile, the compose files and .env.docker are current
-(`make manifest` rewrites them); the hand-written services (gateway, orchestrator) and every
-function's folder match their entries.
+The generated parts of the Dockerfile, the compose files, .env.docker and DEPLOY.md, and the
+deploy definitions in deploy/, are current (`make manifest` rewrites them); the hand-written
+services (gateway, orchestrator) and every function's folder match their entries.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from emulator import definitions
 from emulator.compose import REPO_ROOT, load_project
-from emulator.generate import COMMAND, GENERATED, generate, render, shell_lists, stale
+from emulator.generate import COMMAND, DOCS, GENERATED, generate, render, shell_lists, stale
 from shared.errors import ConfigError
 from shared.manifest import load_manifest
 
@@ -69,7 +70,7 @@ def test_the_orchestrator_waits_for_every_agent() -> None:
 
 
 def test_a_stale_file_is_named_and_generate_rewrites_it(tmp_path: Path) -> None:
-    for name in ("functions.yaml", *GENERATED):
+    for name in ("functions.yaml", *GENERATED, *DOCS, *definitions.files(MANIFEST)):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
     dockerfile = tmp_path / "Dockerfile"
@@ -77,6 +78,18 @@ def test_a_stale_file_is_named_and_generate_rewrites_it(tmp_path: Path) -> None:
     assert stale(tmp_path) == [dockerfile]
     assert generate(tmp_path) == [dockerfile]
     assert stale(tmp_path) == [] and "FROM core AS search" in dockerfile.read_text()
+
+
+def test_a_removed_functions_definitions_are_stale_and_deleted(tmp_path: Path) -> None:
+    for name in ("functions.yaml", *GENERATED, *DOCS, *definitions.files(MANIFEST)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
+    leftover = tmp_path / "deploy" / "cloudrun" / "gone-agent.yaml"
+    leftover.write_text("kind: Service\n")
+    (tmp_path / "deploy" / "knative" / "tavily-agent.yaml").unlink()
+    assert set(stale(tmp_path)) == {leftover, tmp_path / "deploy/knative/tavily-agent.yaml"}
+    generate(tmp_path)
+    assert stale(tmp_path) == [] and not leftover.exists()
 
 
 def test_a_file_without_its_markers_is_refused() -> None:

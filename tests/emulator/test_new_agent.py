@@ -30,6 +30,8 @@ COPIED = (
     "config",
     "functions.yaml",
     "Dockerfile",
+    "DEPLOY.md",
+    "deploy",
     "docker-compose.yml",
     "docker-compose.prod.yml",
     ".env.docker",
@@ -86,6 +88,8 @@ def test_it_is_in_the_manifest_and_every_generated_file(copy: Path) -> None:
     assert (service.source, service.target, service.port) == (agent.main, NAME, agent.port)
     assert f"FROM core AS {NAME}\n" in (copy / "Dockerfile").read_text(encoding="utf-8")
     assert f"{NAME.upper()}_URL=" in (copy / ".env.docker").read_text(encoding="utf-8")
+    assert (copy / "deploy" / "cloudrun" / f"{NAME}-agent.yaml").is_file()
+    assert f"{NAME.upper()}_URL" in (copy / "DEPLOY.md").read_text(encoding="utf-8")
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -48,6 +48,7 @@ class TavilySettings(FunctionSettings):
         "TAVILY_BASE_URL": "base_url",
         "TAVILY_TIMEOUT_S": "timeout_s",
     }
+    secret = frozenset({API_KEY_VARIABLE})
 
     api_key: str | None = None
     """``TAVILY_API_KEY``; without it the agent answers 503 ``not_configured``."""
