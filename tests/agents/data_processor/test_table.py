@@ -179,13 +179,15 @@ def test_long_numberish_cells_parse_in_linear_time(cells: list[str]) -> None:
     # at the deadline) rather than a test that hangs for minutes.
     client = function_client("data_processor")
     assert client.post("/", json={"operation": "describe", "csv": "v\n1\n"}).status_code == 200
-    started = time.monotonic()  # the query processes have started
+    # CPU time of this process, where the CSV is parsed (the query runs in a query process):
+    # what other work on the machine does not inflate, unlike the wall clock.
+    started = time.process_time()  # the query processes have started
     response = client.post("/", json={"operation": "describe", "csv": "v\n" + "\n".join(cells)})
-    elapsed = time.monotonic() - started
+    spent = time.process_time() - started
     assert response.status_code == 200, response.get_json()
     column = response.get_json()["result"]["columns"][0]
     assert (column["type"], column["count"]) == ("VARCHAR", len(cells))
-    assert elapsed < 2.0
+    assert spent < 2.0  # backtracking spent 44 s on the first case alone
 
 
 @pytest.mark.parametrize(
