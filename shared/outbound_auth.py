@@ -21,7 +21,7 @@ the platform gives it, and no key to keep:
   Method, path, query, ``host``, ``x-amz-date`` and the body's hash (``x-amz-content-sha256``)
   are signed, and ``x-amz-security-token`` is sent when the credentials have a session token.
 
-Which calls carry it is the caller's choice (``ForOrigins``): the orchestrator signs its calls
+Which calls carry it is the caller's choice (``ForCallees``): the orchestrator signs its calls
 to the gateway and to the agents that have no headers of their own (``AGENT_<NAME>_HEADERS``),
 never its sink or an agent that authenticates its own way.
 """
@@ -90,22 +90,34 @@ def region_of(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-class ForOrigins:
-    """``auth`` on requests to ``origins`` only; other requests get nothing added."""
+class ForCallees:
+    """``auth`` on requests to ``callees`` (URLs: a request is theirs when its URL is one of
+    them or below one, ``<callee>/schema``); other requests get nothing added."""
 
-    def __init__(self, auth: Auth, origins: Iterable[str]) -> None:
+    def __init__(self, auth: Auth, callees: Iterable[str]) -> None:
         self._auth = auth
-        self.origins = frozenset(origin_of(url) for url in origins)
+        self.callees = tuple(sorted({_normal(url) for url in callees}))
+
+    def covers(self, url: str) -> bool:
+        url = _normal(url)
+        return any(url == c or url.startswith((f"{c}/", f"{c}?")) for c in self.callees)
 
     async def headers(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> Mapping[str, str]:
-        if origin_of(url) not in self.origins:
+        if not self.covers(url):
             return {}
         return await self._auth.headers(method, url, headers, body)
 
     async def close(self) -> None:
         await self._auth.close()
+
+
+def _normal(url: str) -> str:
+    """``url`` with its origin lower-cased and no trailing ``/``."""
+    parts = urlsplit(url)
+    rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+    return f"{origin_of(url)}{rest}".rstrip("/")
 
 
 class GoogleIdTokens:
@@ -257,7 +269,7 @@ def platform_auth(
     credentials: AwsCredentials | None = None,
     who: str = "the orchestrator",
 ) -> Auth | None:
-    """The identity ``settings`` ask for, on calls to the origins of ``callees`` (URLs);
+    """The identity ``settings`` ask for, on calls to ``callees`` (URLs) and below them;
         None for ``none``. ``transport`` (google: to the metadata server; default a wire client of
         its own) and ``credentials`` (aws_sigv4: default botocore's chain) are for tests; ``who``
     names the caller in errors. A callee
@@ -278,4 +290,4 @@ def platform_auth(
         auth = signer
     else:
         return None
-    return ForOrigins(auth, callees)
+    return ForCallees(auth, callees)

@@ -29,7 +29,7 @@ from shared.errors import ConfigError
 from shared.outbound_auth import (
     REFRESH_MARGIN_S,
     AwsSigV4,
-    ForOrigins,
+    ForCallees,
     GoogleIdTokens,
     IdentityUnavailable,
     OutboundAuthSettings,
@@ -84,7 +84,7 @@ def callee() -> Iterator[Callee]:
 
 def google(metadata: FakeMetadata, clock: Clock, *callees: str, timeout_s: float = 2.0) -> Auth:
     tokens = GoogleIdTokens(WireClient(), metadata.host, timeout_s=timeout_s, clock=clock)
-    return ForOrigins(tokens, callees)
+    return ForCallees(tokens, callees)
 
 
 async def post(auth: Auth, url: str, body: Any = None) -> None:
@@ -122,7 +122,7 @@ def test_a_token_is_kept_per_audience_until_a_margin_before_it_expires(
     metadata: FakeMetadata, clock: Clock, callee: Callee
 ) -> None:
     other = f"http://localhost:{urlsplit(callee.url).port}"  # another origin, the same server
-    auth = google(metadata, clock, callee.url, other)
+    auth = google(metadata, clock, f"{callee.url}/", other)
     lifetime = metadata.lifetime_s
 
     async def calls() -> list[str]:
@@ -192,7 +192,7 @@ def test_a_metadata_server_that_is_down_fails_the_call_with_a_503_naming_it(
     down = urlsplit(refused_url()).netloc
     tokens = GoogleIdTokens(WireClient(), down, timeout_s=2, clock=clock)
     with pytest.raises(IdentityUnavailable) as caught:
-        asyncio.run(post(ForOrigins(tokens, [callee.url]), callee.url))
+        asyncio.run(post(ForCallees(tokens, [callee.url]), callee.url))
     assert caught.value.status_code == 503
     assert f"no ID token for {callee.url}: the metadata server at {down} is unreachable" in str(
         caught.value
@@ -238,13 +238,23 @@ def test_the_fake_metadata_server_refuses_a_request_without_its_header(
         assert claims_of(answer.read().decode())["aud"] == "https://x"
 
 
-def test_requests_to_other_origins_get_no_token(
+def test_requests_to_other_callees_get_no_token(
     metadata: FakeMetadata, clock: Clock, callee: Callee
 ) -> None:
     before = len(callee.requests)
-    asyncio.run(post(google(metadata, clock, "https://gateway.a.run.app"), callee.url))
-    assert "authorization" not in callee.requests[before].headers
+    auth = google(metadata, clock, "https://gateway.a.run.app", f"{callee.url}/wx")
+    asyncio.run(post(auth, f"{callee.url}/wxyz"))
+    asyncio.run(post(auth, f"{callee.url}/geo/schema"))
+    assert not any("authorization" in r.headers for r in callee.requests[before:])
     assert not metadata.requests
+
+
+def test_a_callee_covers_its_url_and_what_is_below_it() -> None:
+    covered = ForCallees(GoogleIdTokens(WireClient()), ["HTTPS://Agents.Example/wx/", "http://g"])
+    for url in ("https://agents.example/wx", "https://agents.example/wx/schema", "http://g/v1"):
+        assert covered.covers(url), url
+    for url in ("https://agents.example/wxyz", "https://agents.example/", "http://g2/"):
+        assert not covered.covers(url), url
 
 
 def test_jwt_expiry_reads_exp_and_refuses_what_is_not_a_jwt() -> None:
@@ -286,7 +296,7 @@ def verify_sigv4(request: RecordedRequest, secret: str = SECRET) -> dict[str, st
 
 def test_the_callee_receives_a_sigv4_signature_that_verifies(callee: Callee) -> None:
     before = len(callee.requests)
-    auth = ForOrigins(AwsSigV4(static_credentials(), "lambda", REGION), [callee.url])
+    auth = ForCallees(AwsSigV4(static_credentials(), "lambda", REGION), [callee.url])
     asyncio.run(post(auth, f"{callee.url}/run?b=2&a=1&c=x%20y", {"task": "héllo"}))
     received = callee.requests[before]
     assert received.headers["x-amz-security-token"] == SESSION
