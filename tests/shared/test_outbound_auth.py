@@ -37,7 +37,7 @@ from shared.outbound_auth import (
     platform_auth,
     region_of,
 )
-from shared.transport import Auth, Authenticated
+from shared.transport import Auth, Authenticated, Transport, outbound_transport
 from shared.wire import WireClient
 from tests.fakes.metadata_server import IDENTITY_PATH, FakeMetadata, claims_of
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest, Reply
@@ -87,8 +87,8 @@ def google(metadata: FakeMetadata, clock: Clock, *callees: str, timeout_s: float
     return ForCallees(tokens, callees)
 
 
-async def post(auth: Auth, url: str, body: Any = None) -> None:
-    http = AsyncHttp(Authenticated(WireClient(), auth))
+async def post(auth: Auth, url: str, body: Any = None, transport: Transport | None = None) -> None:
+    http = AsyncHttp(Authenticated(transport or WireClient(), auth))
     try:
         answer = await http.request_json("POST", url, body=body or {}, timeout_s=5)
         assert answer.status == 200
@@ -294,10 +294,13 @@ def verify_sigv4(request: RecordedRequest, secret: str = SECRET) -> dict[str, st
     return {"key_id": key_id, "region": region, "service": service, "signed": signed}
 
 
-def test_the_callee_receives_a_sigv4_signature_that_verifies(callee: Callee) -> None:
+@pytest.mark.parametrize("kind", ["wire", "httpx"])
+def test_the_callee_receives_a_sigv4_signature_that_verifies(callee: Callee, kind: str) -> None:
     before = len(callee.requests)
     auth = ForCallees(AwsSigV4(static_credentials(), "lambda", REGION), [callee.url])
-    asyncio.run(post(auth, f"{callee.url}/run?b=2&a=1&c=x%20y", {"task": "héllo"}))
+    transport = outbound_transport({"OUTBOUND_TRANSPORT": kind})
+    url = f"{callee.url}/run?b=2&a=1&c=x%20y"
+    asyncio.run(post(auth, url, {"task": "héllo"}, transport))
     received = callee.requests[before]
     assert received.headers["x-amz-security-token"] == SESSION
     parts = verify_sigv4(received)
