@@ -13,7 +13,7 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -374,3 +374,37 @@ def test_the_settings_name_a_bad_mode_and_default_to_none() -> None:
         {"OUTBOUND_AUTH": "google", "GCE_METADATA_HOST": "169.254.169.254"}
     )
     assert google_settings.metadata_host == "169.254.169.254"
+
+
+class Static:
+    """An ``Auth`` that adds the same headers to every request."""
+
+    def __init__(self, **headers: str) -> None:
+        self.added = headers
+
+    async def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> Mapping[str, str]:
+        return self.added
+
+    async def close(self) -> None:
+        pass
+
+
+def test_auth_headers_replace_the_callers_of_the_same_name_whatever_its_case(
+    callee: Callee,
+) -> None:
+    async def send() -> None:
+        transport = Authenticated(WireClient(), Static(authorization="Bearer new"))
+        try:
+            answer = await transport.exchange(
+                "GET", callee.url, {"Authorization": "Bearer old", "x-kept": "1"}
+            )
+            assert answer.status == 200
+        finally:
+            await transport.close()
+
+    before = len(callee.requests)
+    asyncio.run(send())
+    received = callee.requests[before].headers
+    assert received["authorization"] == "Bearer new" and received["x-kept"] == "1"
