@@ -14,6 +14,8 @@
 
 A key for the gateway (health, invoke) is --api-key, else GATEWAY_API_KEY, else the first of
 GATEWAY_API_KEYS (the environment, then .env): the orchestrator takes its key the same way.
+A key for the orchestrator (ask, invoke), when it requires one, is found the same way:
+--api-key, else ORCHESTRATOR_API_KEY, else the first of ORCHESTRATOR_API_KEYS.
 
 Errors are one line saying what failed and what to run, never a traceback.
 """
@@ -35,7 +37,7 @@ from emulator.errors import KeyRefused
 from emulator.logs import Prefixer, show
 from emulator.network import LOOPBACK, Address, assign_addresses
 from emulator.state import StateFolder, state_dir
-from shared.config import gateway_client_key
+from shared.config import client_key
 from shared.errors import AgentOrchestratorError, ConfigError, UpstreamError
 
 
@@ -88,6 +90,11 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--data", type=Path, metavar="FILE", help="attach a CSV or JSON file")
     ask.add_argument("--json", action="store_true", help="print the raw response")
     ask.add_argument("--timeout", type=float, default=300.0)
+    ask.add_argument(
+        "--api-key",
+        help="the orchestrator's key (default: ORCHESTRATOR_API_KEY, else the first of "
+        "ORCHESTRATOR_API_KEYS)",
+    )
 
     health = commands.add_parser(
         "health", help="every service's /health and the gateway's providers"
@@ -134,7 +141,8 @@ def add_deploy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def add_api_key(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--api-key",
-        help="the gateway's key (default: GATEWAY_API_KEY, else the first of GATEWAY_API_KEYS)",
+        help="the gateway's key (default: GATEWAY_API_KEY, else the first of GATEWAY_API_KEYS;"
+        " the orchestrator's: ORCHESTRATOR_API_KEY, else the first of ORCHESTRATOR_API_KEYS)",
     )
 
 
@@ -290,13 +298,23 @@ def instances(folder: StateFolder) -> dict[str, str]:
 def gateway_key(args: argparse.Namespace) -> str | None:
     """--api-key, else the key the orchestrator would take: from the environment, then from
     what the compose file (with .env) gives the gateway."""
+    return _key_for(args, "GATEWAY", "gateway")
+
+
+def orchestrator_key(args: argparse.Namespace) -> str | None:
+    """--api-key, else ``ORCHESTRATOR_API_KEY`` or the first of ``ORCHESTRATOR_API_KEYS``: from
+    the environment, then from what the compose file (with .env) gives the orchestrator."""
+    return _key_for(args, "ORCHESTRATOR", "orchestrator")
+
+
+def _key_for(args: argparse.Namespace, service: str, target: str) -> str | None:
     if args.api_key:
         return str(args.api_key)
-    key = gateway_client_key(os.environ)
+    key = client_key(service, os.environ)
     if key:
         return key
     try:
-        return gateway_client_key(project_of(args).by_target("gateway").environment)
+        return client_key(service, project_of(args).by_target(target).environment)
     except ConfigError:
         return None
 
@@ -308,8 +326,12 @@ def cmd_invoke(args: argparse.Namespace, folder: StateFolder, console: Console) 
     invocation = events.build(
         events.parse_json(args.data), args.cloudevent, structured=args.structured
     )
-    key = gateway_key(args) if args.service == _gateway_name(args) else None
-    if key:  # the gateway's key goes to the gateway only
+    key = None  # each key goes to its own service only
+    if args.service == _service_name(args, "gateway"):
+        key = gateway_key(args)
+    elif args.service == _service_name(args, "orchestrator"):
+        key = orchestrator_key(args)
+    if key:
         invocation.headers["x-api-key"] = key
     reply = events.invoke(urls[args.service] + args.path, invocation)
     try:
@@ -330,32 +352,47 @@ def orchestrator_url(args: argparse.Namespace, folder: StateFolder) -> str:
 def cmd_ask(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
     url = orchestrator_url(args, folder)
     data = client.read_data(args.data) if args.data else None
+    key = orchestrator_key(args)
     if args.task:
-        return ask_once(" ".join(args.task), url, data, args, console)
+        return ask_once(" ".join(args.task), url, data, args, console, key)
     from emulator.prompt import tasks  # prompt_toolkit is only needed here
 
     for task in tasks(folder.root / "history", console):
         try:
-            ask_once(task, url, data, args, console)
+            ask_once(task, url, data, args, console, key)
         except AgentOrchestratorError as exc:
             console.print(f"agentorch: {exc.message}", markup=False, style="red")
     return 0
 
 
-def ask_once(task: str, url: str, data: object, args: argparse.Namespace, console: Console) -> int:
+def ask_once(
+    task: str,
+    url: str,
+    data: object,
+    args: argparse.Namespace,
+    console: Console,
+    key: str | None = None,
+) -> int:
     if args.json:
-        result = client.ask(url, task, data, stream=False, timeout_s=args.timeout)
+        result = client.ask(url, task, data, stream=False, timeout_s=args.timeout, api_key=key)
         print(json.dumps(result, indent=2, ensure_ascii=False))  # unwrapped: JSON for tools
     else:
         with render.StepProgress(console) as progress:
-            result = client.ask(url, task, data, on_event=progress, timeout_s=args.timeout)
+            result = client.ask(
+                url,
+                task,
+                data,
+                on_event=progress,
+                timeout_s=args.timeout,
+                api_key=key,
+            )
         render.print_result(console, result)
     return 0 if result.get("status") == "completed" else 2
 
 
-def _gateway_name(args: argparse.Namespace) -> str | None:
+def _service_name(args: argparse.Namespace, target: str) -> str | None:
     try:
-        return project_of(args).by_target("gateway").name
+        return project_of(args).by_target(target).name
     except ConfigError:
         return None
 
@@ -363,7 +400,7 @@ def _gateway_name(args: argparse.Namespace) -> str | None:
 def cmd_health(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
     urls = service_urls(args, folder)
     rows = client.check_health(urls, instances=instances(folder))
-    gateway = _gateway_name(args)
+    gateway = _service_name(args, "gateway")
     deployments, refusal = None, None
     for row in rows:
         if row.service == gateway and row.healthy:

@@ -67,18 +67,30 @@ def ask(
     on_event: OnEvent | None = None,
     stream: bool = True,
     timeout_s: float = 300.0,
+    api_key: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> dict[str, Any]:
-    """Send ``task`` to the orchestrator at ``url``; its final result object."""
+    """Send ``task`` to the orchestrator at ``url`` (with ``api_key`` when it requires one:
+    ``ORCHESTRATOR_API_KEYS``); its final result object. Raises ``KeyRefused`` on a 401."""
     body: dict[str, Any] = {"task": task, "stream": stream}
+    headers = {"accept": "text/event-stream"}
+    if api_key:
+        headers["x-api-key"] = api_key
     if data is not None:
         body["data"] = data
     timeout = httpx.Timeout(timeout_s, connect=5.0)
     try:
         with (
             httpx.Client(timeout=timeout, transport=transport) as client,
-            client.stream("POST", url, json=body, headers={"accept": "text/event-stream"}) as reply,
+            client.stream("POST", url, json=body, headers=headers) as reply,
         ):
+            if reply.status_code == 401:
+                reply.read()
+                sent = "refused the key sent" if api_key else "requires a key"
+                raise KeyRefused(
+                    f"the orchestrator at {url} {sent} (401): set ORCHESTRATOR_API_KEY (in .env "
+                    "or the environment) to one of its ORCHESTRATOR_API_KEYS"
+                )
             if reply.status_code >= 400:
                 reply.read()
                 raise UpstreamError(f"the orchestrator at {url} answered {error_text(reply)}")

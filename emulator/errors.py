@@ -26,4 +26,5 @@ class NotRunning(AgentOrchestratorError):
 
 
 class KeyRefused(UpstreamError):
-    """The gateway runs with ``GATEWAY_API_KEYS`` and refused the key this client sent."""
+    """The gateway (``GATEWAY_API_KEYS``) or the orchestrator (``ORCHESTRATOR_API_KEYS``)
+    requires a key and refused what this client sent."""

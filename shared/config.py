@@ -1,6 +1,6 @@
-"""Where config files are, how one is read, and the gateway's keys. Nothing here imports
-pydantic: ``agentorch`` reads its key from here and starts faster without it. A function's
-settings are read through ``shared.settings``.
+"""Where config files are, how one is read, and the gateway's and the orchestrator's keys.
+Nothing here imports pydantic: ``agentorch`` reads its keys from here and starts faster without
+it. A function's settings are read through ``shared.settings``.
 
 Config files are found in one folder: ``$CONFIG_DIR`` when set (a bundle or an image with its
 own layout), else the repository's ``config/``. A file's own variable (``GATEWAY_CONFIG``...)
@@ -60,16 +60,34 @@ def config_path(variable: str, default_name: str, environ: Mapping[str, str] | N
     return Path(value) if value else config_dir(environ) / default_name
 
 
-def gateway_keys(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The keys the gateway accepts: ``$GATEWAY_API_KEYS``, comma-separated, in their order."""
+def accepted_keys(service: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The keys ``service`` (``GATEWAY``, ``ORCHESTRATOR``) accepts: ``$<SERVICE>_API_KEYS``,
+    comma-separated, in their order."""
     environ = os.environ if environ is None else environ
-    return tuple(k.strip() for k in environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
+    raw = environ.get(f"{service}_API_KEYS", "")
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def client_key(service: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The key a client of ``service`` presents: ``$<SERVICE>_API_KEY`` when set, else the
+    first of ``$<SERVICE>_API_KEYS``. So the one setting that turns keys on (in ``.env``) also
+    gives its own stack and ``agentorch`` a key."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(f"{service}_API_KEY", "").strip()
+    return explicit or next(iter(accepted_keys(service, environ)), None)
+
+
+def gateway_keys(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The keys the gateway accepts: ``$GATEWAY_API_KEYS``."""
+    return accepted_keys("GATEWAY", environ)
 
 
 def gateway_client_key(environ: Mapping[str, str] | None = None) -> str | None:
-    """The key a client of the gateway (the orchestrator, ``agentorch``) presents:
-    ``$GATEWAY_API_KEY`` when set, else the first of ``$GATEWAY_API_KEYS``. So the one setting
-    that turns keys on (``GATEWAY_API_KEYS`` in ``.env``) also gives its own stack a key."""
-    environ = os.environ if environ is None else environ
-    explicit = environ.get("GATEWAY_API_KEY", "").strip()
-    return explicit or next(iter(gateway_keys(environ)), None)
+    """The key a client of the gateway (the orchestrator, ``agentorch``) presents."""
+    return client_key("GATEWAY", environ)
+
+
+def orchestrator_client_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The key a client of the orchestrator (``agentorch ask``) presents:
+    ``$ORCHESTRATOR_API_KEY``, else the first of ``$ORCHESTRATOR_API_KEYS``."""
+    return client_key("ORCHESTRATOR", environ)

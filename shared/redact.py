@@ -3,13 +3,13 @@
 An upstream may quote what it was sent (an API that echoes the ``x-api-key`` it refused), and
 its text becomes error messages, ``/providers``' ``last_error``, log lines and a run's trace.
 ``Redactor`` replaces every configured credential (the variables in ``CREDENTIAL_VARIABLES``,
-each entry of ``GATEWAY_API_KEYS``, each header value of an ``AGENT_*_HEADERS``) and anything
-shaped like one (an Anthropic key, an AWS access key id, a Tavily key, a long bearer token)
-with ``[redacted]``; a configured one also as JSON and URLs write it (escaped,
-percent-encoded). The gateway scrubs each upstream error (message and headers) where its router
-first sees it, an upstream's ``error`` event in a stream, and the upstream headers it passes
-back on success; the orchestrator scrubs each error it
-records into a run, so that a run stays clean even behind a gateway that leaks.
+each entry of ``GATEWAY_API_KEYS`` and ``ORCHESTRATOR_API_KEYS``, each header value of an
+``AGENT_*_HEADERS``) and anything shaped like one (an Anthropic key, an AWS access key id, a
+Tavily key, a long bearer token) with ``[redacted]``; a configured one also as JSON and URLs
+write it (escaped, percent-encoded). The gateway scrubs each upstream error (message and
+headers) where its router first sees it, an upstream's ``error`` event in a stream, and the
+upstream headers it passes back on success; the orchestrator scrubs each error it records
+into a run, so that a run stays clean even behind a gateway that leaks.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ CREDENTIAL_VARIABLES = (
     "AWS_BEARER_TOKEN_BEDROCK",
     "TAVILY_API_KEY",
     "GATEWAY_API_KEY",
+    "ORCHESTRATOR_API_KEY",
 )
 """Variables that each hold one secret."""
-KEY_LIST_VARIABLES = ("GATEWAY_API_KEYS",)
+KEY_LIST_VARIABLES = ("GATEWAY_API_KEYS", "ORCHESTRATOR_API_KEYS")
 """Variables that hold comma-separated secrets."""
 AGENT_HEADER_VARIABLES = re.compile(r"^AGENT_[A-Z0-9_]+_HEADERS$")
 """Variables that hold an agent's headers (``name=value,...``, its auth): each value is a

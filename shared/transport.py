@@ -18,6 +18,9 @@ in time: never sent), ``TransportError`` (refused, DNS, TLS, reset, not HTTP) an
 ``AnswerTooLarge``; the caller bounds the rest with ``asyncio.timeout`` (``TimeoutError``).
 ``upstream_failure`` is the one place that turns those into what a caller answers, naming
 the service.
+
+``Authenticated`` wraps either with an ``Auth``: the headers that prove who calls, added to
+each request (the orchestrator's platform identity, ``shared.outbound_auth``).
 """
 
 from __future__ import annotations
@@ -121,6 +124,71 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Close idle connections; those in use close as their answers end."""
         ...
+
+
+class Auth(Protocol):
+    """Who calls: the headers to add to one request (a token, a signature), given the request
+    as it will be sent. A request ``Auth`` does not cover gets nothing added."""
+
+    async def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> Mapping[str, str]: ...
+
+    async def close(self) -> None:
+        """Release what it holds (its own connections)."""
+        ...
+
+
+class Authenticated:
+    """A ``Transport`` that adds ``auth``'s headers to every request ``transport`` sends; they
+    replace the caller's headers of the same name."""
+
+    def __init__(self, transport: Transport, auth: Auth) -> None:
+        self._transport = transport
+        self._auth = auth
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        connect_timeout_s: float = 10.0,
+    ) -> Response:
+        sent = await self._with_auth(method, url, headers, body)
+        return await self._transport.request(
+            method, url, sent, body, connect_timeout_s=connect_timeout_s
+        )
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        connect_timeout_s: float = 10.0,
+        limit: int = MAX_BODY_BYTES,
+    ) -> Answer:
+        sent = await self._with_auth(method, url, headers, body)
+        return await self._transport.exchange(
+            method, url, sent, body, connect_timeout_s=connect_timeout_s, limit=limit
+        )
+
+    async def close(self) -> None:
+        await self._transport.close()
+        await self._auth.close()
+
+    async def _with_auth(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> Mapping[str, str]:
+        added = await self._auth.headers(method, url, headers, body)
+        if not added:
+            return headers
+        names = {name.lower() for name in added}
+        kept = {k: v for k, v in headers.items() if k.lower() not in names}
+        return {**kept, **added}
 
 
 async def read_limited(response: Response, limit: int) -> bytes:

@@ -24,6 +24,10 @@ _PROVIDER_VARIABLES = (
     "TAVILY_BASE_URL",
     "GATEWAY_API_KEYS",
     "GATEWAY_API_KEY",
+    "ORCHESTRATOR_API_KEYS",
+    "ORCHESTRATOR_API_KEY",
+    "OUTBOUND_AUTH",
+    "GCE_METADATA_HOST",
     # Where a user's shell may point at a running stack: tests name their own services.
     "GATEWAY_URL",
     "CALCULATOR_URL",

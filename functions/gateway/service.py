@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,9 +17,10 @@ from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
 from functions.gateway.providers.local import LocalProvider
 from functions.gateway.router import Router
+from shared.api_keys import ApiKeys
 from shared.asgi import AsyncFunctionApp
 from shared.config import gateway_keys
-from shared.errors import ServiceError, Unauthorized
+from shared.errors import ServiceError
 from shared.http import SSE_CONTENT_TYPE, Call, Reply
 from shared.redact import Redactor
 
@@ -54,7 +54,7 @@ class GatewayService:
         self.config = config
         self.router = router
         self.catalog = Catalog(config)
-        self._api_keys = api_keys
+        self._api_keys = ApiKeys(api_keys, "gateway")
 
     async def messages(self, call: Call) -> Reply:
         with _request_id_on_errors(call):
@@ -105,23 +105,11 @@ class GatewayService:
         )
 
     def health(self) -> dict[str, Any]:
-        return {"routes": sorted(self.router.routes), "auth": bool(self._api_keys)}
+        return {"routes": sorted(self.router.routes), "auth": self._api_keys.required}
 
     def authenticate(self, call: Call) -> None:
         """With ``GATEWAY_API_KEYS`` set, the call must carry one of them."""
-        if not self._api_keys:
-            return
-        headers = call.headers
-        offered = headers.get("x-api-key") or ""
-        authorization = headers.get("authorization") or ""
-        if not offered and authorization.lower().startswith("bearer "):
-            offered = authorization[7:].strip()
-        if not offered:
-            raise Unauthorized("an API key is required: send it as x-api-key or Bearer token")
-        # Compare against every key in constant time so timing tells nothing about which matched.
-        matched = [hmac.compare_digest(offered.encode(), key.encode()) for key in self._api_keys]
-        if not any(matched):
-            raise Unauthorized("the API key is not valid for this gateway")
+        self._api_keys.check(call.headers)
 
     async def _payload(self, call: Call) -> Any:
         return await request_payload(call.headers, call.body, self.config.max_body_bytes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -33,14 +33,16 @@ from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_d
 from functions.orchestrator.trace import RunResult, Status
 from shared import logs
 from shared.aio import AsyncHttp
+from shared.api_keys import ApiKeys
 from shared.asgi import AsyncFunctionApp
-from shared.config import gateway_client_key
+from shared.config import accepted_keys, gateway_client_key
 from shared.errors import BadRequest, UpstreamUnavailable, validation_message
 from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
+from shared.outbound_auth import OutboundAuthSettings, platform_auth
 from shared.redact import header_secrets
-from shared.transport import outbound_transport
+from shared.transport import Authenticated, Transport, outbound_transport
 
 REPLAYED_HEADER = "x-run-replayed"
 """``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
@@ -69,6 +71,8 @@ class OrchestratorService:
     runs: Runs
     http: AsyncHttp | None = None
     """The client the service made (closed by ``aclose``); None when all were injected."""
+    keys: ApiKeys = field(default_factory=lambda: ApiKeys((), "orchestrator"))
+    """What its callers must present (``ORCHESTRATOR_API_KEYS``); none by default."""
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
 
@@ -176,7 +180,8 @@ class OrchestratorService:
             await self.http.close()
 
     def health(self) -> dict[str, Any]:
-        return {"agents": self.agents.names(), "sink": self.sink is not None}
+        sink = self.sink is not None
+        return {"agents": self.agents.names(), "sink": sink, "auth": self.keys.required}
 
 
 def _run_id(inbound: Inbound) -> str:
@@ -197,13 +202,14 @@ def build_service(
     if not environ.get("LOG_LEVEL", "").strip():  # $LOG_LEVEL (shared.logs) wins over the file
         logging.getLogger(logs.ROOT_LOGGER).setLevel(config.log_level)
     api_key = gateway_client_key(environ)
-    logs.hide(api_key)
-    http = http or AsyncHttp(outbound_transport(environ))
+    keys = accepted_keys("ORCHESTRATOR", environ)
+    logs.hide(api_key, *keys)
+    headers = agent_headers(config.agents, environ)
+    logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
+    http = http or AsyncHttp(outbound(environ, config, own_auth=headers))
     gateway = config.gateway
     model = model or GatewayModel(http, gateway.url, gateway.route, gateway.retry, api_key=api_key)
     if agents is None:
-        headers = agent_headers(config.agents, environ)
-        logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
         config_file = CONFIG_FILE.path(environ).name
         manifest = load_manifest(manifest_path(environ)) if config.manifest_agents else None
         builtin = [agent.name for agent in manifest.agents] if manifest else []
@@ -217,18 +223,38 @@ def build_service(
         max_entries=config.dedupe_max_entries,
         max_bytes=config.dedupe_max_bytes,
     )
-    return OrchestratorService(config, model, agents, sink, runs, http)
+    return OrchestratorService(
+        config, model, agents, sink, runs, http, ApiKeys(keys, "orchestrator")
+    )
+
+
+def outbound(
+    environ: Mapping[str, str], config: OrchestratorConfig, *, own_auth: Collection[str] = ()
+) -> Transport:
+    """The transport the environment chooses, carrying the orchestrator's platform identity
+    (``OUTBOUND_AUTH``) to the gateway and to every agent not in ``own_auth`` (those with
+    headers of their own); never to the sink."""
+    transport = outbound_transport(environ)
+    callees = [config.gateway.url]
+    callees += [entry.url for name, entry in config.agents.items() if name not in own_auth]
+    auth = platform_auth(OutboundAuthSettings.load(environ), callees)
+    return transport if auth is None else Authenticated(transport, auth)
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
+    """The orchestrator's routes; with ``ORCHESTRATOR_API_KEYS`` set, each (and ``/metrics``)
+    answers 401 to a call without one of them; ``/health`` stays open."""
     service = service or build_service()
+    keys = service.keys
+    routes = {
+        ("POST", "/"): service.submit,
+        ("POST", "/pubsub"): service.pubsub_push,
+        ("GET", "/agents"): service.list_agents,
+    }
     return AsyncFunctionApp(
         "orchestrator",
-        {
-            ("POST", "/"): service.submit,
-            ("POST", "/pubsub"): service.pubsub_push,
-            ("GET", "/agents"): service.list_agents,
-        },
+        {route: keys.guarding(handler) for route, handler in routes.items()},
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
+        guard=keys.guard if keys.required else None,
     )

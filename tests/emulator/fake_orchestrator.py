@@ -47,9 +47,15 @@ RESULT: dict[str, Any] = {
 
 
 class FakeOrchestrator(FakeServer):
-    """Answers a ``POST /`` with ``RESULT`` (streamed when asked), a 400 when it has no task."""
+    """Answers a ``POST /`` with ``RESULT`` (streamed when asked), a 400 when it has no task;
+    with ``key`` set, a 401 to a request without it (``ORCHESTRATOR_API_KEYS``)."""
+
+    key: str | None = None
 
     def answer(self, request: RecordedRequest, exchange: Exchange) -> None:
+        if self.key is not None and request.api_key != self.key:
+            error = {"type": "authentication_error", "message": "an API key is required"}
+            return exchange.send_json(401, {"type": "error", "error": error})
         body = request.body or {}
         if request.method != "POST" or not body.get("task"):
             error = {"type": "invalid_request_error", "message": "task: field required"}

@@ -56,3 +56,37 @@ def test_reload_restarts_what_a_change_touches() -> None:
     assert sorted(affected(project, root / "shared/http.py")) == sorted(project.services)
     assert affected(project, root / "functions/gateway/__pycache__/router.cpython-311.pyc") == []
     assert affected(project, root / "README.md") == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags"),
+    [
+        ({"ORCHESTRATOR_API_KEY": "orch-key-0123456789"}, []),
+        ({"ORCHESTRATOR_API_KEYS": "orch-key-0123456789, another-key-0123"}, []),
+        ({}, ["--api-key", "orch-key-0123456789"]),
+    ],
+)
+def test_ask_sends_the_orchestrators_key(
+    environ: dict[str, str],
+    flags: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with FakeOrchestrator() as fake:
+        fake.key = "orch-key-0123456789"
+        command = ["--state-dir", str(tmp_path), "ask", "--url", fake.url, "--json", *flags]
+        assert main([*command, "What is 17 * 23 - 4?"]) == 0
+    assert [r.headers["x-api-key"] for r in fake.requests] == ["orch-key-0123456789"]
+
+
+def test_ask_without_the_key_an_orchestrator_requires_says_which_to_set(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with FakeOrchestrator() as fake:
+        fake.key = "orch-key-0123456789"
+        assert main(["--state-dir", str(tmp_path), "ask", "--url", fake.url, "Hello?"]) == 1
+    error = capsys.readouterr().err
+    assert "requires a key (401): set ORCHESTRATOR_API_KEY" in error, error

@@ -22,7 +22,8 @@ from botocore.credentials import Credentials, RefreshableCredentials
 
 from emulator.process import free_port
 from functions.gateway.providers.base import ProviderCall, SentTimeout
-from functions.gateway.providers.bedrock import AccessDenied, AwsCredentials, BedrockProvider
+from functions.gateway.providers.bedrock import AccessDenied, BedrockProvider
+from shared.aws import AwsCredentials
 from shared.errors import (
     BadGateway,
     CredentialsRefused,

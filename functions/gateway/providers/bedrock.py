@@ -30,10 +30,9 @@ import asyncio
 import base64
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from functions.gateway.providers.base import (
@@ -44,6 +43,7 @@ from functions.gateway.providers.base import (
     json_object,
 )
 from functions.gateway.streaming import events_of
+from shared.aws import AwsCredentials, sigv4_headers
 from shared.context import current_request_id
 from shared.errors import (
     BadGateway,
@@ -56,9 +56,6 @@ from shared.errors import (
     parse_retry_after,
 )
 from shared.transport import FAILURES, Answer, Transport, outbound_transport, upstream_failure
-
-if TYPE_CHECKING:
-    from botocore.credentials import Credentials, ReadOnlyCredentials
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 SIGNING_NAME = "bedrock"
@@ -96,97 +93,6 @@ _FIELDS_NOT_FOR_BEDROCK = ("model", "stream")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 _CANNOT_COUNT = ("ValidationException", "UnknownOperationException", "NotImplemented")
 """Bedrock's answers when it cannot count tokens for a model: the gateway estimates instead."""
-
-CredentialResolver = Callable[[], "Credentials | None"]
-
-
-def _botocore_chain() -> Credentials | None:
-    from botocore.session import Session
-
-    return Session().get_credentials()
-
-
-class AwsCredentials:
-    """botocore's credential chain, resolved once and refreshed when near expiry.
-
-    Both resolving (the chain may end in an instance-metadata probe) and refreshing (an STS or
-    metadata call) block, so they run on a thread, one at a time; in between, signing reads a
-    frozen snapshot without leaving the event loop. When the chain or a refresh fails, it is
-    tried again at most every ``retry_s``, not once per request: a refresh that fails keeps
-    the snapshot (botocore refreshes well before expiry, so it is still good), and a chain
-    that found nothing refuses at once in the meantime.
-    """
-
-    def __init__(self, resolve: CredentialResolver | None = None, retry_s: float = 10.0) -> None:
-        self._resolve = resolve or _botocore_chain
-        self._retry_s = retry_s
-        self._credentials: Credentials | None = None
-        self._frozen: ReadOnlyCredentials | None = None
-        self._retry_at = 0.0
-        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-
-    async def frozen(self) -> ReadOnlyCredentials:
-        if (current := self._current()) is not None:
-            return current
-        async with self._loop_lock():
-            if (current := self._current()) is not None:
-                return current  # another caller resolved or refreshed them meanwhile
-            try:
-                return await self._renew()
-            finally:
-                if self._frozen is None or _refresh_due(self._credentials):
-                    self._retry_at = time.monotonic() + self._retry_s
-
-    def _current(self) -> ReadOnlyCredentials | None:
-        if self._frozen is None:
-            if time.monotonic() < self._retry_at:
-                raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
-            return None
-        if time.monotonic() < self._retry_at or not _refresh_due(self._credentials):
-            return self._frozen
-        return None
-
-    async def _renew(self) -> ReadOnlyCredentials:
-        try:
-            if self._credentials is None:
-                self._credentials = await asyncio.to_thread(self._resolve)
-            if self._credentials is None:
-                raise CredentialsRefused("bedrock: the gateway has no usable AWS credentials")
-            self._frozen = await asyncio.to_thread(self._credentials.get_frozen_credentials)
-        except CredentialsRefused:
-            raise
-        except Exception as exc:  # botocore's many credential-provider errors
-            if self._frozen is not None:
-                return self._frozen
-            raise CredentialsRefused(
-                f"bedrock: the gateway's AWS credentials could not be obtained: {exc}"
-            ) from exc
-        return self._frozen
-
-    def _loop_lock(self) -> asyncio.Lock:
-        # A lock belongs to one event loop (tests run one loop per test).
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock[0] is not loop:
-            self._lock = (loop, asyncio.Lock())
-        return self._lock[1]
-
-
-def _refresh_due(credentials: Credentials | None) -> bool:
-    from botocore.credentials import RefreshableCredentials
-
-    return isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed()
-
-
-def signed_headers(
-    credentials: ReadOnlyCredentials, region: str, url: str, body: bytes, headers: dict[str, str]
-) -> dict[str, str]:
-    """``headers`` plus SigV4's (``Authorization``, ``X-Amz-Date``, the session token)."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-    SigV4Auth(credentials, SIGNING_NAME, region).add_auth(request)
-    return dict(request.headers.items())
 
 
 class AccessDenied(UpstreamForbidden):
@@ -244,7 +150,7 @@ class BedrockProvider:
             headers["authorization"] = f"Bearer {self._bearer}"
         else:
             frozen = await self._credentials.frozen()
-            headers = signed_headers(frozen, self.region, url, body, headers)
+            headers = sigv4_headers(frozen, SIGNING_NAME, self.region, "POST", url, body, headers)
         # Unsigned, so that neither can break a signature.
         headers["user-agent"] = USER_AGENT
         request_id = current_request_id()
