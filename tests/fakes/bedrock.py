@@ -25,17 +25,17 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto import mock_aws
-from moto.bedrockruntime.exceptions import BedrockRuntimeError
-from moto.bedrockruntime.models import BedrockRuntimeBackend
-from moto.bedrockruntime.responses import BedrockRuntimeResponse
-from moto.server import ThreadedMotoServer
 
 from tests.fakes.anthropic_server import last_user_text
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest
+
+if TYPE_CHECKING:  # moto is imported where it is used: a second of every test worker's start
+    from moto.bedrockruntime.exceptions import BedrockRuntimeError
+    from moto.bedrockruntime.models import BedrockRuntimeBackend
+    from moto.bedrockruntime.responses import BedrockRuntimeResponse
 
 REGION = "us-east-1"
 DEFAULT_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -71,6 +71,8 @@ class BedrockFault:
         return FAULT_STATUS[self.code]
 
     def exception(self) -> BedrockRuntimeError:
+        from moto.bedrockruntime.exceptions import BedrockRuntimeError
+
         return BedrockRuntimeError(self.code, self.message or f"fake-bedrock scripted {self.code}")
 
 
@@ -152,6 +154,9 @@ class FakeBedrock:
 
 
 def _patch_moto(monkeypatch: pytest.MonkeyPatch, fake: FakeBedrock) -> None:
+    from moto.bedrockruntime.models import BedrockRuntimeBackend
+    from moto.bedrockruntime.responses import BedrockRuntimeResponse
+
     original_response = BedrockRuntimeResponse.invoke_model
 
     def invoke_model_response(self: BedrockRuntimeResponse) -> Any:
@@ -176,6 +181,8 @@ def fake_bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    from moto import mock_aws
+
     fake = FakeBedrock()
     _patch_moto(monkeypatch, fake)
     with mock_aws():
@@ -189,6 +196,8 @@ class FakeBedrockServer(FakeBedrock):
     """moto's bedrock-runtime over real HTTP on 127.0.0.1, answering from this script."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
         super().__init__()
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._patches = pytest.MonkeyPatch()

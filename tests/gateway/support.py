@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import anthropic
 import functions_framework
 import httpx
 import yaml
-from anthropic.types import MessageParam, ToolParam
 
-from tests.served import ServedApp
+from tests.lazy_imports import anthropic
+from tests.served import ServedApp, client_tls
 from tests.waiting import wait_until as wait_until  # the tests' one poller, re-exported
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types import MessageParam, ToolParam
 
 GATEWAY_SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "gateway" / "main.py")
 ANTHROPIC_MODEL = "claude-test-sonnet"
@@ -131,13 +133,14 @@ class ServedGateway(ServedApp):
         """The real anthropic SDK, pointed at the gateway, its own retries off unless asked."""
         options.setdefault("timeout", 10.0)
         options.setdefault("max_retries", 0)
+        options.setdefault("http_client", anthropic.DefaultHttpxClient(verify=client_tls()))
         client = anthropic.Anthropic(base_url=self.url, api_key=api_key, **options)
         self._clients.append(client)
         return client
 
     def http(self) -> httpx.Client:
         """A plain HTTP client, for what the SDK cannot send (bad bodies, other paths)."""
-        client = httpx.Client(base_url=self.url, timeout=10.0)
+        client = httpx.Client(base_url=self.url, timeout=10.0, verify=client_tls())
         self._clients.append(client)
         return client
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import anthropic
 import pytest
-from anthropic.types.beta import BetaMessageParam
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
@@ -26,6 +24,10 @@ from tests.gateway.support import (
     error_of,
     user,
 )
+from tests.lazy_imports import anthropic
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types.beta import BetaMessageParam
 
 ALIASES = {
     "claude-sonnet-4-5-20250929": "anthropic",
@@ -162,7 +164,7 @@ def test_betas_reach_bedrock_in_the_body(
         model="bedrock",
         max_tokens=64,
         # The beta API has its own message types; a user turn is the same JSON in both.
-        messages=cast(list[BetaMessageParam], user("hello")),
+        messages=cast("list[BetaMessageParam]", user("hello")),
         betas=["context-management-2025-06-27", "interleaved-thinking-2025-05-14"],
     )
 
@@ -213,7 +215,7 @@ def test_count_tokens_asks_anthropic_for_its_deployment(
 
     counted = client.beta.messages.count_tokens(
         model="claude-sonnet-4-5-20250929",
-        messages=cast(list[BetaMessageParam], user("three words here")),  # as above
+        messages=cast("list[BetaMessageParam]", user("three words here")),  # as above
         betas=["context-management-2025-06-27"],
     )
 

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
 import pytest
 
 from shared.logs import ROOT_LOGGER, JsonFormatter
@@ -27,6 +26,7 @@ from tests.gateway.support import (
     request_body,
     user,
 )
+from tests.lazy_imports import anthropic
 
 SECRET = "gw-upstream-secret-7f3a9c1e5b"
 """The gateway's own provider key, shaped like no known credential: only configuration can

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import anthropic
 import httpx
 import pytest
-from anthropic.types import TextBlock
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
@@ -23,6 +21,10 @@ from tests.gateway.support import (
     request_body,
     user,
 )
+from tests.lazy_imports import anthropic
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types import TextBlock
 
 GATEWAY_HEADERS = ("x-gateway-provider", "x-gateway-attempts", "x-gateway-fallbacks")
 
@@ -85,7 +87,7 @@ def test_bearer_token_is_accepted(keyed_gateway: ServedGateway) -> None:
         model="local", max_tokens=64, messages=user("hi")
     )
 
-    assert cast(TextBlock, message.content[0]).text.startswith(MARK)
+    assert cast("TextBlock", message.content[0]).text.startswith(MARK)
 
 
 def test_health_needs_no_key(keyed_gateway: ServedGateway) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
-
-import anthropic
-from anthropic.types import ContentBlockParam
+from typing import TYPE_CHECKING, Any, cast
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
@@ -21,6 +18,10 @@ from tests.gateway.support import (
     StartGateway,
     user,
 )
+from tests.lazy_imports import anthropic
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types import ContentBlockParam
 
 
 def create(client: anthropic.Anthropic, route: str, text: str, **options: Any) -> Any:
@@ -157,7 +158,7 @@ def test_tool_use_round_trip_with_the_local_model(start_gateway: StartGateway) -
             # model_dump() is each block's wire JSON, typed by pydantic as a plain dict.
             {
                 "role": "assistant",
-                "content": cast(list[ContentBlockParam], [b.model_dump() for b in first.content]),
+                "content": cast("list[ContentBlockParam]", [b.model_dump() for b in first.content]),
             },
             {
                 "role": "user",

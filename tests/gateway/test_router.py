@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Any
 
-import anthropic
 import pytest
 
 from functions.gateway.providers.local import MARK
@@ -24,6 +23,7 @@ from tests.gateway.support import (
     user,
     wait_until,
 )
+from tests.lazy_imports import anthropic
 
 ANTHROPIC_DEPLOYMENT = f"anthropic:{ANTHROPIC_MODEL}"
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
-import anthropic
 import pytest
-from anthropic.types import Message, TextBlock
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
@@ -20,6 +18,10 @@ from tests.gateway.support import (
     StartGateway,
     user,
 )
+from tests.lazy_imports import anthropic
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types import Message, TextBlock
 
 LONG_TEXT = "The circuit breaker pattern stops calls to a failing service for a while. " * 3
 
@@ -50,7 +52,7 @@ def test_anthropic_stream_arrives_in_pieces_and_assembles(
 
     assert len(pieces) > 1
     assert "".join(pieces) == LONG_TEXT
-    assert cast(TextBlock, final.content[0]).text == LONG_TEXT
+    assert cast("TextBlock", final.content[0]).text == LONG_TEXT
     assert final.stop_reason == "end_turn"
     assert final.model == ANTHROPIC_MODEL
     assert headers["x-gateway-provider"] == "anthropic"
@@ -122,7 +124,7 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(
     assert gateway.deployment("local:local-rules")["successes"] == 0
     # And the gateway is fine afterwards.
     after = gateway.sdk().messages.create(model="anthropic", max_tokens=64, messages=user("again"))
-    assert cast(TextBlock, after.content[0]).text == "fake-anthropic answer to: again"
+    assert cast("TextBlock", after.content[0]).text == "fake-anthropic answer to: again"
 
 
 def test_stream_cut_is_an_error_event_on_the_wire(

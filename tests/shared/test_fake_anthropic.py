@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import anthropic
 import httpx
 import pytest
-from anthropic import _base_client
-from anthropic.types import TextBlock, ToolParam, ToolUseBlock
 
 from tests.fakes.anthropic_server import Answer, Disconnect, FakeAnthropic, Fault
+from tests.lazy_imports import anthropic
+
+if TYPE_CHECKING:  # the SDK loads when a test first uses it (tests/lazy_imports.py)
+    from anthropic.types import TextBlock, ToolParam, ToolUseBlock
 
 WEATHER_TOOL: ToolParam = {
     "name": "get_weather",
@@ -79,7 +80,7 @@ def test_stream_yields_text_and_the_final_message(fake_anthropic: FakeAnthropic)
 
     assert len(pieces) > 1
     assert "".join(pieces) == "fake-anthropic answer to: stream me"
-    assert cast(TextBlock, final.content[0]).text == "fake-anthropic answer to: stream me"
+    assert cast("TextBlock", final.content[0]).text == "fake-anthropic answer to: stream me"
     assert final.stop_reason == "end_turn"
     assert final.usage.output_tokens > 1
 
@@ -94,7 +95,7 @@ def test_stream_assembles_a_tool_use_input(fake_anthropic: FakeAnthropic) -> Non
         final = stream.get_final_message()
 
     assert [block.type for block in final.content] == ["text", "tool_use"]
-    assert cast(ToolUseBlock, final.content[1]).input == tool_input
+    assert cast("ToolUseBlock", final.content[1]).input == tool_input
     assert final.stop_reason == "tool_use"
 
 
@@ -144,7 +145,8 @@ def test_429_carries_retry_after_headers(fake_anthropic: FakeAnthropic) -> None:
 
 def test_cut_stream_raises_in_the_sdk(fake_anthropic: FakeAnthropic) -> None:
     # The SDK lets its transport's error through mid-stream (httpx2's from SDK 2.x, httpx's before).
-    transport = getattr(_base_client, "httpx2", None) or getattr(_base_client, "httpx")  # noqa: B009
+    base = anthropic._base_client
+    transport = getattr(base, "httpx2", None) or getattr(base, "httpx")  # noqa: B009
     fake_anthropic.enqueue(Answer.text("this answer never finishes", cut_after_events=4))
 
     with (
