@@ -12,7 +12,7 @@ the process, not an app:
 ``prepare()`` does both, before a ``main.py`` builds its app; ``freeze_heap_for_workers()`` runs
 after. A function that loads many modules (the gateway, the orchestrator) loads them and builds
 its app under ``collector_paused()``: the collector's full passes over everything loaded so far
-were a good part of their cold start, and ``freeze_heap_for_workers()`` collects once anyway.
+were a good part of their cold start, and found nothing to free.
 
 Preparation is an explicit call, not something building an app does: an app is a value
 that tests build by the hundred in one process, and constructing one should not change the
@@ -73,6 +73,9 @@ def freeze_heap_for_workers() -> None:
     A collection in a worker writes to the header of every tracked object, which copies the
     parent's pages into the worker (copy-on-write) until each worker holds a private copy of
     every imported module. Frozen objects are never scanned, so their pages stay shared.
+
+    No collection first: one found nothing to free in the gateway or the orchestrator (loading
+    a function leaves no cyclic garbage to speak of) and cost 40-50 ms of CPU at start, a pass
+    over every object loaded (bench/RESULTS.md, "Cold start").
     """
-    gc.collect()
     gc.freeze()
