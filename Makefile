@@ -72,7 +72,7 @@ up: ## start the stack on the emulator in the background (gateway :8585, orchest
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down
 
-bench: bench-gateway bench-inflight bench-orchestrator bench-stack
+bench: bench-gateway bench-inflight bench-orchestrator bench-stack bench-cold
 
 LITELLM := bench/.work/litellm/bin/litellm
 
@@ -95,6 +95,10 @@ bench-stack: ## the full offline stack on the emulator: tasks/s and latency at 1
 bench-tools:
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
+
+.PHONY: bench-cold
+bench-cold: ## every function's cold start: process start to first answer, with and without bytecode
+	$(BIN)/python -m bench.cold_start
 
 .PHONY: bench-orchestrator
 bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md

@@ -125,8 +125,10 @@ def start_function(
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
     ready_timeout_s: float = 30.0,
+    cwd: Path = REPO_ROOT,
 ) -> FunctionProcess:
-    """Start ``target`` (a function of ``docker-compose.yml``) and wait for its /health."""
+    """Start ``target`` (a function of ``docker-compose.yml``) in ``cwd`` and wait for its
+    /health."""
     service = load_project().by_target(target)
     port = port or free_port()
     log = log_path.open("wb") if log_path else None
@@ -135,6 +137,7 @@ def start_function(
         target,
         port,
         function_environment(port, env),
+        cwd=cwd,
         output=log or subprocess.DEVNULL,
     )
     running = FunctionProcess(target, port, process, log)

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +28,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    # Imported here, not at the top: compiling its resolver's patterns is a good part of a small
+    # function's start, and a function that reads no file never needs it (bench/RESULTS.md,
+    # "Cold start"). libyaml's parser, when PyYAML was built with it, reads the same files
+    # several times faster than the pure-Python one, with the same safe constructor.
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:

@@ -30,11 +30,20 @@ uvicorn's wait for requests under way is the place.)
 no hook to pick its protocol; the worker takes its uvicorn settings from the class attribute
 ``CONFIG_KWARGS`` (overriding it is the documented way to configure the worker), so
 ``install()`` sets ``http`` there, before gunicorn forks.
+
+gunicorn (>= 25) also opens a control socket at start, in ``$XDG_RUNTIME_DIR`` or else in
+``~/.gunicorn``: where the home folder is read-only (Cloud Functions, Lambda, an image's
+read-only root) that failed with a plain-text warning, and two functions on one host took each
+other's socket. Without ``$XDG_RUNTIME_DIR``, ``install()`` puts it in the temporary folder
+(``$TMPDIR``, else ``/tmp``: the one place serverless platforms let a function write), one per
+server process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -271,3 +280,15 @@ def install(settings: ServerSettings) -> None:
         "http": BoundedHttpToolsProtocol,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
+    _control_socket_in_temp()
+
+
+def _control_socket_in_temp() -> None:
+    """gunicorn's control socket in the temporary folder unless ``$XDG_RUNTIME_DIR`` names
+    its place (see the module's doc). gunicorn reads its settings' defaults when it starts, after
+    ``main.py`` is loaded."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    from gunicorn.config import ControlSocket
+
+    ControlSocket.default = os.path.join(tempfile.gettempdir(), f"gunicorn-{os.getpid()}.ctl")

@@ -4,12 +4,14 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from functions.gateway.service import build_app
 from shared.lambda_http import lambda_handler
-from shared.runtime import freeze_heap_for_workers, prepare
+from shared.runtime import collector_paused, freeze_heap_for_workers, prepare
 
-prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
-_app = build_app()
+with collector_paused():  # while the function loads: see shared/runtime.py
+    from functions.gateway.service import build_app
+
+    prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
+    _app = build_app()
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 
 

@@ -7,10 +7,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from functions.orchestrator.platform_events import AwsEvents
-from functions.orchestrator.service import build_app, build_service
 from shared.lambda_http import lambda_handler
-from shared.runtime import freeze_heap_for_workers, prepare
+from shared.runtime import collector_paused, freeze_heap_for_workers, prepare
 
 # A worker holds ~500 runs at once, each with hundreds of live objects (its coroutines, futures,
 # the requests in flight): at CPython's default (a collection every 700 new objects) the
@@ -18,9 +16,13 @@ from shared.runtime import freeze_heap_for_workers, prepare
 # a quarter of a task's CPU (bench/RESULTS.md, Orchestrator, "What was cut").
 GC_YOUNG_THRESHOLD = 50_000
 
-prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
-service = build_service()
-_app = build_app(service)
+with collector_paused():  # while the function loads: see shared/runtime.py
+    from functions.orchestrator.platform_events import AwsEvents
+    from functions.orchestrator.service import build_app, build_service
+
+    prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
+    service = build_service()
+    _app = build_app(service)
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 

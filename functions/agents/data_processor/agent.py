@@ -9,22 +9,17 @@ itself, ``run_isolated`` what a request calls. SQL is built from checked names a
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from functions.agents.data_processor import conditions as filters
-from functions.agents.data_processor import query as q
 from functions.agents.data_processor.limits import QueryLimits
-from functions.agents.data_processor.pool import Budget, QueryPool, shared_pool, time_limit_message
-from functions.agents.data_processor.sandbox import ResultSet, fetch, json_safe, load, session
-from functions.agents.data_processor.table import Table, table_from_csv, table_from_rows
+from functions.agents.data_processor.pool import Budget, QueryPool, shared_pool
 from shared.agent import AgentResult, AgentSpec
-from shared.errors import BadRequest
 
 Operation = Literal["describe", "filter", "sort", "select", "group_by", "sql"]
 
@@ -174,122 +169,12 @@ def run_isolated(request: DataRequest, limits: QueryLimits, pool: QueryPool) -> 
 
 
 def run(request: DataRequest, limits: QueryLimits) -> AgentResult:
-    """Load the data and answer the request in this process, within the time limit."""
-    started = time.perf_counter()
-    table = (
-        table_from_rows(request.rows, limits)
-        if request.rows is not None
-        else table_from_csv(request.csv or "", request.delimiter, limits)
-    )
-    left = limits.query_timeout_s - (time.perf_counter() - started)
-    if left <= 0:
-        raise BadRequest(time_limit_message(limits.query_timeout_s))
-    with session(limits, left) as conn:
-        load(conn, table)
-        result, sql = _OPERATIONS[request.operation](conn, table, request, limits)
-    meta: dict[str, Any] = {
-        "operation": request.operation,
-        "input_rows": table.row_count,
-        "input_columns": len(table.columns),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-    }
-    if request.operation != "sql":
-        meta["sql"] = sql
-    return AgentResult(result=result, meta=meta)
+    """Load the data and answer the request in this process, within the time limit. The work is
+    in ``operations``, imported here: in a query process, never in the server's own."""
+    from functions.agents.data_processor import operations
 
+    return operations.run(request, limits)
 
-OperationFn = Callable[
-    [duckdb.DuckDBPyConnection, Table, DataRequest, QueryLimits], tuple[dict[str, Any], str]
-]
-
-
-def _describe(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
-) -> tuple[dict[str, Any], str]:
-    sql = q.describe_sql(table)
-    measures = conn.execute(sql.text).fetchone() or ()
-    total, per_column = measures[0], measures[1:]
-    columns = []
-    for index, column in enumerate(table.columns):
-        count, low, high, mean = per_column[index * 4 : index * 4 + 4]
-        columns.append(
-            {
-                "name": column.name,
-                "type": column.sql_type,
-                "count": count,
-                "nulls": total - count,
-                "min": json_safe(low),
-                "max": json_safe(high),
-                "mean": json_safe(mean),
-            }
-        )
-    return {"columns": columns, "row_count": total}, sql.text
-
-
-def _rows(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
-) -> tuple[dict[str, Any], str]:
-    plan = q.RowsPlan(
-        columns=request.columns,
-        conditions=_conditions(request),
-        order_by=_order_keys(request),
-    )
-    sql = q.rows_sql(table, plan)
-    return _fetch(conn, sql, request, limits).as_json(), sql.text
-
-
-def _group(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
-) -> tuple[dict[str, Any], str]:
-    plan = q.GroupPlan(
-        group_by=request.group_by,
-        aggregates=[q.Aggregate(fn=a.fn, column=a.column) for a in request.aggregates],
-        conditions=_conditions(request),
-        order_by=_order_keys(request),
-    )
-    sql = q.group_sql(table, plan)
-    return _fetch(conn, sql, request, limits).as_json(), sql.text
-
-
-def _sql(
-    conn: duckdb.DuckDBPyConnection, table: Table, request: DataRequest, limits: QueryLimits
-) -> tuple[dict[str, Any], str]:
-    text = q.check_read_only(conn, request.query or "")
-    return _fetch(conn, q.Sql(text), request, limits).as_json(), text
-
-
-def _fetch(
-    conn: duckdb.DuckDBPyConnection, sql: q.Sql, request: DataRequest, limits: QueryLimits
-) -> ResultSet:
-    return fetch(
-        conn,
-        sql.text,
-        sql.params,
-        limit=request.limit,
-        max_rows=limits.max_result_rows,
-        max_bytes=limits.max_result_bytes,
-    )
-
-
-def _conditions(request: DataRequest) -> list[filters.Condition]:
-    return [filters.Condition(c.column, c.op, c.value) for c in request.conditions]
-
-
-def _order_keys(request: DataRequest) -> list[q.OrderKey]:
-    return [
-        q.OrderKey(key) if isinstance(key, str) else q.OrderKey(key.column, key.descending)
-        for key in request.order_by
-    ]
-
-
-_OPERATIONS: dict[str, OperationFn] = {
-    "describe": _describe,
-    "filter": _rows,
-    "sort": _rows,
-    "select": _rows,
-    "group_by": _group,
-    "sql": _sql,
-}
 
 DESCRIPTION = (
     "Answers questions over tabular data that you send in the request (JSON rows or CSV text, "
@@ -311,6 +196,12 @@ EXAMPLE = {
 }
 
 
+@functools.cache
+def duckdb_version() -> str:
+    """DuckDB's version, from its package's metadata: this process does not import DuckDB."""
+    return importlib.metadata.version("duckdb")
+
+
 def build_spec(
     limits: QueryLimits | None = None, pool: QueryPool | None = None
 ) -> AgentSpec[DataRequest]:
@@ -319,6 +210,7 @@ def build_spec(
     chosen = limits or QueryLimits()
     queries = pool or shared_pool(
         run,
+        preload=[__name__, "functions.agents.data_processor.operations"],
         size=chosen.workers,
         address_space=chosen.process_memory_bytes,
         memory_label=chosen.process_memory,
@@ -330,7 +222,7 @@ def build_spec(
         run=lambda request: run_isolated(request, chosen, queries),
         example=EXAMPLE,
         health=lambda: {
-            "duckdb": duckdb.__version__,
+            "duckdb": duckdb_version(),
             "max_rows": chosen.max_rows,
             "query_processes": queries.size,
         },

@@ -299,16 +299,26 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_pool(
-    target: Callable[..., Any], *, size: int, address_space: int, memory_label: str
+    target: Callable[..., Any],
+    *,
+    size: int,
+    address_space: int,
+    memory_label: str,
+    preload: list[str] | None = None,
 ) -> QueryPool:
     """One pool per server process and settings, however often the app is built (tests build
-    it per client; gunicorn forks workers from a parent that built it: each gets its own)."""
-    key = (os.getpid(), target, size, address_space, memory_label)
+    it per client; gunicorn forks workers from a parent that built it: each gets its own).
+    ``preload``: the modules its processes' server imports (default: ``target``'s)."""
+    key = (os.getpid(), target, size, address_space, memory_label, tuple(preload or ()))
     with _SHARED_LOCK:
         pool = _SHARED.get(key)
         if pool is None:
             pool = QueryPool(
-                target, size=size, address_space=address_space, memory_label=memory_label
+                target,
+                size=size,
+                address_space=address_space,
+                memory_label=memory_label,
+                preload=preload,
             )
             _SHARED[key] = pool
     return pool
