@@ -53,6 +53,7 @@ _PLATFORM = (
     _var("LOG_FILE", "also append the log lines to this file (under /tmp on a FaaS)"),
     _var("PROMETHEUS_MULTIPROC_DIR", "the workers' shared metrics folder", "a new one in /tmp"),
     _var("CONFIG_DIR", "the folder of the YAML files", "config/"),
+    _var("XDG_RUNTIME_DIR", "where gunicorn's control socket goes", "$TMPDIR"),
 )
 _OUTBOUND = _var("OUTBOUND_TRANSPORT", "wire or httpx (httpx when a proxy variable is set)")
 
