@@ -84,11 +84,10 @@ def test_the_sandbox_itself_allows_no_directory(spill_file: Path) -> None:
 
 
 def test_a_query_too_big_for_memory_fails_instead_of_spilling(
-    spill_file: Path, monkeypatch: pytest.MonkeyPatch
+    client: FunctionClient, spill_file: Path
 ) -> None:
-    # The wall-time limit far away: the memory bound ends it, however busy the machine is.
-    monkeypatch.setenv("DATA_PROCESSOR_QUERY_TIMEOUT_S", "120")
-    client = function_client("data_processor")
+    # The wall-time limit is far away (conftest.py): the memory bound ends it, however busy
+    # the machine is.
     answer = ask_sql(
         client,
         "SELECT count(*) FROM (SELECT a.range, b.range FROM range(100000) a, range(10000) b "

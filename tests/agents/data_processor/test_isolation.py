@@ -33,10 +33,9 @@ GIB = 2**30
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> FunctionClient:
-    """The data processor with its memory bounds and a wall-time limit far away, so what ends a
-    hog is the memory bound it tests, however busy the machine is."""
-    monkeypatch.setenv("DATA_PROCESSOR_QUERY_TIMEOUT_S", "120")
+def client() -> FunctionClient:
+    """The data processor with its memory bounds and its wall-time limit far away (conftest.py),
+    so what ends a hog is the memory bound it tests, however busy the machine is."""
     return function_client("data_processor")
 
 
