@@ -40,8 +40,13 @@ package: ## each function's source bundle for Cloud Functions / Cloud Run: dist/
 # (bench/RESULTS.md, "Test suite wall time"). loadfile keeps a module on one worker, so its
 # module-scoped servers and processes start once (loadgroup's groups are lost on pytest 9).
 TEST_WORKERS ?= 4
+# The project's own modules are compiled first, as setup compiles what it installs: the suite
+# starts a hundred function processes, each of which compiled them again where
+# PYTHONDONTWRITEBYTECODE is set. For the run, pytest may keep its rewritten test modules, so a
+# second run does not rewrite them again in every worker (both in __pycache__, git-ignored).
 test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m compileall -q -j0 functions shared emulator tools >/dev/null
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
 test-deploy: ## each bundle in a fresh venv from its requirements.txt alone, then all of them on one task
