@@ -64,11 +64,7 @@ def secret_name(variable: Variable) -> str:
 def deployed_secrets(function: Function, manifest: Manifest) -> tuple[Variable, ...]:
     """The secrets a definition references: each function's own (optional ones, such as a
     second provider's, are added by hand: DEPLOY.md)."""
-    return tuple(v for v in function_variables(function, manifest) if v.secret and not _optional(v))
-
-
-def _optional(variable: Variable) -> bool:
-    return variable.name.startswith(("AWS_", "ANTHROPIC_AUTH"))
+    return tuple(v for v in function_variables(function, manifest) if v.secret and not v.optional)
 
 
 def cloud_memory(memory: str) -> str:

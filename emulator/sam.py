@@ -23,7 +23,15 @@ from shared.manifest import Function, Manifest
 RUNTIME = "python3.11"
 BUNDLES = "../../dist/functions"
 """The bundles, relative to this template (``agentorch package`` writes them)."""
-RESERVED = frozenset({"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+RESERVED = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }
+)
 """Lambda's own variables: a function may not set them."""
 QUEUE_RECEIVES = 5
 """A task message that failed this many times goes to the dead-letter queue."""

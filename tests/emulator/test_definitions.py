@@ -8,15 +8,13 @@ docstring says why not a published schema).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 from cfnlint.api import ManualArgs, lint_file
 
-from emulator import contract, definitions
-from emulator.contract import common_variables, function_variables
+from emulator import definitions
 from shared.config import REPO_ROOT, read_yaml
 from shared.manifest import load_manifest, parse_manifest
 from tests.emulator import platform_schemas as schemas
@@ -138,36 +136,3 @@ def test_a_new_agent_gets_its_definitions_with_no_edit() -> None:
         "http://weather-agent.agentorch.svc.cluster.local"
         in files["deploy/knative/orchestrator.yaml"]
     )
-
-
-# ---- the environment contract ------------------------------------------------------------------
-
-_READ = re.compile(r"""environ(?:\.get)?[(\[]\s*["']([A-Z][A-Z0-9_]+)["']""")
-
-
-def test_every_variable_the_code_reads_is_in_the_contract() -> None:
-    known = {v.name for v in common_variables()}
-    for function in MANIFEST.functions:
-        known |= {v.name for v in function_variables(function, MANIFEST)}
-    read = set()
-    for folder in ("functions", "shared"):
-        for path in (REPO_ROOT / folder).rglob("*.py"):
-            read |= set(_READ.findall(path.read_text(encoding="utf-8")))
-    # Set by this code for its own children, or for tests only, not by a deployment.
-    internal = {
-        "AGENTORCH_INSTANCE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "AWS_DEFAULT_REGION",
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    }
-    missing = read - known - internal
-    assert not missing, f"add these to emulator/contract.py (or a settings class): {missing}"
-
-
-def test_secrets_come_from_the_settings_and_the_providers() -> None:
-    tavily = function_variables(MANIFEST.function("tavily"), MANIFEST)
-    assert [v.name for v in tavily if v.secret] == ["TAVILY_API_KEY"]
-    gateway = {v.name for v in contract.secrets(MANIFEST.function("gateway"), MANIFEST)}
-    assert {"ANTHROPIC_API_KEY", "GATEWAY_API_KEYS"} <= gateway
-    wired = {v.name: v.wired for v in contract.wired(MANIFEST.of_kind("orchestrator"), MANIFEST)}
-    assert wired == {"GATEWAY_URL": "gateway", **{a.url_variable: a.name for a in MANIFEST.agents}}
