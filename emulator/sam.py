@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from emulator.contract import Variable, function_variables
-from emulator.definitions import TIMEOUT_S, public
+from emulator.definitions import TIMEOUT_S, identity_env, public
 from shared.manifest import Function, Manifest
 
 RUNTIME = "python3.11"
@@ -75,6 +75,7 @@ def _function(function: Function, manifest: Manifest) -> dict[str, Any]:
             variables[variable.name] = {"Fn::GetAtt": url}
         elif variable.secret and variable.name not in RESERVED:
             variables[variable.name] = _secret(variable)
+    variables.update(identity_env(function, "aws"))
     properties: dict[str, Any] = {
         "CodeUri": f"{BUNDLES}/{function.name}/",
         "Handler": "main.handler",

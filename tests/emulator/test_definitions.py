@@ -49,6 +49,7 @@ def test_the_sam_template_wires_urls_secrets_and_the_queue() -> None:
         assert variables[agent.url_variable] == {"Fn::GetAtt": f"{name}Url.FunctionUrl"}
         assert resources[name]["Properties"]["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
         assert resources[name]["Properties"]["CodeUri"] == f"../../dist/functions/{agent.name}/"
+    assert variables["OUTBOUND_AUTH"] == "aws_sigv4"  # its role signs its calls to them
     tasks = orchestrator["Events"]["Tasks"]["Properties"]
     assert tasks["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     key = resources["Tavily"]["Properties"]["Environment"]["Variables"]["TAVILY_API_KEY"]
@@ -73,7 +74,8 @@ def test_each_cloud_run_service_is_valid_and_private_but_the_orchestrator(functi
     assert container.ports[0].containerPort == function.container_port
     assert container.image == f"${{IMAGE_REPOSITORY}}/{function.image}:${{TAG}}"
     secrets = {e.name for e in container.env if e.valueFrom}
-    assert not any(e.value and not e.value.startswith("${") for e in container.env)
+    literal = {e.name: e.value for e in container.env if e.value and not e.value.startswith("${")}
+    assert literal == definitions.identity_env(function, "google")  # the orchestrator's alone
     assert secrets == {v.name for v in definitions.deployed_secrets(function, MANIFEST)}
 
 
