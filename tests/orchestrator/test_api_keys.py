@@ -24,7 +24,7 @@ DONE = {
 
 PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 CE = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "//pubsub.googleapis.com/t"}
-PUSH = {
+PUSH: dict[str, Any] = {
     "message": {"data": base64.b64encode(b'{"task": "Hello?"}').decode(), "messageId": "m-1"},
     "subscription": "projects/p/subscriptions/agentorch-tasks",
 }
@@ -55,7 +55,7 @@ async def test_task_routes_need_a_key_and_health_does_not(
                 ("a Pub/Sub push", "POST", "/pubsub", {"authorization": "Bearer oidc.x.y"}),
                 ("an Eventarc event", "POST", "/", {"ce-type": PUBLISHED, **CE}),
             ]:
-                body = {"task": "Hello?"} if method == "POST" else None
+                body: dict[str, Any] | None = {"task": "Hello?"} if method == "POST" else None
                 if path == "/pubsub" or "ce-type" in headers:
                     body = PUSH
                 async with client.request(method, url + path, json=body, headers=headers) as r:
