@@ -12,6 +12,7 @@ call that passes a quoted value (``accepted_keys("ORCHESTRATOR", ...)``).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 
@@ -23,6 +24,8 @@ from shared.manifest import load_manifest
 MANIFEST = load_manifest()
 _NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^[A-Z]{4,}$")
 _CONSTANT = re.compile(r"_VARIABLES?$")
+_READS = ("environ", "getenv", "env.get", "env[", "_VARIABLE")
+"""A module holding none of these reads no variable by name."""
 # Set by this code for its own children, or for tests only, not by a deployment; or read by
 # botocore's credential chain, which the platform (or the user's machine) sets.
 INTERNAL = {
@@ -36,10 +39,13 @@ INTERNAL = {
 }
 
 
-def _sources() -> Iterator[ast.Module]:
-    for folder in ("functions", "shared"):
-        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
-            yield ast.parse(path.read_text(encoding="utf-8"), str(path))
+def _sources() -> dict[str, str]:
+    """The text of each module of ``functions`` and ``shared``, by path."""
+    return {
+        str(path): path.read_text(encoding="utf-8")
+        for folder in ("functions", "shared")
+        for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+    }
 
 
 def _strings(node: ast.AST) -> list[str]:
@@ -77,13 +83,18 @@ def _key(node: ast.AST) -> ast.AST | None:
     return None
 
 
-def scan() -> tuple[set[str], set[str]]:
-    """The variable names the code reads, and the patterns (regular expressions) it reads by."""
-    modules = list(_sources())
+@functools.cache
+def scan() -> tuple[frozenset[str], frozenset[str]]:
+    """The variable names the code reads, and the patterns (regular expressions) it reads by
+    (once a session: it parses every module)."""
+    texts = _sources()
+    # Only a module that can read a variable is parsed (ast is the slow part of this test).
+    reading = [p for p, text in texts.items() if any(c in text for c in _READS)]
+    modules = {path: ast.parse(texts[path], path) for path in reading}
     names: set[str] = set()
     patterns: set[str] = set()
     built: dict[str, tuple[int, str, str]] = {}  # function -> (argument, prefix, suffix)
-    for module in modules:
+    for module in modules.values():
         names |= _quoted_reads(module)
         for value in _constants(module):
             if isinstance(value, ast.Call):  # re.compile(r"^AGENT_...$")
@@ -91,9 +102,11 @@ def scan() -> tuple[set[str], set[str]]:
             else:
                 names |= set(_strings(value))
         built |= _name_builders(module)
-    for module in modules:
-        names |= _built_names(module, built)
-    return names, patterns
+    for path, text in texts.items():  # the calls to those functions, wherever they are
+        if any(f"{name}(" in text for name in built):
+            module = modules.get(path) or ast.parse(text, path)
+            names |= _built_names(module, built)
+    return frozenset(names), frozenset(patterns)
 
 
 def _quoted_reads(module: ast.Module) -> set[str]:
