@@ -49,7 +49,7 @@ test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for 
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
-test-deploy: ## each bundle in a fresh venv from its requirements.txt alone, then all of them on one task
+test-deploy: ## each bundle in a fresh venv from its requirements.txt alone (server and Lambda handler), then all on one task
 	AGENTORCH_DEPLOY_TEST=1 $(BIN)/python -m pytest tests/deploy
 
 lint: ## ruff and mypy

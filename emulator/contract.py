@@ -23,6 +23,7 @@ from shared.config import REPO_ROOT
 from shared.manifest import Function, Manifest
 from shared.server import ServerSettings
 from shared.settings import FunctionSettings
+from shared.transport import PROXY_VARIABLES
 
 EVERY_FUNCTION = "(every function)"
 
@@ -40,10 +41,15 @@ class Variable:
     """Kept in a secret store, never written into a definition."""
     wired: str | None = None
     """The function whose URL a deployment puts here (the orchestrator's ``<NAME>_URL``)."""
+    optional: bool = False
+    """A secret the Cloud Run and Cloud Functions definitions reference only when asked
+    (``agentorch deploy --secret``): a second provider's, or a feature that is off unset."""
 
 
-def _var(name: str, sets: str, default: str = "", secret: bool = False) -> Variable:
-    return Variable(name, sets, default, secret)
+def _var(
+    name: str, sets: str, default: str = "", secret: bool = False, optional: bool = False
+) -> Variable:
+    return Variable(name, sets, default, secret, optional=optional)
 
 
 _PLATFORM = (
@@ -55,7 +61,12 @@ _PLATFORM = (
     _var("CONFIG_DIR", "the folder of the YAML files", "config/"),
     _var("XDG_RUNTIME_DIR", "where gunicorn's control socket goes", "$TMPDIR"),
 )
-_OUTBOUND = _var("OUTBOUND_TRANSPORT", "wire or httpx (httpx when a proxy variable is set)")
+_OUTBOUND = (
+    _var("OUTBOUND_TRANSPORT", "wire or httpx (httpx when a proxy variable is set)"),
+    *(_var(name, "the proxy for its outbound calls") for name in PROXY_VARIABLES),
+)
+CLI = "(agentorch CLI)"
+"""Not a function: the variables the ``agentorch`` command reads on the user's machine."""
 
 READ_ELSEWHERE: dict[str, tuple[Variable, ...]] = {
     EVERY_FUNCTION: _PLATFORM,
@@ -66,19 +77,38 @@ READ_ELSEWHERE: dict[str, tuple[Variable, ...]] = {
             secret=True,
         ),
         _var("ANTHROPIC_API_KEY", "the Anthropic provider's key", secret=True),
-        _var("ANTHROPIC_AUTH_TOKEN", "the Anthropic provider's bearer token", secret=True),
+        _var(
+            "ANTHROPIC_AUTH_TOKEN",
+            "the Anthropic provider's bearer token",
+            secret=True,
+            optional=True,
+        ),
         _var("ANTHROPIC_BASE_URL", "another Anthropic endpoint", "Anthropic's"),
         _var("AWS_REGION", "Bedrock's region (Lambda sets it)", "us-east-1"),
-        _var("AWS_BEARER_TOKEN_BEDROCK", "a Bedrock API key", secret=True),
+        _var("AWS_BEARER_TOKEN_BEDROCK", "a Bedrock API key", secret=True, optional=True),
         _var(
             "AWS_ACCESS_KEY_ID",
             "Bedrock credentials outside AWS (Lambda uses its role)",
             secret=True,
+            optional=True,
         ),
-        _var("AWS_SECRET_ACCESS_KEY", "Bedrock credentials outside AWS", secret=True),
-        _OUTBOUND,
+        _var(
+            "AWS_SECRET_ACCESS_KEY", "Bedrock credentials outside AWS", secret=True, optional=True
+        ),
+        _var(
+            "AWS_SESSION_TOKEN", "their session token (Lambda sets it)", secret=True, optional=True
+        ),
+        _var("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "another Bedrock endpoint", "AWS's"),
+        _var("AWS_ENDPOINT_URL", "another endpoint for every AWS service", "AWS's"),
+        *_OUTBOUND,
     ),
     "orchestrator": (
+        _var(
+            "ORCHESTRATOR_API_KEYS",
+            "the keys its callers must present (comma-separated); none: open",
+            secret=True,
+            optional=True,
+        ),
         _var(
             "GATEWAY_API_KEY",
             "the key it presents to the gateway",
@@ -87,11 +117,32 @@ READ_ELSEWHERE: dict[str, tuple[Variable, ...]] = {
         ),
         _var("AGENTS", "more agents by URL: name=url,..."),
         _var("FUNCTIONS_MANIFEST", "another functions.yaml", "functions.yaml"),
-        _OUTBOUND,
+        *_OUTBOUND,
     ),
-    "tavily": (_OUTBOUND,),
+    "tavily": _OUTBOUND,
+    CLI: (
+        _var(
+            "ORCHESTRATOR_API_KEY",
+            "the key it presents to the orchestrator (`--api-key` wins)",
+            "first of ORCHESTRATOR_API_KEYS",
+            secret=True,
+        ),
+    ),
 }
-"""Variables read outside a settings class, by function (``EVERY_FUNCTION``: all of them)."""
+"""Variables read outside a settings class, by function (``EVERY_FUNCTION``: all of them;
+``CLI``: the command's)."""
+PER_AGENT: dict[str, tuple[Variable, ...]] = {
+    "orchestrator": (
+        _var(
+            "AGENT_<NAME>_HEADERS",
+            "headers for agent NAME's calls (its own auth): name=value,...; "
+            "an agent with them gets no OUTBOUND_AUTH",
+            secret=True,
+        ),
+    ),
+}
+"""Variables named per agent, by function: in the table, never set by a definition (a
+deployment adds the ones it needs, as secrets)."""
 
 
 def function_variables(function: Function, manifest: Manifest) -> tuple[Variable, ...]:
@@ -120,19 +171,20 @@ def wired(function: Function, manifest: Manifest) -> tuple[Variable, ...]:
 
 
 def settings_classes(function: Function) -> list[type[FunctionSettings]]:
-    """The ``FunctionSettings`` subclasses defined in ``function``'s folder (imported to find
-    them; only files that name the base are imported)."""
+    """The ``FunctionSettings`` subclasses ``function``'s folder defines or imports (from
+    ``shared``: the orchestrator's ``OutboundAuthSettings``), but every function's
+    ``ServerSettings``. Only files that name a settings class are imported to find them."""
     found: list[type[FunctionSettings]] = []
     for path in sorted((REPO_ROOT / function.source).rglob("*.py")):
-        if path.name == "main.py" or "FunctionSettings" not in path.read_text(encoding="utf-8"):
+        if path.name == "main.py" or "Settings" not in path.read_text(encoding="utf-8"):
             continue
         module = importlib.import_module(_module_name(path))
         for value in vars(module).values():
             if (
                 isinstance(value, type)
                 and issubclass(value, FunctionSettings)
-                and value is not FunctionSettings
-                and value.__module__ == module.__name__
+                and value not in (FunctionSettings, ServerSettings)
+                and value not in found
             ):
                 found.append(value)
     return found
@@ -199,7 +251,11 @@ def env_table(manifest: Manifest) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     groups = [(EVERY_FUNCTION, common_variables())]
-    groups += [(f.name, function_variables(f, manifest)) for f in manifest.functions]
+    groups += [
+        (f.name, (*function_variables(f, manifest), *PER_AGENT.get(f.name, ())))
+        for f in manifest.functions
+    ]
+    groups.append((CLI, READ_ELSEWHERE[CLI]))
     for name, variables in groups:
         for variable in variables:
             role = "**secret**" if variable.secret else ""

@@ -35,6 +35,15 @@ TASK_EVENT_TYPE = "dev.agentorch.task.requested"
 """The CloudEvent type the Broker's Trigger hands to the orchestrator (its results, of types
 ``dev.agentorch.task.*`` but not this one, go back to the Broker without looping)."""
 SECRET_KEY = "latest"
+OUTBOUND_AUTH = {"google": "google", "aws": "aws_sigv4"}
+"""The orchestrator's ``OUTBOUND_AUTH`` by cloud: it calls the private gateway and agents
+with its platform identity (Knative's in-cluster calls need none)."""
+
+
+def identity_env(function: Function, cloud: str) -> dict[str, str]:
+    """The variables that make ``function`` call the private ones with its identity on
+    ``cloud`` (``google``: Cloud Run and Cloud Functions; ``aws``: Lambda): the public one's."""
+    return {"OUTBOUND_AUTH": OUTBOUND_AUTH[cloud]} if public(function) else {}
 
 
 def service_name(function: Function) -> str:
@@ -64,11 +73,7 @@ def secret_name(variable: Variable) -> str:
 def deployed_secrets(function: Function, manifest: Manifest) -> tuple[Variable, ...]:
     """The secrets a definition references: each function's own (optional ones, such as a
     second provider's, are added by hand: DEPLOY.md)."""
-    return tuple(v for v in function_variables(function, manifest) if v.secret and not _optional(v))
-
-
-def _optional(variable: Variable) -> bool:
-    return variable.name.startswith(("AWS_", "ANTHROPIC_AUTH"))
+    return tuple(v for v in function_variables(function, manifest) if v.secret and not v.optional)
 
 
 def cloud_memory(memory: str) -> str:
@@ -95,6 +100,7 @@ def cloud_run_service(function: Function, manifest: Manifest) -> dict[str, Any]:
         for v in function_variables(function, manifest)
         if v.wired
     ]
+    env += [{"name": k, "value": v} for k, v in identity_env(function, "google").items()]
     env += [
         {"name": v.name, "valueFrom": {"secretKeyRef": {"name": secret_name(v), "key": SECRET_KEY}}}
         for v in deployed_secrets(function, manifest)

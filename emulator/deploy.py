@@ -106,7 +106,9 @@ def _gcloud(manifest: Manifest, options: Options, root: Path) -> list[Step]:
         for variable in wired:
             callee = manifest.function(str(variable.wired))
             steps.append(Step(_describe(callee, options), capture=variable.name))
-        env = ",".join(f"{v.name}=${v.name}" for v in wired)
+        pairs = [f"{v.name}=${v.name}" for v in wired]
+        pairs += [f"{k}={v}" for k, v in definitions.identity_env(function, "google").items()]
+        env = ",".join(pairs)
         steps.append(Step(_deploy(function, manifest, options, env)))
     return steps
 

@@ -17,13 +17,21 @@ import re
 from typing import Any
 
 from emulator.contract import Variable, function_variables
-from emulator.definitions import TIMEOUT_S, public
+from emulator.definitions import TIMEOUT_S, identity_env, public
 from shared.manifest import Function, Manifest
 
 RUNTIME = "python3.11"
 BUNDLES = "../../dist/functions"
 """The bundles, relative to this template (``agentorch package`` writes them)."""
-RESERVED = frozenset({"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+RESERVED = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }
+)
 """Lambda's own variables: a function may not set them."""
 QUEUE_RECEIVES = 5
 """A task message that failed this many times goes to the dead-letter queue."""
@@ -67,6 +75,7 @@ def _function(function: Function, manifest: Manifest) -> dict[str, Any]:
             variables[variable.name] = {"Fn::GetAtt": url}
         elif variable.secret and variable.name not in RESERVED:
             variables[variable.name] = _secret(variable)
+    variables.update(identity_env(function, "aws"))
     properties: dict[str, Any] = {
         "CodeUri": f"{BUNDLES}/{function.name}/",
         "Handler": "main.handler",

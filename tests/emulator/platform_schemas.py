@@ -20,7 +20,9 @@ DNS_LABEL = r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$"
 QUANTITY_CPU = r"^(\d+m|\d+(\.\d+)?)$"
 QUANTITY_MEMORY = r"^\d+(Ki|Mi|Gi)$"
 VARIABLE = r"^[A-Z_][A-Z0-9_]*$"
-PLACEHOLDER_OR_URL = r"^(\$\{[A-Z_]+\}|https?://\S+)$"
+PLACEHOLDER_OR_URL = r"^(\$\{[A-Z_]+\}|https?://\S+|[a-z][a-z0-9_]*)$"
+"""A value in a definition: a placeholder, a URL or a lower-case mode word (``OUTBOUND_AUTH``'s
+``google``); never anything shaped like a key."""
 
 
 class _Strict(BaseModel):

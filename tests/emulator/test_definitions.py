@@ -8,14 +8,12 @@ docstring says why not a published schema).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from emulator import contract, definitions
-from emulator.contract import common_variables, function_variables
+from emulator import definitions
 from shared.config import REPO_ROOT, read_yaml
 from shared.manifest import load_manifest, parse_manifest
 from tests.emulator import platform_schemas as schemas
@@ -52,6 +50,7 @@ def test_the_sam_template_wires_urls_secrets_and_the_queue() -> None:
         assert variables[agent.url_variable] == {"Fn::GetAtt": f"{name}Url.FunctionUrl"}
         assert resources[name]["Properties"]["FunctionUrlConfig"] == {"AuthType": "AWS_IAM"}
         assert resources[name]["Properties"]["CodeUri"] == f"../../dist/functions/{agent.name}/"
+    assert variables["OUTBOUND_AUTH"] == "aws_sigv4"  # its role signs its calls to them
     tasks = orchestrator["Events"]["Tasks"]["Properties"]
     assert tasks["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     key = resources["Tavily"]["Properties"]["Environment"]["Variables"]["TAVILY_API_KEY"]
@@ -76,7 +75,8 @@ def test_each_cloud_run_service_is_valid_and_private_but_the_orchestrator(functi
     assert container.ports[0].containerPort == function.container_port
     assert container.image == f"${{IMAGE_REPOSITORY}}/{function.image}:${{TAG}}"
     secrets = {e.name for e in container.env if e.valueFrom}
-    assert not any(e.value and not e.value.startswith("${") for e in container.env)
+    literal = {e.name: e.value for e in container.env if e.value and not e.value.startswith("${")}
+    assert literal == definitions.identity_env(function, "google")  # the orchestrator's alone
     assert secrets == {v.name for v in definitions.deployed_secrets(function, MANIFEST)}
 
 
@@ -139,36 +139,3 @@ def test_a_new_agent_gets_its_definitions_with_no_edit() -> None:
         "http://weather-agent.agentorch.svc.cluster.local"
         in files["deploy/knative/orchestrator.yaml"]
     )
-
-
-# ---- the environment contract ------------------------------------------------------------------
-
-_READ = re.compile(r"""environ(?:\.get)?[(\[]\s*["']([A-Z][A-Z0-9_]+)["']""")
-
-
-def test_every_variable_the_code_reads_is_in_the_contract() -> None:
-    known = {v.name for v in common_variables()}
-    for function in MANIFEST.functions:
-        known |= {v.name for v in function_variables(function, MANIFEST)}
-    read = set()
-    for folder in ("functions", "shared"):
-        for path in (REPO_ROOT / folder).rglob("*.py"):
-            read |= set(_READ.findall(path.read_text(encoding="utf-8")))
-    # Set by this code for its own children, or for tests only, not by a deployment.
-    internal = {
-        "AGENTORCH_INSTANCE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "AWS_DEFAULT_REGION",
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    }
-    missing = read - known - internal
-    assert not missing, f"add these to emulator/contract.py (or a settings class): {missing}"
-
-
-def test_secrets_come_from_the_settings_and_the_providers() -> None:
-    tavily = function_variables(MANIFEST.function("tavily"), MANIFEST)
-    assert [v.name for v in tavily if v.secret] == ["TAVILY_API_KEY"]
-    gateway = {v.name for v in contract.secrets(MANIFEST.function("gateway"), MANIFEST)}
-    assert {"ANTHROPIC_API_KEY", "GATEWAY_API_KEYS"} <= gateway
-    wired = {v.name: v.wired for v in contract.wired(MANIFEST.of_kind("orchestrator"), MANIFEST)}
-    assert wired == {"GATEWAY_URL": "gateway", **{a.url_variable: a.name for a in MANIFEST.agents}}

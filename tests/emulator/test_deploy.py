@@ -61,6 +61,7 @@ def test_cloud_run_deploys_the_gateway_and_agents_then_the_orchestrator_wired(
     for agent in MANIFEST.agents:
         service = agent.service.replace("_", "-")
         assert f"{agent.url_variable}={platform_cli.url_of(service)}" in env
+    assert env.endswith(",OUTBOUND_AUTH=google")  # its identity on its calls to them
     assert "--allow-unauthenticated" in orchestrator and "--ingress=all" in orchestrator
     assert "--service-account=agentorch-orchestrator@p.iam.gserviceaccount.com" in orchestrator
     gateway = calls[0]["args"]

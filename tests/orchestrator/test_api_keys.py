@@ -4,6 +4,7 @@ stays open, and no key shows in an answer or a log line."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -19,6 +20,13 @@ DONE = {
     "content": [{"type": "text", "text": "Done."}],
     "stop_reason": "end_turn",
     "usage": {"input_tokens": 3, "output_tokens": 1},
+}
+
+PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+CE = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "//pubsub.googleapis.com/t"}
+PUSH: dict[str, Any] = {
+    "message": {"data": base64.b64encode(b'{"task": "Hello?"}').decode(), "messageId": "m-1"},
+    "subscription": "projects/p/subscriptions/agentorch-tasks",
 }
 
 
@@ -41,8 +49,15 @@ async def test_task_routes_need_a_key_and_health_does_not(
                 ("agents, no key", "GET", "/agents", {}),
                 ("metrics, no key", "GET", "/metrics", {}),
                 ("health, no key", "GET", "/health", {}),
+                # What Pub/Sub push and Eventarc send: no x-api-key, only their own OIDC
+                # token (which Cloud Run checks, not this code): refused, then redelivered
+                # until the dead-letter topic (DEPLOY.md, "Service-to-service auth").
+                ("a Pub/Sub push", "POST", "/pubsub", {"authorization": "Bearer oidc.x.y"}),
+                ("an Eventarc event", "POST", "/", {"ce-type": PUBLISHED, **CE}),
             ]:
-                body = {"task": "Hello?"} if method == "POST" else None
+                body: dict[str, Any] | None = {"task": "Hello?"} if method == "POST" else None
+                if path == "/pubsub" or "ce-type" in headers:
+                    body = PUSH
                 async with client.request(method, url + path, json=body, headers=headers) as r:
                     answers.append((what, r.status, await r.text()))
     finally:
@@ -56,13 +71,16 @@ async def test_task_routes_need_a_key_and_health_does_not(
         "agents, no key": 401,
         "metrics, no key": 401,
         "health, no key": 200,
+        "a Pub/Sub push": 401,
+        "an Eventarc event": 401,
     }
     refused = json.loads(answers[1][2])["error"]
     assert refused == {
         "type": "authentication_error",
         "message": "the API key is not valid for this orchestrator",
     }
-    assert json.loads(answers[-1][2])["auth"] is True
-    assert len(gateway.received) == 2  # refused tasks never reached the model
+    health = next(body for what, _, body in answers if what == "health, no key")
+    assert json.loads(health)["auth"] is True
+    assert len(gateway.received) == 2  # refused tasks (and events) never reached the model
     for text in [str(logged()), *(body for _, _, body in answers)]:
         assert KEYS[0][:-1] not in text and KEYS[1] not in text
