@@ -30,7 +30,7 @@ WEATHER_TOOL: Any = {
 
 
 @contextmanager
-def gateway_on(folder: Path) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
+def gateway_on(folder: Path, **extra_env: str) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
     """The gateway with ``BASE_CONFIG``, its anthropic provider pointed at a fake upstream, no
     ambient credentials; the environment stays set while it serves. The upstream stops first,
     closing the connections the gateway keeps to it (an open one keeps the gateway's event
@@ -43,7 +43,7 @@ def gateway_on(folder: Path) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
         env.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
         env.delenv("GATEWAY_API_KEYS", raising=False)
         env.setenv("GATEWAY_CONFIG", str(write_config(folder, BASE_CONFIG)))
-        for name, value in upstream.environ().items():
+        for name, value in {**upstream.environ(), **extra_env}.items():
             env.setenv(name, value)
         gateway = ServedGateway(create_gateway_app())
         try:
