@@ -57,4 +57,5 @@ def openai_client(gateway: ServedGateway, **options: Any) -> openai.OpenAI:
     """The real OpenAI SDK, pointed at the gateway, its own retries off."""
     options.setdefault("timeout", 10.0)
     options.setdefault("max_retries", 0)
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", **options)
+    options.setdefault("api_key", "unused")
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", **options)

@@ -9,23 +9,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
-from tests.gateway.openai_support import gateway_on
+from tests.gateway.openai_support import gateway_on, openai_client
+from tests.gateway.support import ServedGateway
 
 MAX_BODY_BYTES = 256 * 1024
+KEY = "hostile-test-key"
 
 
 @pytest.fixture(scope="module")
-def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
     folder = tmp_path_factory.mktemp("hostile")
-    with gateway_on(folder, GATEWAY_MAX_BODY_BYTES=str(MAX_BODY_BYTES)) as (gateway, _):
-        yield gateway.http()
+    limits = {"GATEWAY_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "GATEWAY_API_KEYS": KEY}
+    with gateway_on(folder, **limits) as (served, _):
+        yield served
 
 
-def post(http: httpx.Client, body: Any) -> httpx.Response:
+@pytest.fixture(scope="module")
+def http(gateway: ServedGateway) -> httpx.Client:
+    return gateway.http()
+
+
+def post(http: httpx.Client, body: Any, key: str = KEY) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return http.post("/v1/responses", content=content, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    return http.post("/v1/responses", content=content, headers=headers)
 
 
 def call_item(arguments: Any) -> dict[str, Any]:
@@ -156,3 +166,14 @@ def test_many_items_and_tools_within_the_limit_are_answered(http: httpx.Client) 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "completed"
     assert post(http, request()).status_code == 200  # and the gateway still answers
+
+
+def test_a_wrong_key_is_the_sdks_authentication_error(gateway: ServedGateway) -> None:
+    with (
+        openai_client(gateway, api_key="not-the-key") as client,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        client.responses.create(model="local", input="hi")
+    assert caught.value.code == "invalid_api_key"
+    with openai_client(gateway, api_key=KEY) as client:
+        assert client.responses.create(model="local", input="hi").status == "completed"
