@@ -230,3 +230,27 @@ def test_an_upstream_rate_limit_is_the_sdks_rate_limit_error(
 def test_an_unknown_model_is_the_sdks_not_found_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-route", input="hi")
+
+
+def test_images_reach_the_upstream_as_image_blocks(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.text("Two pictures."))
+    parts: Any = [
+        {"type": "input_text", "text": "Describe these."},
+        {
+            "type": "input_image",
+            "image_url": "data:image/png;base64,iVBORw0KGgo=",
+            "detail": "auto",
+        },
+        {"type": "input_image", "image_url": "https://example.com/cat.jpg", "detail": "low"},
+    ]
+    client.responses.create(model="anthropic", input=[{"role": "user", "content": parts}])
+    [turn] = last_request(upstream)["messages"]
+    assert turn["content"][1:] == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+        },
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+    ]

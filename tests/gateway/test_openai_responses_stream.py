@@ -120,3 +120,32 @@ def test_a_refused_stream_is_an_error_before_any_event(client: openai.OpenAI) ->
         events(client, model="local", input="hi", previous_response_id="resp_1")
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["param"] == "previous_response_id"
+
+
+MIXED: list[dict[str, Any]] = [
+    {"type": "thinking", "thinking": "The user wants two cities.", "signature": "sig"},
+    {"type": "text", "text": "Checking "},
+    {"type": "text", "text": "both."},
+    {"type": "tool_use", "id": "toolu_m1", "name": "get_weather", "input": {"city": "Oslo"}},
+    {"type": "tool_use", "id": "toolu_m2", "name": "get_weather", "input": {"city": "Rome"}},
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_mixed_blocks_become_the_same_output_items_whole_or_streamed(
+    client: openai.OpenAI, upstream: FakeAnthropic, stream: bool
+) -> None:
+    upstream.enqueue(Answer(content=MIXED, stop_reason="tool_use"))
+    request: dict[str, Any] = {"model": "anthropic", "input": "Oslo and Rome?"}
+    if stream:
+        final = events(client, tools=[WEATHER_TOOL], **request)[-1].response
+    else:
+        final = client.responses.create(tools=[WEATHER_TOOL], **request)
+    assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
+    assert [part.text for part in final.output[0].content] == ["Checking ", "both."]
+    assert [(c.call_id, json.loads(c.arguments)) for c in final.output[1:]] == [
+        ("toolu_m1", {"city": "Oslo"}),
+        ("toolu_m2", {"city": "Rome"}),
+    ]
+    assert len({item.id for item in final.output}) == 3
+    assert final.status == "completed"
