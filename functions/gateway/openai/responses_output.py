@@ -63,7 +63,7 @@ def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
     output_tokens = int(usage.get("output_tokens") or 0)
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
