@@ -81,3 +81,9 @@ def test_a_failed_stream_is_valid_for_the_sdk() -> None:
 def test_a_stream_that_just_ends_is_failed_not_complete() -> None:
     events = streamed(list(message_to_events(MESSAGE))[:4])
     assert events[-1]["type"] == "response.failed"
+
+
+def test_events_split_anywhere_translate_the_same() -> None:
+    whole = b"".join(message_to_events(MESSAGE))
+    in_bytes = streamed(whole[n : n + 1] for n in range(len(whole)))
+    assert in_bytes == streamed([whole])

@@ -36,8 +36,13 @@ async def response_events(
     buffer = b""
     try:
         async for chunk in chunks:
-            buffer += chunk
-            *events, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+            # The router's stream arrives a whole event at a time (streaming.WholeEvents), so
+            # the buffer is split once per chunk, not once per byte of a long event.
+            piece = chunk.replace(b"\r\n", b"\n")
+            buffer += piece
+            if b"\n\n" not in buffer[-len(piece) - 1 :]:
+                continue
+            *events, buffer = buffer.split(b"\n\n")
             for raw in events:
                 for out in state.feed(raw):
                     yield out
@@ -65,7 +70,9 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any]] | None:
         value = json.loads("\n".join(data))
     except ValueError:
         return None
-    return (name or str(value.get("type", ""))), value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return None
+    return name or str(value.get("type", "")), value
 
 
 class _Translation:
