@@ -98,24 +98,29 @@ def translate_request(body: Any) -> ResponsesRequest:
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = _expect(body[name], (int, float), name, "a number")
-    tools = _tools(body.get("tools"))
-    parallel = _expect(
-        body.get("parallel_tool_calls", True),
-        (bool, type(None)),
-        "parallel_tool_calls",
-        "a boolean",
-    )
-    if tools:
-        out["tools"] = tools
-        out["tool_choice"] = _tool_choice(body.get("tool_choice"), parallel is not False)
-    elif body.get("tool_choice") not in (None, "auto", "none"):
-        raise ParamError("tool_choice", "names a tool, but the request offers no tools")
+    tool_fields, parallel = _tool_fields(body)
+    out.update(tool_fields)
     text_format = _text_format(body.get("text"))
     if text_format is not None:
         out["output_config"] = {"format": text_format}
     metadata = body.get("metadata")
     _expect(metadata, (dict, type(None)), "metadata", "an object of string values")
-    return ResponsesRequest(model, out, bool(stream), _echo(body, parallel is not False))
+    return ResponsesRequest(model, out, bool(stream), _echo(body, parallel))
+
+
+def _tool_fields(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Anthropic's ``tools`` and ``tool_choice``, and whether parallel calls are allowed."""
+    tools = _tools(body.get("tools"))
+    parallel = body.get("parallel_tool_calls")
+    _expect(parallel, (bool, type(None)), "parallel_tool_calls", "a boolean")
+    if tools:
+        return {
+            "tools": tools,
+            "tool_choice": _tool_choice(body.get("tool_choice"), parallel is not False),
+        }, parallel is not False
+    if body.get("tool_choice") not in (None, "auto", "none"):
+        raise ParamError("tool_choice", "names a tool, but the request offers no tools")
+    return {}, parallel is not False
 
 
 def _refuse_stateful(body: dict[str, Any]) -> None:
