@@ -33,13 +33,20 @@ T = TypeVar("T")
 NEEDS_CHAT = pytest.mark.xfail(strict=False, reason="needs /v1/chat/completions (i19-chat)")
 
 
-def run_async(work: Coroutine[Any, Any, T]) -> T:
+def run_async(work: Coroutine[Any, Any, T], client: AsyncOpenAI) -> T:
     """``work`` run to its end in a thread of its own. On CPython 3.11.7, after an agent run
     through the fake upstream, the next ``compile`` in the same thread (pytest rewriting a
     module it imports at the end) failed with "AST constructor recursion depth mismatch", a
     CPython bug in its recursion accounting: a thread of its own keeps it off pytest's."""
+
+    async def then_close() -> T:
+        try:
+            return await work
+        finally:
+            await client.close()  # its pooled connections, in the loop that opened them
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, work).result()
+        return pool.submit(asyncio.run, then_close()).result()
 
 
 @function_tool
@@ -63,14 +70,15 @@ def served(
         yield both
 
 
-def model_for(gateway: ServedGateway, kind: str, route: str) -> Model:
+def model_for(gateway: ServedGateway, kind: str, route: str) -> tuple[Model, AsyncOpenAI]:
     client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     if kind == "responses":
-        return OpenAIResponsesModel(model=route, openai_client=client)
-    return OpenAIChatCompletionsModel(model=route, openai_client=client)
+        return OpenAIResponsesModel(model=route, openai_client=client), client
+    return OpenAIChatCompletionsModel(model=route, openai_client=client), client
 
 
-def run_agent(model: Model, task: str) -> Any:
+def run_agent(gateway: ServedGateway, kind: str, route: str, task: str) -> Any:
+    model, client = model_for(gateway, kind, route)
     agent = Agent(
         name="weather",
         instructions="Answer questions about the weather with the get_weather tool.",
@@ -79,7 +87,7 @@ def run_agent(model: Model, task: str) -> Any:
         # The Agents SDK sends no `store` unless asked; the gateway refuses only store: true.
         model_settings=ModelSettings(store=False),
     )
-    return run_async(Runner.run(agent, task))
+    return run_async(Runner.run(agent, task), client)
 
 
 KINDS = [
@@ -92,7 +100,7 @@ KINDS = [
 def test_an_agent_calls_its_tool_offline_to_a_final_output(
     served: tuple[ServedGateway, FakeAnthropic], kind: str
 ) -> None:
-    result = run_agent(model_for(served[0], kind, "local"), "use get_weather for Oslo")
+    result = run_agent(served[0], kind, "local", "use get_weather for Oslo")
     assert isinstance(result.final_output, str)
     assert result.final_output.startswith(MARK)
     assert "sunny and 21 C in Oslo" in result.final_output
@@ -110,7 +118,7 @@ def test_an_agent_through_the_upstream_sends_its_tool_result_back(
         Answer.tool_use("get_weather", {"city": "Bergen"}, tool_id="toolu_a1"),
         Answer.text("It is sunny in Bergen."),
     )
-    result = run_agent(model_for(gateway, kind, "anthropic"), "Weather in Bergen?")
+    result = run_agent(gateway, kind, "anthropic", "Weather in Bergen?")
     assert result.final_output == "It is sunny in Bergen."
     first, second = (r.body for r in upstream.requests[before:])
     assert first["system"].startswith("Answer questions about the weather")
@@ -130,18 +138,14 @@ def test_an_agent_through_the_upstream_sends_its_tool_result_back(
 def test_a_streamed_agent_run_reaches_its_final_output(
     served: tuple[ServedGateway, FakeAnthropic],
 ) -> None:
-    agent = Agent(
-        name="weather",
-        instructions="Use get_weather.",
-        tools=[get_weather],
-        model=model_for(served[0], "responses", "local"),
-    )
+    model, client = model_for(served[0], "responses", "local")
+    agent = Agent(name="weather", instructions="Use get_weather.", tools=[get_weather], model=model)
 
     async def run() -> tuple[Any, list[str]]:
         streamed = Runner.run_streamed(agent, "use get_weather for Tromso")
         kinds: list[str] = [event.type async for event in streamed.stream_events()]
         return streamed.final_output, kinds
 
-    final, kinds = run_async(run())
+    final, kinds = run_async(run(), client)
     assert "raw_response_event" in kinds
     assert isinstance(final, str) and "sunny and 21 C in Tromso" in final
