@@ -12,6 +12,7 @@ from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig
 from functions.gateway.messages import validate_count_request, validate_messages_request
+from functions.gateway.openai.responses import ResponsesApi
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
 from functions.gateway.providers.bedrock import BedrockProvider
@@ -154,6 +155,7 @@ def build_app(service: GatewayService | None = None) -> AsyncFunctionApp:
         {
             ("POST", "/v1/messages"): service.messages,
             ("POST", "/v1/messages/count_tokens"): service.count_tokens,
+            ("POST", "/v1/responses"): ResponsesApi(service).create,
             ("GET", "/v1/models"): service.models,
             ("GET", MODEL_ROUTE): service.model,
             ("GET", "/providers"): service.providers,

@@ -1,0 +1,351 @@
+"""A ``POST /v1/responses`` request as the gateway's internal Anthropic Messages request.
+
+The stateless subset current OpenAI clients (the OpenAI SDK, the Agents SDK) send: ``input``
+as a string or items (messages, ``function_call``, ``function_call_output``), ``instructions``,
+function ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``text.format``,
+``max_output_tokens``, ``temperature``, ``top_p``. What needs state the gateway does not keep
+(``previous_response_id``, ``store: true``, ``conversation``, ``background``, stored prompts)
+or tools that run at OpenAI (web search, file search, computer use...) is refused with a 400
+naming the parameter, never ignored. Fields that change nothing here (``include``,
+``truncation``, ``reasoning``, ``service_tier``...) pass unread.
+
+Each check names the parameter as OpenAI does (``input[2].arguments``), so a client sees what
+to fix; sizes and nesting are bounded before this runs (the edge, the JSON parser).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import BadRequest
+from shared.inbound import check_depth
+
+DEFAULT_MAX_TOKENS = 4096
+"""``max_tokens`` for Anthropic when the request sets no ``max_output_tokens``."""
+MAX_ARGUMENT_DEPTH = 64
+"""How deeply a ``function_call``'s arguments may nest."""
+STATEFUL = {
+    "previous_response_id": "the gateway keeps no responses: send the whole conversation as input",
+    "conversation": "the gateway keeps no conversations: send the whole conversation as input",
+    "prompt": "the gateway keeps no stored prompts: send instructions and input instead",
+}
+"""Fields that need a store the gateway does not have, and what to do instead."""
+MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "refusal")
+
+
+class ParamError(BadRequest):
+    """A Responses API field that is wrong, or asks for what the gateway does not serve."""
+
+    def __init__(self, param: str, problem: str, code: str = "invalid_value") -> None:
+        super().__init__(f"{param}: {problem}")
+        self.param = param
+        self.code = code
+
+
+def unsupported(param: str, problem: str) -> ParamError:
+    return ParamError(param, problem, code="unsupported_parameter")
+
+
+@dataclass
+class ResponsesRequest:
+    """What a Responses request asks of the router, and what its answer echoes back."""
+
+    model: str
+    messages_body: dict[str, Any]
+    """The Anthropic Messages request (``model``, ``messages``, ``max_tokens``...)."""
+    stream: bool = False
+    echo: dict[str, Any] = field(default_factory=dict)
+    """The request's fields a Response object repeats (tools, tool_choice, instructions...)."""
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _expect(value: Any, types: type | tuple[type, ...], param: str, wanted: str) -> Any:
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ParamError(param, f"must be {wanted}, got bool")
+    if not isinstance(value, types):
+        raise ParamError(param, f"must be {wanted}, got {_type_name(value)}")
+    return value
+
+
+def translate_request(body: Any) -> ResponsesRequest:
+    """``body`` (a parsed ``POST /v1/responses``) as a Messages request; ``ParamError``
+    naming the first field that is wrong or not served."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {_type_name(body)}")
+    _refuse_stateful(body)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ParamError("model", "field required (a non-empty string naming a route or model)")
+    stream = body.get("stream", False)
+    _expect(stream, (bool, type(None)), "stream", "a boolean")
+    system, messages = _conversation(body.get("input"))
+    instructions = body.get("instructions")
+    if instructions is not None:
+        system.insert(0, _expect(instructions, str, "instructions", "a string"))
+    out: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": _max_tokens(body.get("max_output_tokens")),
+    }
+    if system:
+        out["system"] = "\n\n".join(system)
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = _expect(body[name], (int, float), name, "a number")
+    tool_fields, parallel = _tool_fields(body)
+    out.update(tool_fields)
+    text_format = _text_format(body.get("text"))
+    if text_format is not None:
+        out["output_config"] = {"format": text_format}
+    metadata = body.get("metadata")
+    _expect(metadata, (dict, type(None)), "metadata", "an object of string values")
+    return ResponsesRequest(model, out, bool(stream), _echo(body, parallel))
+
+
+def _tool_fields(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Anthropic's ``tools`` and ``tool_choice``, and whether parallel calls are allowed."""
+    tools = _tools(body.get("tools"))
+    parallel = body.get("parallel_tool_calls")
+    _expect(parallel, (bool, type(None)), "parallel_tool_calls", "a boolean")
+    if tools:
+        return {
+            "tools": tools,
+            "tool_choice": _tool_choice(body.get("tool_choice"), parallel is not False),
+        }, parallel is not False
+    if body.get("tool_choice") not in (None, "auto", "none"):
+        raise ParamError("tool_choice", "names a tool, but the request offers no tools")
+    return {}, parallel is not False
+
+
+def _refuse_stateful(body: dict[str, Any]) -> None:
+    for name, instead in STATEFUL.items():
+        if body.get(name) is not None:
+            raise unsupported(name, f"not supported: {instead}")
+    if body.get("store") is True:
+        raise unsupported(
+            "store", "store: true is not supported (the gateway keeps no responses); send false"
+        )
+    if body.get("background"):
+        raise unsupported("background", "background responses are not supported")
+
+
+def _max_tokens(value: Any) -> int:
+    if value is None:
+        return DEFAULT_MAX_TOKENS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamError("max_output_tokens", f"must be a positive integer, got {value!r:.40}")
+    return value
+
+
+def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """The system texts and the user/assistant turns of ``input``; consecutive turns of one
+    role are joined, so parallel tool calls and their results each make one turn."""
+    if isinstance(value, str):
+        return [], [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise ParamError("input", "field required (a string or a non-empty list of items)")
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        where = f"input[{index}]"
+        if not isinstance(item, dict):
+            raise ParamError(where, f"must be an object, got {_type_name(item)}")
+        turn = _item(item, where)
+        if turn is None:
+            continue
+        role, blocks = turn
+        if role == "system":
+            system.append(_plain_text(blocks))
+        elif turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise ParamError("input", "holds no user or assistant message")
+    return system, turns
+
+
+def _item(item: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]]] | None:
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        if role not in MESSAGE_ROLES:
+            raise ParamError(
+                f"{where}.role", f"must be one of {', '.join(MESSAGE_ROLES)}, got {role!r:.40}"
+            )
+        role = "system" if role == "developer" else role
+        return role, _content(item.get("content"), f"{where}.content")
+    if kind == "function_call":
+        return "assistant", [_tool_use(item, where)]
+    if kind == "function_call_output":
+        call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
+        output = item.get("output")
+        if isinstance(output, list):
+            output = _plain_text(_content(output, f"{where}.output"))
+        _expect(output, str, f"{where}.output", "a string or a list of content parts")
+        return "user", [{"type": "tool_result", "tool_use_id": call_id, "content": output}]
+    if kind == "reasoning":
+        return None  # another model's reasoning: no Anthropic turn can carry it
+    if kind == "item_reference":
+        raise unsupported(where, "item_reference needs stored items; send the item itself")
+    raise ParamError(
+        f"{where}.type",
+        f"{str(kind)[:40]!r} is not an input item the gateway serves "
+        "(message, function_call, function_call_output)",
+    )
+
+
+def _tool_use(item: dict[str, Any], where: str) -> dict[str, Any]:
+    call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
+    name = _expect(item.get("name"), str, f"{where}.name", "a string")
+    raw = _expect(item.get("arguments"), str, f"{where}.arguments", "a JSON string")
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+        check_depth(arguments, MAX_ARGUMENT_DEPTH, raw, f"{where}.arguments")
+    except (ValueError, RecursionError) as exc:
+        raise ParamError(f"{where}.arguments", f"is not valid JSON: {str(exc)[:80]}") from exc
+    except BadRequest as exc:
+        raise ParamError(f"{where}.arguments", exc.message) from exc
+    if not isinstance(arguments, dict):
+        raise ParamError(f"{where}.arguments", "must be a JSON object")
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+
+
+def _content(value: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        return [{"type": "text", "text": value}]
+    if not isinstance(value, list):
+        raise ParamError(
+            where, f"must be a string or a list of content parts, got {_type_name(value)}"
+        )
+    return [_part(part, f"{where}[{n}]") for n, part in enumerate(value)]
+
+
+def _part(part: Any, where: str) -> dict[str, Any]:
+    if not isinstance(part, dict):
+        raise ParamError(where, f"must be an object, got {_type_name(part)}")
+    kind = part.get("type")
+    if kind in TEXT_PARTS:
+        key = "refusal" if kind == "refusal" else "text"
+        return {"type": "text", "text": _expect(part.get(key), str, f"{where}.{key}", "a string")}
+    if kind == "input_image":
+        return _image(part, where)
+    raise ParamError(
+        f"{where}.type",
+        f"{str(kind)[:40]!r} is not a content part the gateway "
+        "serves (input_text, output_text, input_image)",
+    )
+
+
+def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
+    url = part.get("image_url")
+    if part.get("file_id") is not None or not isinstance(url, str):
+        raise ParamError(
+            f"{where}.image_url", "must be a data: or https: URL (file ids need a store)"
+        )
+    if url.startswith("data:"):
+        head, _, data = url.partition(",")
+        media_type = head[5:].split(";")[0]
+        if not head.endswith(";base64") or not data:
+            raise ParamError(
+                f"{where}.image_url", "a data URL must be base64 (data:image/png;base64,...)"
+            )
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise ParamError(f"{where}.image_url", "must be a data: or https: URL")
+
+
+def _plain_text(blocks: list[dict[str, Any]]) -> str:
+    return "\n".join(block["text"] for block in blocks if block.get("type") == "text")
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    _expect(value, list, "tools", "a list of tools")
+    tools = []
+    for index, tool in enumerate(value):
+        where = f"tools[{index}]"
+        if not isinstance(tool, dict):
+            raise ParamError(where, f"must be an object, got {_type_name(tool)}")
+        if tool.get("type") != "function":
+            raise unsupported(
+                f"{where}.type",
+                f"{str(tool.get('type'))[:40]!r} tools run at "
+                "OpenAI; the gateway serves function tools only",
+            )
+        name = _expect(tool.get("name"), str, f"{where}.name", "a string")
+        parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+        _expect(parameters, dict, f"{where}.parameters", "a JSON Schema object")
+        converted: dict[str, Any] = {"name": name, "input_schema": parameters}
+        if tool.get("description") is not None:
+            converted["description"] = _expect(
+                tool["description"], str, f"{where}.description", "a string"
+            )
+        if tool.get("strict") is True:
+            converted["strict"] = True
+        tools.append(converted)
+    return tools
+
+
+def _tool_choice(value: Any, parallel: bool) -> dict[str, Any]:
+    choice: dict[str, Any]
+    if value in (None, "auto"):
+        choice = {"type": "auto"}
+    elif value == "none":
+        return {"type": "none"}
+    elif value == "required":
+        choice = {"type": "any"}
+    elif isinstance(value, dict) and value.get("type") == "function":
+        name = _expect(value.get("name"), str, "tool_choice.name", "a string")
+        choice = {"type": "tool", "name": name}
+    else:
+        raise ParamError("tool_choice", "must be auto, none, required or {type: function, name}")
+    if not parallel:
+        choice["disable_parallel_tool_use"] = True
+    return choice
+
+
+def _text_format(value: Any) -> dict[str, Any] | None:
+    """``text.format`` as Anthropic's ``output_config.format``; None for plain text."""
+    if value is None:
+        return None
+    _expect(value, dict, "text", "an object")
+    fmt = value.get("format")
+    if fmt is None:
+        return None
+    _expect(fmt, dict, "text.format", "an object")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_schema", "schema": {"type": "object"}}
+    if kind == "json_schema":
+        schema = _expect(fmt.get("schema"), dict, "text.format.schema", "a JSON Schema object")
+        return {"type": "json_schema", "schema": schema}
+    raise ParamError("text.format.type", "must be text, json_object or json_schema")
+
+
+def _echo(body: dict[str, Any], parallel: bool) -> dict[str, Any]:
+    """The request fields a Response repeats, with OpenAI's defaults where absent."""
+    return {
+        "instructions": body.get("instructions"),
+        "metadata": body.get("metadata") or {},
+        "tools": body.get("tools") or [],
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": parallel,
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "text": body.get("text") or {"format": {"type": "text"}},
+    }
