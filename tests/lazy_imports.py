@@ -1,11 +1,12 @@
 """Heavy libraries the tests use, loaded when a test first touches them, not at collection.
 
 Every xdist worker imports every test module to collect it (``make test``). The anthropic SDK
-alone costs 3-4 s of CPU to import (a thousand pydantic models): imported plainly at the top of
-the modules that use it, each worker paid it before its first test, though most of them never
-run one. ``from tests.lazy_imports import anthropic`` binds a module that loads on first
-attribute access. Its types go under ``TYPE_CHECKING`` (a plain ``import anthropic`` or
-``from anthropic... import`` at module level loads it at once).
+alone costs 3-4 s of CPU to import (a thousand pydantic models), openai's 1.6 s: imported
+plainly at the top of the modules that use them, each worker paid that before its first test,
+though most never run one. ``from tests.lazy_imports import anthropic`` (or ``openai``) binds a
+module that loads on first attribute access. Their types go under ``TYPE_CHECKING`` (a plain
+``import anthropic`` or ``from anthropic... import`` at module level loads it at once); other
+heavy libraries (the Agents SDK, langchain, moto, cfn-lint) are imported where they are used.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def load_on_first_use(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     import anthropic
+    import openai
 else:
     anthropic = load_on_first_use("anthropic")
+    openai = load_on_first_use("openai")  # 1.6 s
 
-__all__ = ["anthropic"]
+__all__ = ["anthropic", "openai"]

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.gateway.conftest import _AMBIENT
 from tests.gateway.support import BASE_CONFIG, ServedGateway, create_gateway_app, write_config
+from tests.lazy_imports import openai
 
 WEATHER_TOOL: Any = {
     "type": "function",

@@ -7,27 +7,23 @@ no test reaches the network."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-from agents import (
-    Agent,
-    Model,
-    ModelSettings,
-    OpenAIChatCompletionsModel,
-    OpenAIResponsesModel,
-    Runner,
-    function_tool,
-    set_tracing_disabled,
-)
-from openai import AsyncOpenAI
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.gateway.openai_support import gateway_on
 from tests.gateway.support import ServedGateway
+
+# The Agents SDK and openai are imported where used, by the worker that runs these tests: 3.6 s
+# of CPU that every worker would pay to collect this module (tests/lazy_imports.py).
+if TYPE_CHECKING:
+    from agents import FunctionTool, Model
+    from openai import AsyncOpenAI
 
 T = TypeVar("T")
 NEEDS_CHAT = pytest.mark.xfail(strict=False, reason="needs /v1/chat/completions (i19-chat)")
@@ -49,14 +45,22 @@ def run_async(work: Coroutine[Any, Any, T], client: AsyncOpenAI) -> T:
         return pool.submit(asyncio.run, then_close()).result()
 
 
-@function_tool
-def get_weather(city: str) -> str:
-    """The weather in a city today."""
-    return f"sunny and 21 C in {city}"
+@functools.cache
+def weather_tool() -> FunctionTool:
+    from agents import function_tool
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city today."""
+        return f"sunny and 21 C in {city}"
+
+    return get_weather
 
 
 @pytest.fixture(scope="module", autouse=True)
 def no_tracing() -> Iterator[None]:
+    from agents import set_tracing_disabled
+
     set_tracing_disabled(True)
     yield
     set_tracing_disabled(False)
@@ -71,6 +75,9 @@ def served(
 
 
 def model_for(gateway: ServedGateway, kind: str, route: str) -> tuple[Model, AsyncOpenAI]:
+    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
+    from openai import AsyncOpenAI
+
     client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     if kind == "responses":
         return OpenAIResponsesModel(model=route, openai_client=client), client
@@ -78,11 +85,13 @@ def model_for(gateway: ServedGateway, kind: str, route: str) -> tuple[Model, Asy
 
 
 def run_agent(gateway: ServedGateway, kind: str, route: str, task: str) -> Any:
+    from agents import Agent, ModelSettings, Runner
+
     model, client = model_for(gateway, kind, route)
     agent = Agent(
         name="weather",
         instructions="Answer questions about the weather with the get_weather tool.",
-        tools=[get_weather],
+        tools=[weather_tool()],
         model=model,
         # The Agents SDK sends no `store` unless asked; the gateway refuses only store: true.
         model_settings=ModelSettings(store=False),
@@ -138,8 +147,12 @@ def test_an_agent_through_the_upstream_sends_its_tool_result_back(
 def test_a_streamed_agent_run_reaches_its_final_output(
     served: tuple[ServedGateway, FakeAnthropic],
 ) -> None:
+    from agents import Agent, Runner
+
     model, client = model_for(served[0], "responses", "local")
-    agent = Agent(name="weather", instructions="Use get_weather.", tools=[get_weather], model=model)
+    agent = Agent(
+        name="weather", instructions="Use get_weather.", tools=[weather_tool()], model=model
+    )
 
     async def run() -> tuple[Any, list[str]]:
         streamed = Runner.run_streamed(agent, "use get_weather for Tromso")

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-import openai
 import pytest
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
 from tests.gateway.openai_support import WEATHER_TOOL, gateway_on, openai_client
 from tests.gateway.support import ServedGateway
+from tests.lazy_imports import openai
 
 PERSON = {
     "type": "object",

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.gateway.openai_support import gateway_on, openai_client
 from tests.gateway.support import ServedGateway
+from tests.lazy_imports import openai
 
 MAX_BODY_BYTES = 256 * 1024
 KEY = "hostile-test-key"

@@ -5,11 +5,11 @@ unnoticed): the Response object and every streamed event, completed and failed."
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from functions.gateway.openai.responses_input import translate_request
@@ -18,7 +18,16 @@ from functions.gateway.openai.responses_stream import response_events
 from functions.gateway.streaming import error_event, message_to_events
 from shared.errors import Overloaded
 
-EVENT = TypeAdapter(ResponseStreamEvent)
+
+@functools.cache
+def event_adapter() -> TypeAdapter[Any]:
+    """The SDK's own type of a streamed event (openai imported here: 1.5 s a collecting worker
+    would pay, tests/lazy_imports.py)."""
+    from openai.types.responses import ResponseStreamEvent
+
+    return TypeAdapter(ResponseStreamEvent)
+
+
 MESSAGE: dict[str, Any] = {
     "id": "msg_1",
     "type": "message",
@@ -56,6 +65,8 @@ def streamed(chunks: Iterable[bytes]) -> list[dict[str, Any]]:
 
 
 def test_a_response_object_is_valid_for_the_sdk() -> None:
+    from openai.types.responses import Response
+
     response = Response.model_validate(response_object(MESSAGE, REQUEST, "resp_1", 1))
     assert response.usage is not None and response.usage.input_tokens == 5
     assert response.usage.input_tokens_details.cached_tokens == 2
@@ -65,7 +76,7 @@ def test_a_response_object_is_valid_for_the_sdk() -> None:
 def test_every_streamed_event_is_valid_for_the_sdk() -> None:
     events = streamed(message_to_events(MESSAGE))
     for event in events:
-        EVENT.validate_python(event)
+        event_adapter().validate_python(event)
     assert events[-1]["type"] == "response.completed"
 
 
@@ -73,7 +84,7 @@ def test_a_failed_stream_is_valid_for_the_sdk() -> None:
     first = next(iter(message_to_events(MESSAGE)))
     events = streamed([first, error_event(Overloaded("upstream overloaded"))])
     for event in events:
-        EVENT.validate_python(event)
+        event_adapter().validate_python(event)
     assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
     assert events[-1]["response"]["error"]["message"] == "upstream overloaded"
 

@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import openai
 import pytest
 
 from functions.gateway.providers.local import MARK
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
 from tests.gateway.openai_support import WEATHER_TOOL, gateway_on, openai_client
+from tests.lazy_imports import openai
 
 TEXT_EVENTS = [
     "response.created",
