@@ -135,6 +135,13 @@ def add_deploy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="VARIABLE",
         help="also set this optional secret (ANTHROPIC_AUTH_TOKEN) from the secret store",
     )
+    deploy.add_argument(
+        "--internal",
+        action="store_true",
+        help="cloudrun: gateway and agents take internal traffic only (needs --network)",
+    )
+    deploy.add_argument("--network", help="with --internal: the orchestrator's VPC network")
+    deploy.add_argument("--subnet", help="with --internal: its subnet (default: the network's)")
     deploy.add_argument("--dry-run", action="store_true", help="print the commands, run none")
 
 
@@ -153,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, console)
     except AgentOrchestratorError as exc:
         print(f"agentorch: {exc.message}", file=sys.stderr)  # unwrapped: one line
-        return 2 if type(exc).__name__ == "ToolMissing" else 1
+        return int(getattr(exc, "exit_code", 1))  # deploy's refusals: 2
     except KeyboardInterrupt:
         return 130
 
@@ -480,6 +487,9 @@ def cmd_deploy(args: argparse.Namespace, folder: StateFolder, console: Console) 
         image_repository=args.image_repository,
         tag=args.tag,
         secrets=tuple(args.secret),
+        internal=args.internal,
+        network=args.network,
+        subnet=args.subnet,
     )
     manifest = load_manifest()
     if not args.dry_run:

@@ -7,7 +7,9 @@ contract (``emulator/contract.py``) by ``make manifest``: a new agent gets its o
   orchestrator's ``SinkBinding`` (``K_SINK``) and the ``Trigger`` that feeds it tasks.
 
 The same images and the same variables everywhere. The gateway and the agents are private
-(Cloud Run ingress ``internal``, IAM Function URLs, cluster-local Knative services); the
+(Cloud Run: IAM alone, ingress ``all`` so that the orchestrator reaches them without a VPC of
+its own, DEPLOY.md shows the ``internal`` hardening; IAM Function URLs on Lambda;
+cluster-local Knative services); the
 orchestrator is public and reaches them by URL (``GATEWAY_URL``, ``<NAME>_URL``). The YAML
 files hold ``${IMAGE_REPOSITORY}``, ``${TAG}`` and, for Cloud Run, the URLs, which
 ``agentorch deploy`` (or ``envsubst``) fills in; SAM takes them as parameters.
@@ -132,9 +134,8 @@ def cloud_run_service(function: Function, manifest: Manifest) -> dict[str, Any]:
         "metadata": {
             "name": service_name(function),
             "labels": {"app.kubernetes.io/part-of": "agentorch"},
-            "annotations": {
-                "run.googleapis.com/ingress": "all" if public(function) else "internal"
-            },
+            # "all" for the private ones too: IAM keeps them private (DEPLOY.md: "internal")
+            "annotations": {"run.googleapis.com/ingress": "all"},
         },
         "spec": {
             "template": {

@@ -9,6 +9,11 @@ orchestrator with each one's URL in its environment (``GATEWAY_URL``, ``<NAME>_U
   template wires the URLs itself);
 - ``knative``: ``kubectl apply`` of deploy/knative/, its images filled in (``dist/deploy/``).
 
+The gateway and the agents are private by IAM alone (``--no-allow-unauthenticated``, ingress
+``all``): the orchestrator reaches their ``run.app`` URLs with its ID tokens and no network of
+its own. ``--internal --network NET`` (cloudrun) also closes their ingress to the VPC, and so
+gives the orchestrator Direct VPC egress through NET, without which its calls would be refused.
+
 The bundles are ``agentorch package``'s (``dist/functions/<name>/``); the variables and
 secrets are the environment contract's (emulator/contract.py), as in deploy/.
 """
@@ -41,7 +46,13 @@ RUNTIME = "python311"
 STACK = "agentorch"
 
 
-class ToolMissing(AgentOrchestratorError):
+class Refused(AgentOrchestratorError):
+    """``agentorch deploy`` cannot start as asked: it exits 2, like a usage error."""
+
+    exit_code = 2
+
+
+class ToolMissing(Refused):
     """The platform's command-line tool is not on PATH."""
 
 
@@ -55,6 +66,12 @@ class Options:
     tag: str = "latest"
     secrets: tuple[str, ...] = ()
     """Optional secret variables to add (``ANTHROPIC_AUTH_TOKEN``); the required ones always are."""
+    internal: bool = False
+    """cloudrun: the gateway and the agents take only internal traffic (ingress ``internal``)."""
+    network: str | None = None
+    """With ``internal``: the VPC network the orchestrator's traffic goes out through."""
+    subnet: str | None = None
+    """Its subnet (default: the one named as the network)."""
 
 
 @dataclass
@@ -85,6 +102,7 @@ def ordered(manifest: Manifest, names: Sequence[str]) -> list[Function]:
 
 
 def plan(manifest: Manifest, options: Options, root: Path) -> list[Step]:
+    _check_network(options)
     planner = {
         "cloudrun": _gcloud,
         "functions": _gcloud,
@@ -92,6 +110,30 @@ def plan(manifest: Manifest, options: Options, root: Path) -> list[Step]:
         "knative": _knative,
     }[options.platform]
     return planner(manifest, options, root)
+
+
+def _check_network(options: Options) -> None:
+    """Internal ingress only with the orchestrator's way into the VPC, which admits its calls."""
+    if options.internal and options.platform != "cloudrun":
+        raise Refused(f"--internal is for cloudrun, not {options.platform}")
+    if options.internal and not options.network:
+        raise Refused(
+            "--internal needs --network NET [--subnet SUBNET]: without VPC egress the "
+            "orchestrator's calls to the internal services would be refused"
+        )
+    if not options.internal and (options.network or options.subnet):
+        raise Refused("--network and --subnet go with --internal")
+
+
+def _ingress(private: bool, options: Options) -> list[str]:
+    """Private services: IAM always, the network too with ``--internal``; the orchestrator
+    then sends everything through the VPC, so its calls to them count as internal."""
+    if private:
+        return ["--ingress=internal" if options.internal else "--ingress=all"]
+    if not options.internal:
+        return ["--ingress=all"]
+    subnet = [f"--subnet={options.subnet}"] if options.subnet else []
+    return ["--ingress=all", f"--network={options.network}", *subnet, "--vpc-egress=all-traffic"]
 
 
 def _scope(options: Options, flag: str = "--region") -> list[str]:
@@ -134,7 +176,7 @@ def _deploy(function: Function, manifest: Manifest, options: Options, env: str) 
     if options.platform == "functions":
         argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--runtime={RUNTIME}",
                 f"--source={source}", f"--entry-point={function.target}", "--trigger-http",
-                f"--ingress-settings={'internal-only' if private else 'all'}",
+                "--ingress-settings=all",
                 f"--timeout={definitions.TIMEOUT_S}s"]  # fmt: skip
     else:
         if options.image_repository:
@@ -144,7 +186,7 @@ def _deploy(function: Function, manifest: Manifest, options: Options, env: str) 
             what = [f"--source={source}", f"--function={function.target}",
                     f"--base-image={RUNTIME}"]  # fmt: skip
         argv = ["gcloud", "run", "deploy", name, *what,
-                f"--ingress={'internal' if private else 'all'}",
+                *_ingress(private, options),
                 f"--concurrency={definitions.CONCURRENCY}",
                 f"--timeout={definitions.TIMEOUT_S}",
                 f"--max-instances={definitions.MAX_SCALE}"]  # fmt: skip
@@ -215,6 +257,7 @@ NAMESPACE_YAML = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace
 
 def check_ready(options: Options, manifest: Manifest, root: Path) -> None:
     """Refuse a real run without the platform's tool, or without the bundles it deploys."""
+    _check_network(options)
     tool = TOOLS[options.platform]
     if shutil.which(tool) is None:
         raise ToolMissing(f"{tool} is not on PATH: {INSTALL[tool]}, or use --dry-run")

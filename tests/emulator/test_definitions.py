@@ -69,8 +69,9 @@ def test_each_cloud_run_service_is_valid_and_private_but_the_orchestrator(functi
     path = DEPLOY / "cloudrun" / f"{definitions.service_name(function)}.yaml"
     (document,) = _load(path)
     service = schemas.CloudRunService.model_validate(document)
-    ingress = service.metadata.annotations["run.googleapis.com/ingress"]
-    assert ingress == ("all" if function.kind == "orchestrator" else "internal")
+    # private by IAM, reachable without a VPC: "internal" is DEPLOY.md's opt-in hardening
+    assert service.metadata.annotations["run.googleapis.com/ingress"] == "all"
+    assert "run.googleapis.com/network-interfaces" not in path.read_text(encoding="utf-8")
     container = service.spec.template.spec.containers[0]
     assert container.ports[0].containerPort == function.container_port
     assert container.image == f"${{IMAGE_REPOSITORY}}/{function.image}:${{TAG}}"

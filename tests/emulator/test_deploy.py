@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -63,10 +64,12 @@ def test_cloud_run_deploys_the_gateway_and_agents_then_the_orchestrator_wired(
         assert f"{agent.url_variable}={platform_cli.url_of(service)}" in env
     assert env.endswith(",OUTBOUND_AUTH=google")  # its identity on its calls to them
     assert "--allow-unauthenticated" in orchestrator and "--ingress=all" in orchestrator
+    assert not any(a.startswith(("--network", "--subnet", "--vpc-egress")) for a in orchestrator)
     assert "--service-account=agentorch-orchestrator@p.iam.gserviceaccount.com" in orchestrator
     gateway = calls[0]["args"]
     assert isinstance(gateway, list)
-    assert "--ingress=internal" in gateway and "--no-allow-unauthenticated" in gateway
+    # private by IAM alone: reachable from an orchestrator with no VPC of its own
+    assert "--ingress=all" in gateway and "--no-allow-unauthenticated" in gateway
     assert "--source=dist/functions/gateway" in gateway and "--function=gateway" in gateway
     assert any(a.startswith("--set-secrets=GATEWAY_API_KEYS=agentorch-gateway-api-keys:latest")
                for a in gateway)  # fmt: skip
@@ -80,7 +83,45 @@ def test_cloud_functions_deploys_each_bundle_gen2(fake_cli: Path) -> None:
     assert isinstance(args, list)
     assert args[:5] == ["functions", "deploy", "calculator-agent", "--gen2", "--runtime=python311"]
     assert "--entry-point=calculator" in args and "--trigger-http" in args
-    assert "--ingress-settings=internal-only" in args
+    assert "--ingress-settings=all" in args and "--no-allow-unauthenticated" in args
+
+
+def test_internal_closes_the_callees_and_routes_the_orchestrator_through_the_vpc(
+    fake_cli: Path,
+) -> None:
+    options = deploy.Options("cloudrun", internal=True, network="net", subnet="sub")
+    argvs = [cast(list[str], c["args"]) for c in run_deploy(options, fake_cli)]
+    *callees, orchestrator = [a for a in argvs if a[:2] == ["run", "deploy"]]
+    for argv in callees:
+        assert "--ingress=internal" in argv and "--no-allow-unauthenticated" in argv
+        assert not any(a.startswith(("--network", "--vpc-egress")) for a in argv)
+    i = orchestrator.index("--ingress=all")
+    assert orchestrator[i : i + 4] == [
+        "--ingress=all", "--network=net", "--subnet=sub", "--vpc-egress=all-traffic"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--internal"], "--internal needs --network NET"),
+        (["--internal", "--subnet", "sub"], "--internal needs --network NET"),
+        (["--network", "net"], "--network and --subnet go with --internal"),
+    ],
+)
+def test_internal_without_a_network_is_refused_in_one_line_with_exit_2(
+    flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deploy", "cloudrun", "--dry-run", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not one command printed
+    assert captured.err.startswith(f"agentorch: {says}") and captured.err.count("\n") == 1
+
+
+def test_internal_is_refused_for_cloud_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--internal", "--network", "net", "--dry-run"]
+    assert main(["deploy", "functions", *flags]) == 2
+    assert "--internal is for cloudrun" in capsys.readouterr().err
 
 
 def test_the_orchestrator_alone_looks_the_others_urls_up(fake_cli: Path) -> None:
