@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import jsonschema
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
 from tests.gateway.support import GATEWAY_KEY, ServedGateway, module_gateway
@@ -354,3 +356,102 @@ def test_bad_messages_are_refused_naming_the_field(client: Any, messages: Any, p
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="local", messages=messages)
     assert caught.value.param == param, caught.value.message
+
+
+# -- response_format -------------------------------------------------------------------------
+
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer", "minimum": 1}},
+    "required": ["city", "population"],
+    "additionalProperties": False,
+}
+CITY_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "city", "schema": CITY, "strict": True},
+}
+
+
+def test_json_schema_is_anthropic_structured_output_upstream(
+    client: Any, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.text('{"city": "Paris", "population": 2100000}'))
+    answer = client.chat.completions.create(
+        model="anthropic",
+        messages=[{"role": "user", "content": "A city?"}],
+        response_format=CITY_FORMAT,
+    )
+    assert json.loads(answer.choices[0].message.content)["city"] == "Paris"
+    body = sent(upstream)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": CITY}}
+    assert "tools" not in body
+
+
+def test_json_schema_is_a_forced_tool_where_a_provider_lacks_structured_output(
+    client: Any, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.tool_use("json_response", {"city": "Oslo", "population": 700000}))
+    answer = client.chat.completions.create(
+        model="default",  # its chain holds bedrock
+        messages=[{"role": "user", "content": "A city?"}],
+        response_format=CITY_FORMAT,
+    )
+    [choice] = answer.choices
+    assert json.loads(choice.message.content) == {"city": "Oslo", "population": 700000}
+    assert choice.finish_reason == "stop" and choice.message.tool_calls is None
+    body = sent(upstream)
+    assert "output_config" not in body
+    assert (
+        body["tools"][-1]["name"] == "json_response" and body["tools"][-1]["input_schema"] == CITY
+    )
+    assert body["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+def test_the_local_model_answers_valid_json_for_the_schema(client: Any) -> None:
+    answer = client.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "What is 2 + 3?"}],
+        response_format=CITY_FORMAT,
+    )
+    value = json.loads(answer.choices[0].message.content)
+    jsonschema.validate(value, CITY)
+    assert "2 + 3 = 5" in value["city"]  # strings carry the local model's answer
+
+
+class Step(BaseModel):
+    explanation: str
+    output: str
+
+
+class Solution(BaseModel):
+    steps: list[Step] = Field(min_length=1)
+    final_answer: int = Field(ge=3, le=10)
+    verdict: Literal["right", "wrong"]
+
+
+def test_the_local_model_answers_a_pydantic_schema_through_parse(client: Any) -> None:
+    parsed = client.chat.completions.parse(
+        model="local",
+        messages=[{"role": "user", "content": "Solve 8x + 7 = -23"}],
+        response_format=Solution,
+    )
+    solution = parsed.choices[0].message.parsed
+    assert isinstance(solution, Solution) and len(solution.steps) == 1
+    assert solution.final_answer == 3 and solution.verdict == "right"
+
+
+def test_json_object_answers_a_json_object(client: Any, upstream: FakeAnthropic) -> None:
+    local = client.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_object"},
+    )
+    assert isinstance(json.loads(local.choices[0].message.content), dict)
+    upstream.enqueue(Answer.tool_use("json_response", {"greeting": "hi"}))
+    remote = client.chat.completions.create(
+        model="anthropic",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(remote.choices[0].message.content) == {"greeting": "hi"}
+    assert sent(upstream)["tools"][-1]["input_schema"] == {"type": "object"}

@@ -154,3 +154,20 @@ def test_a_cut_connection_after_the_first_byte_is_an_in_band_error(
         for _ in client.chat.completions.create(model="anthropic", messages=HI, stream=True):
             pass
     assert "broke" in caught.value.message or "ended" in caught.value.message
+
+
+def test_a_forced_json_answer_streams_as_content(client: Any, upstream: FakeAnthropic) -> None:
+    upstream.enqueue(Answer.tool_use("json_response", {"city": "Oslo"}, preamble="Sure."))
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    chunks = list(
+        client.chat.completions.create(
+            model="default",  # bedrock in its chain: the answer rides on a forced tool
+            messages=HI,
+            stream=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == {"city": "Oslo"}
+    assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason == "stop"

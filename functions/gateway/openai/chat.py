@@ -234,7 +234,7 @@ def completion(message: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
     calls: list[dict[str, Any]] = []
     for block in message.get("content") or []:
         kind = block.get("type")
-        if kind == "text":
+        if kind == "text" and not request.json_tool:  # with it, text is only a preamble
             texts.append(block.get("text", ""))
         elif kind == "tool_use" and request.json_tool and block.get("name") == tr.RESPONSE_TOOL:
             texts.append(compact_json(block.get("input", {})))

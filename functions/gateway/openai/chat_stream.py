@@ -109,7 +109,7 @@ class ChunkWriter:
             yield data_line(_error(data))
 
     def _block_start(self, index: Any, block: dict[str, Any]) -> Iterator[bytes]:
-        if block.get("type") == "text" and block.get("text"):
+        if block.get("type") == "text" and block.get("text") and not self._request.json_tool:
             yield self.chunk({"content": block["text"]})
         elif block.get("type") == "tool_use":
             if self._request.json_tool and block.get("name") == tr.RESPONSE_TOOL:
@@ -126,7 +126,7 @@ class ChunkWriter:
 
     def _delta(self, index: Any, delta: dict[str, Any]) -> Iterator[bytes]:
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
+        if kind == "text_delta" and delta.get("text") and not self._request.json_tool:
             yield self.chunk({"content": delta["text"]})
         elif kind == "input_json_delta" and delta.get("partial_json"):
             if index in self._json_blocks:
