@@ -40,7 +40,8 @@ def upstream() -> Iterator[FakeAnthropic]:
 @pytest.fixture(scope="module")
 def gateway(upstream: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder: Path = tmp_path_factory.mktemp("chat")
-    with module_gateway(folder, upstream=upstream, GATEWAY_API_KEYS=GATEWAY_KEY) as served:
+    config = {"aliases": {"gpt-4o*": "local"}}
+    with module_gateway(folder, config, upstream, GATEWAY_API_KEYS=GATEWAY_KEY) as served:
         yield served
 
 
@@ -455,3 +456,24 @@ def test_json_object_answers_a_json_object(client: Any, upstream: FakeAnthropic)
     )
     assert json.loads(remote.choices[0].message.content) == {"greeting": "hi"}
     assert sent(upstream)["tools"][-1]["input_schema"] == {"type": "object"}
+
+
+# -- model names and /v1/models --------------------------------------------------------------
+
+
+def test_an_openai_style_id_reaches_its_route_by_alias(client: Any) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "What is 2 + 2?"}]
+    )
+    assert raw.headers["x-gateway-route"] == "local"
+    assert raw.parse().model == "gpt-4o-mini"
+
+
+def test_models_list_in_openai_shape(client: Any, gateway: ServedGateway) -> None:
+    models = {model.id: model for model in client.models.list()}
+    assert {"anthropic", "local", "default"} <= set(models)
+    assert models["local"].object == "model" and models["local"].owned_by == "local"
+    assert models["anthropic"].owned_by == "anthropic" and models["local"].created == 0
+    assert client.models.retrieve("gpt-4o-mini").owned_by == "local"
+    page = gateway.http().get("/v1/models", headers={"authorization": f"Bearer {GATEWAY_KEY}"})
+    assert page.json()["object"] == "list" and "has_more" in page.json()  # Anthropic's too
