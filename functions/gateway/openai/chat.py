@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from functions.gateway.openai import translate as tr
 from functions.gateway.openai.chat_stream import chunks
 from functions.gateway.openai.errors import InvalidParam
+from shared.errors import BadRequest
 from shared.http import SSE_CONTENT_TYPE, Call, Reply, compact_json
 from shared.inbound import check_depth
 
@@ -67,8 +68,8 @@ def chat_request(payload: Any, providers: Providers) -> ChatRequest:
     _tools(payload, body)
     json_tool = _response_format(payload.get("response_format"), providers(model), body)
     stream = tr.expect(payload.get("stream", False) or False, bool, "stream", "a boolean")
-    options = payload.get("stream_options") or {}
-    tr.expect(options, dict, "stream_options", "an object")
+    options = payload.get("stream_options")
+    options = {} if options is None else tr.expect(options, dict, "stream_options", "an object")
     include_usage = options.get("include_usage") or False
     tr.expect(include_usage, bool, "stream_options.include_usage", "a boolean")
     return ChatRequest(model, body, stream, stream and include_usage, json_tool)
@@ -218,7 +219,10 @@ def arguments(raw: Any, param: str) -> dict[str, Any]:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
-    check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
+    try:
+        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
+    except BadRequest:
+        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
     return tr.expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
 
 
