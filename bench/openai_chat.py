@@ -140,6 +140,7 @@ def main() -> None:
     finally:
         for fake in fakes:
             stop(fake, 20)
+    args.load = os.getloadavg()[0]
     section = render(latency, inflight, translation_us(), args)
     print(section)
     if not args.no_write:
@@ -179,7 +180,7 @@ def render(
             "after a 3 s warm-up (of ideal = req/s / 1,000). Each figure is the endpoint's best "
             f"of {args.rounds} alternating runs (lowest p50 one at a time, most req/s in flight): "
             "other work shares this machine's cores, and the best run is the one it disturbed "
-            "least.",
+            f"least (load average {args.load:.1f} at the end of this run).",
             "",
             "| endpoint | p50 ms, c=1 | p99 ms, c=1 | req/s, 1,000 in flight | of ideal "
             "| p50 s | p99 s | errors |",
