@@ -171,3 +171,29 @@ def test_a_forced_json_answer_streams_as_content(client: Any, upstream: FakeAnth
     assert json.loads(text) == {"city": "Oslo"}
     assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_parallel_tool_calls_stream_with_their_own_indexes(
+    client: Any, upstream: FakeAnthropic
+) -> None:
+    calls = [
+        {
+            "type": "tool_use",
+            "id": f"toolu_{n}",
+            "name": "calculator",
+            "input": {"expression": f"{n}+{n}"},
+        }
+        for n in (1, 2)
+    ]
+    upstream.enqueue(Answer(content=calls, stop_reason="tool_use"))
+    with client.chat.completions.stream(
+        model="anthropic", messages=HI, tools=[CALCULATOR]
+    ) as stream:
+        final = stream.get_final_completion()
+    made = final.choices[0].message.tool_calls
+    assert [c.id for c in made] == ["toolu_1", "toolu_2"]
+    assert [json.loads(c.function.arguments) for c in made] == [
+        {"expression": "1+1"},
+        {"expression": "2+2"},
+    ]
+    assert final.choices[0].finish_reason == "tool_calls"
