@@ -3,11 +3,13 @@ its bounds, whatever the schema's shape (refs, combinators, bounds, formats)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
 import pytest
 
+from functions.gateway.providers.local import LocalProvider
 from functions.gateway.providers.local_schema import MAX_NODES, minimal_instance
 from shared.errors import BadRequest
 
@@ -65,3 +67,23 @@ def test_a_schema_asking_for_too_much_is_refused_before_the_work() -> None:
 
 def test_a_self_referring_schema_ends() -> None:
     assert minimal_instance({"allOf": [{"$ref": "#"}], "type": "integer"}, "") == 0
+
+
+def test_the_local_model_answers_output_config_on_messages_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"sum": {"type": "integer"}, "said": {"type": "string"}},
+        "required": ["sum", "said"],
+        "additionalProperties": False,
+    }
+    body = {
+        "model": "local",
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "What is 2 + 3?"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+    }
+    answer = LocalProvider().answer(body, "local-rules")
+    [block] = answer["content"]
+    value = json.loads(block["text"])
+    jsonschema.validate(value, schema)
+    assert "2 + 3 = 5" in value["said"] and answer["stop_reason"] == "end_turn"
