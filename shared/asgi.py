@@ -146,10 +146,17 @@ class AsyncFunctionApp:
             )
             return await handler(call)
         except ServiceError as exc:
-            return error_reply(exc)
+            return self.error_reply(exc, template)
         except Exception:
             log.exception("unhandled error", extra={"path": clip(path)})
-            return error_reply(ServiceError(f"internal error (request id {request_id})"))
+            error = ServiceError(f"internal error (request id {request_id})")
+            return self.error_reply(error, template)
+
+    def error_reply(self, exc: ServiceError, route: str) -> Reply:
+        """The answer to ``exc`` raised on ``route``: the one JSON error shape here. A function
+        that also serves another API's routes renders that API's shape there (the gateway's
+        OpenAI-compatible routes answer in OpenAI's)."""
+        return error_reply(exc)
 
     def decorate(self, response: Response, headers: Mapping[str, str]) -> None:
         """Last touches to every answer, given the request's headers (e.g. CORS); none here."""

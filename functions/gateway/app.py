@@ -1,7 +1,8 @@
-"""The gateway's app: ``shared.asgi.AsyncFunctionApp`` with the two things only it needs.
+"""The gateway's app: ``shared.asgi.AsyncFunctionApp`` with what only it needs.
 
 - A path parameter: ``GET /v1/models/{id}`` is routed to one handler, which reads the id from
   ``call.path``.
+- OpenAI's error shape on the OpenAI-compatible routes (``functions.gateway.openai``).
 - Optional CORS for browser clients (``cors_origins`` in the config; off when empty): an
   allowed origin's ``OPTIONS`` preflight is answered 204, and every answer to it (errors
   included) carries ``access-control-allow-origin`` and exposes the headers SDKs read.
@@ -14,7 +15,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from functions.gateway.openai import OPENAI_ROUTES
+from functions.gateway.openai.errors import openai_error_reply
 from shared.asgi import AsyncFunctionApp, AsyncHandler
+from shared.errors import ServiceError
 from shared.http import Call, Reply
 
 MODEL_PREFIX = "/v1/models/"
@@ -85,6 +89,11 @@ class GatewayApp(AsyncFunctionApp):
 
     def route_of(self, path: str) -> str:
         return MODEL_ROUTE if path.startswith(MODEL_PREFIX) else path
+
+    def error_reply(self, exc: ServiceError, route: str) -> Reply:
+        if route in OPENAI_ROUTES:
+            return openai_error_reply(exc)
+        return super().error_reply(exc, route)
 
     def decorate(self, response: Response, headers: Mapping[str, str]) -> None:
         if self.cors.enabled:

@@ -1,10 +1,13 @@
 """``GET /v1/models`` and ``GET /v1/models/{id}``: the routes and aliases the gateway serves, in
-Anthropic's shapes, so that ``client.models.list()`` and model pickers work.
+one shape that both SDK families parse (Anthropic's ``type``/``display_name``/``created_at``
+and cursors beside OpenAI's ``object``/``created``/``owned_by``), so that
+``client.models.list()`` and model pickers work from either.
 
 The listed ids are the route names, the exact aliases, and the deployments' model ids that an
 alias serves (a ``*`` pattern is no id, but any id it matches is found by
-``GET /v1/models/{id}``). Release dates are unknown here, so
-``created_at`` is the epoch, as Anthropic's API documents for that case.
+``GET /v1/models/{id}``). Release dates are unknown here, so ``created_at`` is the epoch, as
+Anthropic's API documents for that case (OpenAI's ``created`` is 0).
+``owned_by`` names the provider of the route's first deployment.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class Catalog:
             "display_name": display,
             "created_at": UNKNOWN_RELEASE,
             "lifecycle": "active",
+            "object": "model",
+            "created": 0,
+            "owned_by": self._config.routes[route].deployments[0].provider,
         }
 
     def page(self, query: Query) -> dict[str, Any]:
@@ -65,6 +71,7 @@ class Catalog:
         else:
             page, has_more = ids[:limit], len(ids) > limit
         return {
+            "object": "list",
             "data": [self.model(model_id) for model_id in page],
             "has_more": has_more,
             "first_id": page[0] if page else None,

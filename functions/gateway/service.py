@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from functions.gateway.app import MODEL_ROUTE, Cors, GatewayApp, path_id
@@ -12,6 +12,7 @@ from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig
 from functions.gateway.messages import validate_count_request, validate_messages_request
+from functions.gateway.openai.chat import ChatCompletions
 from functions.gateway.openai.responses import ResponsesApi
 from functions.gateway.providers.anthropic import AnthropicProvider
 from functions.gateway.providers.base import Provider
@@ -60,22 +61,35 @@ class GatewayService:
     async def messages(self, call: Call) -> Reply:
         with _request_id_on_errors(call):
             self.authenticate(call)
-            body = validate_messages_request(await self._payload(call))
+            body = validate_messages_request(await self.payload(call))
             if body.get("stream"):
-                chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
-                headers = {**outcome.headers(), "cache-control": "no-cache"}
-                return Reply(
-                    chunks,
-                    headers=_with_request_id(headers, call),
-                    content_type=SSE_CONTENT_TYPE,
-                )
-            answer, outcome = await self.router.complete(body["model"], body, _forwarded(call))
-        return Reply(answer, headers=_with_request_id(outcome.headers(), call))
+                chunks, headers = await self.stream(call, body)
+                return Reply(chunks, headers=headers, content_type=SSE_CONTENT_TYPE)
+            answer, headers = await self.complete(call, body)
+        return Reply(answer, headers=headers)
+
+    async def complete(self, call: Call, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """A Messages request (checked) answered along its route: the Message as JSON bytes,
+        and the answer's headers. Every API the gateway speaks is served through here."""
+        answer, outcome = await self.router.complete(body["model"], body, _forwarded(call))
+        return answer, _with_request_id(outcome.headers(), call)
+
+    async def stream(
+        self, call: Call, body: dict[str, Any]
+    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        """``complete``, streamed: Anthropic's events, failed over only before the first."""
+        chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
+        headers = {**outcome.headers(), "cache-control": "no-cache"}
+        return chunks, _with_request_id(headers, call)
+
+    def errors_with_request_id(self, call: Call) -> AbstractContextManager[None]:
+        """Within it, an error answer carries ``request-id`` too."""
+        return _request_id_on_errors(call)
 
     async def count_tokens(self, call: Call) -> Reply:
         with _request_id_on_errors(call):
             self.authenticate(call)
-            body = validate_count_request(await self._payload(call))
+            body = validate_count_request(await self.payload(call))
             model = body["model"]
             counted, outcome = await self.router.count_tokens(model, body, _forwarded(call))
         headers = outcome.headers()
@@ -112,7 +126,7 @@ class GatewayService:
         """With ``GATEWAY_API_KEYS`` set, the call must carry one of them."""
         self._api_keys.check(call.headers)
 
-    async def _payload(self, call: Call) -> Any:
+    async def payload(self, call: Call) -> Any:
         return await request_payload(call.headers, call.body, self.config.max_body_bytes)
 
 
@@ -156,6 +170,7 @@ def build_app(service: GatewayService | None = None) -> AsyncFunctionApp:
             ("POST", "/v1/messages"): service.messages,
             ("POST", "/v1/messages/count_tokens"): service.count_tokens,
             ("POST", "/v1/responses"): ResponsesApi(service).create,
+            ("POST", "/v1/chat/completions"): ChatCompletions(service),
             ("GET", "/v1/models"): service.models,
             ("GET", MODEL_ROUTE): service.model,
             ("GET", "/providers"): service.providers,

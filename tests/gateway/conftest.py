@@ -17,6 +17,7 @@ from tests.fakes import anthropic_server, bedrock
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock import FakeBedrock, FakeBedrockServer
 from tests.gateway.support import (
+    AMBIENT,
     BASE_CONFIG,
     ServedGateway,
     StartGateway,
@@ -37,26 +38,10 @@ def fake_bedrock(fake_bedrock_server: FakeBedrockServer) -> FakeBedrockServer:
     return fake_bedrock_server
 
 
-# Variables that could make a provider look configured, or change the config, from outside.
-_AMBIENT = (
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_ENDPOINT_URL",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    "GATEWAY_DEADLINE_S",
-    "GATEWAY_MAX_BODY_BYTES",
-    "GATEWAY_MAX_ATTEMPTS",
-    "GATEWAY_CIRCUIT_FAILURES",
-    "GATEWAY_CIRCUIT_COOLDOWN_S",
-)
-
-
 @pytest.fixture
 def hermetic_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No ambient AWS credentials (not even ~/.aws/credentials) and no config overrides."""
-    for name in _AMBIENT:
+    for name in AMBIENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))

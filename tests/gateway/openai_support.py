@@ -8,11 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.gateway.conftest import _AMBIENT
-from tests.gateway.support import BASE_CONFIG, ServedGateway, create_gateway_app, write_config
+from tests.gateway.support import ServedGateway, module_gateway
 from tests.lazy_imports import openai
 
 WEATHER_TOOL: Any = {
@@ -31,26 +28,11 @@ WEATHER_TOOL: Any = {
 
 @contextmanager
 def gateway_on(folder: Path, **extra_env: str) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
-    """The gateway with ``BASE_CONFIG``, its anthropic provider pointed at a fake upstream, no
-    ambient credentials; the environment stays set while it serves. The upstream stops first,
-    closing the connections the gateway keeps to it (an open one keeps the gateway's event
-    loop from closing)."""
+    """A module's gateway (``support.module_gateway``) with ``BASE_CONFIG``, its anthropic
+    provider pointed at a fake upstream of its own, and no gateway keys."""
     upstream = FakeAnthropic().start()
-    with pytest.MonkeyPatch.context() as env:
-        for name in _AMBIENT:
-            env.delenv(name, raising=False)
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
-        env.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
-        env.delenv("GATEWAY_API_KEYS", raising=False)
-        env.setenv("GATEWAY_CONFIG", str(write_config(folder, BASE_CONFIG)))
-        for name, value in {**upstream.environ(), **extra_env}.items():
-            env.setenv(name, value)
-        gateway = ServedGateway(create_gateway_app())
-        try:
-            yield gateway, upstream
-        finally:
-            upstream.stop()
-            gateway.stop()
+    with module_gateway(folder, upstream=upstream, GATEWAY_API_KEYS="", **extra_env) as gateway:
+        yield gateway, upstream
 
 
 def openai_client(gateway: ServedGateway, **options: Any) -> openai.OpenAI:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import functions_framework
 import httpx
+import pytest
 import yaml
 
+from tests.fakes.anthropic_server import FakeAnthropic
 from tests.lazy_imports import anthropic
 from tests.served import ServedApp, client_tls
 from tests.waiting import wait_until as wait_until  # the tests' one poller, re-exported
@@ -26,6 +30,21 @@ GATEWAY_KEY = "gateway-test-key"
 ANTHROPIC = {"provider": "anthropic", "model": ANTHROPIC_MODEL, "timeout_s": 3}
 BEDROCK = {"provider": "bedrock", "model": BEDROCK_MODEL, "timeout_s": 3}
 LOCAL = {"provider": "local", "model": LOCAL_MODEL, "timeout_s": 3}
+
+# Variables that could make a provider look configured, or change the config, from outside.
+AMBIENT = (
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "GATEWAY_DEADLINE_S",
+    "GATEWAY_MAX_BODY_BYTES",
+    "GATEWAY_MAX_ATTEMPTS",
+    "GATEWAY_CIRCUIT_FAILURES",
+    "GATEWAY_CIRCUIT_COOLDOWN_S",
+)
 
 BASE_CONFIG: dict[str, Any] = {
     "routes": {
@@ -127,7 +146,7 @@ class ServedGateway(ServedApp):
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
-        self._clients: list[anthropic.Anthropic | httpx.Client] = []
+        self._clients: list[Any] = []  # SDK clients and httpx clients, closed at stop
 
     def sdk(self, api_key: str = GATEWAY_KEY, **options: Any) -> anthropic.Anthropic:
         """The real anthropic SDK, pointed at the gateway, its own retries off unless asked."""
@@ -135,6 +154,16 @@ class ServedGateway(ServedApp):
         options.setdefault("max_retries", 0)
         options.setdefault("http_client", anthropic.DefaultHttpxClient(verify=client_tls()))
         client = anthropic.Anthropic(base_url=self.url, api_key=api_key, **options)
+        self._clients.append(client)
+        return client
+
+    def openai(self, api_key: str = GATEWAY_KEY, **options: Any) -> Any:
+        """The real OpenAI SDK (``openai.OpenAI``), pointed at the gateway, retries off."""
+        import openai  # only the OpenAI-compatible tests need it
+
+        options.setdefault("timeout", 10.0)
+        options.setdefault("max_retries", 0)
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, **options)
         self._clients.append(client)
         return client
 
@@ -183,6 +212,37 @@ def error_of(exc: anthropic.APIStatusError) -> dict[str, Any]:
     assert set(body["error"]) >= {"type", "message"}, body
     error: dict[str, Any] = body["error"]
     return error
+
+
+@contextmanager
+def module_gateway(
+    directory: Path,
+    config: dict[str, Any] | None = None,
+    upstream: FakeAnthropic | None = None,
+    **env: str,
+) -> Iterator[ServedGateway]:
+    """A gateway shared by a whole module (``start_gateway``'s, hermetic the same way), for a
+    module-scoped fixture: starting one per test costs time the suite does not have.
+    ``upstream``: a fake whose ``environ()`` the gateway gets; it is stopped before the
+    gateway, so that the gateway's loop closes with no upstream connection still open (uvloop
+    refuses to close over one)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in AMBIENT:
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(directory / "no-aws-credentials"))
+        patch.setenv("AWS_CONFIG_FILE", str(directory / "no-aws-config"))
+        path = write_config(directory, merged(BASE_CONFIG, config or {}))
+        patch.setenv("GATEWAY_CONFIG", str(path))
+        upstream_env = upstream.environ() if upstream is not None else {}
+        for name, value in {**upstream_env, **env}.items():
+            patch.setenv(name, value)
+        gateway = ServedGateway(create_gateway_app())
+        try:
+            yield gateway
+        finally:
+            if upstream is not None:
+                upstream.stop()
+            gateway.stop()
 
 
 class StartGateway(Protocol):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,15 +31,12 @@ from functions.gateway.providers import local_answers as answers
 from functions.gateway.providers import local_arithmetic as arithmetic
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.providers.base import ProviderCall, estimated_count
+from functions.gateway.providers.local_schema import minimal_instance
 from functions.gateway.streaming import events_of
 from shared.errors import BadRequest
 
 MARK = "[local rule-based model]"
 REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>", "</system-reminder>"
-MAX_GUESS_DEPTH = 4
-"""Nesting of object properties filled in for a forced tool call that no rule could fill."""
-MAX_GUESS_SIZE = 1000
-"""The most characters or items a guess pads to when a schema asks for a minimum length."""
 NO_TOOL_ANSWER = (
     f"{MARK} I am the offline rule-based model of Agent Orchestrator. I can route a request to "
     "tools (calculator, search, data processing) and report their results, but I cannot "
@@ -109,6 +105,7 @@ class LocalProvider:
         if not results or choice.forced:
             planned = self._plan(_callable_tools(body), choice, text, check)
             content += [b for b in planned if b["type"] == "tool_use"] if results else planned
+        content = _structured(body, content)
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
         schema = _output_schema(body)
         if schema is not None and stop_reason == "end_turn":
@@ -299,44 +296,22 @@ def _data_window(text: str, tools: list[dict[str, Any]]) -> str | None:
 
 
 def _guess_arguments(tool: dict[str, Any], text: str) -> dict[str, Any]:
-    guessed = _schema_guess(tool["input_schema"], text, 0)
+    guessed = minimal_instance(tool["input_schema"], text)
     return guessed if isinstance(guessed, dict) else {}
 
 
-def _schema_guess(spec: Any, text: str, depth: int) -> Any:
-    """The simplest value ``spec`` (a JSON Schema) accepts, using ``text`` for strings: the
-    arguments of a forced tool call that no rule could fill."""
-    if not isinstance(spec, dict):
-        return {}
-    for key in ("const", "default"):
-        if key in spec:
-            return spec[key]
-    if isinstance(spec.get("enum"), list) and spec["enum"]:
-        return spec["enum"][0]
-    options = spec.get("anyOf") or spec.get("oneOf")
-    if isinstance(options, list) and options:
-        return _schema_guess(options[0], text, depth)
-    kind = spec.get("type", "object")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "string":
-        shortest = min(int(spec.get("minLength", 0)), MAX_GUESS_SIZE)
-        return text[: int(spec.get("maxLength", 200))].ljust(shortest, "?")
-    if kind in ("number", "integer"):
-        minimum: Any = spec.get("minimum", spec.get("exclusiveMinimum", 0))
-        return max(0, math.ceil(float(minimum)) + (1 if "exclusiveMinimum" in spec else 0))
-    if kind == "boolean":
-        return False
-    if kind == "array":
-        items = min(int(spec.get("minItems", 0)), MAX_GUESS_SIZE)
-        return [_schema_guess(spec.get("items"), text, depth + 1)] * items
-    if kind == "object" and depth < MAX_GUESS_DEPTH:
-        properties = spec.get("properties") or {}
-        return {
-            name: _schema_guess(properties.get(name), text, depth + 1)
-            for name in spec.get("required") or []
-        }
-    return {} if kind == "object" else None
+def _structured(body: dict[str, Any], content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``content`` as the JSON that ``output_config.format`` asks for, when it asks (Anthropic's
+    structured output): the schema's simplest instance, its strings carrying the answer."""
+    config = body.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return content
+    if any(block["type"] == "tool_use" for block in content):
+        return content  # a tool call comes first; the JSON answer after its result
+    text = " ".join(block.get("text", "") for block in content)
+    answer = minimal_instance(spec.get("schema"), text)
+    return [{"type": "text", "text": json.dumps(answer, ensure_ascii=False)}]
 
 
 def _no_tool_text(text: str, had_tools: bool, check: rules.Check) -> str:

@@ -1,0 +1,303 @@
+"""``POST /v1/chat/completions``: OpenAI's Chat Completions over the gateway's routes.
+
+A request is translated into an Anthropic Messages request (``chat_request``), served by the
+same service entry as ``/v1/messages``, and its answer translated back (``completion``, or
+``chat_stream.chunks`` for ``stream: true``). Roles: ``system`` and ``developer`` become the
+system prompt; ``assistant`` ``tool_calls`` become ``tool_use`` blocks; ``tool`` messages
+become ``tool_result`` blocks in a user turn (consecutive turns of one role are merged, as
+Anthropic reads them). What no provider behind the gateway can honour (``n`` > 1,
+``logprobs``, audio) is refused with a 400 naming the field, never silently dropped. Fields
+that only steer OpenAI's own service (``store``, ``metadata``, ``seed``, penalties,
+``service_tier``) have no effect.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from functions.gateway.openai import translate as tr
+from functions.gateway.openai.chat_stream import chunks
+from functions.gateway.openai.errors import InvalidParam
+from shared.errors import BadRequest
+from shared.http import SSE_CONTENT_TYPE, Call, Reply, compact_json
+from shared.inbound import check_depth
+
+if TYPE_CHECKING:
+    from functions.gateway.service import GatewayService
+
+DEFAULT_MAX_TOKENS = 4096
+"""``max_tokens`` when the client gives none (OpenAI has no required limit; Anthropic has)."""
+MAX_ARGUMENT_DEPTH = 64
+"""Nesting a tool call's JSON arguments may have."""
+Providers = Callable[[str], frozenset[str]]
+"""The providers of the route serving a model name (empty when no route serves it)."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A Chat Completions request, translated."""
+
+    model: str
+    """The model the client asked for: every answer names it."""
+    body: dict[str, Any]
+    """The Anthropic Messages request that serves it."""
+    stream: bool = False
+    include_usage: bool = False
+    """``stream_options.include_usage``: a last chunk with the usage."""
+    json_tool: bool = False
+    """The answer arrives as the input of ``translate.RESPONSE_TOOL``."""
+
+
+def chat_request(payload: Any, providers: Providers) -> ChatRequest:
+    """``payload`` translated; ``InvalidParam`` naming the first field that cannot be."""
+    payload = tr.expect(payload, dict, "body", "a JSON object")
+    model = tr.expect(payload.get("model"), str, "model", "a string naming a route or model")
+    if not model:
+        raise InvalidParam("model", "must not be empty")
+    _refuse_unsupported(payload)
+    system, turns = _conversation(payload.get("messages"))
+    body: dict[str, Any] = {"model": model, "messages": turns}
+    if system:
+        body["system"] = system
+    body["max_tokens"] = _max_tokens(payload)
+    _sampling(payload, body)
+    _tools(payload, body)
+    json_tool = _response_format(payload.get("response_format"), providers(model), body)
+    stream = tr.expect(payload.get("stream", False) or False, bool, "stream", "a boolean")
+    options = payload.get("stream_options")
+    options = {} if options is None else tr.expect(options, dict, "stream_options", "an object")
+    include_usage = options.get("include_usage") or False
+    tr.expect(include_usage, bool, "stream_options.include_usage", "a boolean")
+    return ChatRequest(model, body, stream, stream and include_usage, json_tool)
+
+
+def _refuse_unsupported(payload: dict[str, Any]) -> None:
+    n = payload.get("n")
+    if n is not None and tr.expect(n, int, "n", "an integer") != 1:
+        raise InvalidParam("n", "only one choice (n=1) can be answered through this gateway")
+    if payload.get("logprobs") or payload.get("top_logprobs") is not None:
+        param = "logprobs" if payload.get("logprobs") else "top_logprobs"
+        raise InvalidParam(param, "log probabilities are not available from these providers")
+    modalities = payload.get("modalities")
+    if payload.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
+        param = "audio" if payload.get("audio") is not None else "modalities"
+        raise InvalidParam(param, "audio output is not supported by this gateway")
+
+
+def _max_tokens(payload: dict[str, Any]) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        if payload.get(name) is not None:
+            return tr.positive_int(payload[name], name)
+    return DEFAULT_MAX_TOKENS
+
+
+def _sampling(payload: dict[str, Any], body: dict[str, Any]) -> None:
+    for name in ("temperature", "top_p"):
+        if payload.get(name) is not None:
+            body[name] = tr.expect(payload[name], (int, float), name, "a number")
+    stop = payload.get("stop")
+    if isinstance(stop, str):
+        body["stop_sequences"] = [stop]
+    elif stop is not None:
+        stops = tr.expect(stop, list, "stop", "a string or a list of strings")
+        body["stop_sequences"] = [
+            tr.expect(s, str, f"stop[{n}]", "a string") for n, s in enumerate(stops)
+        ]
+    if payload.get("user") is not None:
+        body["metadata"] = {"user_id": tr.expect(payload["user"], str, "user", "a string")}
+
+
+def _tools(payload: dict[str, Any], body: dict[str, Any]) -> None:
+    tools = payload.get("tools")
+    if tools is not None:
+        tr.expect(tools, list, "tools", "a list of function tools")
+        body["tools"] = [_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
+    choice = tr.tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
+    if body.get("tools") and choice is not None:
+        body["tool_choice"] = choice
+
+
+def _tool(tool: Any, where: str) -> dict[str, Any]:
+    tool = tr.expect(tool, dict, where, "an object")
+    if tool.get("type") != "function":
+        raise InvalidParam(f"{where}.type", "only function tools are supported")
+    return tr.function_tool(
+        tr.expect(tool.get("function"), dict, f"{where}.function", "an object"), f"{where}.function"
+    )
+
+
+def _response_format(spec: Any, providers: frozenset[str], body: dict[str, Any]) -> bool:
+    if spec is None:
+        return False
+    spec = tr.expect(spec, dict, "response_format", "an object with a 'type'")
+    kind = spec.get("type")
+    if kind == "text":
+        return False
+    if kind == "json_object":
+        return tr.answer_format(None, providers, body)
+    if kind == "json_schema":
+        schema = tr.json_schema_of(spec.get("json_schema"), "response_format.json_schema")
+        return tr.answer_format(schema, providers, body)
+    raise InvalidParam("response_format.type", "must be 'text', 'json_object' or 'json_schema'")
+
+
+def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The system prompt and the turns, with consecutive turns of one role merged."""
+    messages = tr.expect(messages, list, "messages", "a non-empty list of messages")
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        message = tr.expect(message, dict, where, "an object with a 'role'")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.append(tr.text_of(message.get("content"), f"{where}.content"))
+            continue
+        if role == "user":
+            blocks = tr.content_blocks(message.get("content"), f"{where}.content")
+        elif role == "assistant":
+            blocks = _assistant_blocks(message, where)
+        elif role == "tool":
+            role, blocks = "user", [_tool_result(message, where)]
+        else:
+            raise InvalidParam(
+                f"{where}.role",
+                f"unknown role {str(role)[:40]!r}; use system, developer, user, assistant or tool",
+            )
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        elif blocks:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise InvalidParam("messages", "must hold at least one user message")
+    return "\n\n".join(system), turns
+
+
+def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    content = message.get("content")
+    blocks: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for n, part in enumerate(content):
+            part = tr.expect(part, dict, f"{where}.content[{n}]", "an object")
+            text = part.get("text") if part.get("type") == "text" else part.get("refusal")
+            blocks.append(
+                {
+                    "type": "text",
+                    "text": tr.expect(text, str, f"{where}.content[{n}].text", "a string"),
+                }
+            )
+    elif content is not None:
+        text = tr.expect(content, str, f"{where}.content", "a string, a list of parts or null")
+        blocks.append({"type": "text", "text": text})
+    blocks = [b for b in blocks if b["text"]]  # Anthropic refuses empty text blocks
+    calls = message.get("tool_calls") or []
+    tr.expect(calls, list, f"{where}.tool_calls", "a list")
+    return blocks + [_tool_use(call, f"{where}.tool_calls[{n}]") for n, call in enumerate(calls)]
+
+
+def _tool_use(call: Any, where: str) -> dict[str, Any]:
+    call = tr.expect(call, dict, where, "an object")
+    function = tr.expect(call.get("function"), dict, f"{where}.function", "an object")
+    return {
+        "type": "tool_use",
+        "id": tr.expect(call.get("id"), str, f"{where}.id", "a string"),
+        "name": tr.expect(function.get("name"), str, f"{where}.function.name", "a string"),
+        "input": arguments(function.get("arguments"), f"{where}.function.arguments"),
+    }
+
+
+def arguments(raw: Any, param: str) -> dict[str, Any]:
+    """A tool call's ``arguments`` (a JSON string) as the object Anthropic's input is."""
+    text = tr.expect(raw, str, param, "a JSON string")
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
+    try:
+        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
+    except BadRequest:
+        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
+    return tr.expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
+
+
+def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
+    call_id = tr.expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
+    text = tr.text_of(message.get("content", ""), f"{where}.content")
+    return {"type": "tool_result", "tool_use_id": call_id, "content": text}
+
+
+def completion(message: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+    """An Anthropic Message as OpenAI's ``chat.completion``."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text" and not request.json_tool:  # with it, text is only a preamble
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use" and request.json_tool and block.get("name") == tr.RESPONSE_TOOL:
+            texts.append(compact_json(block.get("input", {})))
+        elif kind == "tool_use":
+            calls.append(tool_call(block))
+    reason = tr.finish_reason(message.get("stop_reason"))
+    if reason == "tool_calls" and not calls:
+        reason = "stop"  # the forced JSON tool answered: that is the final answer
+    reply: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if calls:
+        reply["tool_calls"] = calls
+    return {
+        "id": tr.answer_id(message, "chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [{"index": 0, "message": reply, "finish_reason": reason, "logprobs": None}],
+        "usage": tr.usage(message.get("usage")),
+        "system_fingerprint": None,
+    }
+
+
+def tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": block.get("id"),
+        "type": "function",
+        "function": {"name": block.get("name"), "arguments": compact_json(block.get("input", {}))},
+    }
+
+
+class ChatCompletions:
+    """The route's handler: translate in, call the service, translate out."""
+
+    def __init__(self, service: GatewayService) -> None:
+        self._service = service
+        config = service.config
+        self._by_route = {
+            route: frozenset(d.provider for d in settings.deployments)
+            for route, settings in config.routes.items()
+        }
+
+    def providers(self, model: str) -> frozenset[str]:
+        route = self._service.config.route_for(model)
+        return self._by_route.get(route or "", frozenset())
+
+    async def __call__(self, call: Call) -> Reply:
+        service = self._service
+        with service.errors_with_request_id(call):
+            service.authenticate(call)
+            request = chat_request(await service.payload(call), self.providers)
+            if request.stream:
+                events, headers = await service.stream(call, request.body)
+                return Reply(
+                    chunks(events, request), headers=headers, content_type=SSE_CONTENT_TYPE
+                )
+            answer, headers = await service.complete(call, request.body)
+        return Reply(completion(json.loads(answer), request), headers=headers)

@@ -1,0 +1,245 @@
+"""Pieces of OpenAI's request and answer shapes that the OpenAI-compatible endpoints share,
+translated to and from the Anthropic Messages shape the gateway speaks inside.
+
+Each function checks what it translates and raises ``InvalidParam`` naming the field (as
+OpenAI's ``param``), so a client learns what to fix; what Anthropic's API checks anyway
+(a schema's contents, a temperature's range) is passed on for the upstream to judge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from functions.gateway.openai.errors import InvalidParam
+
+RESPONSE_TOOL = "json_response"
+"""The forced tool that carries a JSON answer where the route cannot use structured output;
+its input becomes the answer's text, never a tool call."""
+STRUCTURED_PROVIDERS = frozenset({"anthropic", "local"})
+"""Providers that honour ``output_config.format`` (the local model answers the schema too)."""
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    """``value`` when it is of ``kind`` (a bool is no number); else ``InvalidParam``."""
+    if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _kinds(kind)):
+        return value
+    raise InvalidParam(param, f"must be {what}, got {type_name(value)}")
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def positive_int(value: Any, param: str) -> int:
+    number: int = expect(value, int, param, "a positive integer")
+    if number < 1:
+        raise InvalidParam(param, f"must be a positive integer, got {number}")
+    return number
+
+
+def text_of(content: Any, param: str) -> str:
+    """The text of a ``system``/``developer``/``tool`` content: a string or text parts."""
+    if isinstance(content, str):
+        return content
+    parts = expect(content, list, param, "a string or a list of text parts")
+    texts = []
+    for n, part in enumerate(parts):
+        where = f"{param}[{n}]"
+        part = expect(part, dict, where, "an object")
+        if part.get("type") not in ("text", "input_text", "output_text"):
+            raise InvalidParam(
+                f"{where}.type",
+                f"only text parts are accepted here, got {str(part.get('type'))[:40]!r}",
+            )
+        texts.append(expect(part.get("text"), str, f"{where}.text", "a string"))
+    return "\n".join(texts)
+
+
+def content_blocks(content: Any, param: str) -> list[dict[str, Any]]:
+    """A user's content (a string or parts: text, images, files) as Anthropic blocks."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    parts = expect(content, list, param, "a string or a list of content parts")
+    return [_part_block(part, f"{param}[{n}]") for n, part in enumerate(parts)]
+
+
+def _part_block(part: Any, where: str) -> dict[str, Any]:
+    part = expect(part, dict, where, "an object with a 'type'")
+    kind = part.get("type")
+    if kind in ("text", "input_text"):
+        return {"type": "text", "text": expect(part.get("text"), str, f"{where}.text", "a string")}
+    if kind == "image_url":
+        image = expect(part.get("image_url"), dict, f"{where}.image_url", "an object")
+        url = expect(image.get("url"), str, f"{where}.image_url.url", "a string")
+        return {"type": "image", "source": image_source(url, f"{where}.image_url.url")}
+    if kind == "input_image":
+        url = expect(part.get("image_url"), str, f"{where}.image_url", "a string")
+        return {"type": "image", "source": image_source(url, f"{where}.image_url")}
+    if kind == "file":
+        return _file_block(expect(part.get("file"), dict, f"{where}.file", "an object"), where)
+    if kind in ("input_audio", "audio"):
+        raise InvalidParam(f"{where}.type", "audio input is not supported by this gateway")
+    raise InvalidParam(f"{where}.type", f"unknown content part type {str(kind)[:40]!r}")
+
+
+def image_source(url: str, param: str) -> dict[str, Any]:
+    """A data URL as Anthropic's base64 source, an http(s) URL as its url source."""
+    if url.startswith("data:"):
+        media_type, data = _data_url(url, param)
+        if media_type not in _IMAGE_TYPES:
+            raise InvalidParam(param, f"images must be one of {', '.join(_IMAGE_TYPES)}")
+        return {"type": "base64", "media_type": media_type, "data": data}
+    if url.startswith(("https://", "http://")):
+        return {"type": "url", "url": url}
+    raise InvalidParam(param, "must be a data: URL or an http(s) URL")
+
+
+def _data_url(url: str, param: str) -> tuple[str, str]:
+    head, comma, data = url.partition(",")
+    media_type, _, encoding = head[5:].partition(";")
+    if not comma or encoding != "base64":
+        raise InvalidParam(param, "a data URL must be data:<media type>;base64,<data>")
+    return media_type.lower(), data
+
+
+def _file_block(file: dict[str, Any], where: str) -> dict[str, Any]:
+    data = file.get("file_data")
+    if not isinstance(data, str):
+        raise InvalidParam(f"{where}.file", "only inline files (file_data) can be passed on")
+    if not data.startswith("data:"):
+        data = "data:application/pdf;base64," + data
+    media_type, encoded = _data_url(data, f"{where}.file.file_data")
+    if media_type != "application/pdf":
+        raise InvalidParam(f"{where}.file.file_data", "only PDF files are accepted")
+    return {
+        "type": "document",
+        "source": {"type": "base64", "media_type": media_type, "data": encoded},
+    }
+
+
+def function_tool(spec: dict[str, Any], param: str) -> dict[str, Any]:
+    """A function tool's ``name``/``description``/``parameters`` as an Anthropic tool."""
+    name = expect(spec.get("name"), str, f"{param}.name", "a string")
+    tool: dict[str, Any] = {"name": name}
+    if spec.get("description") is not None:
+        tool["description"] = expect(spec["description"], str, f"{param}.description", "a string")
+    schema = spec.get("parameters")
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    tool["input_schema"] = expect(schema, dict, f"{param}.parameters", "a JSON Schema object")
+    return tool
+
+
+def tool_choice(choice: Any, parallel: Any, param: str = "tool_choice") -> dict[str, Any] | None:
+    """OpenAI's ``tool_choice`` and ``parallel_tool_calls`` as Anthropic's ``tool_choice``."""
+    if parallel is not None:
+        expect(parallel, bool, "parallel_tool_calls", "a boolean")
+    if choice is None or choice == "auto":
+        chosen: dict[str, Any] = {"type": "auto"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        chosen = {"type": "any"}
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        named: dict[str, Any] = choice.get("function") or choice  # Chat's, or Responses' form
+        expect(named, dict, f"{param}.function", "an object")
+        name = expect(named.get("name"), str, f"{param}.function.name", "a string")
+        chosen = {"type": "tool", "name": name}
+    else:
+        raise InvalidParam(
+            param,
+            "must be 'auto', 'none', 'required' or "
+            '{"type": "function", "function": {"name": ...}}',
+        )
+    if parallel is False:
+        chosen["disable_parallel_tool_use"] = True
+    return chosen
+
+
+def answer_id(message: dict[str, Any], prefix: str) -> str:
+    """``prefix`` and the upstream message's id (which a support request can quote)."""
+    upstream = message.get("id")
+    if isinstance(upstream, str) and upstream:
+        return prefix + upstream.removeprefix("msg_")
+    return prefix + uuid.uuid4().hex
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return _FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def usage(anthropic: Any) -> dict[str, Any]:
+    """Anthropic's usage as OpenAI's: prompt tokens count cached and cache-written tokens too
+    (Anthropic's ``input_tokens`` leaves them out); cache reads are ``cached_tokens``."""
+    counts = anthropic if isinstance(anthropic, dict) else {}
+
+    def count(name: str) -> int:
+        value = counts.get(name)
+        return value if isinstance(value, int) else 0
+
+    cached = count("cache_read_input_tokens")
+    prompt = count("input_tokens") + cached + count("cache_creation_input_tokens")
+    completion = count("output_tokens")
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def json_schema_of(spec: Any, param: str) -> dict[str, Any]:
+    """The schema of a ``json_schema`` response format (``{"name", "schema", "strict"}``)."""
+    spec = expect(spec, dict, param, "an object with 'name' and 'schema'")
+    schema = spec.get("schema")
+    if schema is None:
+        return {"type": "object"}
+    return dict(expect(schema, dict, f"{param}.schema", "a JSON Schema object"))
+
+
+def answer_format(
+    schema: dict[str, Any] | None, providers: frozenset[str], body: dict[str, Any]
+) -> bool:
+    """Ask for JSON in ``body`` (an Anthropic request): Anthropic's structured output when
+    every provider of the route honours it and there is a schema, else a forced tool whose
+    input is the answer. True when the forced tool carries it."""
+    if schema is not None and providers <= STRUCTURED_PROVIDERS:
+        body["output_config"] = {
+            **(body.get("output_config") or {}),
+            "format": {"type": "json_schema", "schema": schema},
+        }
+        return False
+    tool = {
+        "name": RESPONSE_TOOL,
+        "description": "Give the final answer as JSON matching this schema.",
+        "input_schema": schema or {"type": "object"},
+    }
+    tools = body.setdefault("tools", [])
+    tools.append(tool)
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if choice["type"] == "none" or (choice["type"] == "auto" and len(tools) == 1):
+        body["tool_choice"] = {"type": "tool", "name": RESPONSE_TOOL}
+    elif choice["type"] == "auto":  # the model may call the client's tools before answering
+        body["tool_choice"] = {**choice, "type": "any"}
+    return True

@@ -1,0 +1,169 @@
+"""Hostile input on ``/v1/chat/completions``: every refusal is a 4xx in OpenAI's error shape
+naming what is wrong, answered at once; nothing crashes, hangs or reaches a provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.support import module_gateway
+
+PATH = "/v1/chat/completions"
+LIMIT = 200_000
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    folder = tmp_path_factory.mktemp("hostile")
+    with module_gateway(folder, GATEWAY_MAX_BODY_BYTES=str(LIMIT)) as served:
+        yield served.http()
+
+
+def refused(response: httpx.Response, status: int = 400) -> dict[str, Any]:
+    """The OpenAI-shaped error of a refusal, checking the shape on the way."""
+    assert response.status_code == status, response.text[:300]
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert len(error["message"]) < 400  # what was sent is not echoed back whole
+    return error
+
+
+def post(http: httpx.Client, body: Any) -> httpx.Response:
+    return http.post(PATH, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    body = {"model": "local", "messages": [{"role": "user", "content": "x" * LIMIT}]}
+    refused(post(http, body), 413)
+
+
+def test_a_body_that_is_not_json_is_refused(http: httpx.Client) -> None:
+    response = http.post(PATH, content=b"{not json", headers={"content-type": "application/json"})
+    refused(response)
+
+
+def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
+    raw = '{"model": "local", "messages": ' + nested(50_000) + "}"
+    response = http.post(PATH, content=raw, headers={"content-type": "application/json"})
+    refused(response)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ([1, 2], "body"),
+        ({"model": 7, "messages": HI}, "model"),
+        ({"model": "", "messages": HI}, "model"),
+        ({"model": "local", "messages": {"role": "user"}}, "messages"),
+        ({"model": "local", "messages": ["hi"]}, "messages[0]"),
+        ({"model": "local", "messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role"),
+        ({"model": "local", "messages": [{"role": "r" * 100_000}]}, "messages[0].role"),
+        (
+            {"model": "local", "messages": [{"role": "user", "content": {"a": 1}}]},
+            "messages[0].content",
+        ),
+        (
+            {"model": "local", "messages": [{"role": "user", "content": [None]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "model": "local",
+                "messages": [{"role": "system", "content": [{"type": "image_url"}]}],
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {"model": "local", "messages": [{"role": "assistant", "tool_calls": "x"}]},
+            "messages[0].tool_calls",
+        ),
+        (
+            {"model": "local", "messages": [{"role": "assistant", "tool_calls": [{"id": 1}]}]},
+            "messages[0].tool_calls[0].function",
+        ),
+        ({"model": "local", "messages": HI, "tools": {"a": 1}}, "tools"),
+        (
+            {"model": "local", "messages": HI, "tools": [{"type": "function", "function": "f"}]},
+            "tools[0].function",
+        ),
+        (
+            {
+                "model": "local",
+                "messages": HI,
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}],
+            },
+            "tools[0].function.parameters",
+        ),
+        (
+            {"model": "local", "messages": HI, "tool_choice": {"type": "function", "function": 3}},
+            "tool_choice.function",
+        ),
+        ({"model": "local", "messages": HI, "parallel_tool_calls": "no"}, "parallel_tool_calls"),
+        ({"model": "local", "messages": HI, "stream_options": []}, "stream_options"),
+        ({"model": "local", "messages": HI, "stop": [1]}, "stop[0]"),
+        ({"model": "local", "messages": HI, "max_tokens": True}, "max_tokens"),
+        ({"model": "local", "messages": HI, "max_completion_tokens": 1e9}, "max_completion_tokens"),
+        ({"model": "local", "messages": HI, "n": "2"}, "n"),
+        ({"model": "local", "messages": HI, "response_format": "json"}, "response_format"),
+        (
+            {
+                "model": "local",
+                "messages": HI,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": []},
+                },
+            },
+            "response_format.json_schema.schema",
+        ),
+    ],
+)
+def test_wrong_types_are_refused_naming_the_field(
+    http: httpx.Client, body: Any, param: str
+) -> None:
+    assert refused(post(http, body))["param"] == param
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["{not json", "[1]", "NaN", '"a string"', nested(10_000), '{"a": ' + nested(100) + "}"],
+)
+def test_tool_call_arguments_that_are_no_json_object_are_refused(
+    http: httpx.Client, arguments: str
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    body = {"model": "local", "messages": [*HI, {"role": "assistant", "tool_calls": [call]}]}
+    error = refused(post(http, body))
+    assert error["param"] == "messages[1].tool_calls[0].function.arguments"
+
+
+def test_many_messages_are_read_in_linear_time(http: httpx.Client) -> None:
+    turns = [{"role": ("user", "assistant")[n % 2], "content": "w"} for n in range(4_000)]
+    body = {"model": "local", "messages": [*turns, {"role": "user", "content": "What is 1+1?"}]}
+    response = post(http, body)
+    assert response.status_code == 200, response.text[:300]
+    assert "1+1 = 2" in response.json()["choices"][0]["message"]["content"].replace(" + ", "+")
+
+
+def test_a_schema_that_asks_for_too_much_is_refused(http: httpx.Client) -> None:
+    wide = {
+        "type": "array",
+        "minItems": 1000,
+        "items": {"type": "array", "minItems": 1000, "items": {"type": "integer"}},
+    }
+    schema = {"type": "object", "properties": {"a": wide}, "required": ["a"]}
+    body = {
+        "model": "local",
+        "messages": HI,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
+    assert "values" in refused(post(http, body))["message"]

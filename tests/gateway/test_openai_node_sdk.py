@@ -1,0 +1,74 @@
+"""The OpenAI Node SDK (latest, under Node) against the gateway's OpenAI-compatible API, as a
+JS client uses it: the local model answers offline.
+
+The SDK is installed with npm into a cache folder on first run; without node or npm (or with no
+way to reach the registry) the test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gateway.support import ServedGateway, module_gateway
+
+pytestmark = pytest.mark.processes  # node and npm run as processes
+
+HERE = Path(__file__).parent / "ts"
+CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "openai-node"
+
+
+def sdk_folder() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the OpenAI Node SDK")
+    if not (CACHE / "node_modules" / "openai").is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (CACHE / "package.json").write_text('{"name": "openai-node-check", "private": true}')
+        done = subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "openai@latest"],
+            cwd=CACHE,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"npm could not install openai: {done.stderr[-300:]}")
+    shutil.copy(HERE / "openai_check.mjs", CACHE / "openai_check.mjs")
+    return CACHE
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
+    with module_gateway(tmp_path_factory.mktemp("node")) as served:
+        yield served
+
+
+def test_the_openai_node_sdk_speaks_to_the_gateway(gateway: ServedGateway) -> None:
+    folder = sdk_folder()
+    done = subprocess.run(
+        ["node", "openai_check.mjs"],
+        cwd=folder,
+        env={**os.environ, "GW": gateway.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert "17 * (3 + 4) = 119" in out["text"] and out["finish"] == "stop"
+    assert "2 + 2 = 4" in out["streamed"] and out["usage"]["total_tokens"] > 0
+    assert out["toolCall"]["name"] == "calculator"
+    assert "6 * 7" in json.loads(out["toolCall"]["arguments"])["expression"]
+    assert out["json"] == {"n": 4}
+    assert out["error"] == {"status": 404, "code": "model_not_found", "name": "NotFoundError"}
+    assert "local" in out["models"]
