@@ -31,7 +31,7 @@ def gateway_on(folder: Path, **extra_env: str) -> Iterator[tuple[ServedGateway, 
     """A module's gateway (``support.module_gateway``) with ``BASE_CONFIG``, its anthropic
     provider pointed at a fake upstream of its own, and no gateway keys."""
     upstream = FakeAnthropic().start()
-    with module_gateway(folder, upstream=upstream, GATEWAY_API_KEYS="", **extra_env) as gateway:
+    with module_gateway(folder, None, upstream, **{"GATEWAY_API_KEYS": "", **extra_env}) as gateway:
         yield gateway, upstream
 
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 T = TypeVar("T")
-NEEDS_CHAT = pytest.mark.xfail(strict=False, reason="needs /v1/chat/completions (i19-chat)")
 
 
 def run_async(work: Coroutine[Any, Any, T], client: AsyncOpenAI) -> T:
@@ -101,7 +100,7 @@ def run_agent(gateway: ServedGateway, kind: str, route: str, task: str) -> Any:
 
 KINDS = [
     pytest.param("responses", id="responses-model"),
-    pytest.param("chat", id="chat-completions-model", marks=NEEDS_CHAT),
+    pytest.param("chat", id="chat-completions-model"),
 ]
 
 

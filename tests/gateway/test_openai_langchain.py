@@ -1,7 +1,6 @@
 """langchain-openai's ``ChatOpenAI`` with a bound tool against the gateway: on the Responses
-API (``use_responses_api=True``), and on its default, Chat Completions (xfail until
-``/v1/chat/completions`` is merged); offline through the local model, and through the fake
-Anthropic upstream."""
+API (``use_responses_api=True``), and on its default, Chat Completions; offline through the
+local model, and through the fake Anthropic upstream."""
 
 from __future__ import annotations
 
@@ -21,11 +20,7 @@ if TYPE_CHECKING:
 
 APIS = [
     pytest.param(True, id="responses-api"),
-    pytest.param(
-        False,
-        id="chat-completions",
-        marks=pytest.mark.xfail(strict=False, reason="needs /v1/chat/completions (i19-chat)"),
-    ),
+    pytest.param(False, id="chat-completions"),
 ]
 
 

@@ -107,10 +107,6 @@ class LocalProvider:
             content += [b for b in planned if b["type"] == "tool_use"] if results else planned
         content = _structured(body, content)
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
-        schema = _output_schema(body)
-        if schema is not None and stop_reason == "end_turn":
-            said = " ".join(b["text"] for b in content if b["type"] == "text")
-            content = [{"type": "text", "text": json.dumps(_schema_guess(schema, said, 0))}]
         content, stop_reason = _fit_max_tokens(content, stop_reason, body["max_tokens"])
         return {
             "id": "msg_local_" + _digest(body)[:24],
@@ -228,17 +224,6 @@ def _callable_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
         and isinstance(tool.get("input_schema"), dict)
         and isinstance(tool["input_schema"].get("properties", {}), dict)
     ]
-
-
-def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON Schema the answer's text must follow (``output_config.format``), if any: the
-    answer is then the simplest JSON the schema accepts, its strings from what was said."""
-    config = body.get("output_config")
-    fmt = config.get("format") if isinstance(config, dict) else None
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = fmt.get("schema")
-        return schema if isinstance(schema, dict) else {}
-    return None
 
 
 def _deadline(timeout_s: float | None, clock: rules.Clock) -> rules.Check:
