@@ -46,7 +46,7 @@ TEST_WORKERS ?= 4
 # second run does not rewrite them again in every worker (both in __pycache__, git-ignored).
 test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
 	$(BIN)/python -m compileall -q -j0 functions shared emulator tools >/dev/null
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
 test-deploy: ## each bundle in a fresh venv from its requirements.txt alone (server and Lambda handler), then all on one task
