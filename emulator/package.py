@@ -16,7 +16,8 @@ its tests), the ``__init__.py`` files above that package, the manifest's ``confi
 ``functions.yaml`` for the orchestrator (its built-in agents), and the generated
 ``requirements.txt`` (exact pins from the lock, written by ``make requirements``) and a
 ``.python-version`` (Cloud Run's buildpacks take the newest Python without it). Nothing else
-(``.env``, caches, virtual environments, tests) can reach a bundle, whatever lies in the tree.
+(``.env``, caches, virtual environments, tests) can reach a bundle, whatever lies in the tree;
+a symbolic link to a file outside the repository stops the build, naming it.
 """
 
 from __future__ import annotations
@@ -155,11 +156,23 @@ def contents(root: Path, function: Function) -> dict[str, bytes]:
         path = root / name
         if not path.is_file():
             raise ConfigError(f"{function.name}: {name} is missing (functions.yaml names it)")
+        _inside(root, name, function.name)
         files[name] = path.read_bytes()
     files["main.py"] = entry_point(function).encode()
     files["requirements.txt"] = requirements(root, function).encode()
     files[".python-version"] = f"{PYTHON_VERSION}\n".encode()
     return dict(sorted(files.items()))
+
+
+def _inside(root: Path, name: str, function: str) -> None:
+    """Refuse a file that is (or lies under) a symbolic link to somewhere outside ``root``:
+    a bundle is uploaded, and a link could carry in ``~/.aws/credentials`` under any name."""
+    real_root = root.resolve()
+    if not (root / name).resolve().is_relative_to(real_root):
+        raise ConfigError(
+            f"{function}: {name} is a symbolic link to a file outside the repository: "
+            "a bundle takes only the repository's own files"
+        )
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

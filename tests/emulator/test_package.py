@@ -108,6 +108,25 @@ def test_no_secret_cache_test_or_venv_reaches_a_bundle(tmp_path: Path) -> None:
                 assert SECRET.encode() not in archive.read(name), f"{bundle.name}: {name}"
 
 
+@pytest.mark.parametrize(
+    "link",
+    ["functions/agents/calculator/helpers.py", "shared/extra.py", "config/knowledge/notes.md"],
+)
+def test_a_link_to_a_file_outside_the_repository_is_refused(tmp_path: Path, link: str) -> None:
+    root = repo_copy(tmp_path)
+    outside = tmp_path / "credentials"
+    outside.write_text(f"aws_secret_access_key = {SECRET}\n", encoding="utf-8")
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(outside)
+
+    with pytest.raises(ConfigError, match="outside the repository") as refused:
+        package.package(root, out=tmp_path / "dist")
+    assert link in str(refused.value)
+    assert not any(
+        SECRET.encode() in p.read_bytes() for p in (tmp_path / "dist").rglob("*") if p.is_file()
+    )
+
+
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
 def test_requirements_are_exact_pins_from_the_lock(function: Function, tmp_path: Path) -> None:
     path = tmp_path / "requirements.txt"
