@@ -181,6 +181,13 @@ def test_a_rest_api_event_payload_1_0(echo: LambdaHandler) -> None:
         ({"rawPath": "no-slash"}, "must start with '/'"),
         ({"requestContext": {"http": {"method": "GE T"}}}, "HTTP method"),
         ({"requestContext": {"http": "GET"}}, "requestContext.http"),
+        ({"requestContext": {"http": {"method": "\u01c5ET"}}}, "HTTP method"),
+        ({"body": "e30=", "isBase64Encoded": "true"}, "isBase64Encoded must be true or false"),
+        ({"headers": {"x-a": "a\r\nx-injected: 1"}}, "headers.x-a holds a CR, LF or NUL"),
+        ({"headers": {"x-a": "a\nb"}}, "headers.x-a holds a CR, LF or NUL"),
+        ({"headers": {"x a": "1"}}, "not a token"),
+        ({"headers": {"x-a\r\nx-b": "1"}}, "not a token"),
+        ({"cookies": ["a=1\r\nx-b: 2"]}, "cookies holds a CR, LF or NUL"),
     ],
 )
 def test_a_malformed_http_event_is_a_400_naming_the_field(
