@@ -49,6 +49,7 @@ DEFAULT_METADATA_HOST = "metadata.google.internal"
 IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 REFRESH_MARGIN_S = 300.0
 """A token is fetched again this long before its ``exp``: never sent about to expire."""
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _FUNCTION_URL = re.compile(r"\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 
@@ -207,9 +208,9 @@ class GoogleIdTokens:
 def jwt_expiry(token: str) -> float | None:
     """The ``exp`` (seconds since the epoch) of a JWT, unverified; None when it has none.
     The signature is the callee's to check: the caller only needs to know when to refresh."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    if not _JWT.fullmatch(token):  # a header value: nothing but base64url and two dots
         return None
+    parts = token.split(".")
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, UnicodeDecodeError):

@@ -261,6 +261,19 @@ def test_jwt_expiry_reads_exp_and_refuses_what_is_not_a_jwt() -> None:
     assert jwt_expiry(FakeMetadata(clock=lambda: 100.0, lifetime_s=60).token("a")) == 160.0
     for token in ("", "a.b", "a.!!!.c", "a.eyJ4IjoxfQ.c", "a.eyJleHAiOnRydWV9.c"):
         assert jwt_expiry(token) is None
+    good = FakeMetadata(clock=lambda: 100.0).token("a")
+    for smuggled in (f"{good}\r\nx-evil: 1", f"x-evil: 1\r\n{good}", f"{good} tail"):
+        assert jwt_expiry(smuggled) is None, smuggled  # a header value, sent as it is
+
+
+def test_a_token_that_would_split_its_header_is_not_sent(
+    metadata: FakeMetadata, clock: Clock
+) -> None:
+    good = metadata.token("https://gw.a.run.app")
+    metadata.enqueue(Reply(200, f"{good}\r\nx-evil: 1".encode()))
+    tokens = GoogleIdTokens(WireClient(), metadata.host, clock=clock)
+    with pytest.raises(IdentityUnavailable, match="not a JWT with an exp"):
+        asyncio.run(tokens.token("https://gw.a.run.app"))
 
 
 # -- SigV4 for IAM Function URLs -------------------------------------------------------------
