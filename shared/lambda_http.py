@@ -4,7 +4,8 @@ serves, so a request behaves on Lambda as it does under the emulator.
 Each function's ``main.py`` ends with ``handler = lambda_handler(__name__, "TARGET")``. Nothing
 happens then: the first invocation (the container's cold start) builds functions-framework's
 app for that target, as ``functions-framework --target TARGET`` does, makes the process's one
-event loop and runs the app's lifespan startup. Every later invocation reuses them, so the
+event loop and runs the app's lifespan startup (one that fails fails its invocation, and the
+next invocation starts again). Every later invocation reuses them, so the
 function's outbound connections and its in-memory state live as long as the container, as they
 live as long as a worker elsewhere.
 
@@ -102,10 +103,18 @@ class LambdaHandler:
     def _start(self) -> asyncio.AbstractEventLoop:
         """The cold start, once: the process's event loop and the app's lifespan startup."""
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._lifespan = _Lifespan(self.app())
-            self._loop.run_until_complete(self._lifespan.startup())
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            lifespan = _Lifespan(self.app())
+            try:
+                loop.run_until_complete(lifespan.startup())
+            except BaseException:
+                # Not started: this invocation fails, and the next one is a cold start again,
+                # never served by an app whose startup did not finish.
+                loop.run_until_complete(lifespan.abandon())
+                loop.close()
+                raise
+            self._loop, self._lifespan = loop, lifespan
         return self._loop
 
     def close(self) -> None:
@@ -208,6 +217,13 @@ class _Lifespan:
         if self._task is not None and not self._task.done():
             await self._step("shutdown")
             await asyncio.wait_for(self._task, LIFESPAN_TIMEOUT_S)
+
+    async def abandon(self) -> None:
+        """The lifespan task of a failed startup, stopped."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
 
     async def _run(self, scope: dict[str, Any]) -> None:
         # An app without lifespan support raises: it is served without one (uvicorn's "auto").

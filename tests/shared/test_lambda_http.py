@@ -257,6 +257,33 @@ def test_the_lifespan_starts_once_and_the_loop_is_kept() -> None:
     assert seen[3] == "lifespan.shutdown"
 
 
+def test_a_failed_startup_fails_the_invocation_and_the_next_one_starts_again() -> None:
+    startups: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            startups.append(message["type"])
+            if len(startups) == 1:
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    handler = LambdaHandler("unused", "unused", app=app)
+    with pytest.raises(RuntimeError, match="no database"):
+        handler(url_event())
+    try:
+        assert handler(url_event())["statusCode"] == 204
+    finally:
+        handler.close()
+    assert startups == ["lifespan.startup", "lifespan.startup"]
+
+
 def test_lambdas_request_id_is_the_execution_id_unless_one_was_sent(echo: LambdaHandler) -> None:
     class Context(_Context):
         aws_request_id = "8f5e-lambda-request"
