@@ -17,7 +17,9 @@ less than ``DEADLINE_MARGIN_S`` left it is answered 504, never left to be killed
 
 A function may take other events too (the orchestrator: SQS, EventBridge): ``events`` is given
 every event that is not HTTP, on the same loop. An event no one takes raises ``NotHttpEvent``,
-which Lambda reports as the invocation's error, naming what the event was.
+which Lambda reports as the invocation's error, naming what the event was. While ``events``
+runs, ``time_left()`` says how long it has before Lambda's deadline (less the margin), so a
+batch can answer for what it finished instead of being killed with all of it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from shared.context import REQUEST_ID
@@ -40,6 +43,17 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 DEADLINE_MARGIN_S = 0.5
 """What is kept of Lambda's deadline to send the 504 in."""
 LIFESPAN_TIMEOUT_S = 10.0
+_DEADLINE: ContextVar[float | None] = ContextVar("lambda_deadline", default=None)
+"""The loop time by which the event being handled must be answered (``time_left``)."""
+
+
+def time_left() -> float | None:
+    """Seconds before the Lambda event being handled must be answered (at least 0); None when
+    there is no deadline (not on Lambda, or no context)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
 
 
 class LambdaHandler:
@@ -78,9 +92,15 @@ class LambdaHandler:
             if self.events is None:
                 raise
             token = REQUEST_ID.set(request_id) if request_id else None
+            deadline = None
+            if time_left_s is not None:
+                left = max(time_left_s - DEADLINE_MARGIN_S, 0.0)
+                deadline = _DEADLINE.set(asyncio.get_running_loop().time() + left)
             try:  # the event's log lines (and calls out) carry Lambda's request id
                 return await self.events(event)
             finally:
+                if deadline is not None:
+                    _DEADLINE.reset(deadline)
                 if token is not None:
                     REQUEST_ID.reset(token)
         except BadRequest as exc:
