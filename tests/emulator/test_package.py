@@ -87,6 +87,13 @@ def test_no_secret_cache_test_or_venv_reaches_a_bundle(tmp_path: Path) -> None:
         calculator / ".venv" / "lib" / "site.py": f"KEY = {SECRET!r}\n",
         root / "config" / "knowledge" / ".env": f"KEY={SECRET}\n",
         root / "config" / "knowledge" / "__pycache__" / "x.md": f"{SECRET}\n",
+        root / "config" / "knowledge" / "prod.env": f"KEY={SECRET}\n",
+        root / "config" / "knowledge" / "app.env.local": f"KEY={SECRET}\n",
+        root / "config" / "knowledge" / "credentials.json": f'{{"key": "{SECRET}"}}\n',
+        root / "config" / "knowledge" / "AWS_Credentials": f"{SECRET}\n",
+        root / "config" / "knowledge" / "deploy.pem": f"{SECRET}\n",
+        root / "config" / "knowledge" / "id_rsa": f"{SECRET}\n",
+        root / "config" / "knowledge" / "client_secret.json": f"{SECRET}\n",
     }
     for path, text in planted.items():
         path.parent.mkdir(parents=True, exist_ok=True)
