@@ -117,7 +117,8 @@ def _read_v1(event: dict[str, Any], context: dict[str, Any]) -> HttpEvent:
         for name, values in _object(multi, "multiValueHeaders").items():
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise BadRequest(f"event field multiValueHeaders.{name} must be strings")
-            joined[name] = ", ".join(values)
+            # Cookie fields are one list joined by "; " (RFC 6265; HTTP/2 sends each apart).
+            joined[name] = ("; " if name.lower() == "cookie" else ", ").join(values)
         headers = _headers(joined, "multiValueHeaders")
     else:
         headers = _headers(_object(_given(event, "headers"), "headers"), "headers")

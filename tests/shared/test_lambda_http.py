@@ -170,6 +170,20 @@ def test_a_rest_api_event_payload_1_0(echo: LambdaHandler) -> None:
     assert base64.b64decode(seen["body"]) == b"{}"
 
 
+def test_a_rest_api_events_repeated_cookie_headers_are_one_cookie_list(
+    echo: LambdaHandler,
+) -> None:
+    event = {
+        "path": "/",
+        "httpMethod": "GET",
+        "multiValueHeaders": {"Cookie": ["a=1", "b=2"], "Accept": ["text/html", "*/*"]},
+        "requestContext": {"identity": {"sourceIp": "198.51.100.1"}},
+    }
+    headers = echoed(echo(event))["headers"]
+    assert headers["cookie"] == "a=1; b=2"  # not "a=1, b=2": the cookie a would be "1, b=2"
+    assert headers["accept"] == "text/html, */*"
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
