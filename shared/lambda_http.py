@@ -12,7 +12,8 @@ live as long as a worker elsewhere.
 An invocation is one HTTP event (``shared.lambda_events``: a Function URL or API Gateway
 payload) run through the app, its answer collected whole. Lambda answers a buffered invocation
 in one piece, so a streamed answer (server-sent events) is buffered to its end and sent at once:
-the client gets every event, all at the end. An invocation ends before Lambda's deadline: with
+the client gets every event, all at the end; one larger than Lambda takes (``MAX_ANSWER_BYTES``)
+is a 500 naming its size. An invocation ends before Lambda's deadline: with
 less than ``DEADLINE_MARGIN_S`` left it is answered 504, never left to be killed mid-answer.
 
 A function may take other events too (the orchestrator: SQS, EventBridge): ``events`` is given
@@ -43,6 +44,9 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 DEADLINE_MARGIN_S = 0.5
 """What is kept of Lambda's deadline to send the 504 in."""
 LIFESPAN_TIMEOUT_S = 10.0
+MAX_ANSWER_BYTES = 6 * 1024 * 1024
+"""Lambda's limit on a buffered invocation's answer (its JSON, body base64 or not): a larger
+one is answered 500 naming its size, not failed by Lambda as a bare 502."""
 _DEADLINE: ContextVar[float | None] = ContextVar("lambda_deadline", default=None)
 """The loop time by which the event being handled must be answered (``time_left``)."""
 
@@ -196,7 +200,17 @@ async def run_asgi(app: ASGIApp, request: HttpEvent) -> dict[str, Any]:
         problem = ServiceError("the function ended without an answer")
         return _error_answer(request.version, problem)
     headers = [(bytes(name), bytes(value)) for name, value in started.get("headers", [])]
-    return answer(request.version, started["status"], headers, b"".join(chunks))
+    result = answer(request.version, started["status"], headers, b"".join(chunks))
+    if len(result["body"]) < MAX_ANSWER_BYTES // 2:  # the common case, not serialised twice
+        return result
+    size = len(compact_json(result).encode("utf-8", "surrogatepass"))
+    if size > MAX_ANSWER_BYTES:
+        problem = ServiceError(
+            f"the function's answer is {size} bytes as Lambda sends it: more than Lambda's "
+            f"{MAX_ANSWER_BYTES} (a buffered invocation's limit)"
+        )
+        return _error_answer(request.version, problem)
+    return result
 
 
 def _scope(request: HttpEvent) -> dict[str, Any]:

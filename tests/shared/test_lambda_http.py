@@ -245,6 +245,22 @@ def test_an_answer_later_than_the_deadline_is_a_504() -> None:
     assert "deadline" in answer["body"]
 
 
+def test_an_answer_larger_than_lambda_takes_is_a_500_naming_its_size() -> None:
+    async def big(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(b"content-type", b"application/octet-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"\0" * (5 * 1024 * 1024)})
+
+    handler = LambdaHandler("unused", "unused", app=big)
+    try:
+        answer = handler(url_event())  # 5 MB: 6.7 MB as base64
+    finally:
+        handler.close()
+    assert answer["statusCode"] == 500
+    assert "more than Lambda's 6291456" in json.loads(answer["body"])["error"]["message"]
+
+
 def test_the_lifespan_starts_once_and_the_loop_is_kept() -> None:
     seen: list[str] = []
 
