@@ -26,12 +26,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from functions.orchestrator.deliveries import Message, deliver
+from functions.orchestrator.deliveries import Delivery, Message, Outcome, deliver
 from shared.errors import BadRequest
 from shared.http import compact_json
 from shared.inbound import require_object
 from shared.lambda_events import NotHttpEvent
 from shared.lambda_http import time_left
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from functions.orchestrator.service import OrchestratorService
@@ -41,6 +42,7 @@ PUBSUB_TYPE = "pubsub.message"
 SQS_TYPE = "aws.sqs.message"
 EVENTBRIDGE_TYPE = "aws.events.event"
 MAX_ID_CHARS = 512
+log = get_logger("orchestrator.platform_events")
 
 
 class NotDelivered(RuntimeError):
@@ -103,16 +105,16 @@ class AwsEvents:
     async def _together(self, messages: list[Message]) -> set[str]:
         """The ids of the messages acknowledged, of those delivered at once before the
         deadline."""
-        tasks = [asyncio.ensure_future(deliver(self.service, m)) for m in messages]
+        tasks = [asyncio.ensure_future(self._deliver(m)) for m in messages]
         done, late = await asyncio.wait(tasks, timeout=time_left())
         for task in late:
             task.cancel()
         if late:
             await asyncio.wait(late)
         return {
-            task.result().message.id
-            for task in done
-            if not task.cancelled() and task.result().acknowledged
+            message.id
+            for message, task in zip(messages, tasks, strict=True)
+            if task in done and task.result().acknowledged
         }
 
     async def _in_order(self, messages: list[Message]) -> set[str]:
@@ -121,12 +123,24 @@ class AwsEvents:
         try:
             async with asyncio.timeout(time_left()):
                 for message in messages:  # nothing overtakes a failure
-                    if not (await deliver(self.service, message)).acknowledged:
+                    if not (await self._deliver(message)).acknowledged:
                         break
                     acknowledged.add(message.id)
         except TimeoutError:
             pass
         return acknowledged
+
+    async def _deliver(self, message: Message) -> Delivery:
+        """``deliver``; one that raised is left for redelivery, logged, and fails its
+        message alone, not the batch."""
+        try:
+            return await deliver(self.service, message)
+        except Exception:
+            log.exception(
+                "delivery failed unexpectedly: left for redelivery",
+                extra={"message_id": message.id, "source": message.source},
+            )
+            return Delivery(message, Outcome.RETRY, {})
 
     async def eventbridge(self, event: dict[str, Any]) -> dict[str, Any]:
         source = event.get("source")

@@ -208,6 +208,30 @@ async def test_an_sqs_record_without_a_message_id_fails_the_batch_clearly(
         await AwsEvents(orchestrator(fake_agents, http, ScriptedModel()))(batch(record))
 
 
+class BrokenSink:
+    """An event sink whose ``submit`` fails for a rejected task's event."""
+
+    def submit(self, event: dict[str, Any]) -> None:
+        if event.get("status") == "rejected":
+            raise RuntimeError("the sink's queue is broken")
+
+    async def settle(self, run_id: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("queue", [QUEUE, QUEUE + ".fifo"])
+async def test_a_delivery_that_raises_fails_its_message_not_the_batch(
+    fake_agents: FakeAgents, http: AsyncHttp, queue: str
+) -> None:
+    service_ = orchestrator(fake_agents, http, ScriptedModel().enqueue(text("hi")))
+    service_.sink = BrokenSink()  # type: ignore[assignment]
+    rejected = json.dumps({"task": "x", "max_steps": 0})
+    answer = await AwsEvents(service_)(
+        batch(sqs_record(task(), "m-1", queue), sqs_record(rejected, "m-2", queue))
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+
+
 @pytest.mark.parametrize("event", [{"Records": []}, {"Records": [{"eventSource": "aws:s3"}]}, {}])
 async def test_an_event_the_orchestrator_does_not_take_raises_naming_it(
     fake_agents: FakeAgents, http: AsyncHttp, event: dict[str, Any]
