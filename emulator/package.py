@@ -16,11 +16,14 @@ its tests), the ``__init__.py`` files above that package, the manifest's ``confi
 ``functions.yaml`` for the orchestrator (its built-in agents), and the generated
 ``requirements.txt`` (exact pins from the lock, written by ``make requirements``) and a
 ``.python-version`` (Cloud Run's buildpacks take the newest Python without it). Nothing else
-(``.env``, caches, virtual environments, tests) can reach a bundle, whatever lies in the tree.
+(``.env``, caches, virtual environments, tests, a config folder's files named like secrets:
+``SECRET_NAMES``) can reach a bundle, whatever lies in the tree;
+a symbolic link to a file outside the repository stops the build, naming it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import shutil
 import zipfile
@@ -49,6 +52,24 @@ KIND_FILES: dict[str, tuple[str, ...]] = {"orchestrator": (MANIFEST_FILE,)}
 built-in agents from the manifest (each found by ``<NAME>_URL`` on a platform)."""
 
 _SKIPPED_PARTS = {"__pycache__", "tests", "test"}
+SECRET_NAMES = (
+    "*.env",
+    "*.env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "id_rsa*",
+    "id_ed25519*",
+    "*credentials*",
+    "*secret*",
+    "*.tfvars",
+    "*.tfstate",
+    "service-account*.json",
+)
+"""Files in a config folder that are never bundled, whatever the folder holds: named like a
+secret (``prod.env``, ``credentials.json``, a private key). Matched case-insensitively."""
 
 ENTRY = '''\
 """The {name} function's source bundle entry point (written by `agentorch package`).
@@ -112,8 +133,12 @@ def _config_files(root: Path, entry: str) -> Iterable[str]:
     for path in (root / entry).rglob("*"):
         relative = PurePosixPath(path.relative_to(root).as_posix())
         hidden = any(p.startswith(".") or p == "__pycache__" for p in relative.parts)
-        if path.is_file() and not hidden:
+        if path.is_file() and not hidden and not _named_like_a_secret(relative.name):
             yield str(relative)
+
+
+def _named_like_a_secret(name: str) -> bool:
+    return any(fnmatch.fnmatch(name.lower(), pattern) for pattern in SECRET_NAMES)
 
 
 def _package_inits(root: Path, source: str) -> Iterable[str]:
@@ -155,11 +180,23 @@ def contents(root: Path, function: Function) -> dict[str, bytes]:
         path = root / name
         if not path.is_file():
             raise ConfigError(f"{function.name}: {name} is missing (functions.yaml names it)")
+        _inside(root, name, function.name)
         files[name] = path.read_bytes()
     files["main.py"] = entry_point(function).encode()
     files["requirements.txt"] = requirements(root, function).encode()
     files[".python-version"] = f"{PYTHON_VERSION}\n".encode()
     return dict(sorted(files.items()))
+
+
+def _inside(root: Path, name: str, function: str) -> None:
+    """Refuse a file that is (or lies under) a symbolic link to somewhere outside ``root``:
+    a bundle is uploaded, and a link could carry in ``~/.aws/credentials`` under any name."""
+    real_root = root.resolve()
+    if not (root / name).resolve().is_relative_to(real_root):
+        raise ConfigError(
+            f"{function}: {name} is a symbolic link to a file outside the repository: "
+            "a bundle takes only the repository's own files"
+        )
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,9 @@ TEXT_TYPES = ("text/", "application/json", "+json", "javascript", "xml", "x-www-
 
 
 EXECUTION_ID_HEADER = EXECUTION_ID.encode()
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP field name (RFC 9110's ``token``)."""
+_METHOD = re.compile(r"[A-Za-z]{1,16}")
 
 
 class NotHttpEvent(ValueError):
@@ -88,6 +92,8 @@ def _read_v2(event: dict[str, Any], context: dict[str, Any]) -> HttpEvent:
     cookies = event.get("cookies") or []
     if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
         raise BadRequest("event field cookies must be a list of strings")
+    if any(c in cookie for cookie in cookies for c in "\r\n\0"):
+        raise BadRequest("event field cookies holds a CR, LF or NUL")
     if cookies:
         headers.append((b"cookie", _latin1("; ".join(cookies), "cookies")))
     raw_path = _string(event.get("rawPath") or http.get("path") or "/", "rawPath")
@@ -111,7 +117,8 @@ def _read_v1(event: dict[str, Any], context: dict[str, Any]) -> HttpEvent:
         for name, values in _object(multi, "multiValueHeaders").items():
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise BadRequest(f"event field multiValueHeaders.{name} must be strings")
-            joined[name] = ", ".join(values)
+            # Cookie fields are one list joined by "; " (RFC 6265; HTTP/2 sends each apart).
+            joined[name] = ("; " if name.lower() == "cookie" else ", ").join(values)
         headers = _headers(joined, "multiValueHeaders")
     else:
         headers = _headers(_object(_given(event, "headers"), "headers"), "headers")
@@ -165,7 +172,12 @@ def _body(event: dict[str, Any]) -> bytes:
         return b""
     if not isinstance(body, str):
         raise BadRequest(f"event field body must be a string, got {type(body).__name__}")
-    if event.get("isBase64Encoded") is True:
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise BadRequest(
+            f"event field isBase64Encoded must be true or false, got {type(encoded).__name__}"
+        )
+    if encoded:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -176,16 +188,24 @@ def _body(event: dict[str, Any]) -> bytes:
 
 
 def _headers(raw: Mapping[str, Any], where: str) -> list[tuple[bytes, bytes]]:
+    """What HTTP could have carried: a token for a name, no CR, LF or NUL in a value (an
+    HTTP server refuses either with a 400; an app may pass headers on, or write them back)."""
     headers = []
     for name, value in raw.items():
         if not isinstance(value, str):
             raise BadRequest(f"event field {where}.{name} must be a string")
+        if not _TOKEN.fullmatch(name):
+            raise BadRequest(
+                f"event field {where} has a header name that is not a token: {name!r:.60}"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise BadRequest(f"event field {where}.{name} holds a CR, LF or NUL")
         headers.append((_latin1(name.lower(), where), _latin1(value, f"{where}.{name}")))
     return headers
 
 
 def _method(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.isalpha() or len(value) > 16:
+    if not isinstance(value, str) or not _METHOD.fullmatch(value):
         raise BadRequest(f"event field {where} must be an HTTP method, got {value!r:.40}")
     return value.upper()
 

@@ -4,19 +4,23 @@ serves, so a request behaves on Lambda as it does under the emulator.
 Each function's ``main.py`` ends with ``handler = lambda_handler(__name__, "TARGET")``. Nothing
 happens then: the first invocation (the container's cold start) builds functions-framework's
 app for that target, as ``functions-framework --target TARGET`` does, makes the process's one
-event loop and runs the app's lifespan startup. Every later invocation reuses them, so the
+event loop and runs the app's lifespan startup (one that fails fails its invocation, and the
+next invocation starts again). Every later invocation reuses them, so the
 function's outbound connections and its in-memory state live as long as the container, as they
 live as long as a worker elsewhere.
 
 An invocation is one HTTP event (``shared.lambda_events``: a Function URL or API Gateway
 payload) run through the app, its answer collected whole. Lambda answers a buffered invocation
 in one piece, so a streamed answer (server-sent events) is buffered to its end and sent at once:
-the client gets every event, all at the end. An invocation ends before Lambda's deadline: with
+the client gets every event, all at the end; one larger than Lambda takes (``MAX_ANSWER_BYTES``)
+is a 500 naming its size. An invocation ends before Lambda's deadline: with
 less than ``DEADLINE_MARGIN_S`` left it is answered 504, never left to be killed mid-answer.
 
 A function may take other events too (the orchestrator: SQS, EventBridge): ``events`` is given
 every event that is not HTTP, on the same loop. An event no one takes raises ``NotHttpEvent``,
-which Lambda reports as the invocation's error, naming what the event was.
+which Lambda reports as the invocation's error, naming what the event was. While ``events``
+runs, ``time_left()`` says how long it has before Lambda's deadline (less the margin), so a
+batch can answer for what it finished instead of being killed with all of it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from shared.context import REQUEST_ID
@@ -39,6 +44,20 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 DEADLINE_MARGIN_S = 0.5
 """What is kept of Lambda's deadline to send the 504 in."""
 LIFESPAN_TIMEOUT_S = 10.0
+MAX_ANSWER_BYTES = 6 * 1024 * 1024
+"""Lambda's limit on a buffered invocation's answer (its JSON, body base64 or not): a larger
+one is answered 500 naming its size, not failed by Lambda as a bare 502."""
+_DEADLINE: ContextVar[float | None] = ContextVar("lambda_deadline", default=None)
+"""The loop time by which the event being handled must be answered (``time_left``)."""
+
+
+def time_left() -> float | None:
+    """Seconds before the Lambda event being handled must be answered (at least 0); None when
+    there is no deadline (not on Lambda, or no context)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
 
 
 class LambdaHandler:
@@ -77,9 +96,15 @@ class LambdaHandler:
             if self.events is None:
                 raise
             token = REQUEST_ID.set(request_id) if request_id else None
+            deadline = None
+            if time_left_s is not None:
+                left = max(time_left_s - DEADLINE_MARGIN_S, 0.0)
+                deadline = _DEADLINE.set(asyncio.get_running_loop().time() + left)
             try:  # the event's log lines (and calls out) carry Lambda's request id
                 return await self.events(event)
             finally:
+                if deadline is not None:
+                    _DEADLINE.reset(deadline)
                 if token is not None:
                     REQUEST_ID.reset(token)
         except BadRequest as exc:
@@ -102,10 +127,18 @@ class LambdaHandler:
     def _start(self) -> asyncio.AbstractEventLoop:
         """The cold start, once: the process's event loop and the app's lifespan startup."""
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._lifespan = _Lifespan(self.app())
-            self._loop.run_until_complete(self._lifespan.startup())
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            lifespan = _Lifespan(self.app())
+            try:
+                loop.run_until_complete(lifespan.startup())
+            except BaseException:
+                # Not started: this invocation fails, and the next one is a cold start again,
+                # never served by an app whose startup did not finish.
+                loop.run_until_complete(lifespan.abandon())
+                loop.close()
+                raise
+            self._loop, self._lifespan = loop, lifespan
         return self._loop
 
     def close(self) -> None:
@@ -167,7 +200,17 @@ async def run_asgi(app: ASGIApp, request: HttpEvent) -> dict[str, Any]:
         problem = ServiceError("the function ended without an answer")
         return _error_answer(request.version, problem)
     headers = [(bytes(name), bytes(value)) for name, value in started.get("headers", [])]
-    return answer(request.version, started["status"], headers, b"".join(chunks))
+    result = answer(request.version, started["status"], headers, b"".join(chunks))
+    if len(result["body"]) < MAX_ANSWER_BYTES // 2:  # the common case, not serialised twice
+        return result
+    size = len(compact_json(result).encode("utf-8", "surrogatepass"))
+    if size > MAX_ANSWER_BYTES:
+        problem = ServiceError(
+            f"the function's answer is {size} bytes as Lambda sends it: more than Lambda's "
+            f"{MAX_ANSWER_BYTES} (a buffered invocation's limit)"
+        )
+        return _error_answer(request.version, problem)
+    return result
 
 
 def _scope(request: HttpEvent) -> dict[str, Any]:
@@ -208,6 +251,13 @@ class _Lifespan:
         if self._task is not None and not self._task.done():
             await self._step("shutdown")
             await asyncio.wait_for(self._task, LIFESPAN_TIMEOUT_S)
+
+    async def abandon(self) -> None:
+        """The lifespan task of a failed startup, stopped."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
 
     async def _run(self, scope: dict[str, Any]) -> None:
         # An app without lifespan support raises: it is served without one (uvicorn's "auto").

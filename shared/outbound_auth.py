@@ -11,9 +11,10 @@ the platform gives it, and no key to keep:
   service-accounts/default/identity?audience=AUD&format=full`` with ``Metadata-Flavor:
   Google`` (the host is ``metadata.google.internal`` unless ``GCE_METADATA_HOST`` says, as in
   Google's own libraries). A token is kept per audience and fetched again ``REFRESH_MARGIN_S``
-  before the ``exp`` it carries; callers that need one at once share one fetch. A metadata
-  server that is down or slow fails the call with a 503 naming it within
-  ``OUTBOUND_AUTH_TIMEOUT_S``, never a hang.
+  before the ``exp`` it carries (or an hour after it came, if sooner); callers that need one
+  at once share one fetch. A metadata server that is down or slow fails the call with a 503
+  naming it within ``OUTBOUND_AUTH_TIMEOUT_S``, never a hang; an answer that is not a bare
+  JWT with a finite ``exp`` is a 503 too.
 - ``aws_sigv4``: each request signed with SigV4 for an IAM-protected Lambda Function URL
   (service ``lambda``, or ``OUTBOUND_AUTH_AWS_SERVICE``; ``execute-api`` for API Gateway): the
   region from the URL (``<id>.lambda-url.<region>.on.aws``), else ``AWS_REGION``; the
@@ -32,6 +33,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -49,6 +51,10 @@ DEFAULT_METADATA_HOST = "metadata.google.internal"
 IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 REFRESH_MARGIN_S = 300.0
 """A token is fetched again this long before its ``exp``: never sent about to expire."""
+MAX_KEPT_S = 3600.0
+"""The longest a token is kept, whatever ``exp`` it claims: Google's ID tokens last an hour,
+and a metadata server that claims years (or ``Infinity``) must not pin one past it."""
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _FUNCTION_URL = re.compile(r"\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 
@@ -200,22 +206,22 @@ class GoogleIdTokens:
                 f"no ID token for {audience}: {where} answered something that is not a JWT "
                 "with an exp"
             )
-        self._tokens[audience] = (token, expires)
+        self._tokens[audience] = (token, min(expires, self._clock() + MAX_KEPT_S))
         return token
 
 
 def jwt_expiry(token: str) -> float | None:
     """The ``exp`` (seconds since the epoch) of a JWT, unverified; None when it has none.
     The signature is the callee's to check: the caller only needs to know when to refresh."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    if not _JWT.fullmatch(token):  # a header value: nothing but base64url and two dots
         return None
+    parts = token.split(".")
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, UnicodeDecodeError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
         return None
     return float(exp)
 

@@ -5,7 +5,8 @@ its text becomes error messages, ``/providers``' ``last_error``, log lines and a
 ``Redactor`` replaces every configured credential (the variables in ``CREDENTIAL_VARIABLES``,
 each entry of ``GATEWAY_API_KEYS`` and ``ORCHESTRATOR_API_KEYS``, each header value of an
 ``AGENT_*_HEADERS``) and anything shaped like one (an Anthropic key, an AWS access key id, a
-Tavily key, a long bearer token) with ``[redacted]``; a configured one also as JSON and URLs
+Tavily key, a long bearer token, a JWT such as ``OUTBOUND_AUTH=google``'s ID tokens, quoted
+bare by a callee) with ``[redacted]``; a configured one also as JSON and URLs
 write it (escaped, percent-encoded). The gateway scrubs each upstream error (message and
 headers) where its router first sees it, an upstream's ``error`` event in a stream, and the
 upstream headers it passes back on success; the orchestrator scrubs each error it records
@@ -49,8 +50,9 @@ _SHAPES = re.compile(
     r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids (long-term and temporary)
     r"|\btvly-[A-Za-z0-9_\-]{8,}"  # Tavily keys
     r"|(?<=(?i:bearer) )[A-Za-z0-9._~+/\-]{20,}=*"  # a long bearer token (the word stays)
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"  # a JWT (an ID token)
 )
-_SHAPE_HINTS = ("sk-ant-", "AKIA", "ASIA", "tvly-", "earer ", "EARER ")
+_SHAPE_HINTS = ("sk-ant-", "AKIA", "ASIA", "tvly-", "earer ", "EARER ", "eyJ")
 """Text holding none of these cannot match ``_SHAPES``: a check far cheaper than searching
 with it (bench/RESULTS.md, "Figures quoted in the code")."""
 

@@ -9,7 +9,9 @@ answered as each platform acknowledges (``deliveries`` says which outcome is ack
   ``{"batchItemFailures": [{"itemIdentifier": MESSAGE_ID}]}`` naming only the messages not
   acknowledged (the event source mapping needs ``ReportBatchItemFailures``). A FIFO queue's
   batch runs in order, and stops at its first failure: the rest are failures too, so that
-  nothing overtakes it.
+  nothing overtakes it. Near Lambda's deadline the batch is answered for what finished: the
+  messages still running are failures, redelivered later (their runs go on, and a
+  redelivery to this container gets their result), not the whole batch with the invocation.
 - **EventBridge through Lambda**: one event, its ``detail`` the task. Lambda retries an
   asynchronous invocation that raised, so a message not acknowledged raises ``NotDelivered``.
 
@@ -24,11 +26,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from functions.orchestrator.deliveries import Delivery, Message, deliver
+from functions.orchestrator.deliveries import Delivery, Message, Outcome, deliver
 from shared.errors import BadRequest
 from shared.http import compact_json
 from shared.inbound import require_object
 from shared.lambda_events import NotHttpEvent
+from shared.lambda_http import time_left
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from functions.orchestrator.service import OrchestratorService
@@ -38,6 +42,7 @@ PUBSUB_TYPE = "pubsub.message"
 SQS_TYPE = "aws.sqs.message"
 EVENTBRIDGE_TYPE = "aws.events.event"
 MAX_ID_CHARS = 512
+log = get_logger("orchestrator.platform_events")
 
 
 class NotDelivered(RuntimeError):
@@ -91,20 +96,51 @@ class AwsEvents:
     async def sqs_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         messages = [_sqs_message(record) for record in records]
         if any(message.source.endswith(".fifo") for message in messages):
-            deliveries = await self._in_order(messages)
+            acknowledged = await self._in_order(messages)
         else:
-            deliveries = await asyncio.gather(*(deliver(self.service, m) for m in messages))
-        failed = [d.message.id for d in deliveries if not d.acknowledged]
+            acknowledged = await self._together(messages)
+        failed = [m.id for m in messages if m.id not in acknowledged]
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
-    async def _in_order(self, messages: list[Message]) -> list[Delivery]:
-        deliveries: list[Delivery] = []
-        for message in messages:
-            if deliveries and not deliveries[-1].acknowledged:  # nothing overtakes a failure
-                deliveries.append(Delivery(message, deliveries[-1].outcome, {}))
-                continue
-            deliveries.append(await deliver(self.service, message))
-        return deliveries
+    async def _together(self, messages: list[Message]) -> set[str]:
+        """The ids of the messages acknowledged, of those delivered at once before the
+        deadline."""
+        tasks = [asyncio.ensure_future(self._deliver(m)) for m in messages]
+        done, late = await asyncio.wait(tasks, timeout=time_left())
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        return {
+            message.id
+            for message, task in zip(messages, tasks, strict=True)
+            if task in done and task.result().acknowledged
+        }
+
+    async def _in_order(self, messages: list[Message]) -> set[str]:
+        """The ids acknowledged, in order, up to the first failure (or the deadline)."""
+        acknowledged: set[str] = set()
+        try:
+            async with asyncio.timeout(time_left()):
+                for message in messages:  # nothing overtakes a failure
+                    if not (await self._deliver(message)).acknowledged:
+                        break
+                    acknowledged.add(message.id)
+        except TimeoutError:
+            pass
+        return acknowledged
+
+    async def _deliver(self, message: Message) -> Delivery:
+        """``deliver``; one that raised is left for redelivery, logged, and fails its
+        message alone, not the batch."""
+        try:
+            return await deliver(self.service, message)
+        except Exception:
+            log.exception(
+                "delivery failed unexpectedly: left for redelivery",
+                extra={"message_id": message.id, "source": message.source},
+            )
+            return Delivery(message, Outcome.RETRY, {})
 
     async def eventbridge(self, event: dict[str, Any]) -> dict[str, Any]:
         source = event.get("source")

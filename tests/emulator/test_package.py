@@ -87,6 +87,13 @@ def test_no_secret_cache_test_or_venv_reaches_a_bundle(tmp_path: Path) -> None:
         calculator / ".venv" / "lib" / "site.py": f"KEY = {SECRET!r}\n",
         root / "config" / "knowledge" / ".env": f"KEY={SECRET}\n",
         root / "config" / "knowledge" / "__pycache__" / "x.md": f"{SECRET}\n",
+        root / "config" / "knowledge" / "prod.env": f"KEY={SECRET}\n",
+        root / "config" / "knowledge" / "app.env.local": f"KEY={SECRET}\n",
+        root / "config" / "knowledge" / "credentials.json": f'{{"key": "{SECRET}"}}\n',
+        root / "config" / "knowledge" / "AWS_Credentials": f"{SECRET}\n",
+        root / "config" / "knowledge" / "deploy.pem": f"{SECRET}\n",
+        root / "config" / "knowledge" / "id_rsa": f"{SECRET}\n",
+        root / "config" / "knowledge" / "client_secret.json": f"{SECRET}\n",
     }
     for path, text in planted.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +113,25 @@ def test_no_secret_cache_test_or_venv_reaches_a_bundle(tmp_path: Path) -> None:
             )
             for name in archive.namelist():
                 assert SECRET.encode() not in archive.read(name), f"{bundle.name}: {name}"
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["functions/agents/calculator/helpers.py", "shared/extra.py", "config/knowledge/notes.md"],
+)
+def test_a_link_to_a_file_outside_the_repository_is_refused(tmp_path: Path, link: str) -> None:
+    root = repo_copy(tmp_path)
+    outside = tmp_path / "credentials"
+    outside.write_text(f"aws_secret_access_key = {SECRET}\n", encoding="utf-8")
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(outside)
+
+    with pytest.raises(ConfigError, match="outside the repository") as refused:
+        package.package(root, out=tmp_path / "dist")
+    assert link in str(refused.value)
+    assert not any(
+        SECRET.encode() in p.read_bytes() for p in (tmp_path / "dist").rglob("*") if p.is_file()
+    )
 
 
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)

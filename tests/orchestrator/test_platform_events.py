@@ -5,6 +5,7 @@ not run, and run once however often it comes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from functions.orchestrator.deliveries import Outcome
+from functions.orchestrator.model import ModelReply
 from functions.orchestrator.platform_events import (
     PUBSUB_PUBLISHED,
     AwsEvents,
@@ -23,7 +25,7 @@ from shared.context import current_request_id
 from shared.errors import BadRequest, UpstreamUnavailable
 from shared.http import Call
 from shared.lambda_events import NotHttpEvent
-from shared.lambda_http import LambdaHandler
+from shared.lambda_http import DEADLINE_MARGIN_S, LambdaHandler
 from tests.orchestrator.fakes import FakeAgents, FakeEndpoint, ScriptedModel, failure, text
 from tests.orchestrator.test_service import service
 
@@ -206,6 +208,30 @@ async def test_an_sqs_record_without_a_message_id_fails_the_batch_clearly(
         await AwsEvents(orchestrator(fake_agents, http, ScriptedModel()))(batch(record))
 
 
+class BrokenSink:
+    """An event sink whose ``submit`` fails for a rejected task's event."""
+
+    def submit(self, event: dict[str, Any]) -> None:
+        if event.get("status") == "rejected":
+            raise RuntimeError("the sink's queue is broken")
+
+    async def settle(self, run_id: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("queue", [QUEUE, QUEUE + ".fifo"])
+async def test_a_delivery_that_raises_fails_its_message_not_the_batch(
+    fake_agents: FakeAgents, http: AsyncHttp, queue: str
+) -> None:
+    service_ = orchestrator(fake_agents, http, ScriptedModel().enqueue(text("hi")))
+    service_.sink = BrokenSink()  # type: ignore[assignment]
+    rejected = json.dumps({"task": "x", "max_steps": 0})
+    answer = await AwsEvents(service_)(
+        batch(sqs_record(task(), "m-1", queue), sqs_record(rejected, "m-2", queue))
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+
+
 @pytest.mark.parametrize("event", [{"Records": []}, {"Records": [{"eventSource": "aws:s3"}]}, {}])
 async def test_an_event_the_orchestrator_does_not_take_raises_naming_it(
     fake_agents: FakeAgents, http: AsyncHttp, event: dict[str, Any]
@@ -249,6 +275,41 @@ async def test_the_lambda_handler_passes_non_http_events_to_the_orchestrator(
     )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-9"}]}
     assert current_request_id() is None  # bound for the event only
+
+
+class HangingModel(ScriptedModel):
+    """Answers "done" at once, but holds a task that says "hang" until ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        self.requests.append(request)
+        if "hang" in json.dumps(request["messages"][0]):
+            await self.release.wait()
+        return text("done")
+
+
+@pytest.mark.parametrize("queue", [QUEUE, QUEUE + ".fifo"])
+async def test_near_the_deadline_a_batch_answers_for_what_finished(
+    fake_agents: FakeAgents, http: AsyncHttp, queue: str
+) -> None:
+    model = HangingModel()
+    handler = LambdaHandler(
+        "unused", "unused", events=AwsEvents(orchestrator(fake_agents, http, model))
+    )
+    records = [sqs_record(task(), "m-1", queue), sqs_record(task("hang"), "m-2", queue)]
+    records.append(sqs_record(task("after"), "m-3", queue))
+    async with asyncio.timeout(10):  # not Lambda killing the whole batch: an answer in time
+        answer = await handler.invoke(batch(*records), time_left_s=DEADLINE_MARGIN_S + 0.2)
+    late = ["m-2", "m-3"] if queue.endswith(".fifo") else ["m-2"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": m} for m in late]}
+
+    model.release.set()  # the run went on: its redelivery gets its result, not a second run
+    again = await handler.invoke(batch(*records[1:]), time_left_s=60)
+    assert again == {"batchItemFailures": []}
+    assert sum("hang" in json.dumps(r["messages"][0]) for r in model.requests) == 1
 
 
 # -- Pub/Sub push and Eventarc ----------------------------------------------------------------

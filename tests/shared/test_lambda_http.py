@@ -170,6 +170,20 @@ def test_a_rest_api_event_payload_1_0(echo: LambdaHandler) -> None:
     assert base64.b64decode(seen["body"]) == b"{}"
 
 
+def test_a_rest_api_events_repeated_cookie_headers_are_one_cookie_list(
+    echo: LambdaHandler,
+) -> None:
+    event = {
+        "path": "/",
+        "httpMethod": "GET",
+        "multiValueHeaders": {"Cookie": ["a=1", "b=2"], "Accept": ["text/html", "*/*"]},
+        "requestContext": {"identity": {"sourceIp": "198.51.100.1"}},
+    }
+    headers = echoed(echo(event))["headers"]
+    assert headers["cookie"] == "a=1; b=2"  # not "a=1, b=2": the cookie a would be "1, b=2"
+    assert headers["accept"] == "text/html, */*"
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -181,6 +195,13 @@ def test_a_rest_api_event_payload_1_0(echo: LambdaHandler) -> None:
         ({"rawPath": "no-slash"}, "must start with '/'"),
         ({"requestContext": {"http": {"method": "GE T"}}}, "HTTP method"),
         ({"requestContext": {"http": "GET"}}, "requestContext.http"),
+        ({"requestContext": {"http": {"method": "\u01c5ET"}}}, "HTTP method"),
+        ({"body": "e30=", "isBase64Encoded": "true"}, "isBase64Encoded must be true or false"),
+        ({"headers": {"x-a": "a\r\nx-injected: 1"}}, "headers.x-a holds a CR, LF or NUL"),
+        ({"headers": {"x-a": "a\nb"}}, "headers.x-a holds a CR, LF or NUL"),
+        ({"headers": {"x a": "1"}}, "not a token"),
+        ({"headers": {"x-a\r\nx-b": "1"}}, "not a token"),
+        ({"cookies": ["a=1\r\nx-b: 2"]}, "cookies holds a CR, LF or NUL"),
     ],
 )
 def test_a_malformed_http_event_is_a_400_naming_the_field(
@@ -224,6 +245,22 @@ def test_an_answer_later_than_the_deadline_is_a_504() -> None:
     assert "deadline" in answer["body"]
 
 
+def test_an_answer_larger_than_lambda_takes_is_a_500_naming_its_size() -> None:
+    async def big(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(b"content-type", b"application/octet-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"\0" * (5 * 1024 * 1024)})
+
+    handler = LambdaHandler("unused", "unused", app=big)
+    try:
+        answer = handler(url_event())  # 5 MB: 6.7 MB as base64
+    finally:
+        handler.close()
+    assert answer["statusCode"] == 500
+    assert "more than Lambda's 6291456" in json.loads(answer["body"])["error"]["message"]
+
+
 def test_the_lifespan_starts_once_and_the_loop_is_kept() -> None:
     seen: list[str] = []
 
@@ -248,6 +285,33 @@ def test_the_lifespan_starts_once_and_the_loop_is_kept() -> None:
     assert seen[0] == "lifespan.startup"
     assert seen[1] == seen[2]  # one loop for both invocations
     assert seen[3] == "lifespan.shutdown"
+
+
+def test_a_failed_startup_fails_the_invocation_and_the_next_one_starts_again() -> None:
+    startups: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            startups.append(message["type"])
+            if len(startups) == 1:
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    handler = LambdaHandler("unused", "unused", app=app)
+    with pytest.raises(RuntimeError, match="no database"):
+        handler(url_event())
+    try:
+        assert handler(url_event())["statusCode"] == 204
+    finally:
+        handler.close()
+    assert startups == ["lifespan.startup", "lifespan.startup"]
 
 
 def test_lambdas_request_id_is_the_execution_id_unless_one_was_sent(echo: LambdaHandler) -> None:

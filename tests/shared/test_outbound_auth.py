@@ -8,6 +8,7 @@ checked the way AWS checks them: recomputed with botocore from the request the c
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 import threading
@@ -27,6 +28,7 @@ from shared.aio import AsyncHttp
 from shared.aws import AwsCredentials
 from shared.errors import ConfigError
 from shared.outbound_auth import (
+    MAX_KEPT_S,
     REFRESH_MARGIN_S,
     AwsSigV4,
     ForCallees,
@@ -144,6 +146,22 @@ def test_a_token_is_kept_per_audience_until_a_margin_before_it_expires(
     assert claims_of(sent[4])["exp"] == T0 + lifetime - REFRESH_MARGIN_S + 1 + lifetime
 
 
+def test_a_token_claiming_a_far_exp_is_kept_at_most_an_hour(
+    metadata: FakeMetadata, clock: Clock
+) -> None:
+    metadata.lifetime_s = 10 * 365 * 86400  # a metadata server that claims ten years
+    tokens = GoogleIdTokens(WireClient(), metadata.host, clock=clock)
+
+    async def fetches() -> list[str]:
+        first = await tokens.token("https://gw.a.run.app")
+        clock.now = T0 + MAX_KEPT_S - REFRESH_MARGIN_S + 1
+        return [first, await tokens.token("https://gw.a.run.app")]
+
+    first, second = asyncio.run(fetches())
+    assert first != second
+    assert len(metadata.identity_requests()) == 2
+
+
 def test_callers_that_need_a_token_at_once_share_one_fetch(
     metadata: FakeMetadata, clock: Clock
 ) -> None:
@@ -259,8 +277,29 @@ def test_a_callee_covers_its_url_and_what_is_below_it() -> None:
 
 def test_jwt_expiry_reads_exp_and_refuses_what_is_not_a_jwt() -> None:
     assert jwt_expiry(FakeMetadata(clock=lambda: 100.0, lifetime_s=60).token("a")) == 160.0
-    for token in ("", "a.b", "a.!!!.c", "a.eyJ4IjoxfQ.c", "a.eyJleHAiOnRydWV9.c"):
+    infinite = base64.urlsafe_b64encode(b'{"exp": Infinity}').decode().rstrip("=")
+    for token in (
+        "",
+        "a.b",
+        "a.!!!.c",
+        "a.eyJ4IjoxfQ.c",
+        "a.eyJleHAiOnRydWV9.c",
+        f"a.{infinite}.c",
+    ):
         assert jwt_expiry(token) is None
+    good = FakeMetadata(clock=lambda: 100.0).token("a")
+    for smuggled in (f"{good}\r\nx-evil: 1", f"x-evil: 1\r\n{good}", f"{good} tail"):
+        assert jwt_expiry(smuggled) is None, smuggled  # a header value, sent as it is
+
+
+def test_a_token_that_would_split_its_header_is_not_sent(
+    metadata: FakeMetadata, clock: Clock
+) -> None:
+    good = metadata.token("https://gw.a.run.app")
+    metadata.enqueue(Reply(200, f"{good}\r\nx-evil: 1".encode()))
+    tokens = GoogleIdTokens(WireClient(), metadata.host, clock=clock)
+    with pytest.raises(IdentityUnavailable, match="not a JWT with an exp"):
+        asyncio.run(tokens.token("https://gw.a.run.app"))
 
 
 # -- SigV4 for IAM Function URLs -------------------------------------------------------------

@@ -43,6 +43,7 @@ def test_every_configured_credential_is_replaced(secret: str) -> None:
         "AKIAIOSFODNN7EXAMPLE",
         "ASIAY34FZKBOKMUTVV7A",
         "tvly-dev-abcdefgh12345678",
+        "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2d3In0.c2lnbmF0dXJl-_x",  # an ID token
     ],
 )
 def test_anything_shaped_like_a_credential_is_replaced_unconfigured(leak: str) -> None:
