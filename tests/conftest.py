@@ -60,6 +60,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in slow)  # stable: in-module order stays
 
 
+ONE_WORKER = ("tests/gateway/",)
+"""Folders whose modules run on one worker: the SDKs they share (anthropic, openai, the Agents
+SDK, langchain: 10 s of CPU to import, tests/lazy_imports.py) are imported once, not by every
+worker; the folder is about one worker's share of the suite."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's loadfile, with each of ``ONE_WORKER``'s folders one unit of work."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((folder for folder in ONE_WORKER if path.startswith(folder)), path)
+
+    return Scheduling(config, log)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Restore os.environ after each test and start with no real credentials in it."""

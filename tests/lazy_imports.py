@@ -4,38 +4,47 @@ Every xdist worker imports every test module to collect it (``make test``). The 
 alone costs 3-4 s of CPU to import (a thousand pydantic models), openai's 1.6 s: imported
 plainly at the top of the modules that use them, each worker paid that before its first test,
 though most never run one. ``from tests.lazy_imports import anthropic`` (or ``openai``) binds a
-module that loads on first attribute access. Their types go under ``TYPE_CHECKING`` (a plain
-``import anthropic`` or ``from anthropic... import`` at module level loads it at once); other
-heavy libraries (the Agents SDK, langchain, moto, cfn-lint) are imported where they are used.
+stand-in that imports the module when a test first reads from it. Their types go under
+``TYPE_CHECKING`` (a plain ``import anthropic`` or ``from anthropic... import`` at module level
+loads it at once); other heavy libraries (the Agents SDK, langchain, moto, cfn-lint) are
+imported where they are used. tests/conftest.py runs all of tests/gateway/ on one worker, so
+that one worker pays for them.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 
-def load_on_first_use(name: str) -> ModuleType:
-    """Module ``name``, executed when one of its attributes is first read."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+class OnFirstUse:
+    """Stands for module ``name`` until a test reads one of its public attributes; then imports
+    it (once: Python keeps it) and answers from it.
+
+    Not a module in ``sys.modules``, so ``import anthropic`` elsewhere is a plain import. Names
+    starting with ``_`` are never looked up in the module: pytest and its plugins probe every
+    object of a test module for such attributes (``__test__``, fixture markers) while they
+    collect, and a probe must not import the module."""
+
+    __test__ = False
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<{self._name}, imported on first use>"
 
 
 if TYPE_CHECKING:
     import anthropic
     import openai
 else:
-    anthropic = load_on_first_use("anthropic")
-    openai = load_on_first_use("openai")  # 1.6 s
+    anthropic = OnFirstUse("anthropic")
+    openai = OnFirstUse("openai")  # 1.6 s
 
 __all__ = ["anthropic", "openai"]

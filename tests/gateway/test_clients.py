@@ -5,6 +5,7 @@ not stack, credentials refused upstream, and streams that end honestly."""
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
@@ -317,7 +318,8 @@ def test_upstream_sees_one_content_type_and_the_callers_user_agent(
 
     [received] = fake_anthropic.requests
     assert received.headers["content-type"] == "application/json"
-    assert received.headers["user-agent"].startswith(f"Anthropic/Python {anthropic.__version__}")
+    version = importlib.metadata.version("anthropic")
+    assert received.headers["user-agent"].startswith(f"Anthropic/Python {version}")
     assert received.headers["user-agent"].endswith("agent-orchestrator-gateway/0.1")
     assert "x-api-key" in received.headers and received.api_key == fake_anthropic.api_key
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-import openai
 import pytest
 from pydantic import BaseModel, Field
 
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
 from tests.gateway.support import GATEWAY_KEY, ServedGateway, module_gateway
+from tests.lazy_imports import openai
 
 CALCULATOR = {
     "type": "function",

@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import openai
 import pytest
 
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault
 from tests.gateway.support import ServedGateway, module_gateway
+from tests.lazy_imports import openai
 
 CALCULATOR = {
     "type": "function",

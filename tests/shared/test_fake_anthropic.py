@@ -145,7 +145,8 @@ def test_429_carries_retry_after_headers(fake_anthropic: FakeAnthropic) -> None:
 
 def test_cut_stream_raises_in_the_sdk(fake_anthropic: FakeAnthropic) -> None:
     # The SDK lets its transport's error through mid-stream (httpx2's from SDK 2.x, httpx's before).
-    base = anthropic._base_client
+    from anthropic import _base_client as base
+
     transport = getattr(base, "httpx2", None) or getattr(base, "httpx")  # noqa: B009
     fake_anthropic.enqueue(Answer.text("this answer never finishes", cut_after_events=4))
 
