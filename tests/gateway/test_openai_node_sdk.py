@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,32 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests.gateway.node_sdk import node_sdk_folder
 from tests.gateway.support import ServedGateway, module_gateway
 
 pytestmark = pytest.mark.processes  # node and npm run as processes
 
-HERE = Path(__file__).parent / "ts"
-CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "openai-node"
-
 
 def sdk_folder() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the OpenAI Node SDK")
-    if not (CACHE / "node_modules" / "openai").is_dir():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "package.json").write_text('{"name": "openai-node-check", "private": true}')
-        done = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "openai@latest"],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"npm could not install openai: {done.stderr[-300:]}")
-    shutil.copy(HERE / "openai_check.mjs", CACHE / "openai_check.mjs")
-    return CACHE
+    return node_sdk_folder("openai-node", "openai", "openai_check.mjs")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,31 +16,13 @@ from typing import Any
 import pytest
 
 from emulator.process import FunctionProcess, start_function
+from tests.gateway.node_sdk import node_sdk_folder
 
 pytestmark = pytest.mark.processes  # one worker for the module's processes
 
-HERE = Path(__file__).parent / "ts"
-CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "ts-sdk"
-
 
 def sdk_folder() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the TypeScript SDK")
-    if not (CACHE / "node_modules" / "@anthropic-ai" / "sdk").is_dir():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "package.json").write_text('{"name": "ts-sdk-check", "private": true}')
-        done = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "@anthropic-ai/sdk@latest"],
-            cwd=CACHE,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"npm could not install @anthropic-ai/sdk: {done.stderr[-300:]}")
-    shutil.copy(HERE / "sdk_check.mjs", CACHE / "sdk_check.mjs")
-    return CACHE
+    return node_sdk_folder("ts-sdk", "@anthropic-ai/sdk", "sdk_check.mjs")
 
 
 @pytest.fixture(scope="module")
