@@ -6,9 +6,12 @@ Without node or npm, or when npm cannot install the package, the test is skipped
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +39,20 @@ def node_sdk_folder(folder: str, package: str, script: str) -> Path:
             pytest.skip(f"npm could not install {package}: {done.stderr[-300:]}")
     shutil.copy(SCRIPTS / script, cache / script)
     return cache
+
+
+def run_check(folder: str, package: str, script: str, gateway_url: str) -> dict[str, Any]:
+    """``node SCRIPT`` in the SDK's folder against the gateway at ``gateway_url`` (``GW``): the
+    JSON object on its last line of output."""
+    done = subprocess.run(
+        ["node", script],
+        cwd=node_sdk_folder(folder, package, script),
+        env={**os.environ, "GW": gateway_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out

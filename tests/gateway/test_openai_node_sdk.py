@@ -8,22 +8,14 @@ way to reach the registry) the test is skipped, saying why.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.gateway.node_sdk import node_sdk_folder
+from tests.gateway.node_sdk import run_check
 from tests.gateway.support import ServedGateway, module_gateway
 
 pytestmark = pytest.mark.processes  # node and npm run as processes
-
-
-def sdk_folder() -> Path:
-    return node_sdk_folder("openai-node", "openai", "openai_check.mjs")
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +25,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]
 
 
 def test_the_openai_node_sdk_speaks_to_the_gateway(gateway: ServedGateway) -> None:
-    folder = sdk_folder()
-    done = subprocess.run(
-        ["node", "openai_check.mjs"],
-        cwd=folder,
-        env={**os.environ, "GW": gateway.url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_check("openai-node", "openai", "openai_check.mjs", gateway.url)
 
     assert "17 * (3 + 4) = 119" in out["text"] and out["finish"] == "stop"
     assert "2 + 2 = 4" in out["streamed"] and out["usage"]["total_tokens"] > 0

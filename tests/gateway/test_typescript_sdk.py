@@ -6,23 +6,14 @@ way to reach the registry) the test is skipped, saying why.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from emulator.process import FunctionProcess, start_function
-from tests.gateway.node_sdk import node_sdk_folder
+from tests.gateway.node_sdk import run_check
 
 pytestmark = pytest.mark.processes  # one worker for the module's processes
-
-
-def sdk_folder() -> Path:
-    return node_sdk_folder("ts-sdk", "@anthropic-ai/sdk", "sdk_check.mjs")
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +24,7 @@ def gateway() -> Iterator[FunctionProcess]:
 
 
 def test_the_typescript_sdk_speaks_to_the_gateway(gateway: FunctionProcess) -> None:
-    folder = sdk_folder()
-    done = subprocess.run(
-        ["node", "sdk_check.mjs"],
-        cwd=folder,
-        env={**os.environ, "GW": gateway.url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_check("ts-sdk", "@anthropic-ai/sdk", "sdk_check.mjs", gateway.url)
 
     assert "17 * (3 + 4) = 119" in out["text"]
     assert out["requestId"]  # the SDK read the gateway's request-id header
