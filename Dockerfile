@@ -10,6 +10,11 @@
 # Versions come from the functions' generated requirements.txt files: exact pins of the whole
 # closure, resolved from constraints.txt, so an image built next month holds the same versions.
 #
+# Each function's command is `python -m shared.serve` (shared/serve.py): functions-framework's
+# server, without its Flask, as one process (WORKERS=1: Cloud Run, Knative and Lambda scale
+# instances, and that is the fastest cold start); with WORKERS > 1 (Compose sets 2) it hands over
+# to functions-framework's gunicorn and its workers.
+#
 # Where no registry is reachable: --build-arg BASE_IMAGE=$(docker/base-image.sh)
 ARG BASE_IMAGE=python:3.11-slim
 # The function the `lambda` stage (at the end) wraps: `--target lambda --build-arg FUNCTION=...`.
@@ -73,9 +78,9 @@ COPY functions/gateway/ functions/gateway/
 RUN python -m compileall -q shared functions \
  && mkdir -p /var/log/agentorch && chown app:app /var/log/agentorch
 USER app
-ENV PORT=8585 WORKERS=2
+ENV PORT=8585 WORKERS=1
 EXPOSE 8585
-CMD ["functions-framework", "--source", "functions/gateway/main.py", "--target", "gateway"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/gateway/main.py", "--target", "gateway"]
 
 # >>> functions.yaml: agent-stages (make manifest writes this part; do not edit it)
 FROM core AS calculator
@@ -87,9 +92,9 @@ COPY shared/ shared/
 COPY functions/agents/calculator/ functions/agents/calculator/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2
+ENV PORT=8080 WORKERS=1
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/agents/calculator/main.py", "--target", "calculator"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/agents/calculator/main.py", "--target", "calculator"]
 
 FROM core AS search
 COPY functions/agents/search/requirements.txt /tmp/requirements.txt
@@ -102,9 +107,9 @@ COPY shared/ shared/
 COPY functions/agents/search/ functions/agents/search/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2
+ENV PORT=8080 WORKERS=1
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/agents/search/main.py", "--target", "search"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/agents/search/main.py", "--target", "search"]
 
 FROM core AS data_processor
 COPY functions/agents/data_processor/requirements.txt /tmp/requirements.txt
@@ -115,9 +120,9 @@ COPY shared/ shared/
 COPY functions/agents/data_processor/ functions/agents/data_processor/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2
+ENV PORT=8080 WORKERS=1
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/agents/data_processor/main.py", "--target", "data_processor"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/agents/data_processor/main.py", "--target", "data_processor"]
 
 FROM core AS tavily
 COPY functions/agents/tavily/requirements.txt /tmp/requirements.txt
@@ -128,9 +133,9 @@ COPY shared/ shared/
 COPY functions/agents/tavily/ functions/agents/tavily/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2
+ENV PORT=8080 WORKERS=1
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/agents/tavily/main.py", "--target", "tavily"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/agents/tavily/main.py", "--target", "tavily"]
 # <<< functions.yaml: agent-stages
 
 FROM core AS orchestrator
@@ -144,9 +149,9 @@ COPY shared/ shared/
 COPY functions/orchestrator/ functions/orchestrator/
 RUN python -m compileall -q shared functions
 USER app
-ENV PORT=8080 WORKERS=2
+ENV PORT=8080 WORKERS=1
 EXPOSE 8080
-CMD ["functions-framework", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
+CMD ["python", "-m", "shared.serve", "--source", "functions/orchestrator/main.py", "--target", "orchestrator"]
 
 # ---- the interactive test client: `agentorch ask` against the orchestrator ----------------
 # Also where the `test` profile's smoke checks run, on the stack's network (docker-smoke.sh).

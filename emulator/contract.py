@@ -54,7 +54,14 @@ def _var(
 
 _PLATFORM = (
     _var("PORT", "the port to listen on (the platform sets it)", "8080"),
-    _var("WORKERS", "functions-framework's worker processes", "1"),
+    _var("HOST", "the address to listen on", "0.0.0.0"),
+    _var(
+        "WORKERS",
+        "worker processes: 1 is one process (shared.serve), more are functions-framework's",
+        "1",
+    ),
+    _var("FUNCTION_TARGET", "the function to serve, if --target is not given (the image gives it)"),
+    _var("FUNCTION_SOURCE", "its file, if --source is not given", "main.py"),
     _var("LOG_LEVEL", "the log level of the JSON lines on stderr", "INFO"),
     _var("LOG_FILE", "also append the log lines to this file (under /tmp on a FaaS)"),
     _var("PROMETHEUS_MULTIPROC_DIR", "the workers' shared metrics folder", "a new one in /tmp"),

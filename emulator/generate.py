@@ -70,9 +70,10 @@ def _stage(agent: Function) -> list[str]:
         f"COPY {agent.source}/ {agent.source}/",
         "RUN python -m compileall -q shared functions",
         "USER app",
-        f"ENV PORT={agent.container_port} WORKERS=2",
+        f"ENV PORT={agent.container_port} WORKERS=1",
         f"EXPOSE {agent.container_port}",
-        f'CMD ["functions-framework", "--source", "{agent.main}", "--target", "{agent.target}"]',
+        'CMD ["python", "-m", "shared.serve", '
+        f'"--source", "{agent.main}", "--target", "{agent.target}"]',
     ]
     return lines
 

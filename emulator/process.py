@@ -1,7 +1,8 @@
-"""Start a function as a functions-framework process and wait until it answers /health.
+"""Start a function as its container does (``python -m shared.serve``) and wait until it
+answers /health.
 
-Every function runs in its own process group, so that stopping it also stops the gunicorn
-workers it forked: nothing is left behind.
+Every function runs in its own process group, so that stopping it also stops any gunicorn
+workers it forked (``WORKERS`` > 1): nothing is left behind.
 """
 
 from __future__ import annotations
@@ -67,10 +68,22 @@ def spawn(
     output: IO[bytes] | int | None = subprocess.DEVNULL,
     program: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``functions-framework --source S --target T`` on loopback, in a process group of its own
-    (``program``: another installation's functions-framework, such as a bundle's venv)."""
-    command = [program or functions_framework_bin(), "--source", str(source), "--target", target]
-    command += ["--host", LOOPBACK, "--port", str(port)]
+    """``python -m shared.serve --source S --target T`` on loopback (functions-framework's server
+    without its Flask: shared/serve.py), in a process group of its own; ``program`` runs a
+    functions-framework command instead (another installation's, such as a bundle's venv)."""
+    # -P: imports come from PYTHONPATH (the project's root), not from ``cwd``, as they do for
+    # functions-framework's command.
+    command = [program] if program else [sys.executable, "-P", "-m", "shared.serve"]
+    command += [
+        "--source",
+        str(source),
+        "--target",
+        target,
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
     return subprocess.Popen(
         command,
         cwd=cwd,

@@ -145,12 +145,12 @@ ENTRY = """
 
 MAIN = '''"""The agent's entry point (ASGI): HTTP in, agent.SPEC runs, JSON out."""
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.agents.$name.agent import SPEC
 from shared.agent import agent_app
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 from shared.runtime import prepare
 
@@ -158,7 +158,7 @@ prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 _app = agent_app(SPEC)
 
 
-@functions_framework.aio.http
+@http  # functions-framework's ASGI target, without Flask: shared/entry.py
 async def $name(request: Request) -> Response:
     return await _app(request)
 

@@ -160,13 +160,12 @@ def lambda_handler(
 
 
 def functions_framework_app(module: str, target: str) -> ASGIApp:
-    """The Starlette app ``functions-framework --target TARGET`` serves for ``module``."""
-    from functions_framework.aio import create_asgi_app_from_module
+    """The Starlette app ``functions-framework --target TARGET`` serves for ``module``, built
+    without loading Flask (``shared.entry``)."""
+    from shared.entry import asgi_app, target_of
 
     loaded = sys.modules.get(module) or importlib.import_module(module)
-    source = getattr(loaded, "__file__", None) or module
-    app: ASGIApp = create_asgi_app_from_module(target, source, None, loaded, None)
-    return app
+    return asgi_app(target_of(loaded, target))
 
 
 async def run_asgi(app: ASGIApp, request: HttpEvent) -> dict[str, Any]:

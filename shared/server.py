@@ -26,10 +26,11 @@ no lifespan of its own, so the ASGI ``lifespan`` shutdown event never reaches a 
 uvicorn's wait for requests under way is the place.)
 
 ``install()`` puts it in place; ``shared.runtime.prepare()`` calls it from each function's
-``main.py``. functions-framework starts gunicorn with ``uvicorn_worker.UvicornWorker`` and offers
-no hook to pick its protocol; the worker takes its uvicorn settings from the class attribute
-``CONFIG_KWARGS`` (overriding it is the documented way to configure the worker), so
-``install()`` sets ``http`` there, before gunicorn forks.
+``main.py``. ``shared.serve`` (one worker, no gunicorn) passes ``uvicorn_options()`` to uvicorn.
+functions-framework starts gunicorn with ``uvicorn_worker.UvicornWorker`` and offers no hook to
+pick its protocol; the worker takes its uvicorn settings from the class attribute
+``CONFIG_KWARGS`` (overriding it is the documented way to configure the worker), so where
+functions-framework serves, ``install()`` sets them there, before gunicorn forks.
 
 gunicorn (>= 25) also opens a control socket at start, in ``$XDG_RUNTIME_DIR`` or else in
 ``~/.gunicorn``: where the home folder is read-only (Cloud Functions, Lambda, an image's
@@ -267,20 +268,36 @@ def render_error(error: ServiceError) -> bytes:
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
-def install(settings: ServerSettings) -> None:
-    """Make functions-framework's uvicorn workers speak ``BoundedHttpToolsProtocol``, with the
-    head bounds of ``settings``, and stop within its shutdown grace."""
-    from uvicorn_worker import UvicornWorker
+_installed: ServerSettings | None = None
 
+
+def install(settings: ServerSettings) -> None:
+    """Give ``BoundedHttpToolsProtocol`` the head bounds of ``settings``, and make the server
+    that serves this process speak it and stop within the shutdown grace: ``shared.serve``
+    reads ``uvicorn_options()``; where functions-framework serves (gunicorn's uvicorn workers),
+    the workers' class takes them (imported only there: gunicorn is not loaded otherwise)."""
+    global _installed
+    _installed = settings
     protocol = BoundedHttpToolsProtocol
     protocol.head_max_bytes = settings.head_max_bytes
     protocol.head_timeout_s = settings.head_timeout_s
-    UvicornWorker.CONFIG_KWARGS = {
-        **UvicornWorker.CONFIG_KWARGS,
+    from shared.entry import under_functions_framework
+
+    if under_functions_framework():
+        from uvicorn_worker import UvicornWorker
+
+        UvicornWorker.CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, **uvicorn_options()}
+        _control_socket_in_temp()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """What every function's uvicorn server is given beyond its defaults: this protocol, and
+    the shutdown grace of the settings ``install()`` was given (the defaults before that)."""
+    settings = _installed or ServerSettings()
+    return {
         "http": BoundedHttpToolsProtocol,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
-    _control_socket_in_temp()
 
 
 def _control_socket_in_temp() -> None:

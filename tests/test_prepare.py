@@ -2,8 +2,10 @@
 
 A function whose main.py skipped ``prepare()`` would still answer, so nothing else notices: its
 workers would count metrics apart and parse request heads without bounds. Here each function of
-the manifest (functions.yaml) is loaded as functions-framework loads it, in one fresh
-interpreter, and must leave the workers' protocol and the metrics folder set before a fork.
+the manifest (functions.yaml) is loaded, in one fresh interpreter, as ``shared.serve`` loads it
+(the protocol for its server, the metrics folder, and neither Flask nor gunicorn imported) and as
+functions-framework loads it (the workers' protocol, the metrics folder set before a fork, and
+the target registered for functions-framework's ASGI path).
 """
 
 from __future__ import annotations
@@ -24,7 +26,30 @@ pytestmark = pytest.mark.processes  # one worker for the module's processes
 FUNCTIONS = {function.target: function.main for function in load_manifest().functions}
 
 LOAD_EACH = """
+import json, os, sys
+from shared import server
+from shared.entry import load_target
+from shared.metrics import FOLDER_VARIABLE
+from shared.server import BoundedHttpToolsProtocol
+
+found = {}
+for target, source in json.loads(sys.argv[1]).items():
+    server._installed = None
+    os.environ.pop(FOLDER_VARIABLE, None)
+    load_target(source, target)  # as shared.serve loads it
+    found[target] = {
+        "protocol": server._installed is not None
+        and server.uvicorn_options()["http"] is BoundedHttpToolsProtocol,
+        "metrics_folder": bool(os.environ.get(FOLDER_VARIABLE)),
+    }
+found["flask_or_gunicorn_loaded"] = sorted({"flask", "gunicorn"} & set(sys.modules))
+print(json.dumps(found))
+"""
+
+UNDER_FUNCTIONS_FRAMEWORK = """
 import json, os, runpy, sys
+import functions_framework  # as its command does, before it loads a main.py
+from functions_framework import _function_registry
 from uvicorn_worker import UvicornWorker
 from shared.metrics import FOLDER_VARIABLE
 from shared.server import BoundedHttpToolsProtocol
@@ -38,6 +63,7 @@ for target, source in json.loads(sys.argv[1]).items():
     found[target] = {
         "protocol": UvicornWorker.CONFIG_KWARGS.get("http") is BoundedHttpToolsProtocol,
         "metrics_folder": bool(os.environ.get(FOLDER_VARIABLE)),
+        "asgi": target in _function_registry.ASGI_FUNCTIONS,
     }
 print(json.dumps(found))
 """
@@ -53,6 +79,7 @@ class Empty(BaseModel):
     pass
 
 before = dict(UvicornWorker.CONFIG_KWARGS)
+import functions_framework  # the workers' settings would be changed where it serves, if at all
 agent_app(AgentSpec("empty", "Does nothing.", Empty, lambda _: AgentResult(None)))
 print(json.dumps({
     "worker_settings_changed": UvicornWorker.CONFIG_KWARGS != before,
@@ -77,17 +104,41 @@ def run_python(code: str, *args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, dict[str, bool]]:
-    result: dict[str, dict[str, bool]] = run_python(LOAD_EACH, json.dumps(FUNCTIONS))
+    result: dict[str, Any] = run_python(LOAD_EACH, json.dumps(FUNCTIONS))
+    return result
+
+
+@pytest.fixture(scope="module")
+def under_functions_framework() -> dict[str, dict[str, bool]]:
+    result: dict[str, dict[str, bool]] = run_python(
+        UNDER_FUNCTIONS_FRAMEWORK, json.dumps(FUNCTIONS)
+    )
     return result
 
 
 @pytest.mark.parametrize("target", sorted(FUNCTIONS))
-def test_a_function_main_prepares_its_process(
-    target: str, loaded: dict[str, dict[str, bool]]
-) -> None:
+def test_a_function_main_prepares_its_process(target: str, loaded: dict[str, Any]) -> None:
     assert loaded[target] == {"protocol": True, "metrics_folder": True}, (
         f"{FUNCTIONS[target]} does not call shared.runtime.prepare() before building its app"
     )
+
+
+def test_served_by_shared_serve_no_function_loads_flask_or_gunicorn(loaded: dict[str, Any]) -> None:
+    # 0.25 s of CPU at every cold start (shared/entry.py): a main.py that imports
+    # functions_framework (or a module it imports that does) brings it back.
+    assert loaded["flask_or_gunicorn_loaded"] == []
+
+
+@pytest.mark.parametrize("target", sorted(FUNCTIONS))
+def test_under_functions_framework_a_function_is_its_asgi_target_with_bounded_workers(
+    target: str, under_functions_framework: dict[str, dict[str, bool]]
+) -> None:
+    # What Cloud Functions and a Cloud Run source deploy run: functions-framework --target T.
+    assert under_functions_framework[target] == {
+        "protocol": True,
+        "metrics_folder": True,
+        "asgi": True,
+    }
 
 
 def test_building_an_app_leaves_the_process_as_it_was() -> None:

@@ -1,9 +1,9 @@
 """functions-framework entry point of the model gateway (target ``gateway``), on the ASGI path."""
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 from shared.runtime import collector_paused, freeze_heap_for_workers, prepare
 
@@ -15,7 +15,7 @@ with collector_paused():  # while the function loads: see shared/runtime.py
 freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runtime.py
 
 
-@functions_framework.aio.http
+@http
 async def gateway(request: Request) -> Response:
     return await _app(request)
 

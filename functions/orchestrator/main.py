@@ -3,10 +3,10 @@ path: a task spends its life waiting on the model and the agents, so one worker 
 
 import gc
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 from shared.runtime import collector_paused, freeze_heap_for_workers, prepare
 
@@ -27,7 +27,7 @@ freeze_heap_for_workers()  # before gunicorn forks its workers: see shared/runti
 gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-@functions_framework.aio.http
+@http
 async def orchestrator(request: Request) -> Response:
     return await _app(request)
 

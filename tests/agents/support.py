@@ -6,9 +6,10 @@ import json as jsonlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import functions_framework
 from cloudevents.http import CloudEvent
 from starlette.testclient import TestClient
+
+from shared.entry import function_app
 
 if TYPE_CHECKING:
     import httpx2  # what starlette's TestClient answers with
@@ -94,7 +95,7 @@ class FunctionClient:
 def function_client(name: str) -> FunctionClient:
     """A test client of functions/agents/<name>/main.py, built from the current environment."""
     source = AGENTS_DIR / name / "main.py"
-    return FunctionClient(functions_framework.create_app(name, str(source)))
+    return FunctionClient(function_app(str(source), name))
 
 
 def error_of(response: Any) -> dict[str, Any]:

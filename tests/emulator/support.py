@@ -18,7 +18,7 @@ PROBE = Path(__file__).resolve().parent / "functions" / "probe" / "main.py"
 
 
 def probe_service(port: int = 0, **extra: Any) -> dict[str, Any]:
-    """A compose service running the probe function (one light gunicorn worker)."""
+    """A compose service running the probe function (one process: `python -m shared.serve`)."""
     service: dict[str, Any] = {
         "x-function": {"source": str(PROBE), "target": "probe", "port": port or 18000},
         "environment": {"WORKERS": "1", "THREADS": "2"},

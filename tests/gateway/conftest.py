@@ -1,7 +1,7 @@
 """Fixtures for the gateway tests: the gateway on real HTTP, and the fakes behind it.
 
 ``start_gateway(...)`` writes a test config (short timeouts, millisecond backoff) into
-``tmp_path``, sets the environment, builds the app with ``functions_framework.create_app``
+``tmp_path``, sets the environment, builds the app with ``shared.entry.function_app``
 exactly as production does, and serves it on 127.0.0.1 in a thread.
 """
 

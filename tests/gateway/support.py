@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import functions_framework
 import httpx
 import pytest
 import yaml
 
+from shared.entry import function_app
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.lazy_imports import anthropic
 from tests.served import ServedApp, client_tls
@@ -138,7 +138,7 @@ def request_body(route: str = "default", text: str = "hello", **extra: Any) -> d
 
 def create_gateway_app() -> Any:
     """The gateway's app, built from the current environment exactly as production builds it."""
-    return functions_framework.create_app("gateway", GATEWAY_SOURCE)
+    return function_app(GATEWAY_SOURCE, "gateway")
 
 
 class ServedGateway(ServedApp):

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import functions_framework
-
 from functions.orchestrator.config import OrchestratorConfig
+from shared.entry import function_app
 from tests.served import ServedApp, refused_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +40,7 @@ async def serve_orchestrator() -> AsyncIterator[str]:
         for variable in OrchestratorConfig.env:
             if variable != "K_SINK" and not os.environ.get(variable):
                 os.environ[variable] = refused_url()  # the test's environment is restored after
-    app = functions_framework.create_app("orchestrator", ORCHESTRATOR_SOURCE)
+    app = function_app(ORCHESTRATOR_SOURCE, "orchestrator")
     service = sys.modules["main"].service  # the module functions-framework just loaded
     # Started and stopped off the test's loop, which stays free: fakes' async responders run on it.
     served = await asyncio.to_thread(ServedApp, app, aclose=service.aclose)

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
-import functions_framework
 import pytest
 
 from emulator.process import serve_functions
 from functions.agents.tavily.client import NOT_CONFIGURED_REASON
+from shared.entry import function_app
 from tests.fakes.tavily_server import FakeTavily
 from tests.orchestrator.serving import AGENTS, REPO_ROOT, SERVER, serve_orchestrator
 from tests.served import ServedApp
@@ -49,7 +49,7 @@ def tavily() -> Iterator[tuple[str, FakeTavily]]:
     with FakeTavily(api_key=TAVILY_KEY) as api, pytest.MonkeyPatch.context() as patch:
         patch.setenv("TAVILY_BASE_URL", api.url)  # read once, when the app is built
         source = str(REPO_ROOT / "functions/agents/tavily/main.py")
-        app = functions_framework.create_app("tavily", source)
+        app = function_app(source, "tavily")
         # Its keep-alive connections to the fake are closed in the loop that made them.
         served = ServedApp(app, aclose=sys.modules["main"]._app.aclose)
         try:

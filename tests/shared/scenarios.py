@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import functions_framework
 from starlette.testclient import TestClient
+
+from shared.entry import function_app
 
 FUNCTIONS_DIR = Path(__file__).parent / "functions"
 
@@ -13,4 +14,4 @@ FUNCTIONS_DIR = Path(__file__).parent / "functions"
 def function_client(scenario: str, target: str) -> TestClient:
     """An in-process client of the scenario's ASGI app (functions-framework's Starlette app)."""
     source = FUNCTIONS_DIR / scenario / "main.py"
-    return TestClient(functions_framework.create_app(target, str(source)))
+    return TestClient(function_app(str(source), target))

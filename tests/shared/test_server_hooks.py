@@ -24,7 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 from uvicorn_worker import UvicornWorker
 
-from shared import server
+from shared import entry, server
 from shared.server import BoundedHttpToolsProtocol
 
 PROTOCOL_STATE = (
@@ -88,7 +88,10 @@ def test_a_refusal_raised_in_a_parser_callback_is_a_parser_error() -> None:
 
 
 @pytest.fixture
-def worker_settings() -> Iterator[None]:
+def worker_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As where functions-framework serves (its gunicorn workers), the workers' settings
+    restored after."""
+    monkeypatch.setattr(entry, "under_functions_framework", lambda: True)
     saved = UvicornWorker.CONFIG_KWARGS
     yield
     UvicornWorker.CONFIG_KWARGS = saved

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import server
+from shared import entry, server
 from shared.errors import ConfigError
 
 
@@ -20,12 +20,25 @@ def test_a_grace_uvicorn_or_gunicorn_cannot_keep_stops_start_up(raw: str) -> Non
         server.ServerSettings.load({"SHUTDOWN_GRACE_S": raw})
 
 
-def test_installing_gives_the_workers_the_grace() -> None:
+def test_installing_gives_the_server_the_grace() -> None:
+    # shared.serve's one process (the images, the emulator)
+    saved = server._installed
+    try:
+        server.install(server.ServerSettings.load({"SHUTDOWN_GRACE_S": "3"}))
+        assert server.uvicorn_options()["timeout_graceful_shutdown"] == 3.0
+    finally:
+        server._installed = saved
+
+
+def test_installing_gives_functions_frameworks_workers_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from uvicorn_worker import UvicornWorker
 
-    saved = UvicornWorker.CONFIG_KWARGS
+    monkeypatch.setattr(entry, "under_functions_framework", lambda: True)
+    saved, installed = UvicornWorker.CONFIG_KWARGS, server._installed
     try:
         server.install(server.ServerSettings.load({"SHUTDOWN_GRACE_S": "3"}))
         assert UvicornWorker.CONFIG_KWARGS["timeout_graceful_shutdown"] == 3.0
     finally:
-        UvicornWorker.CONFIG_KWARGS = saved
+        UvicornWorker.CONFIG_KWARGS, server._installed = saved, installed

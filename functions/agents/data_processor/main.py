@@ -1,12 +1,12 @@
 """The data processor's functions-framework entry point (ASGI): HTTP in, agent runs, JSON out."""
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.agents.data_processor.agent import build_spec
 from functions.agents.data_processor.limits import QueryLimits
 from shared.agent import agent_app
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 from shared.runtime import prepare
 
@@ -15,7 +15,7 @@ _limits = QueryLimits.load()
 _app = agent_app(build_spec(_limits), max_body_bytes=_limits.max_body_bytes)
 
 
-@functions_framework.aio.http
+@http
 async def data_processor(request: Request) -> Response:
     return await _app(request)
 

@@ -1,11 +1,11 @@
 """The tavily agent's functions-framework entry point (ASGI): HTTP in, the agent runs, JSON out."""
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.agents.tavily.agent import build_spec
 from shared.agent import agent_app
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 from shared.runtime import prepare
 
@@ -15,7 +15,7 @@ prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 _app = agent_app(build_spec())
 
 
-@functions_framework.aio.http
+@http
 async def tavily(request: Request) -> Response:
     return await _app(request)
 

@@ -16,7 +16,7 @@ from tests.agents.support import FunctionClient, error_of, function_client, inva
 
 
 def make_client(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> FunctionClient:
-    # main.py reads its config when loaded, so the variable must be set before create_app.
+    # main.py reads its config when loaded, so the variable must be set before the app is built.
     monkeypatch.setenv("SEARCH_CORPUS_DIR", str(corpus))
     return function_client("search")
 

@@ -10,8 +10,10 @@ import os
 import sys
 import urllib.request
 
-import functions_framework
-from flask import Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.entry import http
 
 print(os.environ.get("PROBE_SAY", "probe starting"), flush=True)
 if os.environ.get("PROBE_EXIT"):
@@ -32,13 +34,13 @@ def _upstream_status() -> int | None:
 UPSTREAM_AT_START = _upstream_status()
 
 
-@functions_framework.http
-def probe(request: Request) -> Response:
-    if request.path == "/health":
+@http
+async def probe(request: Request) -> Response:
+    if request.url.path == "/health":
         # As shared.asgi does: echo the emulator's token, so the supervisor knows it is us.
         token = {"x-agentorch-instance": os.environ.get("AGENTORCH_INSTANCE", "")}
         return Response("{}", 503 if os.environ.get("UNHEALTHY") else 200, headers=token)
     names = os.environ.get("SHOW", "").split(",")
     body = {"env": {n: os.environ.get(n) for n in names if n}, "upstream": UPSTREAM_AT_START}
     body["pid"] = os.getpid()
-    return Response(json.dumps(body), 200, content_type="application/json")
+    return Response(json.dumps(body), 200, media_type="application/json")

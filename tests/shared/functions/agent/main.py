@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functions_framework.aio
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.agent import AgentResult, AgentSpec, agent_app
+from shared.entry import http
 from shared.runtime import prepare
 
 
@@ -31,6 +31,6 @@ prepare()  # before the app is built and gunicorn forks: see shared/runtime.py
 app = agent_app(SPEC)
 
 
-@functions_framework.aio.http
+@http
 async def repeat(request: Request) -> Response:
     return await app(request)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.asgi import AsyncFunctionApp
+from shared.entry import http
 from shared.errors import Forbidden
 from shared.http import Call, Reply
 from shared.runtime import prepare
@@ -56,6 +56,6 @@ app = AsyncFunctionApp(
 )
 
 
-@functions_framework.aio.http
+@http
 async def basic(request: Request) -> Response:
     return await app(request)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 
-import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from shared.entry import http
 from shared.lambda_http import lambda_handler
 
 
@@ -18,7 +18,7 @@ async def _events() -> AsyncIterator[bytes]:
         yield f"event: tick\ndata: {number}\n\n".encode()
 
 
-@functions_framework.aio.http
+@http
 async def echo(request: Request) -> Response:
     body = await request.body()
     path = request.url.path
