@@ -106,8 +106,8 @@ bench-tools:
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
 
 .PHONY: bench-cold
-bench-cold: ## every function's cold start: process start to first answer, with and without bytecode
-	$(BIN)/python -m bench.cold_start
+bench-cold: ## every function's cold start: process start to first answer, with and without bytecode, beside functions-framework's command
+	$(BIN)/python -m bench.cold_start --functions-framework
 
 .PHONY: bench-orchestrator
 bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md

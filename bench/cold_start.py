@@ -1,12 +1,13 @@
 """``make bench-cold``: every function's cold start, from process start to its first answers.
 
 Each function in functions.yaml is started as the platforms start it: its production command
-(``functions-framework --source ... --target ...``, gunicorn with one uvicorn worker) through
-``emulator.process.spawn``, the way ``agentorch up`` starts it. The clock starts just before the
-process is created; the figures are when ``GET /health`` first answers 200 and when a real
-request first answers (an agent's ``POST /``, the gateway's ``POST /v1/messages`` through its
-offline ``local`` model, the orchestrator's ``POST /`` task, its gateway and agents already
-warm). Each is the median of ``--runs`` cold starts, alternated between functions.
+(``python -m shared.serve --source ... --target ...`` with one worker: uvicorn in one process,
+shared/serve.py) through ``emulator.process.spawn``, the way ``agentorch up`` starts it. The
+clock starts just before the process is created; the figures are when ``GET /health`` first
+answers 200 and when a real request first answers (an agent's ``POST /``, the gateway's
+``POST /v1/messages`` through its offline ``local`` model, the orchestrator's ``POST /`` task,
+its gateway and agents already warm). Each is the median of ``--runs`` cold starts, alternated
+between functions.
 
 Two ways to run the same code:
 
@@ -15,9 +16,12 @@ Two ways to run the same code:
 - ``source``: no bytecode at all (an empty ``PYTHONPYCACHEPREFIX`` and
   ``PYTHONDONTWRITEBYTECODE=1``), so every module is compiled from its source at start.
 
-``floor`` is the smallest function functions-framework serves (bench/cold/floor.py): what any
-function pays before its own code runs. ``--checkout NAME=DIR`` (repeatable) times other
-checkouts of this repository in the same sitting, alternated with this one, for a before/after.
+``floor`` is the smallest function served so (bench/cold/floor.py): what any function pays
+before its own code runs. ``--checkout NAME=DIR`` (repeatable) times other checkouts of this
+repository in the same sitting, alternated with this one, for a before/after (one from before
+shared/serve.py is started with ``functions-framework``); ``--functions-framework`` also times
+this checkout under ``functions-framework --source ... --target ...`` (gunicorn, one uvicorn
+worker), as Cloud Functions and Cloud Run source deploys start it.
 Results replace the "Cold start" section of bench/RESULTS.md.
 """
 
@@ -43,6 +47,7 @@ from bench.results import write_between
 from emulator.network import LOOPBACK, free_port
 from emulator.process import FunctionProcess, function_environment, spawn, stop_group
 from shared.manifest import Function, load_manifest
+from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- cold:begin -->", "<!-- cold:end -->"
 REPO = Path(__file__).resolve().parents[1]
@@ -176,14 +181,26 @@ def targets(root: Path) -> list[Target]:
     return [*found, Target("floor", "floor", FLOOR, "floor", HEALTH)]
 
 
+@dataclass(frozen=True)
+class Checkout:
+    """A checkout of this repository, and the command its functions are started with: ``None``
+    for ``python -m shared.serve``, else a ``functions-framework`` program."""
+
+    root: Path
+    program: str | None = None
+
+
 def cold_start(
-    target: Target, root: Path, env: dict[str, str], *, cwd: Path | None = None
+    target: Target, checkout: Checkout, env: dict[str, str], *, cwd: Path | None = None
 ) -> Start:
     """Start ``target`` once, time /health and its first real answer, stop it."""
+    root = checkout.root
     port = free_port()
     environ = function_environment(port, env, root=root)
     started = time.perf_counter()
-    process = spawn(target.source, target.target, port, environ, cwd=cwd or root)
+    process = spawn(
+        target.source, target.target, port, environ, cwd=cwd or root, program=checkout.program
+    )
     try:
         health_s = first_health(port, process, started)
         status, answer = request(port, target.probe)
@@ -207,8 +224,9 @@ def compile_all(root: Path) -> None:
 
 
 @contextmanager
-def warm_stack(root: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
+def warm_stack(checkout: Checkout, env: dict[str, str]) -> Iterator[dict[str, str]]:
     """The gateway and every agent, started once (warm): the orchestrator's environment."""
+    root = checkout.root
     manifest = load_manifest(root / "functions.yaml")
     wiring: dict[str, str] = {}
     with ExitStack() as stack:
@@ -221,6 +239,7 @@ def warm_stack(root: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
                 function.target,
                 port,
                 function_environment(port, env, root=root),
+                program=checkout.program,
             )
             running = FunctionProcess(function.target, port, process)
             stack.callback(running.stop)
@@ -254,27 +273,28 @@ Figures = dict[tuple[str, str, str], list[Start]]
 """(checkout, mode, function) -> its cold starts."""
 
 
-def measure(checkouts: dict[str, Path], modes: list[str], runs: int, only: set[str]) -> Figures:
+def measure(checkouts: dict[str, Checkout], modes: list[str], runs: int, only: set[str]) -> Figures:
     figures: Figures = {}
     env = base_environment()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="cold-nopyc-") as empty:
         env.update(stack.enter_context(fake_tavily()))
         wiring = {
-            name: stack.enter_context(warm_stack(root, env)) for name, root in checkouts.items()
+            name: stack.enter_context(warm_stack(checkout, env))
+            for name, checkout in checkouts.items()
         }
-        for root in checkouts.values():
-            compile_all(root)
+        for checkout in checkouts.values():
+            compile_all(checkout.root)
         for run in range(runs):
             for mode in modes:
                 order = list(checkouts.items())
                 if run % 2:
                     order.reverse()  # drift in the machine's load falls on both
-                for name, root in order:
-                    for target in targets(root):
+                for name, checkout in order:
+                    for target in targets(checkout.root):
                         if only and target.name not in only:
                             continue
                         environ = {**env, **wiring[name], **mode_environment(mode, Path(empty))}
-                        start = cold_start(target, root, environ)
+                        start = cold_start(target, checkout, environ)
                         figures.setdefault((name, mode, target.name), []).append(start)
                         print(
                             f"run {run + 1}/{runs} {mode:8} {name:8} {target.name:15} "
@@ -289,7 +309,7 @@ def median(starts: list[Start], field: str) -> float:
     return float(statistics.median(getattr(start, field) for start in starts))
 
 
-def render(figures: Figures, checkouts: dict[str, Path], runs: int, command: str) -> str:
+def render(figures: Figures, checkouts: dict[str, Checkout], runs: int, command: str) -> str:
     names = list(checkouts)
     functions = list(dict.fromkeys(key[2] for key in figures))
     modes = list(dict.fromkeys(key[1] for key in figures))
@@ -324,7 +344,8 @@ def render(figures: Figures, checkouts: dict[str, Path], runs: int, command: str
             f"`{command}`, {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, load average at the "
             f"end {load[0]:.1f}. Each figure is the median of {runs} cold starts of the "
-            "function's production command (functions-framework, gunicorn, one uvicorn worker), "
+            "function's production command (`python -m shared.serve`: uvicorn in one process; "
+            "`functions-framework`: its command, gunicorn and one uvicorn worker), "
             "from creating the process to the first 200 from `/health` and to the first answer "
             "to a real request (an agent's `POST /`, the gateway's `POST /v1/messages` on its "
             "offline `local` model, the orchestrator's `POST /` task with its gateway and "
@@ -332,7 +353,7 @@ def render(figures: Figures, checkouts: dict[str, Path], runs: int, command: str
             "system) the function's processes had used by then, the steadiest figure on a "
             "shared machine. `bytecode`: every module's `.pyc` in place, as the Dockerfile and a "
             "platform build leave them; `source`: none (compiled at start). `floor`: the "
-            "smallest function functions-framework serves (bench/cold/floor.py).",
+            "smallest function served so (bench/cold/floor.py).",
             "",
             *lines,
             "",
@@ -374,13 +395,15 @@ def ratio_lines(
     return out
 
 
-def parse_checkout(value: str) -> tuple[str, Path]:
+def parse_checkout(value: str) -> tuple[str, Checkout]:
     name, _, folder = value.partition("=")
     if not name or not folder or not (Path(folder) / "functions.yaml").is_file():
         raise argparse.ArgumentTypeError(
             f"{value!r}: expected NAME=DIR, DIR a checkout of this repo"
         )
-    return name, Path(folder).resolve()
+    root = Path(folder).resolve()
+    served = (root / "shared" / "serve.py").is_file()  # else: from before it, functions-framework
+    return name, Checkout(root, None if served else functions_framework_program())
 
 
 def main() -> None:
@@ -395,10 +418,17 @@ def main() -> None:
         default=[],
         help="NAME=DIR: also time this checkout (e.g. a worktree of the base commit), first",
     )
+    parser.add_argument(
+        "--functions-framework",
+        action="store_true",
+        help="also time this checkout under functions-framework's command, first",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     checkouts = dict(args.checkout)
-    checkouts["this" if checkouts else "figure"] = REPO
+    if args.functions_framework:
+        checkouts["functions-framework"] = Checkout(REPO, functions_framework_program())
+    checkouts["this" if checkouts else "figure"] = Checkout(REPO)
     modes = [m for m in args.modes.split(",") if m]
     figures = measure(checkouts, modes, args.runs, {n for n in args.only.split(",") if n})
     command = "python -m bench.cold_start " + " ".join(sys.argv[1:])

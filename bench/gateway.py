@@ -33,7 +33,8 @@ from bench.tools import (
     write_wrk_script,
 )
 from emulator.compose import REPO_ROOT
-from emulator.process import SERVER_DEFAULTS, free_port, functions_framework_bin
+from emulator.process import SERVER_DEFAULTS, free_port
+from shared.serve import functions_framework_program
 
 BODY = {"model": "bench", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}
 # Both servers check a client key: ours through GATEWAY_API_KEYS, LiteLLM as its master key.
@@ -86,7 +87,7 @@ circuit:
         "LOG_LEVEL": "WARNING",
     }
     command = [
-        functions_framework_bin(),
+        functions_framework_program(),
         "--source",
         "functions/gateway/main.py",
         "--target",

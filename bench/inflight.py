@@ -33,7 +33,8 @@ from bench.gateway import BODY, CLIENT_KEY, HEADERS, LITELLM, litellm_proxy, pos
 from bench.results import write_between
 from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, stop, wait_until, write_wrk_script
 from emulator.compose import REPO_ROOT
-from emulator.process import free_port, functions_framework_bin
+from emulator.process import free_port
+from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- inflight:begin -->", "<!-- inflight:end -->"
 EVENTS, INTERVAL = 20, 0.5
@@ -69,7 +70,7 @@ deadline_s: 120
         "WORKERS": str(workers),
         "LOG_LEVEL": "WARNING",
     }
-    command = [functions_framework_bin(), "--source", "functions/gateway/main.py"]
+    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
     command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
     log = (WORK / "gateway-inflight.log").open("wb")
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)

@@ -34,8 +34,9 @@ from bench.results import write_between
 from bench.tools import UPSTREAM_MESSAGE, WORK, LoadResult, run_wrk, stop, wait_until
 from bench.tools import write_wrk_script as wrk_script
 from emulator.compose import REPO_ROOT
-from emulator.process import free_port, functions_framework_bin
+from emulator.process import free_port
 from functions.gateway.openai.chat import chat_request, completion
+from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- openai:begin -->", "<!-- openai:end -->"
 ENDPOINTS = (("/v1/messages", "messages"), ("/v1/chat/completions", "chat completions"))
@@ -68,7 +69,7 @@ deadline_s: 120
         "WORKERS": str(workers),
         "LOG_LEVEL": "WARNING",
     }
-    command = [functions_framework_bin(), "--source", "functions/gateway/main.py"]
+    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
     command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
     log = (WORK / "gateway-openai.log").open("wb")
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)

@@ -40,11 +40,6 @@ SERVER_DEFAULTS = {"WORKERS": "2"}
 STOP_TIMEOUT_S = 10.0
 
 
-def functions_framework_bin() -> str:
-    candidate = Path(sys.executable).parent / "functions-framework"
-    return str(candidate) if candidate.exists() else "functions-framework"
-
-
 def function_environment(
     port: int, env: Mapping[str, str] | None = None, *, root: Path = REPO_ROOT
 ) -> dict[str, str]:

@@ -71,12 +71,18 @@ def workers(environ: Mapping[str, str]) -> int:
     return count
 
 
-def functions_framework_command(args: argparse.Namespace) -> list[str]:
-    """The same function under ``functions-framework`` (gunicorn, its workers)."""
+def functions_framework_program() -> str:
+    """functions-framework's command, beside this Python (its venv) or on ``PATH``."""
     beside = Path(sys.executable).parent / "functions-framework"
     program = str(beside) if beside.exists() else shutil.which("functions-framework")
     if program is None:
         raise SystemExit("WORKERS > 1 needs functions-framework, which is not installed")
+    return program
+
+
+def functions_framework_command(args: argparse.Namespace) -> list[str]:
+    """The same function under ``functions-framework`` (gunicorn, its workers)."""
+    program = functions_framework_program()
     return [program, "--source", args.source, "--target", args.target]  # host, port: from env
 
 
