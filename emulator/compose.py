@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from emulator.interpolate import interpolate_tree, read_env_file
+from shared.config import yaml_loader
 from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +168,7 @@ def load_project(
 
 def _read_document(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml_loader())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the compose file: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -21,6 +21,18 @@ DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 CONFIG_DIR_VARIABLE = "CONFIG_DIR"
 
 
+def yaml_loader() -> Any:
+    """PyYAML's safe loader, on libyaml's parser where PyYAML was built with it: the same safe
+    constructor, several times faster than the pure-Python parser.
+
+    yaml is imported here, not at the top: compiling its resolver's patterns is a good part of a
+    small function's start, and a function that reads no file never needs it (bench/RESULTS.md,
+    "Cold start")."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping at the top of ``path``; an unreadable file, bad YAML or another shape
     raises ``ConfigError`` naming the file."""
@@ -28,15 +40,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
-    # Imported here, not at the top: compiling its resolver's patterns is a good part of a small
-    # function's start, and a function that reads no file never needs it (bench/RESULTS.md,
-    # "Cold start"). libyaml's parser, when PyYAML was built with it, reads the same files
-    # several times faster than the pure-Python one, with the same safe constructor.
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
