@@ -42,10 +42,12 @@ package: ## each function's source bundle for Cloud Functions / Cloud Run: dist/
 TEST_WORKERS ?= 4
 # The project's own modules are compiled first, as setup compiles what it installs: the suite
 # starts a hundred function processes, each of which compiled them again where
-# PYTHONDONTWRITEBYTECODE is set. For the run, pytest may keep its rewritten test modules, so a
-# second run does not rewrite them again in every worker (both in __pycache__, git-ignored).
+# PYTHONDONTWRITEBYTECODE is set. The test modules' asserts are rewritten once, as pytest would,
+# not by each worker (tools/rewrite_tests.py); pytest may keep what it rewrites, so a second run
+# does not rewrite again (both in __pycache__, git-ignored).
 test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for one file)
 	$(BIN)/python -m compileall -q -j0 functions shared emulator tools >/dev/null
+	$(BIN)/python -m tools.rewrite_tests tests
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
