@@ -15,6 +15,7 @@ from tests.gateway.support import module_gateway
 PATH = "/v1/chat/completions"
 LIMIT = 200_000
 HI = [{"role": "user", "content": "hi"}]
+URL = "https://example.com/cat.png"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,14 @@ def refused(response: httpx.Response, status: int = 400) -> dict[str, Any]:
 
 def post(http: httpx.Client, body: Any) -> httpx.Response:
     return http.post(PATH, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+def image_message(url: str) -> dict[str, Any]:
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    return {"role": "user", "content": parts}
 
 
 def nested(depth: int) -> str:
@@ -125,6 +134,25 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
             },
             "response_format.json_schema.schema",
         ),
+        ({"model": "local", "messages": HI, "temperature": float("nan")}, "temperature"),
+        ({"model": "local", "messages": HI, "top_p": float("inf")}, "top_p"),
+        ({"model": "local", "messages": HI, "tool_choice": "required"}, "tool_choice"),
+        (
+            {"model": "local", "messages": [*HI, {"role": "tool", "tool_call_id": "c9"}]},
+            "messages[1].tool_call_id",
+        ),
+        (
+            {"model": "local", "messages": [image_message("data:image/png;base64,")]},
+            "messages[0].content[1].image_url.url",
+        ),
+        (
+            {"model": "local", "messages": [image_message("data:text/html;base64,PGI+")]},
+            "messages[0].content[1].image_url.url",
+        ),
+        (
+            {"model": "default", "messages": [image_message("https://example.com/a.png")]},
+            "messages[0].content[1].image_url.url",
+        ),
     ],
 )
 def test_wrong_types_are_refused_naming_the_field(
@@ -167,3 +195,29 @@ def test_a_schema_that_asks_for_too_much_is_refused(http: httpx.Client) -> None:
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
     }
     assert "values" in refused(post(http, body))["message"]
+
+
+def test_an_image_url_is_refused_only_where_a_provider_cannot_fetch_it(
+    http: httpx.Client,
+) -> None:
+    """``default`` can fail over to Bedrock, which takes images inline only: a URL is refused
+    there naming Bedrock, and a data URL is answered; the local model reads no image at all,
+    so a URL costs it nothing."""
+    error = refused(post(http, {"model": "bedrock", "messages": [image_message(URL)]}))
+    assert "bedrock" in error["message"] and "data: URL" in error["message"]
+    inline = image_message("data:image/png;base64,iVBORw0KGgo=")
+    assert post(http, {"model": "default", "messages": [inline]}).status_code == 200
+    assert post(http, {"model": "local", "messages": [image_message(URL)]}).status_code == 200
+
+
+def test_a_tool_result_answering_an_earlier_call_is_taken(http: httpx.Client) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "model": "local",
+        "messages": [
+            *HI,
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+    }
+    assert post(http, body).status_code == 200

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +32,6 @@ DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the client gives none (OpenAI has no required limit; Anthropic has)."""
 MAX_ARGUMENT_DEPTH = 64
 """Nesting a tool call's JSON arguments may have."""
-Providers = Callable[[str], frozenset[str]]
-"""The providers of the route serving a model name (empty when no route serves it)."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +49,23 @@ class ChatRequest:
     """The answer arrives as the input of ``translate.RESPONSE_TOOL``."""
 
 
-def chat_request(payload: Any, providers: Providers) -> ChatRequest:
+def chat_request(payload: Any, providers: tr.Providers) -> ChatRequest:
     """``payload`` translated; ``InvalidParam`` naming the first field that cannot be."""
     payload = tr.expect(payload, dict, "body", "a JSON object")
     model = tr.expect(payload.get("model"), str, "model", "a string naming a route or model")
     if not model:
         raise InvalidParam("model", "must not be empty")
     _refuse_unsupported(payload)
-    system, turns = _conversation(payload.get("messages"))
+    route_providers = providers(model)
+    system, turns, urls = _conversation(payload.get("messages"))
+    tr.check_image_urls(urls, model, route_providers)
     body: dict[str, Any] = {"model": model, "messages": turns}
     if system:
         body["system"] = system
     body["max_tokens"] = _max_tokens(payload)
     _sampling(payload, body)
     _tools(payload, body)
-    json_tool = _response_format(payload.get("response_format"), providers(model), body)
+    json_tool = _response_format(payload.get("response_format"), route_providers, body)
     stream = tr.expect(payload.get("stream", False) or False, bool, "stream", "a boolean")
     options = payload.get("stream_options")
     options = {} if options is None else tr.expect(options, dict, "stream_options", "an object")
@@ -98,7 +97,7 @@ def _max_tokens(payload: dict[str, Any]) -> int:
 def _sampling(payload: dict[str, Any], body: dict[str, Any]) -> None:
     for name in ("temperature", "top_p"):
         if payload.get(name) is not None:
-            body[name] = tr.expect(payload[name], (int, float), name, "a number")
+            body[name] = tr.number(payload[name], name)
     stop = payload.get("stop")
     if isinstance(stop, str):
         body["stop_sequences"] = [stop]
@@ -119,6 +118,8 @@ def _tools(payload: dict[str, Any], body: dict[str, Any]) -> None:
     choice = tr.tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
     if body.get("tools") and choice is not None:
         body["tool_choice"] = choice
+    elif choice is not None and choice["type"] in ("any", "tool"):
+        raise InvalidParam("tool_choice", "asks for a tool call, but the request has no tools")
 
 
 def _tool(tool: Any, where: str) -> dict[str, Any]:
@@ -145,11 +146,14 @@ def _response_format(spec: Any, providers: frozenset[str], body: dict[str, Any])
     raise InvalidParam("response_format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
-def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
-    """The system prompt and the turns, with consecutive turns of one role merged."""
+def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The system prompt, the turns (consecutive turns of one role merged), and where the
+    images given by URL are."""
     messages = tr.expect(messages, list, "messages", "a non-empty list of messages")
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    urls: list[str] = []
+    calls: set[str] = set()  # the ids of the tool calls so far: each result answers one
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         message = tr.expect(message, dict, where, "an object with a 'role'")
@@ -159,10 +163,12 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             continue
         if role == "user":
             blocks = tr.content_blocks(message.get("content"), f"{where}.content")
+            urls += tr.image_urls(blocks, f"{where}.content", "image_url.url")
         elif role == "assistant":
             blocks = _assistant_blocks(message, where)
+            calls.update(b["id"] for b in blocks if b["type"] == "tool_use")
         elif role == "tool":
-            role, blocks = "user", [_tool_result(message, where)]
+            role, blocks = "user", [_tool_result(message, where, calls)]
         else:
             raise InvalidParam(
                 f"{where}.role",
@@ -174,7 +180,7 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             turns.append({"role": role, "content": blocks})
     if not turns:
         raise InvalidParam("messages", "must hold at least one user message")
-    return "\n\n".join(system), turns
+    return "\n\n".join(system), turns, urls
 
 
 def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -226,8 +232,13 @@ def arguments(raw: Any, param: str) -> dict[str, Any]:
     return tr.expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
 
 
-def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
+def _tool_result(message: dict[str, Any], where: str, calls: set[str]) -> dict[str, Any]:
     call_id = tr.expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
+    if call_id not in calls:  # as OpenAI answers it; Anthropic would refuse it upstream
+        raise InvalidParam(
+            f"{where}.tool_call_id",
+            f"{call_id[:64]!r} answers no tool call of an earlier assistant message",
+        )
     text = tr.text_of(message.get("content", ""), f"{where}.content")
     return {"type": "tool_result", "tool_use_id": call_id, "content": text}
 
@@ -279,25 +290,17 @@ class ChatCompletions:
 
     def __init__(self, service: GatewayService) -> None:
         self._service = service
-        config = service.config
-        self._by_route = {
-            route: frozenset(d.provider for d in settings.deployments)
-            for route, settings in config.routes.items()
-        }
-
-    def providers(self, model: str) -> frozenset[str]:
-        route = self._service.config.route_for(model)
-        return self._by_route.get(route or "", frozenset())
 
     async def __call__(self, call: Call) -> Reply:
         service = self._service
         with service.errors_with_request_id(call):
             service.authenticate(call)
-            request = chat_request(await service.payload(call), self.providers)
+            request = chat_request(await service.payload(call), service.providers_of)
             if request.stream:
                 events, headers = await service.stream(call, request.body)
                 return Reply(
                     chunks(events, request), headers=headers, content_type=SSE_CONTENT_TYPE
                 )
             answer, headers = await service.complete(call, request.body)
-        return Reply(completion(json.loads(answer), request), headers=headers)
+            message = tr.upstream_message(answer)
+        return Reply(completion(message, request), headers=headers)

@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.gateway.openai import translate as tr
+from functions.gateway.openai.errors import InvalidParam
 from shared.errors import BadRequest
 from shared.inbound import check_depth
 
@@ -36,13 +38,11 @@ MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "refusal")
 
 
-class ParamError(BadRequest):
+class ParamError(InvalidParam):
     """A Responses API field that is wrong, or asks for what the gateway does not serve."""
 
     def __init__(self, param: str, problem: str, code: str = "invalid_value") -> None:
-        super().__init__(f"{param}: {problem}")
-        self.param = param
-        self.code = code
+        super().__init__(param, problem, code)
 
 
 def unsupported(param: str, problem: str) -> ParamError:
@@ -73,9 +73,9 @@ def _expect(value: Any, types: type | tuple[type, ...], param: str, wanted: str)
     return value
 
 
-def translate_request(body: Any) -> ResponsesRequest:
+def translate_request(body: Any, providers: tr.Providers) -> ResponsesRequest:
     """``body`` (a parsed ``POST /v1/responses``) as a Messages request; ``ParamError``
-    naming the first field that is wrong or not served."""
+    naming the first field that is wrong or not served by ``model``'s providers."""
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {_type_name(body)}")
     _refuse_stateful(body)
@@ -84,7 +84,9 @@ def translate_request(body: Any) -> ResponsesRequest:
         raise ParamError("model", "field required (a non-empty string naming a route or model)")
     stream = body.get("stream", False)
     _expect(stream, (bool, type(None)), "stream", "a boolean")
-    system, messages = _conversation(body.get("input"))
+    route_providers = providers(model)
+    system, messages, urls = _conversation(body.get("input"))
+    tr.check_image_urls(urls, model, route_providers)
     instructions = body.get("instructions")
     if instructions is not None:
         system.insert(0, _expect(instructions, str, "instructions", "a string"))
@@ -97,10 +99,17 @@ def translate_request(body: Any) -> ResponsesRequest:
         out["system"] = "\n\n".join(system)
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
-            out[name] = _expect(body[name], (int, float), name, "a number")
+            out[name] = tr.number(body[name], name)
     tool_fields, parallel = _tool_fields(body)
     out.update(tool_fields)
     text_format = _text_format(body.get("text"))
+    if text_format is not None and not route_providers <= tr.STRUCTURED_PROVIDERS:
+        unable = ", ".join(sorted(route_providers - tr.STRUCTURED_PROVIDERS))
+        raise unsupported(
+            "text.format",
+            f"model {model[:100]!r} can be served by {unable}, which has no structured "
+            "output here; use /v1/chat/completions (it forces a JSON tool) or another route",
+        )
     if text_format is not None:
         out["output_config"] = {"format": text_format}
     metadata = body.get("metadata")
@@ -143,35 +152,42 @@ def _max_tokens(value: Any) -> int:
     return value
 
 
-def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    """The system texts and the user/assistant turns of ``input``; consecutive turns of one
-    role are joined, so parallel tool calls and their results each make one turn."""
+def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    """The system texts, the user/assistant turns of ``input`` (consecutive turns of one
+    role joined, so parallel tool calls and their results each make one turn), and where the
+    images given by URL are."""
     if isinstance(value, str):
-        return [], [{"role": "user", "content": value}]
+        return [], [{"role": "user", "content": value}], []
     if not isinstance(value, list) or not value:
         raise ParamError("input", "field required (a string or a non-empty list of items)")
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    urls: list[str] = []
+    calls: set[str] = set()  # the call_ids so far: each function_call_output answers one
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):
             raise ParamError(where, f"must be an object, got {_type_name(item)}")
-        turn = _item(item, where)
+        turn = _item(item, where, calls)
         if turn is None:
             continue
         role, blocks = turn
         if role == "system":
-            system.append(_plain_text(blocks))
-        elif turns and turns[-1]["role"] == role:
+            system.append(_text_only(blocks, f"{where}.content"))
+            continue
+        urls += tr.image_urls(blocks, f"{where}.content", "image_url")
+        if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
     if not turns:
         raise ParamError("input", "holds no user or assistant message")
-    return system, turns
+    return system, turns, urls
 
 
-def _item(item: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]]] | None:
+def _item(
+    item: dict[str, Any], where: str, calls: set[str]
+) -> tuple[str, list[dict[str, Any]]] | None:
     kind = item.get("type", "message")
     if kind == "message":
         role = item.get("role")
@@ -182,13 +198,19 @@ def _item(item: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]]] 
         role = "system" if role == "developer" else role
         return role, _content(item.get("content"), f"{where}.content")
     if kind == "function_call":
-        return "assistant", [_tool_use(item, where)]
+        call = _tool_use(item, where)
+        calls.add(call["id"])
+        return "assistant", [call]
     if kind == "function_call_output":
         call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
         output = item.get("output")
         if isinstance(output, list):
-            output = _plain_text(_content(output, f"{where}.output"))
+            output = _text_only(_content(output, f"{where}.output"), f"{where}.output")
         _expect(output, str, f"{where}.output", "a string or a list of content parts")
+        if call_id not in calls:  # Anthropic would refuse the result upstream
+            raise ParamError(
+                f"{where}.call_id", f"{call_id[:64]!r} answers no earlier function_call item"
+            )
         return "user", [{"type": "tool_result", "tool_use_id": call_id, "content": output}]
     if kind == "reasoning":
         return None  # another model's reasoning: no Anthropic turn can carry it
@@ -249,20 +271,15 @@ def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
         raise ParamError(
             f"{where}.image_url", "must be a data: or https: URL (file ids need a store)"
         )
-    if url.startswith("data:"):
-        head, _, data = url.partition(",")
-        media_type = head[5:].split(";")[0]
-        if not head.endswith(";base64") or not data:
-            raise ParamError(
-                f"{where}.image_url", "a data URL must be base64 (data:image/png;base64,...)"
-            )
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise ParamError(f"{where}.image_url", "must be a data: or https: URL")
+    return {"type": "image", "source": tr.image_source(url, f"{where}.image_url")}
+
+
+def _text_only(blocks: list[dict[str, Any]], param: str) -> str:
+    """The text of ``blocks`` (the parts of ``param``), where only text can be passed on."""
+    for n, block in enumerate(blocks):
+        if block["type"] != "text":
+            raise ParamError(f"{param}[{n}].type", "takes text parts only here")
+    return _plain_text(blocks)
 
 
 def _plain_text(blocks: list[dict[str, Any]]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.gateway.openai.responses_input import ResponsesRequest
+from functions.gateway.openai.translate import obj, token_count
 from shared.http import compact_json
 
 
@@ -57,10 +58,10 @@ def function_call_item(
 
 def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
     """Anthropic usage as OpenAI's: input counts the cached tokens too, as OpenAI's does."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    input_tokens = int(usage.get("input_tokens") or 0) + cached + written
-    output_tokens = int(usage.get("output_tokens") or 0)
+    cached = token_count(usage, "cache_read_input_tokens")
+    written = token_count(usage, "cache_creation_input_tokens")
+    input_tokens = token_count(usage, "input_tokens") + cached + written
+    output_tokens = token_count(usage, "output_tokens")
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
@@ -95,7 +96,7 @@ def response_object(
         "output": output_items(message.get("content") or [], response_id)
         if output is None
         else output,
-        "usage": usage_of(message.get("usage") or {}) if status != "in_progress" else None,
+        "usage": usage_of(obj(message.get("usage"))) if status != "in_progress" else None,
         "previous_response_id": None,
         "store": False,
         "truncation": "disabled",

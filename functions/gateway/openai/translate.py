@@ -8,16 +8,27 @@ OpenAI's ``param``), so a client learns what to fix; what Anthropic's API checks
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from functions.gateway.openai.errors import InvalidParam
+from shared.errors import BadGateway
 
 RESPONSE_TOOL = "json_response"
 """The forced tool that carries a JSON answer where the route cannot use structured output;
 its input becomes the answer's text, never a tool call."""
 STRUCTURED_PROVIDERS = frozenset({"anthropic", "local"})
 """Providers that honour ``output_config.format`` (the local model answers the schema too)."""
+Providers = Callable[[str], frozenset[str]]
+"""The kinds of provider of the route serving a model name (empty when no route serves it)."""
+IMAGE_URL_PROVIDERS = frozenset({"anthropic", "local"})
+"""Providers that take an image by http(s) URL: Anthropic's API fetches it; the local model
+reads no image at all, by URL or inline, so a URL costs it nothing. Bedrock is not one: Claude
+on Bedrock takes base64 image sources only (and the Converse API bytes or S3), so a route that
+can reach Bedrock refuses a URL with a 400 naming the part, rather than fail at the fallback."""
 
 _FINISH = {
     "end_turn": "stop",
@@ -48,6 +59,21 @@ def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def number(value: Any, param: str) -> float:
+    """A finite number: Python's parser takes ``NaN`` and ``1e999``, which no JSON upstream
+    reads back."""
+    found: float = expect(value, (int, float), param, "a number")
+    if isinstance(found, float) and not math.isfinite(found):
+        raise InvalidParam(param, f"must be a finite number, got {found}")
+    return found
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one: an upstream event's parts are read
+    this way, a field of the wrong type as if absent, so nonsense never raises mid-stream."""
+    return value if isinstance(value, dict) else {}
 
 
 def positive_int(value: Any, param: str) -> int:
@@ -103,7 +129,8 @@ def _part_block(part: Any, where: str) -> dict[str, Any]:
 
 
 def image_source(url: str, param: str) -> dict[str, Any]:
-    """A data URL as Anthropic's base64 source, an http(s) URL as its url source."""
+    """A data URL as Anthropic's base64 source, an http(s) URL as its url source (whether
+    the route can take one is ``check_image_urls``'s to say)."""
     if url.startswith("data:"):
         media_type, data = _data_url(url, param)
         if media_type not in _IMAGE_TYPES:
@@ -117,9 +144,30 @@ def image_source(url: str, param: str) -> dict[str, Any]:
 def _data_url(url: str, param: str) -> tuple[str, str]:
     head, comma, data = url.partition(",")
     media_type, _, encoding = head[5:].partition(";")
-    if not comma or encoding != "base64":
+    if not comma or encoding != "base64" or not data:
         raise InvalidParam(param, "a data URL must be data:<media type>;base64,<data>")
     return media_type.lower(), data
+
+
+def image_urls(blocks: list[dict[str, Any]], param: str, field: str) -> list[str]:
+    """Where the images given by URL are among ``blocks`` (one per part of ``param``)."""
+    return [
+        f"{param}[{n}].{field}"
+        for n, block in enumerate(blocks)
+        if block["type"] == "image" and block["source"]["type"] == "url"
+    ]
+
+
+def check_image_urls(urls: list[str], model: str, providers: frozenset[str]) -> None:
+    """Refuse the first image given by URL (``urls``: where each is, as OpenAI names the
+    parameter) when a provider serving ``model`` cannot take one (``IMAGE_URL_PROVIDERS``)."""
+    unable = sorted(providers - IMAGE_URL_PROVIDERS)
+    if urls and unable:
+        raise InvalidParam(
+            urls[0],
+            f"model {model[:100]!r} can be served by {', '.join(unable)}, which takes images "
+            "only inline: send the image as a data: URL (data:image/png;base64,...)",
+        )
 
 
 def _file_block(file: dict[str, Any], where: str) -> dict[str, Any]:
@@ -191,11 +239,10 @@ def finish_reason(stop_reason: Any) -> str:
 def usage(anthropic: Any) -> dict[str, Any]:
     """Anthropic's usage as OpenAI's: prompt tokens count cached and cache-written tokens too
     (Anthropic's ``input_tokens`` leaves them out); cache reads are ``cached_tokens``."""
-    counts = anthropic if isinstance(anthropic, dict) else {}
+    counts = obj(anthropic)
 
     def count(name: str) -> int:
-        value = counts.get(name)
-        return value if isinstance(value, int) else 0
+        return token_count(counts, name)
 
     cached = count("cache_read_input_tokens")
     prompt = count("input_tokens") + cached + count("cache_creation_input_tokens")
@@ -207,6 +254,12 @@ def usage(anthropic: Any) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
+
+
+def token_count(usage: dict[str, Any], name: str) -> int:
+    """One of Anthropic's usage counts; 0 when it is absent or not a count."""
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def json_schema_of(spec: Any, param: str) -> dict[str, Any]:
@@ -243,3 +296,34 @@ def answer_format(
     elif choice["type"] == "auto":  # the model may call the client's tools before answering
         body["tool_choice"] = {**choice, "type": "any"}
     return True
+
+
+def upstream_message(raw: bytes) -> dict[str, Any]:
+    """A provider's answer as a Message the endpoints can translate: content blocks that are
+    objects, text that is text, tool calls with an id, a name and an object of arguments.
+    Anything else is a ``BadGateway`` (502) saying what was wrong, never a crash."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadGateway("the provider's answer is not JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        raise BadGateway("the provider's answer is not an Anthropic message")
+    for n, block in enumerate(message["content"]):
+        problem = _block_problem(block)
+        if problem:
+            raise BadGateway(f"the provider's answer is malformed: content[{n}] {problem}")
+    return message
+
+
+def _block_problem(block: Any) -> str | None:
+    if not isinstance(block, dict):
+        return "is not an object"
+    kind = block.get("type")
+    if kind == "text" and not isinstance(block.get("text"), str):
+        return "is a text block without text"
+    if kind == "tool_use":
+        if not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str)):
+            return "is a tool_use block without an id and a name"
+        if not isinstance(block.get("input", {}), dict):
+            return "is a tool_use block whose input is not an object"
+    return None

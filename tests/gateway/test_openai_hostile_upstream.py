@@ -1,0 +1,149 @@
+"""A hostile upstream behind both OpenAI-compatible endpoints: answers that are no Message,
+malformed blocks, strings UTF-8 cannot hold, event streams of nonsense, and a client that
+leaves mid-stream. Each ends in a clean 502 in OpenAI's shape, an in-band error, or a whole
+answer; never a 500, a crash mid-stream, or a gateway that stops answering."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.anthropic_server import Answer, FakeAnthropic, Reply
+from tests.gateway.openai_support import gateway_on
+from tests.gateway.support import ServedGateway
+
+CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
+BODIES: dict[str, dict[str, Any]] = {
+    CHAT: {"model": "anthropic", "messages": [{"role": "user", "content": "hi"}]},
+    RESPONSES: {"model": "anthropic", "input": "hi"},
+}
+ENDPOINTS = pytest.mark.parametrize("path", [CHAT, RESPONSES], ids=["chat", "responses"])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedGateway, Any]]:
+    with gateway_on(tmp_path_factory.mktemp("hostile-upstream")) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def http(served: tuple[ServedGateway, FakeAnthropic]) -> httpx.Client:
+    return served[0].http()
+
+
+@pytest.fixture(scope="module")
+def upstream(served: tuple[ServedGateway, FakeAnthropic]) -> FakeAnthropic:
+    return served[1]
+
+
+def message(content: Any, **fields: Any) -> dict[str, Any]:
+    return {"id": "msg_1", "type": "message", "content": content, "usage": {}, **fields}
+
+
+def sse(*events: Any) -> Reply:
+    """An event stream of ``events`` (each a JSON value, or raw bytes for one data line)."""
+    lines = [
+        e if isinstance(e, bytes) else f"event: {_name(e)}\ndata: {json.dumps(e)}\n\n".encode()
+        for e in events
+    ]
+    return Reply(200, b"".join(lines), {"content-type": "text/event-stream"})
+
+
+def _name(event: Any) -> str:
+    return str(event.get("type")) if isinstance(event, dict) else "x"
+
+
+def streamed(http: httpx.Client, path: str) -> str:
+    with http.stream("POST", path, json={**BODIES[path], "stream": True}) as response:
+        assert response.status_code == 200
+        return response.read().decode()
+
+
+MALFORMED = {
+    "content not a list": message("hi"),
+    "a block not an object": message(["text"]),
+    "text not a string": message([{"type": "text", "text": 5}]),
+    "a tool call without an id": message([{"type": "tool_use", "name": "f", "input": {}}]),
+    "tool input not an object": message(
+        [{"type": "tool_use", "id": "t", "name": "f", "input": "{bad"}]
+    ),
+}
+
+
+@ENDPOINTS
+@pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
+def test_an_answer_that_is_no_message_is_a_502(
+    http: httpx.Client, upstream: FakeAnthropic, path: str, answer: Any
+) -> None:
+    upstream.enqueue(Reply(200, answer))
+    response = http.post(path, json=BODIES[path])
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["type"] == "server_error" and "provider's answer" in error["message"]
+    assert response.headers["request-id"]
+
+
+@ENDPOINTS
+def test_a_lone_surrogate_from_the_upstream_comes_back_as_json(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    raw = b'{"id":"m","type":"message","content":[{"type":"text","text":"a\\ud800b"}],"usage":{}}'
+    upstream.enqueue(Reply(200, raw))
+    response = http.post(path, json=BODIES[path])
+    assert response.status_code == 200, response.text
+    assert "a\\ud800b" in response.text  # escaped, so the body is valid UTF-8 and JSON
+
+
+@ENDPOINTS
+def test_a_lone_surrogate_in_a_stream_is_escaped(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(Answer.text("a\ud800b", text_pieces=1))
+    text = streamed(http, path)
+    assert "a\\ud800b" in text
+    assert ("response.completed" if path == RESPONSES else "data: [DONE]") in text
+
+
+@ENDPOINTS
+def test_a_stream_of_events_that_are_no_objects_ends_in_an_error(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(sse({"type": "message_start", "message": {}}, [1, 2], b"data: {nope\n\n"))
+    text = streamed(http, path)
+    assert ("response.failed" if path == RESPONSES else '"error"') in text
+
+
+@ENDPOINTS
+def test_events_with_fields_of_the_wrong_type_are_read_as_absent(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(
+        sse(
+            {"type": "message_start", "message": [1]},
+            {"type": "content_block_start", "index": [0], "content_block": "text"},
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use"}},
+            {"type": "content_block_delta", "index": {}, "delta": 5},
+            {"type": "content_block_stop", "index": 1},
+            {"type": "message_delta", "delta": "x", "usage": ["n"]},
+            {"type": "message_stop"},
+        )
+    )
+    text = streamed(http, path)
+    assert text.endswith("data: [DONE]\n\n" if path == CHAT else "}\n\n")
+    if path == RESPONSES:
+        assert "response.completed" in text
+
+
+@ENDPOINTS
+def test_a_client_leaving_mid_stream_leaves_the_gateway_answering(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(Answer.text("word " * 5_000, text_pieces=500))
+    with http.stream("POST", path, json={**BODIES[path], "stream": True}) as response:
+        assert next(response.iter_bytes())  # one piece, then the client goes
+    assert http.post(path, json=BODIES[path]).status_code == 200
