@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Reply
 from tests.gateway.openai_support import gateway_on
-from tests.gateway.support import ServedGateway
+from tests.gateway.support import ANTHROPIC_MODEL, ServedGateway
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -22,12 +22,19 @@ BODIES: dict[str, dict[str, Any]] = {
     CHAT: {"model": "anthropic", "messages": [{"role": "user", "content": "hi"}]},
     RESPONSES: {"model": "anthropic", "input": "hi"},
 }
+SILENCE_S = 0.3
+CONFIG = {
+    "routes": {
+        "impatient": [{"provider": "anthropic", "model": ANTHROPIC_MODEL, "timeout_s": SILENCE_S}]
+    }
+}
+"""A route that gives up on a stream silent for ``SILENCE_S``."""
 ENDPOINTS = pytest.mark.parametrize("path", [CHAT, RESPONSES], ids=["chat", "responses"])
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedGateway, Any]]:
-    with gateway_on(tmp_path_factory.mktemp("hostile-upstream")) as both:
+    with gateway_on(tmp_path_factory.mktemp("hostile-upstream"), CONFIG) as both:
         yield both
 
 
@@ -58,8 +65,9 @@ def _name(event: Any) -> str:
     return str(event.get("type")) if isinstance(event, dict) else "x"
 
 
-def streamed(http: httpx.Client, path: str) -> str:
-    with http.stream("POST", path, json={**BODIES[path], "stream": True}) as response:
+def streamed(http: httpx.Client, path: str, model: str = "anthropic") -> str:
+    body = {**BODIES[path], "model": model, "stream": True}
+    with http.stream("POST", path, json=body) as response:
         assert response.status_code == 200
         return response.read().decode()
 
@@ -147,3 +155,14 @@ def test_a_client_leaving_mid_stream_leaves_the_gateway_answering(
     with http.stream("POST", path, json={**BODIES[path], "stream": True}) as response:
         assert next(response.iter_bytes())  # one piece, then the client goes
     assert http.post(path, json=BODIES[path]).status_code == 200
+
+
+@ENDPOINTS
+def test_a_stream_that_stalls_ends_in_an_error_not_a_hang(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(Answer.text("hello there world", stall_after_events=4, stall_s=5))
+    text = streamed(http, path, "impatient")  # the client's 10 s timeout would fail a hang
+    assert "hello" in text
+    assert ("response.failed" if path == RESPONSES else '{"error"') in text
+    assert "[DONE]" not in text

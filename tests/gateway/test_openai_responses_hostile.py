@@ -24,7 +24,7 @@ URL = "https://example.com/cat.png"
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
     folder = tmp_path_factory.mktemp("hostile")
     limits = {"GATEWAY_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "GATEWAY_API_KEYS": KEY}
-    with gateway_on(folder, **limits) as (served, _):
+    with gateway_on(folder, None, **limits) as (served, _):
         yield served
 
 
