@@ -187,6 +187,43 @@ def test_json_schema_reaches_the_upstream_as_its_output_format(
     assert sent["output_config"] == {"format": {"type": "json_schema", "schema": PERSON}}
 
 
+def test_json_schema_where_bedrock_may_answer_is_a_forced_tool(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    """Bedrock has no structured output here: on a route that can reach it the schema is a
+    forced tool, whose input is the answer's text (and any text before it a preamble)."""
+    ada = {"name": "Ada", "age": 36, "role": "admin"}
+    upstream.enqueue(Answer.tool_use("json_response", ada, preamble="Here you are."))
+    response = client.responses.create(
+        model="anthropic-then-bedrock",
+        input="Ada, 36, admin.",
+        text={"format": {"type": "json_schema", "name": "person", "schema": PERSON}},
+    )
+    assert json.loads(response.output_text) == ada
+    assert [item.type for item in response.output] == ["message"]
+    sent = last_request(upstream)
+    assert "output_config" not in sent
+    assert sent["tools"][-1] == {
+        "name": "json_response",
+        "description": sent["tools"][-1]["description"],
+        "input_schema": PERSON,
+    }
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+def test_json_object_streams_as_text_from_the_forced_tool(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.tool_use("json_response", {"ok": True}, preamble="Sure."))
+    with client.responses.stream(
+        model="anthropic", input="JSON please", text={"format": {"type": "json_object"}}
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert json.loads("".join(deltas)) == {"ok": True} == json.loads(final.output_text)
+    assert [item.type for item in final.output] == ["message"]
+
+
 def test_an_answer_cut_at_max_output_tokens_is_incomplete(
     client: openai.OpenAI, upstream: FakeAnthropic
 ) -> None:

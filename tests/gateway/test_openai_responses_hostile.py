@@ -166,11 +166,6 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         request(model="default", input=[user_parts(image_part(URL))]),
         "input[0].content[0].image_url",
     ),
-    (
-        "a schema where Bedrock may answer",
-        request(model="bedrock", text={"format": {"type": "json_schema", "schema": {}}}),
-        "text.format",
-    ),
 ]
 
 

@@ -59,6 +59,9 @@ class ResponsesRequest:
     stream: bool = False
     echo: dict[str, Any] = field(default_factory=dict)
     """The request's fields a Response object repeats (tools, tool_choice, instructions...)."""
+    json_tool: bool = False
+    """The answer arrives as the input of ``translate.RESPONSE_TOOL`` (``text.format`` on a
+    route without structured output, or ``json_object``): its input is the answer's text."""
 
 
 def _type_name(value: Any) -> str:
@@ -102,19 +105,11 @@ def translate_request(body: Any, providers: tr.Providers) -> ResponsesRequest:
             out[name] = tr.number(body[name], name)
     tool_fields, parallel = _tool_fields(body)
     out.update(tool_fields)
-    text_format = _text_format(body.get("text"))
-    if text_format is not None and not route_providers <= tr.STRUCTURED_PROVIDERS:
-        unable = ", ".join(sorted(route_providers - tr.STRUCTURED_PROVIDERS))
-        raise unsupported(
-            "text.format",
-            f"model {model[:100]!r} can be served by {unable}, which has no structured "
-            "output here; use /v1/chat/completions (it forces a JSON tool) or another route",
-        )
-    if text_format is not None:
-        out["output_config"] = {"format": text_format}
+    wanted, schema = _text_format(body.get("text"))
+    json_tool = wanted and tr.answer_format(schema, route_providers, out)
     metadata = body.get("metadata")
     _expect(metadata, (dict, type(None)), "metadata", "an object of string values")
-    return ResponsesRequest(model, out, bool(stream), _echo(body, parallel))
+    return ResponsesRequest(model, out, bool(stream), _echo(body, parallel), json_tool)
 
 
 def _tool_fields(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -333,23 +328,24 @@ def _tool_choice(value: Any, parallel: bool) -> dict[str, Any]:
     return choice
 
 
-def _text_format(value: Any) -> dict[str, Any] | None:
-    """``text.format`` as Anthropic's ``output_config.format``; None for plain text."""
+def _text_format(value: Any) -> tuple[bool, dict[str, Any] | None]:
+    """Whether ``text.format`` asks for JSON, and the schema it must match (None: any
+    object); ``translate.answer_format`` asks the route for it."""
     if value is None:
-        return None
+        return False, None
     _expect(value, dict, "text", "an object")
     fmt = value.get("format")
     if fmt is None:
-        return None
+        return False, None
     _expect(fmt, dict, "text.format", "an object")
     kind = fmt.get("type")
     if kind == "text":
-        return None
+        return False, None
     if kind == "json_object":
-        return {"type": "json_schema", "schema": {"type": "object"}}
+        return True, None
     if kind == "json_schema":
         schema = _expect(fmt.get("schema"), dict, "text.format.schema", "a JSON Schema object")
-        return {"type": "json_schema", "schema": schema}
+        return True, schema
     raise ParamError("text.format.type", "must be text, json_object or json_schema")
 
 

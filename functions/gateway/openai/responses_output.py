@@ -6,17 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from functions.gateway.openai.responses_input import ResponsesRequest
-from functions.gateway.openai.translate import obj, token_count
+from functions.gateway.openai.translate import RESPONSE_TOOL, obj, token_count
 from shared.http import compact_json
 
 
-def output_items(content: list[dict[str, Any]], response_id: str) -> list[dict[str, Any]]:
+def output_items(
+    content: list[dict[str, Any]], response_id: str, json_tool: bool = False
+) -> list[dict[str, Any]]:
     """Anthropic content blocks as Responses output items: each run of text blocks one
     ``message`` (a part per block), each ``tool_use`` a ``function_call``; thinking and
-    server-tool blocks are the provider's own and left out."""
+    server-tool blocks are the provider's own and left out. With ``json_tool`` the forced
+    JSON tool's input is the text, and any other text only its preamble."""
     items: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type")
+        if kind == "tool_use" and json_tool and block.get("name") == RESPONSE_TOOL:
+            block, kind = {"text": compact_json(block.get("input") or {})}, "text"
+        elif kind == "text" and json_tool:
+            continue
         if kind == "text":
             part = {"type": "output_text", "text": block.get("text", ""), "annotations": []}
             if items and items[-1]["type"] == "message":
@@ -93,7 +100,7 @@ def response_object(
         "error": None,
         "incomplete_details": incomplete,
         "model": message.get("model") or request.model,
-        "output": output_items(message.get("content") or [], response_id)
+        "output": output_items(message.get("content") or [], response_id, request.json_tool)
         if output is None
         else output,
         "usage": usage_of(obj(message.get("usage"))) if status != "in_progress" else None,

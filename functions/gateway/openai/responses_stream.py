@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from functions.gateway.openai import responses_output as r
 from functions.gateway.openai.chat_stream import EventReader
 from functions.gateway.openai.responses_output import response_object
-from functions.gateway.openai.translate import obj
+from functions.gateway.openai.translate import RESPONSE_TOOL, obj
 from shared.http import sse_event
 from shared.logs import get_logger
 
@@ -105,14 +105,22 @@ class _Translation:
 
     def _start(self, block: dict[str, Any]) -> Iterator[bytes]:
         kind = block.get("type")
-        if kind == "text":
+        json_answer = kind == "tool_use" and block.get("name") == RESPONSE_TOOL
+        if self.request.json_tool and (kind == "text" or json_answer):
+            kind = "json" if json_answer else "preamble"  # the JSON is the text, nothing else
+        if kind in ("text", "json"):
             if self.open_message is None:
                 ident = r.item_id("msg", self.response_id, len(self.output))
                 self.open_message = r.message_item(ident, [], status="in_progress")
                 self.output.append(self.open_message)
                 yield self._item_event("response.output_item.added", self.open_message)
             part = {"type": "output_text", "text": "", "annotations": []}
-            self.block = {"kind": "text", "text": "", "part": len(self.open_message["content"])}
+            self.block = {
+                "kind": "text",
+                "text": "",
+                "part": len(self.open_message["content"]),
+                "delta": "input_json_delta" if kind == "json" else "text_delta",
+            }
             self.open_message["content"].append(part)
             yield self.event("response.content_part.added", **self._text_place(), part=dict(part))
         elif kind == "tool_use":
@@ -128,8 +136,8 @@ class _Translation:
 
     def _delta(self, delta: dict[str, Any]) -> Iterator[bytes]:
         block = self.block or {}
-        if block.get("kind") == "text" and delta.get("type") == "text_delta":
-            text = str(delta.get("text", ""))
+        if block.get("kind") == "text" and delta.get("type") == block["delta"]:
+            text = str(delta.get("text" if block["delta"] == "text_delta" else "partial_json", ""))
             block["text"] += text
             yield self.event(
                 "response.output_text.delta", **self._text_place(), delta=text, logprobs=[]
