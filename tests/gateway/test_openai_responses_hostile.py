@@ -136,6 +136,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("metadata a list", request(metadata=["a"]), "metadata"),
     ("instructions a list", request(instructions=["be brief"]), "instructions"),
     ("temperature NaN", request(temperature=float("nan")), "temperature"),
+    ("log probabilities", request(top_logprobs=3), "top_logprobs"),
     (
         "an output answering no call",
         request(input=[{"type": "function_call_output", "call_id": "c9", "output": "x"}]),

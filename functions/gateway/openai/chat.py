@@ -81,6 +81,10 @@ def _refuse_unsupported(payload: dict[str, Any]) -> None:
     if payload.get("logprobs") or payload.get("top_logprobs") is not None:
         param = "logprobs" if payload.get("logprobs") else "top_logprobs"
         raise InvalidParam(param, "log probabilities are not available from these providers")
+    if payload.get("web_search_options") is not None:
+        raise InvalidParam(
+            "web_search_options", "web search runs at OpenAI; give the model a function tool"
+        )
     modalities = payload.get("modalities")
     if payload.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         param = "audio" if payload.get("audio") is not None else "modalities"

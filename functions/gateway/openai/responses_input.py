@@ -137,6 +137,10 @@ def _refuse_stateful(body: dict[str, Any]) -> None:
         )
     if body.get("background"):
         raise unsupported("background", "background responses are not supported")
+    if body.get("top_logprobs"):  # as on /v1/chat/completions
+        raise unsupported(
+            "top_logprobs", "log probabilities are not available from these providers"
+        )
 
 
 def _max_tokens(value: Any) -> int:
