@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fakes.anthropic_server import Answer, FakeAnthropic, Reply
+from tests.fakes.anthropic_server import Answer, FakeAnthropic, Fault, Reply
 from tests.gateway.openai_support import gateway_on
 from tests.gateway.support import ANTHROPIC_MODEL, ServedGateway
 
@@ -166,3 +167,57 @@ def test_a_stream_that_stalls_ends_in_an_error_not_a_hang(
     assert "hello" in text
     assert ("response.failed" if path == RESPONSES else '{"error"') in text
     assert "[DONE]" not in text
+
+
+@ENDPOINTS
+def test_an_upstream_error_quoting_the_key_does_not_leak_it(
+    http: httpx.Client, upstream: FakeAnthropic, path: str
+) -> None:
+    upstream.enqueue(Fault(400, message=f"bad request for key {upstream.api_key}"))
+    response = http.post(path, json=BODIES[path])
+    assert response.status_code == 400
+    assert upstream.api_key not in response.text and "[redacted]" in response.text
+
+
+def test_concurrent_calls_on_both_endpoints_each_get_their_own_answer(
+    http: httpx.Client,
+) -> None:
+    """Streams and whole answers at once, each asking its own question: the fake upstream
+    echoes it, so an answer crossed with another's would show."""
+
+    def ask(n: int) -> tuple[str, str]:
+        path, stream = (CHAT, RESPONSES)[n % 2], n % 4 >= 2
+        question = f"question {n} \u00e9\U0001f600"
+        body = dict(BODIES[path])
+        if path == CHAT:
+            body["messages"] = [{"role": "user", "content": question}]
+        else:
+            body["input"] = question
+        if stream:
+            with http.stream("POST", path, json={**body, "stream": True}) as response:
+                text = response.read().decode()
+            pieces = [json.loads(line[6:]) for line in text.splitlines() if line[6:7] == "{"]
+            words = [_delta_text(piece) for piece in pieces]
+            return question, "".join(words)
+        answer = http.post(path, json=body).json()
+        if path == CHAT:
+            return question, answer["choices"][0]["message"]["content"]
+        return question, answer["output"][0]["content"][0]["text"]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(24)))
+    assert all(answer == f"fake-anthropic answer to: {q}" for q, answer in answers), answers
+
+
+def _delta_text(piece: dict[str, Any]) -> str:
+    if piece.get("type") == "response.output_text.delta":
+        return str(piece["delta"])
+    choices = piece.get("choices") or [{}]
+    return str((choices[0].get("delta") or {}).get("content") or "")
+
+
+def test_a_lone_surrogate_from_the_client_is_answered(http: httpx.Client) -> None:
+    raw = b'{"model": "anthropic", "messages": [{"role": "user", "content": "x \\ud800"}]}'
+    response = http.post(CHAT, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"].endswith("x \ud800")
