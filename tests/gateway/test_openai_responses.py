@@ -52,6 +52,9 @@ def client(gateway: ServedGateway) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+USER_ASKS: Any = {"role": "user", "content": "Take a photo."}
+
+
 def last_request(upstream: FakeAnthropic) -> dict[str, Any]:
     body: dict[str, Any] = upstream.requests[-1].body
     return body
@@ -291,3 +294,30 @@ def test_images_reach_the_upstream_as_image_blocks(
         },
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
     ]
+
+
+def test_a_function_output_with_an_image_reaches_the_upstream_as_a_tool_result(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    """What the Agents SDK sends for a tool that returns an image: text and image parts."""
+    upstream.enqueue(Answer.text("A cat."))
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    call: Any = {"type": "function_call", "call_id": "c1", "name": "snap", "arguments": "{}"}
+    output: Any = {
+        "type": "function_call_output",
+        "call_id": "c1",
+        "output": [{"type": "input_text", "text": "the photo:"}, image],
+    }
+    client.responses.create(model="anthropic", input=[USER_ASKS, call, output])
+    result = last_request(upstream)["messages"][-1]["content"][0]
+    assert result == {
+        "type": "tool_result",
+        "tool_use_id": "c1",
+        "content": [
+            {"type": "text", "text": "the photo:"},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+            },
+        ],
+    }

@@ -143,9 +143,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "input[0].call_id",
     ),
     (
-        "an output with an image",
-        request(input=[call_item("{}"), output_item([image_part("data:image/png;base64,AA==")])]),
-        "input[1].output[0].type",
+        "an output with an image by URL where Bedrock may answer",
+        request(model="default", input=[call_item("{}"), output_item([image_part(URL)])]),
+        "input[1].output[0].image_url",
     ),
     (
         "an image in a developer message",

@@ -175,6 +175,8 @@ def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]], list[str
             system.append(_text_only(blocks, f"{where}.content"))
             continue
         urls += tr.image_urls(blocks, f"{where}.content", "image_url")
+        if blocks and isinstance(blocks[0].get("content"), list):  # function_call_output parts
+            urls += tr.image_urls(blocks[0]["content"], f"{where}.output", "image_url")
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
@@ -203,9 +205,10 @@ def _item(
     if kind == "function_call_output":
         call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
         output = item.get("output")
-        if isinstance(output, list):
-            output = _text_only(_content(output, f"{where}.output"), f"{where}.output")
-        _expect(output, str, f"{where}.output", "a string or a list of content parts")
+        if isinstance(output, list):  # text and images, as a tool_result holds them
+            output = _content(output, f"{where}.output")
+        else:
+            _expect(output, str, f"{where}.output", "a string or a list of content parts")
         if call_id not in calls:  # Anthropic would refuse the result upstream
             raise ParamError(
                 f"{where}.call_id", f"{call_id[:64]!r} answers no earlier function_call item"
