@@ -222,3 +222,26 @@ def test_a_tool_result_answering_an_earlier_call_is_taken(http: httpx.Client) ->
         ],
     }
     assert post(http, body).status_code == 200
+
+
+@pytest.mark.parametrize("path", [PATH, "/v1/responses"], ids=["chat", "responses"])
+def test_a_tool_schema_nested_past_the_limit_is_refused_before_it_goes_upstream(
+    http: httpx.Client, path: str
+) -> None:
+    """Nested ~950 levels, a body parsed and then failed to encode for the provider (a 502):
+    the gateway refuses it as parsed, past 256 levels, and takes what real schemas nest."""
+
+    def body(depth: int) -> str:
+        schema = '{"type": "object", "properties": {"a": ' * depth + "{}" + "}}" * depth
+        if path == PATH:
+            tool = '{"type": "function", "function": {"name": "f", "parameters": ' + schema + "}}"
+            asked = '"messages": [{"role": "user", "content": "hi"}]'
+        else:
+            tool = '{"type": "function", "name": "f", "parameters": ' + schema + "}"
+            asked = '"input": "hi"'
+        return '{"model": "local", ' + asked + ', "tools": [' + tool + "]}"
+
+    headers = {"content-type": "application/json"}
+    assert http.post(path, content=body(100), headers=headers).status_code == 200
+    deep = http.post(path, content=body(470), headers=headers)
+    assert "nested too deeply" in refused(deep)["message"]
