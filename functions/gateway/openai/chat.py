@@ -13,7 +13,6 @@ that only steer OpenAI's own service (``store``, ``metadata``, ``seed``, penalti
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,17 +20,13 @@ from typing import TYPE_CHECKING, Any
 from functions.gateway.openai import translate as tr
 from functions.gateway.openai.chat_stream import chunks
 from functions.gateway.openai.errors import InvalidParam
-from shared.errors import BadRequest
 from shared.http import SSE_CONTENT_TYPE, Call, Reply, compact_json
-from shared.inbound import check_depth
 
 if TYPE_CHECKING:
     from functions.gateway.service import GatewayService
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the client gives none (OpenAI has no required limit; Anthropic has)."""
-MAX_ARGUMENT_DEPTH = 64
-"""Nesting a tool call's JSON arguments may have."""
 
 
 @dataclass(frozen=True)
@@ -216,24 +211,8 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         "type": "tool_use",
         "id": tr.expect(call.get("id"), str, f"{where}.id", "a string"),
         "name": tr.expect(function.get("name"), str, f"{where}.function.name", "a string"),
-        "input": arguments(function.get("arguments"), f"{where}.function.arguments"),
+        "input": tr.tool_arguments(function.get("arguments"), f"{where}.function.arguments"),
     }
-
-
-def arguments(raw: Any, param: str) -> dict[str, Any]:
-    """A tool call's ``arguments`` (a JSON string) as the object Anthropic's input is."""
-    text = tr.expect(raw, str, param, "a JSON string")
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
-    try:
-        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
-    except BadRequest:
-        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
-    return tr.expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
 
 
 def _tool_result(message: dict[str, Any], where: str, calls: set[str]) -> dict[str, Any]:

@@ -15,19 +15,15 @@ to fix; sizes and nesting are bounded before this runs (the edge, the JSON parse
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from functions.gateway.openai import translate as tr
 from functions.gateway.openai.errors import InvalidParam
 from shared.errors import BadRequest
-from shared.inbound import check_depth
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` for Anthropic when the request sets no ``max_output_tokens``."""
-MAX_ARGUMENT_DEPTH = 64
-"""How deeply a ``function_call``'s arguments may nest."""
 STATEFUL = {
     "previous_response_id": "the gateway keeps no responses: send the whole conversation as input",
     "conversation": "the gateway keeps no conversations: send the whole conversation as input",
@@ -64,35 +60,23 @@ class ResponsesRequest:
     route without structured output, or ``json_object``): its input is the answer's text."""
 
 
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _expect(value: Any, types: type | tuple[type, ...], param: str, wanted: str) -> Any:
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ParamError(param, f"must be {wanted}, got bool")
-    if not isinstance(value, types):
-        raise ParamError(param, f"must be {wanted}, got {_type_name(value)}")
-    return value
-
-
 def translate_request(body: Any, providers: tr.Providers) -> ResponsesRequest:
     """``body`` (a parsed ``POST /v1/responses``) as a Messages request; ``ParamError``
     naming the first field that is wrong or not served by ``model``'s providers."""
     if not isinstance(body, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_type_name(body)}")
+        raise BadRequest(f"request body must be a JSON object, got {tr.type_name(body)}")
     _refuse_stateful(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ParamError("model", "field required (a non-empty string naming a route or model)")
     stream = body.get("stream", False)
-    _expect(stream, (bool, type(None)), "stream", "a boolean")
+    tr.expect(stream, (bool, type(None)), "stream", "a boolean")
     route_providers = providers(model)
     system, messages, urls = _conversation(body.get("input"))
     tr.check_image_urls(urls, model, route_providers)
     instructions = body.get("instructions")
     if instructions is not None:
-        system.insert(0, _expect(instructions, str, "instructions", "a string"))
+        system.insert(0, tr.expect(instructions, str, "instructions", "a string"))
     out: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -108,7 +92,7 @@ def translate_request(body: Any, providers: tr.Providers) -> ResponsesRequest:
     wanted, schema = _text_format(body.get("text"))
     json_tool = wanted and tr.answer_format(schema, route_providers, out)
     metadata = body.get("metadata")
-    _expect(metadata, (dict, type(None)), "metadata", "an object of string values")
+    tr.expect(metadata, (dict, type(None)), "metadata", "an object of string values")
     return ResponsesRequest(model, out, bool(stream), _echo(body, parallel), json_tool)
 
 
@@ -116,7 +100,7 @@ def _tool_fields(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Anthropic's ``tools`` and ``tool_choice``, and whether parallel calls are allowed."""
     tools = _tools(body.get("tools"))
     parallel = body.get("parallel_tool_calls")
-    _expect(parallel, (bool, type(None)), "parallel_tool_calls", "a boolean")
+    tr.expect(parallel, (bool, type(None)), "parallel_tool_calls", "a boolean")
     if tools:
         return {
             "tools": tools,
@@ -166,7 +150,7 @@ def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]], list[str
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):
-            raise ParamError(where, f"must be an object, got {_type_name(item)}")
+            raise ParamError(where, f"must be an object, got {tr.type_name(item)}")
         turn = _item(item, where, calls)
         if turn is None:
             continue
@@ -203,12 +187,12 @@ def _item(
         calls.add(call["id"])
         return "assistant", [call]
     if kind == "function_call_output":
-        call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
+        call_id = tr.expect(item.get("call_id"), str, f"{where}.call_id", "a string")
         output = item.get("output")
         if isinstance(output, list):  # text and images, as a tool_result holds them
             output = _content(output, f"{where}.output")
         else:
-            _expect(output, str, f"{where}.output", "a string or a list of content parts")
+            tr.expect(output, str, f"{where}.output", "a string or a list of content parts")
         if call_id not in calls:  # Anthropic would refuse the result upstream
             raise ParamError(
                 f"{where}.call_id", f"{call_id[:64]!r} answers no earlier function_call item"
@@ -226,18 +210,9 @@ def _item(
 
 
 def _tool_use(item: dict[str, Any], where: str) -> dict[str, Any]:
-    call_id = _expect(item.get("call_id"), str, f"{where}.call_id", "a string")
-    name = _expect(item.get("name"), str, f"{where}.name", "a string")
-    raw = _expect(item.get("arguments"), str, f"{where}.arguments", "a JSON string")
-    try:
-        arguments = json.loads(raw) if raw.strip() else {}
-        check_depth(arguments, MAX_ARGUMENT_DEPTH, raw, f"{where}.arguments")
-    except (ValueError, RecursionError) as exc:
-        raise ParamError(f"{where}.arguments", f"is not valid JSON: {str(exc)[:80]}") from exc
-    except BadRequest as exc:
-        raise ParamError(f"{where}.arguments", exc.message) from exc
-    if not isinstance(arguments, dict):
-        raise ParamError(f"{where}.arguments", "must be a JSON object")
+    call_id = tr.expect(item.get("call_id"), str, f"{where}.call_id", "a string")
+    name = tr.expect(item.get("name"), str, f"{where}.name", "a string")
+    arguments = tr.tool_arguments(item.get("arguments"), f"{where}.arguments")
     return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
 
@@ -246,18 +221,18 @@ def _content(value: Any, where: str) -> list[dict[str, Any]]:
         return [{"type": "text", "text": value}]
     if not isinstance(value, list):
         raise ParamError(
-            where, f"must be a string or a list of content parts, got {_type_name(value)}"
+            where, f"must be a string or a list of content parts, got {tr.type_name(value)}"
         )
     return [_part(part, f"{where}[{n}]") for n, part in enumerate(value)]
 
 
 def _part(part: Any, where: str) -> dict[str, Any]:
     if not isinstance(part, dict):
-        raise ParamError(where, f"must be an object, got {_type_name(part)}")
+        raise ParamError(where, f"must be an object, got {tr.type_name(part)}")
     kind = part.get("type")
     if kind in TEXT_PARTS:
         key = "refusal" if kind == "refusal" else "text"
-        return {"type": "text", "text": _expect(part.get(key), str, f"{where}.{key}", "a string")}
+        return {"type": "text", "text": tr.expect(part.get(key), str, f"{where}.{key}", "a string")}
     if kind == "input_image":
         return _image(part, where)
     raise ParamError(
@@ -291,24 +266,24 @@ def _plain_text(blocks: list[dict[str, Any]]) -> str:
 def _tools(value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
-    _expect(value, list, "tools", "a list of tools")
+    tr.expect(value, list, "tools", "a list of tools")
     tools = []
     for index, tool in enumerate(value):
         where = f"tools[{index}]"
         if not isinstance(tool, dict):
-            raise ParamError(where, f"must be an object, got {_type_name(tool)}")
+            raise ParamError(where, f"must be an object, got {tr.type_name(tool)}")
         if tool.get("type") != "function":
             raise unsupported(
                 f"{where}.type",
                 f"{str(tool.get('type'))[:40]!r} tools run at "
                 "OpenAI; the gateway serves function tools only",
             )
-        name = _expect(tool.get("name"), str, f"{where}.name", "a string")
+        name = tr.expect(tool.get("name"), str, f"{where}.name", "a string")
         parameters = tool.get("parameters") or {"type": "object", "properties": {}}
-        _expect(parameters, dict, f"{where}.parameters", "a JSON Schema object")
+        tr.expect(parameters, dict, f"{where}.parameters", "a JSON Schema object")
         converted: dict[str, Any] = {"name": name, "input_schema": parameters}
         if tool.get("description") is not None:
-            converted["description"] = _expect(
+            converted["description"] = tr.expect(
                 tool["description"], str, f"{where}.description", "a string"
             )
         if tool.get("strict") is True:
@@ -326,7 +301,7 @@ def _tool_choice(value: Any, parallel: bool) -> dict[str, Any]:
     elif value == "required":
         choice = {"type": "any"}
     elif isinstance(value, dict) and value.get("type") == "function":
-        name = _expect(value.get("name"), str, "tool_choice.name", "a string")
+        name = tr.expect(value.get("name"), str, "tool_choice.name", "a string")
         choice = {"type": "tool", "name": name}
     else:
         raise ParamError("tool_choice", "must be auto, none, required or {type: function, name}")
@@ -340,18 +315,18 @@ def _text_format(value: Any) -> tuple[bool, dict[str, Any] | None]:
     object); ``translate.answer_format`` asks the route for it."""
     if value is None:
         return False, None
-    _expect(value, dict, "text", "an object")
+    tr.expect(value, dict, "text", "an object")
     fmt = value.get("format")
     if fmt is None:
         return False, None
-    _expect(fmt, dict, "text.format", "an object")
+    tr.expect(fmt, dict, "text.format", "an object")
     kind = fmt.get("type")
     if kind == "text":
         return False, None
     if kind == "json_object":
         return True, None
     if kind == "json_schema":
-        schema = _expect(fmt.get("schema"), dict, "text.format.schema", "a JSON Schema object")
+        schema = tr.expect(fmt.get("schema"), dict, "text.format.schema", "a JSON Schema object")
         return True, schema
     raise ParamError("text.format.type", "must be text, json_object or json_schema")
 

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from functions.gateway.openai.errors import InvalidParam
-from shared.errors import BadGateway
+from shared.errors import BadGateway, BadRequest
+from shared.inbound import check_depth
 
+MAX_ARGUMENT_DEPTH = 64
+"""Nesting a tool call's JSON arguments may have."""
 RESPONSE_TOOL = "json_response"
 """The forced tool that carries a JSON answer where the route cannot use structured output;
 its input becomes the answer's text, never a tool call."""
@@ -54,7 +57,7 @@ def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> 
     """``value`` when it is of ``kind`` (a bool is no number); else ``InvalidParam``."""
     if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _kinds(kind)):
         return value
-    raise InvalidParam(param, f"must be {what}, got {type_name(value)}")
+    raise InvalidParam(param, f"must be {what}, got {type_name(value)}", "invalid_type")
 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -196,6 +199,22 @@ def function_tool(spec: dict[str, Any], param: str) -> dict[str, Any]:
         schema = {"type": "object", "properties": {}}
     tool["input_schema"] = expect(schema, dict, f"{param}.parameters", "a JSON Schema object")
     return tool
+
+
+def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
+    """A tool call's ``arguments`` (a JSON string) as the object Anthropic's input is."""
+    text = expect(raw, str, param, "a JSON string")
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
+    try:
+        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
+    except BadRequest:
+        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
+    return expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
 
 
 def tool_choice(choice: Any, parallel: Any, param: str = "tool_choice") -> dict[str, Any] | None:
