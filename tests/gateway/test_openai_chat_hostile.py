@@ -139,6 +139,15 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
         ({"model": "local", "messages": HI, "tool_choice": "required"}, "tool_choice"),
         ({"model": "local", "messages": HI, "web_search_options": {}}, "web_search_options"),
         (
+            {
+                "model": "local",
+                "messages": HI,
+                "tools": [{"type": "function", "function": {"name": "json_response"}}],
+                "response_format": {"type": "json_object"},
+            },
+            "tools",
+        ),
+        (
             {"model": "local", "messages": [*HI, {"role": "tool", "tool_call_id": "c9"}]},
             "messages[1].tool_call_id",
         ),

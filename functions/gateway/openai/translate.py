@@ -302,6 +302,10 @@ def answer_format(
             "format": {"type": "json_schema", "schema": schema},
         }
         return False
+    if any(t.get("name") == RESPONSE_TOOL for t in body.get("tools") or []):
+        raise InvalidParam(
+            "tools", f"{RESPONSE_TOOL!r} is the gateway's own tool for a JSON answer: rename yours"
+        )
     tool = {
         "name": RESPONSE_TOOL,
         "description": "Give the final answer as JSON matching this schema.",
