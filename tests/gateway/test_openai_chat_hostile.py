@@ -16,6 +16,11 @@ PATH = "/v1/chat/completions"
 LIMIT = 200_000
 HI = [{"role": "user", "content": "hi"}]
 URL = "https://example.com/cat.png"
+CALLS_F = {
+    "role": "assistant",
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+}
+"""An assistant message calling ``f``, whose result must follow it."""
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +155,15 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
         (
             {"model": "local", "messages": [*HI, {"role": "tool", "tool_call_id": "c9"}]},
             "messages[1].tool_call_id",
+        ),
+        (
+            {"model": "local", "messages": [*HI, CALLS_F, HI[0]]},
+            "messages[1].tool_calls[0].id",
+        ),
+        ({"model": "local", "messages": [*HI, CALLS_F]}, "messages[1].tool_calls[0].id"),
+        (
+            {"model": "local", "messages": [*HI, CALLS_F, CALLS_F]},
+            "messages[1].tool_calls[0].id",
         ),
         (
             {"model": "local", "messages": [image_message("data:image/png;base64,")]},

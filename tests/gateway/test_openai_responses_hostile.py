@@ -137,6 +137,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("instructions a list", request(instructions=["be brief"]), "instructions"),
     ("temperature NaN", request(temperature=float("nan")), "temperature"),
     ("log probabilities", request(top_logprobs=3), "top_logprobs"),
+    ("a call left without its output", request(input=[call_item("{}")]), "input[0].call_id"),
+    (
+        "a user message before a call's output",
+        request(input=[call_item("{}"), {"role": "user", "content": "and?"}]),
+        "input[0].call_id",
+    ),
     (
         "an output answering no call",
         request(input=[{"type": "function_call_output", "call_id": "c9", "output": "x"}]),
@@ -230,3 +236,10 @@ def test_an_image_url_is_taken_where_every_provider_can_take_it(http: httpx.Clie
     assert response.status_code == 200, response.text
     inline = image_part("data:image/png;base64,iVBORw0KGgo=")
     assert post(http, request(model="default", input=[user_parts(inline)])).status_code == 200
+
+
+def test_an_assistants_text_beside_its_calls_is_taken(http: httpx.Client) -> None:
+    """A Response's output can put text after a call; sent back as input, it is one turn."""
+    said = {"role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]}
+    items = [{"role": "user", "content": "hi"}, call_item("{}"), said, output_item("42")]
+    assert post(http, request(input=items)).status_code == 200

@@ -152,7 +152,7 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]], list[str]]:
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     urls: list[str] = []
-    calls: set[str] = set()  # the ids of the tool calls so far: each result answers one
+    calls = tr.ToolCalls()
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         message = tr.expect(message, dict, where, "an object with a 'role'")
@@ -161,11 +161,14 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]], list[str]]:
             system.append(tr.text_of(message.get("content"), f"{where}.content"))
             continue
         if role == "user":
+            calls.all_answered()
             blocks = tr.content_blocks(message.get("content"), f"{where}.content")
             urls += tr.image_urls(blocks, f"{where}.content", "image_url.url")
         elif role == "assistant":
+            calls.all_answered()
             blocks = _assistant_blocks(message, where)
-            calls.update(b["id"] for b in blocks if b["type"] == "tool_use")
+            for n, block in enumerate(b for b in blocks if b["type"] == "tool_use"):
+                calls.called(block["id"], f"{where}.tool_calls[{n}].id")
         elif role == "tool":
             role, blocks = "user", [_tool_result(message, where, calls)]
         else:
@@ -177,6 +180,7 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]], list[str]]:
             turns[-1]["content"].extend(blocks)
         elif blocks:
             turns.append({"role": role, "content": blocks})
+    calls.all_answered()
     if not turns:
         raise InvalidParam("messages", "must hold at least one user message")
     return "\n\n".join(system), turns, urls
@@ -215,13 +219,9 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
     }
 
 
-def _tool_result(message: dict[str, Any], where: str, calls: set[str]) -> dict[str, Any]:
+def _tool_result(message: dict[str, Any], where: str, calls: tr.ToolCalls) -> dict[str, Any]:
     call_id = tr.expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
-    if call_id not in calls:  # as OpenAI answers it; Anthropic would refuse it upstream
-        raise InvalidParam(
-            f"{where}.tool_call_id",
-            f"{call_id[:64]!r} answers no tool call of an earlier assistant message",
-        )
+    calls.answered(call_id, f"{where}.tool_call_id")
     text = tr.text_of(message.get("content", ""), f"{where}.content")
     return {"type": "tool_result", "tool_use_id": call_id, "content": text}
 

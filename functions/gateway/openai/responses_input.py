@@ -146,7 +146,7 @@ def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]], list[str
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     urls: list[str] = []
-    calls: set[str] = set()  # the call_ids so far: each function_call_output answers one
+    calls = tr.ToolCalls()
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):
@@ -165,13 +165,14 @@ def _conversation(value: Any) -> tuple[list[str], list[dict[str, Any]], list[str
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
+    calls.all_answered()
     if not turns:
         raise ParamError("input", "holds no user or assistant message")
     return system, turns, urls
 
 
 def _item(
-    item: dict[str, Any], where: str, calls: set[str]
+    item: dict[str, Any], where: str, calls: tr.ToolCalls
 ) -> tuple[str, list[dict[str, Any]]] | None:
     kind = item.get("type", "message")
     if kind == "message":
@@ -181,10 +182,12 @@ def _item(
                 f"{where}.role", f"must be one of {', '.join(MESSAGE_ROLES)}, got {role!r:.40}"
             )
         role = "system" if role == "developer" else role
+        if role == "user":  # an assistant's text may sit beside its calls, in one turn
+            calls.all_answered()
         return role, _content(item.get("content"), f"{where}.content")
     if kind == "function_call":
         call = _tool_use(item, where)
-        calls.add(call["id"])
+        calls.called(call["id"], f"{where}.call_id")
         return "assistant", [call]
     if kind == "function_call_output":
         call_id = tr.expect(item.get("call_id"), str, f"{where}.call_id", "a string")
@@ -193,10 +196,7 @@ def _item(
             output = _content(output, f"{where}.output")
         else:
             tr.expect(output, str, f"{where}.output", "a string or a list of content parts")
-        if call_id not in calls:  # Anthropic would refuse the result upstream
-            raise ParamError(
-                f"{where}.call_id", f"{call_id[:64]!r} answers no earlier function_call item"
-            )
+        calls.answered(call_id, f"{where}.call_id")
         return "user", [{"type": "tool_result", "tool_use_id": call_id, "content": output}]
     if kind == "reasoning":
         return None  # another model's reasoning: no Anthropic turn can carry it

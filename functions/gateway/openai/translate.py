@@ -217,6 +217,32 @@ def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
     return expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
 
 
+class ToolCalls:
+    """The tool calls of a conversation as it is read: each must be answered by a result
+    before the conversation goes on (both OpenAI and Anthropic refuse it otherwise), and each
+    result must answer a call made before it."""
+
+    def __init__(self) -> None:
+        self._made: set[str] = set()
+        self._open: dict[str, str] = {}  # call id -> where it was made
+
+    def called(self, call_id: str, param: str) -> None:
+        self._made.add(call_id)
+        self._open[call_id] = param
+
+    def answered(self, call_id: str, param: str) -> None:
+        if call_id not in self._made:
+            raise InvalidParam(param, f"{call_id[:64]!r} answers no earlier tool call")
+        self._open.pop(call_id, None)
+
+    def all_answered(self) -> None:
+        """Before the conversation goes on (and at its end): no call left without a result."""
+        for call_id, param in self._open.items():
+            raise InvalidParam(
+                param, f"tool call {call_id[:64]!r} has no result: send it right after the call"
+            )
+
+
 def tool_choice(choice: Any, parallel: Any, param: str = "tool_choice") -> dict[str, Any] | None:
     """OpenAI's ``tool_choice`` and ``parallel_tool_calls`` as Anthropic's ``tool_choice``."""
     if parallel is not None:
