@@ -43,6 +43,10 @@ def post(http: httpx.Client, body: Any) -> httpx.Response:
     return http.post(PATH, content=json.dumps(body), headers={"content-type": "application/json"})
 
 
+def file_message(file: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "file", "file": file}]}
+
+
 def image_message(url: str) -> dict[str, Any]:
     parts = [
         {"type": "text", "text": "what is this?"},
@@ -143,6 +147,17 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
         ({"model": "local", "messages": HI, "top_p": float("inf")}, "top_p"),
         ({"model": "local", "messages": HI, "tool_choice": "required"}, "tool_choice"),
         ({"model": "local", "messages": HI, "web_search_options": {}}, "web_search_options"),
+        (
+            {"model": "local", "messages": [file_message({"file_id": "file-1"})]},
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            {
+                "model": "local",
+                "messages": [file_message({"file_data": "data:text/csv;base64,YQ=="})],
+            },
+            "messages[0].content[0].file.file_data",
+        ),
         (
             {
                 "model": "local",

@@ -321,3 +321,18 @@ def test_a_function_output_with_an_image_reaches_the_upstream_as_a_tool_result(
             },
         ],
     }
+
+
+def test_pdf_files_reach_the_upstream_as_documents(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.text("A one-page PDF."))
+    pdf = "data:application/pdf;base64,JVBERi0xLjQK"
+    parts: Any = [
+        {"type": "input_text", "text": "Summarise."},
+        {"type": "input_file", "filename": "a.pdf", "file_data": pdf},
+    ]
+    client.responses.create(model="anthropic", input=[{"role": "user", "content": parts}])
+    document = last_request(upstream)["messages"][0]["content"][1]
+    source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+    assert document == {"type": "document", "source": source}

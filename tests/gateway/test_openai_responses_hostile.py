@@ -137,6 +137,18 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("instructions a list", request(instructions=["be brief"]), "instructions"),
     ("temperature NaN", request(temperature=float("nan")), "temperature"),
     ("log probabilities", request(top_logprobs=3), "top_logprobs"),
+    (
+        "a file by id",
+        request(input=[user_parts({"type": "input_file", "file_id": "file-1"})]),
+        "input[0].content[0].file_data",
+    ),
+    (
+        "a file that is no PDF",
+        request(
+            input=[user_parts({"type": "input_file", "file_data": "data:text/csv;base64,YQ=="})]
+        ),
+        "input[0].content[0].file_data",
+    ),
     ("a call left without its output", request(input=[call_item("{}")]), "input[0].call_id"),
     (
         "a user message before a call's output",

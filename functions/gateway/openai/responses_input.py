@@ -235,10 +235,12 @@ def _part(part: Any, where: str) -> dict[str, Any]:
         return {"type": "text", "text": tr.expect(part.get(key), str, f"{where}.{key}", "a string")}
     if kind == "input_image":
         return _image(part, where)
+    if kind == "input_file":
+        return tr.pdf_block(part.get("file_data"), f"{where}.file_data")
     raise ParamError(
         f"{where}.type",
         f"{str(kind)[:40]!r} is not a content part the gateway "
-        "serves (input_text, output_text, input_image)",
+        "serves (input_text, output_text, input_image, input_file)",
     )
 
 

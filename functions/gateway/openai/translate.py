@@ -174,14 +174,20 @@ def check_image_urls(urls: list[str], model: str, providers: frozenset[str]) -> 
 
 
 def _file_block(file: dict[str, Any], where: str) -> dict[str, Any]:
-    data = file.get("file_data")
+    return pdf_block(file.get("file_data"), f"{where}.file.file_data")
+
+
+def pdf_block(data: Any, param: str) -> dict[str, Any]:
+    """An inline file (a data URL, or bare base64) as Anthropic's PDF document block."""
     if not isinstance(data, str):
-        raise InvalidParam(f"{where}.file", "only inline files (file_data) can be passed on")
+        raise InvalidParam(
+            param, "only inline files (file_data) can be passed on: ids need a store"
+        )
     if not data.startswith("data:"):
         data = "data:application/pdf;base64," + data
-    media_type, encoded = _data_url(data, f"{where}.file.file_data")
+    media_type, encoded = _data_url(data, param)
     if media_type != "application/pdf":
-        raise InvalidParam(f"{where}.file.file_data", "only PDF files are accepted")
+        raise InvalidParam(param, "only PDF files are accepted")
     return {
         "type": "document",
         "source": {"type": "base64", "media_type": media_type, "data": encoded},
