@@ -5,8 +5,10 @@ same service entry as ``/v1/messages``, and its answer translated back (``comple
 ``chat_stream.chunks`` for ``stream: true``). Roles: ``system`` and ``developer`` become the
 system prompt; ``assistant`` ``tool_calls`` become ``tool_use`` blocks; ``tool`` messages
 become ``tool_result`` blocks in a user turn (consecutive turns of one role are merged, as
-Anthropic reads them). What no provider behind the gateway can honour (``n`` > 1,
-``logprobs``, audio) is refused with a 400 naming the field, never silently dropped. Fields
+Anthropic reads them; each tool call must have its result before the conversation goes on).
+What no provider behind the gateway can honour (``n`` > 1, ``logprobs``, audio,
+``web_search_options``, an image URL on a route that can reach Bedrock) is refused with a 400
+naming the field, never silently dropped. Fields
 that only steer OpenAI's own service (``store``, ``metadata``, ``seed``, penalties,
 ``service_tier``) have no effect.
 """
