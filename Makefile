@@ -95,7 +95,7 @@ bench-inflight: bench-tools ## calls in flight: 256 and 1,000 clients on a 1 s u
 	$(BIN)/python -m bench.inflight
 
 .PHONY: bench-openai
-bench-openai: bench-tools ## /v1/chat/completions beside /v1/messages: added latency, 1,000 in flight
+bench-openai: bench-tools ## /v1/chat/completions and /v1/responses beside /v1/messages: added latency, 1,000 in flight
 	$(BIN)/python -m bench.openai_chat
 
 .PHONY: bench-stack

@@ -51,9 +51,9 @@ from shared.http import (
     Query,
     Reply,
     clip,
-    compact_json,
     error_reply,
     header_map,
+    json_bytes,
     request_id_of,
 )
 from shared.logs import get_logger
@@ -232,7 +232,7 @@ class AsyncFunctionApp:
                 background=after,
             )
         if not isinstance(body, bytes | str):
-            body = compact_json(body)
+            body = json_bytes(body)
         return Response(
             body,
             status_code=reply.status,

@@ -45,9 +45,22 @@ and not from another server that holds the port."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+_ascii_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def json_bytes(value: Any, encode: Callable[[Any], str] = compact_json) -> bytes:
+    """``encode(value)`` as UTF-8. A string may hold a lone surrogate (``"\\ud800"`` is
+    valid JSON, so a client or an upstream can send one) which UTF-8 cannot encode: such a
+    value is written with ASCII escapes instead, as valid JSON as the one it came in."""
+    try:
+        return encode(value).encode()
+    except UnicodeEncodeError:
+        return _ascii_json(value).encode()
+
+
 def sse_event(event: str, data: Any) -> bytes:
     """One server-sent event: its name, its data as compact JSON, and the blank line."""
-    return f"event: {event}\ndata: {json_text(data)}\n\n".encode()
+    return b"event: " + event.encode() + b"\ndata: " + json_bytes(data, json_text) + b"\n\n"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ The edge bounds the body as it arrives (compressed); decoding is incremental
 (``zlib.decompressobj`` with ``max_length``), so a decompression bomb stops one byte past the
 cap with a 413 and never takes more memory than the cap.
 
-Bounds, each refused before the work it would cost:
+Bounds, each refused before the work it would cost (and nesting, ``MAX_DEPTH``, as parsed):
 
 - at most ``MAX_CODINGS`` stacked codings (``gzip, gzip, ...``; 415 beyond): every layer
   decodes the whole body again, and no client stacks more than one or two;
@@ -32,6 +32,10 @@ from typing import Any
 from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 from shared.inbound import parse_request
 
+MAX_DEPTH = 256
+"""How deeply a request body may nest (arrays and objects). Far above any real tool schema or
+conversation, and far below what Python's JSON encoder can write back out: a body nested
+~950 levels parsed, then failed to encode for the provider (a 502 for a client's mistake)."""
 MAX_CODINGS = 4
 """Codings a ``content-encoding`` may list (``identity`` included)."""
 MAX_GZIP_MEMBERS = 1000
@@ -49,12 +53,12 @@ async def request_payload(headers: Mapping[str, str], body: bytes, limit: int) -
     """The JSON payload of a request (plain or CloudEvent) with its ``content-encoding``
     undone; decoded and parsed off the event loop when that could take a while."""
     if not codings(headers) and len(body) <= OFF_LOOP_BYTES:
-        return parse_request(headers, body).data
+        return parse_request(headers, body, max_depth=MAX_DEPTH).data
     return await asyncio.to_thread(_payload, headers, body, limit)
 
 
 def _payload(headers: Mapping[str, str], body: bytes, limit: int) -> Any:
-    return parse_request(headers, decoded_body(headers, body, limit)).data
+    return parse_request(headers, decoded_body(headers, body, limit), max_depth=MAX_DEPTH).data
 
 
 def codings(headers: Mapping[str, str]) -> list[str]:

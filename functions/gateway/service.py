@@ -57,6 +57,15 @@ class GatewayService:
         self.router = router
         self.catalog = Catalog(config)
         self._api_keys = ApiKeys(api_keys, "gateway")
+        self._providers = {
+            route: frozenset(d.provider for d in settings.deployments)
+            for route, settings in config.routes.items()
+        }
+
+    def providers_of(self, model: str) -> frozenset[str]:
+        """The kinds of provider (``anthropic``, ``bedrock``, ``local``) that may serve
+        ``model``'s route: what a request may ask of it. Empty when no route serves it."""
+        return self._providers.get(self.config.route_for(model) or "", frozenset())
 
     async def messages(self, call: Call) -> Reply:
         with _request_id_on_errors(call):

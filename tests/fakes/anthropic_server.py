@@ -11,7 +11,8 @@ The real ``anthropic`` SDK (or plain httpx) talks to it through ``base_url``::
 ``text/event-stream`` with the real event sequence, so cutting one short
 (``Answer(cut_after_events=N)``, with ``cut_mid_line`` inside a line) is a detectable
 incomplete body, as in production, and ``Answer(error_after_events=N)`` sends the
-``event: error`` the API sends after a 200 when it is overloaded mid-stream.
+``event: error`` the API sends after a 200 when it is overloaded mid-stream;
+``Answer(stall_after_events=N)`` goes silent mid-stream.
 ``POST /v1/messages/count_tokens`` and ``GET /v1/models`` answer too. Every request is
 recorded (``requests``: headers such as ``anthropic-beta``, ``anthropic-version`` and
 ``user-agent``, and the parsed body) for tests to assert what a client forwarded.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,10 @@ class Answer:
     line (``data: {..."text":"hal``), as a connection reset mid-write leaves it."""
     error_after_events: int | None = None
     """Streams only: send this many SSE events, then an ``event: error`` and end the stream."""
+    stall_after_events: int | None = None
+    """Streams only: send this many SSE events, then go silent (until ``stall_s`` has passed
+    or the server stops), then drop the connection: an upstream that stalls mid-answer."""
+    stall_s: float = 5.0
     error_type: str = "overloaded_error"
     """The type of that error event."""
     error_message: str | None = None
@@ -196,7 +201,7 @@ class FakeAnthropic(FakeServer):
         if isinstance(item, Answer) and not self.pause(item.delay_s):
             exchange.cut()
         elif isinstance(item, Answer) and request.body.get("stream"):
-            _stream(exchange, request.body, item)
+            _stream(exchange, request.body, item, self.pause)
         elif isinstance(item, Answer):
             _send(exchange, 200, _message(request.body, item))
         else:
@@ -218,7 +223,12 @@ def _default_answer(request: dict[str, Any]) -> Answer:
     return Answer.text(f"fake-anthropic answer to: {last_user_text(request['messages'])}")
 
 
-def _stream(exchange: Exchange, request: dict[str, Any], answer: Answer) -> None:
+def _stream(
+    exchange: Exchange,
+    request: dict[str, Any],
+    answer: Answer,
+    pause: Callable[[float], bool],
+) -> None:
     exchange.start_stream(
         200,
         {
@@ -232,6 +242,10 @@ def _stream(exchange: Exchange, request: dict[str, Any], answer: Answer) -> None
             message = answer.error_message or f"fake-anthropic scripted {answer.error_type}"
             data = _error(answer.error_type, message)
         event = f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+        if sent == answer.stall_after_events:
+            pause(answer.stall_s)
+            exchange.cut()
+            return
         if sent == answer.cut_after_events:
             if answer.cut_mid_line:
                 line = event.index(b"data: ")

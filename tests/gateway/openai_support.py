@@ -27,11 +27,15 @@ WEATHER_TOOL: Any = {
 
 
 @contextmanager
-def gateway_on(folder: Path, **extra_env: str) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
-    """A module's gateway (``support.module_gateway``) with ``BASE_CONFIG``, its anthropic
-    provider pointed at a fake upstream of its own, and no gateway keys."""
+def gateway_on(
+    folder: Path, config: dict[str, Any] | None = None, **extra_env: str
+) -> Iterator[tuple[ServedGateway, FakeAnthropic]]:
+    """A module's gateway (``support.module_gateway``) with ``BASE_CONFIG`` (and ``config``
+    merged in), its anthropic provider pointed at a fake upstream of its own, and no gateway
+    keys."""
     upstream = FakeAnthropic().start()
-    with module_gateway(folder, None, upstream, **{"GATEWAY_API_KEYS": "", **extra_env}) as gateway:
+    env = {"GATEWAY_API_KEYS": "", **extra_env}
+    with module_gateway(folder, config, upstream, **env) as gateway:
         yield gateway, upstream
 
 

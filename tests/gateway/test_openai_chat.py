@@ -186,6 +186,15 @@ def test_images_reach_the_upstream_as_anthropic_sources(
     assert linked["source"] == {"type": "url", "url": "https://example.com/cat.jpg"}
 
 
+def test_pdf_files_reach_the_upstream_as_documents(client: Any, upstream: FakeAnthropic) -> None:
+    file = {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}
+    parts = [{"type": "text", "text": "Summarise."}, {"type": "file", "file": file}]
+    client.chat.completions.create(model="anthropic", messages=[{"role": "user", "content": parts}])
+    document = sent(upstream)["messages"][0]["content"][1]
+    source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+    assert document == {"type": "document", "source": source}
+
+
 @pytest.mark.parametrize(
     ("stop_reason", "finish"),
     [("max_tokens", "length"), ("stop_sequence", "stop"), ("refusal", "content_filter")],

@@ -15,6 +15,12 @@ from tests.gateway.support import module_gateway
 PATH = "/v1/chat/completions"
 LIMIT = 200_000
 HI = [{"role": "user", "content": "hi"}]
+URL = "https://example.com/cat.png"
+CALLS_F = {
+    "role": "assistant",
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+}
+"""An assistant message calling ``f``, whose result must follow it."""
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,18 @@ def refused(response: httpx.Response, status: int = 400) -> dict[str, Any]:
 
 def post(http: httpx.Client, body: Any) -> httpx.Response:
     return http.post(PATH, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+def file_message(file: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "file", "file": file}]}
+
+
+def image_message(url: str) -> dict[str, Any]:
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    return {"role": "user", "content": parts}
 
 
 def nested(depth: int) -> str:
@@ -125,6 +143,55 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
             },
             "response_format.json_schema.schema",
         ),
+        ({"model": "local", "messages": HI, "temperature": float("nan")}, "temperature"),
+        ({"model": "local", "messages": HI, "top_p": float("inf")}, "top_p"),
+        ({"model": "local", "messages": HI, "tool_choice": "required"}, "tool_choice"),
+        ({"model": "local", "messages": HI, "web_search_options": {}}, "web_search_options"),
+        (
+            {"model": "local", "messages": [file_message({"file_id": "file-1"})]},
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            {
+                "model": "local",
+                "messages": [file_message({"file_data": "data:text/csv;base64,YQ=="})],
+            },
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            {
+                "model": "local",
+                "messages": HI,
+                "tools": [{"type": "function", "function": {"name": "json_response"}}],
+                "response_format": {"type": "json_object"},
+            },
+            "tools",
+        ),
+        (
+            {"model": "local", "messages": [*HI, {"role": "tool", "tool_call_id": "c9"}]},
+            "messages[1].tool_call_id",
+        ),
+        (
+            {"model": "local", "messages": [*HI, CALLS_F, HI[0]]},
+            "messages[1].tool_calls[0].id",
+        ),
+        ({"model": "local", "messages": [*HI, CALLS_F]}, "messages[1].tool_calls[0].id"),
+        (
+            {"model": "local", "messages": [*HI, CALLS_F, CALLS_F]},
+            "messages[1].tool_calls[0].id",
+        ),
+        (
+            {"model": "local", "messages": [image_message("data:image/png;base64,")]},
+            "messages[0].content[1].image_url.url",
+        ),
+        (
+            {"model": "local", "messages": [image_message("data:text/html;base64,PGI+")]},
+            "messages[0].content[1].image_url.url",
+        ),
+        (
+            {"model": "default", "messages": [image_message("https://example.com/a.png")]},
+            "messages[0].content[1].image_url.url",
+        ),
     ],
 )
 def test_wrong_types_are_refused_naming_the_field(
@@ -167,3 +234,52 @@ def test_a_schema_that_asks_for_too_much_is_refused(http: httpx.Client) -> None:
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
     }
     assert "values" in refused(post(http, body))["message"]
+
+
+def test_an_image_url_is_refused_only_where_a_provider_cannot_fetch_it(
+    http: httpx.Client,
+) -> None:
+    """``default`` can fail over to Bedrock, which takes images inline only: a URL is refused
+    there naming Bedrock, and a data URL is answered; the local model reads no image at all,
+    so a URL costs it nothing."""
+    error = refused(post(http, {"model": "bedrock", "messages": [image_message(URL)]}))
+    assert "bedrock" in error["message"] and "data: URL" in error["message"]
+    inline = image_message("data:image/png;base64,iVBORw0KGgo=")
+    assert post(http, {"model": "default", "messages": [inline]}).status_code == 200
+    assert post(http, {"model": "local", "messages": [image_message(URL)]}).status_code == 200
+
+
+def test_a_tool_result_answering_an_earlier_call_is_taken(http: httpx.Client) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "model": "local",
+        "messages": [
+            *HI,
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+    }
+    assert post(http, body).status_code == 200
+
+
+@pytest.mark.parametrize("path", [PATH, "/v1/responses"], ids=["chat", "responses"])
+def test_a_tool_schema_nested_past_the_limit_is_refused_before_it_goes_upstream(
+    http: httpx.Client, path: str
+) -> None:
+    """Nested ~950 levels, a body parsed and then failed to encode for the provider (a 502):
+    the gateway refuses it as parsed, past 256 levels, and takes what real schemas nest."""
+
+    def body(depth: int) -> str:
+        schema = '{"type": "object", "properties": {"a": ' * depth + "{}" + "}}" * depth
+        if path == PATH:
+            tool = '{"type": "function", "function": {"name": "f", "parameters": ' + schema + "}}"
+            asked = '"messages": [{"role": "user", "content": "hi"}]'
+        else:
+            tool = '{"type": "function", "name": "f", "parameters": ' + schema + "}"
+            asked = '"input": "hi"'
+        return '{"model": "local", ' + asked + ', "tools": [' + tool + "]}"
+
+    headers = {"content-type": "application/json"}
+    assert http.post(path, content=body(100), headers=headers).status_code == 200
+    deep = http.post(path, content=body(470), headers=headers)
+    assert "nested too deeply" in refused(deep)["message"]

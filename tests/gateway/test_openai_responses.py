@@ -52,6 +52,9 @@ def client(gateway: ServedGateway) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+USER_ASKS: Any = {"role": "user", "content": "Take a photo."}
+
+
 def last_request(upstream: FakeAnthropic) -> dict[str, Any]:
     body: dict[str, Any] = upstream.requests[-1].body
     return body
@@ -187,6 +190,43 @@ def test_json_schema_reaches_the_upstream_as_its_output_format(
     assert sent["output_config"] == {"format": {"type": "json_schema", "schema": PERSON}}
 
 
+def test_json_schema_where_bedrock_may_answer_is_a_forced_tool(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    """Bedrock has no structured output here: on a route that can reach it the schema is a
+    forced tool, whose input is the answer's text (and any text before it a preamble)."""
+    ada = {"name": "Ada", "age": 36, "role": "admin"}
+    upstream.enqueue(Answer.tool_use("json_response", ada, preamble="Here you are."))
+    response = client.responses.create(
+        model="anthropic-then-bedrock",
+        input="Ada, 36, admin.",
+        text={"format": {"type": "json_schema", "name": "person", "schema": PERSON}},
+    )
+    assert json.loads(response.output_text) == ada
+    assert [item.type for item in response.output] == ["message"]
+    sent = last_request(upstream)
+    assert "output_config" not in sent
+    assert sent["tools"][-1] == {
+        "name": "json_response",
+        "description": sent["tools"][-1]["description"],
+        "input_schema": PERSON,
+    }
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+def test_json_object_streams_as_text_from_the_forced_tool(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.tool_use("json_response", {"ok": True}, preamble="Sure."))
+    with client.responses.stream(
+        model="anthropic", input="JSON please", text={"format": {"type": "json_object"}}
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert json.loads("".join(deltas)) == {"ok": True} == json.loads(final.output_text)
+    assert [item.type for item in final.output] == ["message"]
+
+
 def test_an_answer_cut_at_max_output_tokens_is_incomplete(
     client: openai.OpenAI, upstream: FakeAnthropic
 ) -> None:
@@ -254,3 +294,45 @@ def test_images_reach_the_upstream_as_image_blocks(
         },
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
     ]
+
+
+def test_a_function_output_with_an_image_reaches_the_upstream_as_a_tool_result(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    """What the Agents SDK sends for a tool that returns an image: text and image parts."""
+    upstream.enqueue(Answer.text("A cat."))
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    call: Any = {"type": "function_call", "call_id": "c1", "name": "snap", "arguments": "{}"}
+    output: Any = {
+        "type": "function_call_output",
+        "call_id": "c1",
+        "output": [{"type": "input_text", "text": "the photo:"}, image],
+    }
+    client.responses.create(model="anthropic", input=[USER_ASKS, call, output])
+    result = last_request(upstream)["messages"][-1]["content"][0]
+    assert result == {
+        "type": "tool_result",
+        "tool_use_id": "c1",
+        "content": [
+            {"type": "text", "text": "the photo:"},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+            },
+        ],
+    }
+
+
+def test_pdf_files_reach_the_upstream_as_documents(
+    client: openai.OpenAI, upstream: FakeAnthropic
+) -> None:
+    upstream.enqueue(Answer.text("A one-page PDF."))
+    pdf = "data:application/pdf;base64,JVBERi0xLjQK"
+    parts: Any = [
+        {"type": "input_text", "text": "Summarise."},
+        {"type": "input_file", "filename": "a.pdf", "file_data": pdf},
+    ]
+    client.responses.create(model="anthropic", input=[{"role": "user", "content": parts}])
+    document = last_request(upstream)["messages"][0]["content"][1]
+    source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+    assert document == {"type": "document", "source": source}

@@ -17,13 +17,14 @@ from tests.lazy_imports import openai
 
 MAX_BODY_BYTES = 256 * 1024
 KEY = "hostile-test-key"
+URL = "https://example.com/cat.png"
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
     folder = tmp_path_factory.mktemp("hostile")
     limits = {"GATEWAY_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "GATEWAY_API_KEYS": KEY}
-    with gateway_on(folder, **limits) as (served, _):
+    with gateway_on(folder, None, **limits) as (served, _):
         yield served
 
 
@@ -40,6 +41,18 @@ def post(http: httpx.Client, body: Any, key: str = KEY) -> httpx.Response:
 
 def call_item(arguments: Any) -> dict[str, Any]:
     return {"type": "function_call", "call_id": "c1", "name": "f", "arguments": arguments}
+
+
+def output_item(output: Any) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": "c1", "output": output}
+
+
+def image_part(url: str) -> dict[str, Any]:
+    return {"type": "input_image", "image_url": url}
+
+
+def user_parts(*parts: Any) -> dict[str, Any]:
+    return {"role": "user", "content": list(parts)}
 
 
 def request(**fields: Any) -> dict[str, Any]:
@@ -122,6 +135,56 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("stream a string", request(stream="yes"), "stream"),
     ("metadata a list", request(metadata=["a"]), "metadata"),
     ("instructions a list", request(instructions=["be brief"]), "instructions"),
+    ("temperature NaN", request(temperature=float("nan")), "temperature"),
+    ("log probabilities", request(top_logprobs=3), "top_logprobs"),
+    (
+        "a file by id",
+        request(input=[user_parts({"type": "input_file", "file_id": "file-1"})]),
+        "input[0].content[0].file_data",
+    ),
+    (
+        "a file that is no PDF",
+        request(
+            input=[user_parts({"type": "input_file", "file_data": "data:text/csv;base64,YQ=="})]
+        ),
+        "input[0].content[0].file_data",
+    ),
+    ("a call left without its output", request(input=[call_item("{}")]), "input[0].call_id"),
+    (
+        "a user message before a call's output",
+        request(input=[call_item("{}"), {"role": "user", "content": "and?"}]),
+        "input[0].call_id",
+    ),
+    (
+        "an output answering no call",
+        request(input=[{"type": "function_call_output", "call_id": "c9", "output": "x"}]),
+        "input[0].call_id",
+    ),
+    (
+        "an output with an image by URL where Bedrock may answer",
+        request(model="default", input=[call_item("{}"), output_item([image_part(URL)])]),
+        "input[1].output[0].image_url",
+    ),
+    (
+        "an image in a developer message",
+        request(input=[{"role": "developer", "content": [image_part(URL)]}]),
+        "input[0].content[0].type",
+    ),
+    (
+        "an image of HTML",
+        request(input=[user_parts(image_part("data:text/html;base64,PGI+"))]),
+        "input[0].content[0].image_url",
+    ),
+    (
+        "an image with no data",
+        request(input=[user_parts(image_part("data:image/png;base64,"))]),
+        "input[0].content[0].image_url",
+    ),
+    (
+        "an image URL where Bedrock may answer",
+        request(model="default", input=[user_parts(image_part(URL))]),
+        "input[0].content[0].image_url",
+    ),
 ]
 
 
@@ -177,3 +240,18 @@ def test_a_wrong_key_is_the_sdks_authentication_error(gateway: ServedGateway) ->
     assert caught.value.code == "invalid_api_key"
     with openai_client(gateway, api_key=KEY) as client:
         assert client.responses.create(model="local", input="hi").status == "completed"
+
+
+def test_an_image_url_is_taken_where_every_provider_can_take_it(http: httpx.Client) -> None:
+    """The local model reads no image, by URL or inline: a URL costs it nothing."""
+    response = post(http, request(input=[user_parts(image_part(URL))]))
+    assert response.status_code == 200, response.text
+    inline = image_part("data:image/png;base64,iVBORw0KGgo=")
+    assert post(http, request(model="default", input=[user_parts(inline)])).status_code == 200
+
+
+def test_an_assistants_text_beside_its_calls_is_taken(http: httpx.Client) -> None:
+    """A Response's output can put text after a call; sent back as input, it is one turn."""
+    said = {"role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]}
+    items = [{"role": "user", "content": "hi"}, call_item("{}"), said, output_item("42")]
+    assert post(http, request(input=items)).status_code == 200

@@ -48,7 +48,8 @@ REQUEST = translate_request(
         "input": "hi",
         "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
         "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}},
-    }
+    },
+    lambda model: frozenset({"anthropic"}),
 )
 
 

@@ -5,36 +5,30 @@ same service entry as ``/v1/messages``, and its answer translated back (``comple
 ``chat_stream.chunks`` for ``stream: true``). Roles: ``system`` and ``developer`` become the
 system prompt; ``assistant`` ``tool_calls`` become ``tool_use`` blocks; ``tool`` messages
 become ``tool_result`` blocks in a user turn (consecutive turns of one role are merged, as
-Anthropic reads them). What no provider behind the gateway can honour (``n`` > 1,
-``logprobs``, audio) is refused with a 400 naming the field, never silently dropped. Fields
+Anthropic reads them; each tool call must have its result before the conversation goes on).
+What no provider behind the gateway can honour (``n`` > 1, ``logprobs``, audio,
+``web_search_options``, an image URL on a route that can reach Bedrock) is refused with a 400
+naming the field, never silently dropped. Fields
 that only steer OpenAI's own service (``store``, ``metadata``, ``seed``, penalties,
 ``service_tier``) have no effect.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from functions.gateway.openai import translate as tr
 from functions.gateway.openai.chat_stream import chunks
 from functions.gateway.openai.errors import InvalidParam
-from shared.errors import BadRequest
 from shared.http import SSE_CONTENT_TYPE, Call, Reply, compact_json
-from shared.inbound import check_depth
 
 if TYPE_CHECKING:
     from functions.gateway.service import GatewayService
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the client gives none (OpenAI has no required limit; Anthropic has)."""
-MAX_ARGUMENT_DEPTH = 64
-"""Nesting a tool call's JSON arguments may have."""
-Providers = Callable[[str], frozenset[str]]
-"""The providers of the route serving a model name (empty when no route serves it)."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +46,23 @@ class ChatRequest:
     """The answer arrives as the input of ``translate.RESPONSE_TOOL``."""
 
 
-def chat_request(payload: Any, providers: Providers) -> ChatRequest:
+def chat_request(payload: Any, providers: tr.Providers) -> ChatRequest:
     """``payload`` translated; ``InvalidParam`` naming the first field that cannot be."""
     payload = tr.expect(payload, dict, "body", "a JSON object")
     model = tr.expect(payload.get("model"), str, "model", "a string naming a route or model")
     if not model:
         raise InvalidParam("model", "must not be empty")
     _refuse_unsupported(payload)
-    system, turns = _conversation(payload.get("messages"))
+    route_providers = providers(model)
+    system, turns, urls = _conversation(payload.get("messages"))
+    tr.check_image_urls(urls, model, route_providers)
     body: dict[str, Any] = {"model": model, "messages": turns}
     if system:
         body["system"] = system
     body["max_tokens"] = _max_tokens(payload)
     _sampling(payload, body)
     _tools(payload, body)
-    json_tool = _response_format(payload.get("response_format"), providers(model), body)
+    json_tool = _response_format(payload.get("response_format"), route_providers, body)
     stream = tr.expect(payload.get("stream", False) or False, bool, "stream", "a boolean")
     options = payload.get("stream_options")
     options = {} if options is None else tr.expect(options, dict, "stream_options", "an object")
@@ -82,6 +78,10 @@ def _refuse_unsupported(payload: dict[str, Any]) -> None:
     if payload.get("logprobs") or payload.get("top_logprobs") is not None:
         param = "logprobs" if payload.get("logprobs") else "top_logprobs"
         raise InvalidParam(param, "log probabilities are not available from these providers")
+    if payload.get("web_search_options") is not None:
+        raise InvalidParam(
+            "web_search_options", "web search runs at OpenAI; give the model a function tool"
+        )
     modalities = payload.get("modalities")
     if payload.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         param = "audio" if payload.get("audio") is not None else "modalities"
@@ -98,7 +98,7 @@ def _max_tokens(payload: dict[str, Any]) -> int:
 def _sampling(payload: dict[str, Any], body: dict[str, Any]) -> None:
     for name in ("temperature", "top_p"):
         if payload.get(name) is not None:
-            body[name] = tr.expect(payload[name], (int, float), name, "a number")
+            body[name] = tr.number(payload[name], name)
     stop = payload.get("stop")
     if isinstance(stop, str):
         body["stop_sequences"] = [stop]
@@ -119,6 +119,8 @@ def _tools(payload: dict[str, Any], body: dict[str, Any]) -> None:
     choice = tr.tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
     if body.get("tools") and choice is not None:
         body["tool_choice"] = choice
+    elif choice is not None and choice["type"] in ("any", "tool"):
+        raise InvalidParam("tool_choice", "asks for a tool call, but the request has no tools")
 
 
 def _tool(tool: Any, where: str) -> dict[str, Any]:
@@ -145,11 +147,14 @@ def _response_format(spec: Any, providers: frozenset[str], body: dict[str, Any])
     raise InvalidParam("response_format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
-def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
-    """The system prompt and the turns, with consecutive turns of one role merged."""
+def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The system prompt, the turns (consecutive turns of one role merged), and where the
+    images given by URL are."""
     messages = tr.expect(messages, list, "messages", "a non-empty list of messages")
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    urls: list[str] = []
+    calls = tr.ToolCalls()
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         message = tr.expect(message, dict, where, "an object with a 'role'")
@@ -158,11 +163,16 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             system.append(tr.text_of(message.get("content"), f"{where}.content"))
             continue
         if role == "user":
+            calls.all_answered()
             blocks = tr.content_blocks(message.get("content"), f"{where}.content")
+            urls += tr.image_urls(blocks, f"{where}.content", "image_url.url")
         elif role == "assistant":
+            calls.all_answered()
             blocks = _assistant_blocks(message, where)
+            for n, block in enumerate(b for b in blocks if b["type"] == "tool_use"):
+                calls.called(block["id"], f"{where}.tool_calls[{n}].id")
         elif role == "tool":
-            role, blocks = "user", [_tool_result(message, where)]
+            role, blocks = "user", [_tool_result(message, where, calls)]
         else:
             raise InvalidParam(
                 f"{where}.role",
@@ -172,9 +182,10 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             turns[-1]["content"].extend(blocks)
         elif blocks:
             turns.append({"role": role, "content": blocks})
+    calls.all_answered()
     if not turns:
         raise InvalidParam("messages", "must hold at least one user message")
-    return "\n\n".join(system), turns
+    return "\n\n".join(system), turns, urls
 
 
 def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -206,28 +217,13 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         "type": "tool_use",
         "id": tr.expect(call.get("id"), str, f"{where}.id", "a string"),
         "name": tr.expect(function.get("name"), str, f"{where}.function.name", "a string"),
-        "input": arguments(function.get("arguments"), f"{where}.function.arguments"),
+        "input": tr.tool_arguments(function.get("arguments"), f"{where}.function.arguments"),
     }
 
 
-def arguments(raw: Any, param: str) -> dict[str, Any]:
-    """A tool call's ``arguments`` (a JSON string) as the object Anthropic's input is."""
-    text = tr.expect(raw, str, param, "a JSON string")
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
-    try:
-        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
-    except BadRequest:
-        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
-    return tr.expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
-
-
-def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
+def _tool_result(message: dict[str, Any], where: str, calls: tr.ToolCalls) -> dict[str, Any]:
     call_id = tr.expect(message.get("tool_call_id"), str, f"{where}.tool_call_id", "a string")
+    calls.answered(call_id, f"{where}.tool_call_id")
     text = tr.text_of(message.get("content", ""), f"{where}.content")
     return {"type": "tool_result", "tool_use_id": call_id, "content": text}
 
@@ -279,25 +275,17 @@ class ChatCompletions:
 
     def __init__(self, service: GatewayService) -> None:
         self._service = service
-        config = service.config
-        self._by_route = {
-            route: frozenset(d.provider for d in settings.deployments)
-            for route, settings in config.routes.items()
-        }
-
-    def providers(self, model: str) -> frozenset[str]:
-        route = self._service.config.route_for(model)
-        return self._by_route.get(route or "", frozenset())
 
     async def __call__(self, call: Call) -> Reply:
         service = self._service
         with service.errors_with_request_id(call):
             service.authenticate(call)
-            request = chat_request(await service.payload(call), self.providers)
+            request = chat_request(await service.payload(call), service.providers_of)
             if request.stream:
                 events, headers = await service.stream(call, request.body)
                 return Reply(
                     chunks(events, request), headers=headers, content_type=SSE_CONTENT_TYPE
                 )
             answer, headers = await service.complete(call, request.body)
-        return Reply(completion(json.loads(answer), request), headers=headers)
+            message = tr.upstream_message(answer)
+        return Reply(completion(message, request), headers=headers)

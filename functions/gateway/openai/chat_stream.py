@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from functions.gateway.openai import translate as tr
-from shared.http import compact_json
+from shared.http import json_bytes
 
 if TYPE_CHECKING:
     from functions.gateway.openai.chat import ChatRequest
@@ -28,7 +28,7 @@ _EVENT_END = b"\n\n"
 
 
 def data_line(value: Any) -> bytes:
-    return b"data: " + compact_json(value).encode() + b"\n\n"
+    return b"data: " + json_bytes(value) + b"\n\n"
 
 
 class EventReader:
@@ -49,8 +49,12 @@ class EventReader:
                     data.append(line[5:].strip())
             if data:
                 try:
-                    yield name, json.loads(b"\n".join(data))
+                    value = json.loads(b"\n".join(data))
                 except ValueError:
+                    value = None
+                if isinstance(value, dict):
+                    yield name, value
+                else:
                     yield "error", {"error": {"message": "the stream sent an unreadable event"}}
 
 
@@ -86,17 +90,17 @@ class ChunkWriter:
     def event(self, name: str, data: dict[str, Any]) -> Iterator[bytes]:
         kind = data.get("type", name)
         if kind == "message_start":
-            message = data.get("message") or {}
+            message = tr.obj(data.get("message"))
             self._id = tr.answer_id(message, "chatcmpl-")
-            self._usage.update(message.get("usage") or {})
+            self._usage.update(tr.obj(message.get("usage")))
             yield self.chunk({"role": "assistant", "content": ""})
         elif kind == "content_block_start":
-            yield from self._block_start(data.get("index"), data.get("content_block") or {})
+            yield from self._block_start(_index(data), tr.obj(data.get("content_block")))
         elif kind == "content_block_delta":
-            yield from self._delta(data.get("index"), data.get("delta") or {})
+            yield from self._delta(_index(data), tr.obj(data.get("delta")))
         elif kind == "message_delta":
-            self._usage.update({k: v for k, v in (data.get("usage") or {}).items() if v})
-            reason = (data.get("delta") or {}).get("stop_reason")
+            self._usage.update({k: v for k, v in tr.obj(data.get("usage")).items() if v})
+            reason = tr.obj(data.get("delta")).get("stop_reason")
             self._finish = tr.finish_reason(reason)
             if self._finish == "tool_calls" and not self._tools:
                 self._finish = "stop"  # the forced JSON tool answered
@@ -108,7 +112,7 @@ class ChunkWriter:
         elif kind == "error":
             yield data_line(_error(data))
 
-    def _block_start(self, index: Any, block: dict[str, Any]) -> Iterator[bytes]:
+    def _block_start(self, index: int, block: dict[str, Any]) -> Iterator[bytes]:
         if block.get("type") == "text" and block.get("text") and not self._request.json_tool:
             yield self.chunk({"content": block["text"]})
         elif block.get("type") == "tool_use":
@@ -124,7 +128,7 @@ class ChunkWriter:
             }
             yield self.chunk({"tool_calls": [call]})
 
-    def _delta(self, index: Any, delta: dict[str, Any]) -> Iterator[bytes]:
+    def _delta(self, index: int, delta: dict[str, Any]) -> Iterator[bytes]:
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text") and not self._request.json_tool:
             yield self.chunk({"content": delta["text"]})
@@ -137,6 +141,11 @@ class ChunkWriter:
                     "function": {"arguments": delta["partial_json"]},
                 }
                 yield self.chunk({"tool_calls": [piece]})
+
+
+def _index(data: dict[str, Any]) -> int:
+    index = data.get("index")
+    return index if isinstance(index, int) else -1
 
 
 def _error(data: dict[str, Any]) -> dict[str, Any]:

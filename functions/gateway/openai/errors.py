@@ -19,11 +19,13 @@ _CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_excee
 
 class InvalidParam(BadRequest):
     """A request field the endpoint cannot take as given; ``param`` names it
-    (``messages[2].tool_calls[0].function.arguments``), as OpenAI's errors do."""
+    (``messages[2].tool_calls[0].function.arguments``), as OpenAI's errors do, and ``code``
+    says how where OpenAI does (``unsupported_parameter``)."""
 
-    def __init__(self, param: str, problem: str) -> None:
+    def __init__(self, param: str, problem: str, code: str | None = None) -> None:
         super().__init__(f"{param}: {problem}")
         self.param = param
+        self.code = code
 
 
 def error_body(exc: ServiceError) -> dict[str, Any]:
@@ -36,7 +38,11 @@ def error_body(exc: ServiceError) -> dict[str, Any]:
         kind = "invalid_request_error" if status == 401 else "permission_error"
     else:
         kind = "invalid_request_error"
-    code = _CODES.get(status) or (exc.error_type if status >= 500 else None)
+    code = (
+        getattr(exc, "code", None)
+        or _CODES.get(status)
+        or (exc.error_type if status >= 500 else None)
+    )
     return {
         "error": {
             "message": exc.message,

@@ -6,16 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from functions.gateway.openai.responses_input import ResponsesRequest
+from functions.gateway.openai.translate import RESPONSE_TOOL, obj, token_count
 from shared.http import compact_json
 
 
-def output_items(content: list[dict[str, Any]], response_id: str) -> list[dict[str, Any]]:
+def output_items(
+    content: list[dict[str, Any]], response_id: str, json_tool: bool = False
+) -> list[dict[str, Any]]:
     """Anthropic content blocks as Responses output items: each run of text blocks one
     ``message`` (a part per block), each ``tool_use`` a ``function_call``; thinking and
-    server-tool blocks are the provider's own and left out."""
+    server-tool blocks are the provider's own and left out. With ``json_tool`` the forced
+    JSON tool's input is the text, and any other text only its preamble."""
     items: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type")
+        if kind == "tool_use" and json_tool and block.get("name") == RESPONSE_TOOL:
+            block, kind = {"text": compact_json(block.get("input") or {})}, "text"
+        elif kind == "text" and json_tool:
+            continue
         if kind == "text":
             part = {"type": "output_text", "text": block.get("text", ""), "annotations": []}
             if items and items[-1]["type"] == "message":
@@ -57,10 +65,10 @@ def function_call_item(
 
 def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
     """Anthropic usage as OpenAI's: input counts the cached tokens too, as OpenAI's does."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    input_tokens = int(usage.get("input_tokens") or 0) + cached + written
-    output_tokens = int(usage.get("output_tokens") or 0)
+    cached = token_count(usage, "cache_read_input_tokens")
+    written = token_count(usage, "cache_creation_input_tokens")
+    input_tokens = token_count(usage, "input_tokens") + cached + written
+    output_tokens = token_count(usage, "output_tokens")
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
@@ -92,10 +100,10 @@ def response_object(
         "error": None,
         "incomplete_details": incomplete,
         "model": message.get("model") or request.model,
-        "output": output_items(message.get("content") or [], response_id)
+        "output": output_items(message.get("content") or [], response_id, request.json_tool)
         if output is None
         else output,
-        "usage": usage_of(message.get("usage") or {}) if status != "in_progress" else None,
+        "usage": usage_of(obj(message.get("usage"))) if status != "in_progress" else None,
         "previous_response_id": None,
         "store": False,
         "truncation": "disabled",

@@ -13,12 +13,13 @@ for text; ``function_call_arguments.delta`` / ``.done`` for a ``tool_use``; and
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from functions.gateway.openai import responses_output as r
+from functions.gateway.openai.chat_stream import EventReader
 from functions.gateway.openai.responses_output import response_object
+from functions.gateway.openai.translate import RESPONSE_TOOL, obj
 from shared.http import sse_event
 from shared.logs import get_logger
 
@@ -33,18 +34,11 @@ async def response_events(
 ) -> AsyncIterator[bytes]:
     """The Responses events for the Anthropic events in ``chunks``."""
     state = _Translation(request, response_id, created_at)
-    buffer = b""
+    reader = EventReader()
     try:
         async for chunk in chunks:
-            # The router's stream arrives a whole event at a time (streaming.WholeEvents), so
-            # the buffer is split once per chunk, not once per byte of a long event.
-            piece = chunk.replace(b"\r\n", b"\n")
-            buffer += piece
-            if b"\n\n" not in buffer[-len(piece) - 1 :]:
-                continue
-            *events, buffer = buffer.split(b"\n\n")
-            for raw in events:
-                for out in state.feed(raw):
+            for name, data in reader.feed(chunk):
+                for out in state.feed(name, data):
                     yield out
                 if state.finished:
                     return
@@ -55,24 +49,6 @@ async def response_events(
     if not state.finished:
         for out in state.fail("the provider's stream ended before message_stop"):
             yield out
-
-
-def _parse(raw: bytes) -> tuple[str, dict[str, Any]] | None:
-    name, data = "", []
-    for line in raw.decode("utf-8", "replace").split("\n"):
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-    if not data:
-        return None
-    try:
-        value = json.loads("\n".join(data))
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    return name or str(value.get("type", "")), value
 
 
 class _Translation:
@@ -105,47 +81,53 @@ class _Translation:
             status=status,
         )
 
-    def feed(self, raw: bytes) -> Iterator[bytes]:
-        parsed = _parse(raw)
-        if parsed is None:
-            return
-        name, data = parsed
+    def feed(self, name: str, data: dict[str, Any]) -> Iterator[bytes]:
+        name = name or str(data.get("type", ""))
         if name == "message_start":
-            start = data.get("message") or {}
-            self.message.update(model=start.get("model"), usage=dict(start.get("usage") or {}))
+            start = obj(data.get("message"))
+            self.message.update(model=start.get("model"), usage=dict(obj(start.get("usage"))))
             yield self.event("response.created", response=self.response("in_progress"))
             yield self.event("response.in_progress", response=self.response("in_progress"))
         elif name == "content_block_start":
-            yield from self._start(data.get("content_block") or {})
+            yield from self._start(obj(data.get("content_block")))
         elif name == "content_block_delta":
-            yield from self._delta(data.get("delta") or {})
+            yield from self._delta(obj(data.get("delta")))
         elif name == "content_block_stop":
             yield from self._stop()
         elif name == "message_delta":
-            self.message["stop_reason"] = (data.get("delta") or {}).get("stop_reason")
-            self.message["usage"].update(data.get("usage") or {})
+            self.message["stop_reason"] = obj(data.get("delta")).get("stop_reason")
+            self.message["usage"].update(obj(data.get("usage")))
         elif name == "message_stop":
             yield from self._finish()
         elif name == "error":
-            error = data.get("error") or {}
+            error = obj(data.get("error"))
             yield from self.fail(str(error.get("message") or "the provider's stream failed"))
 
     def _start(self, block: dict[str, Any]) -> Iterator[bytes]:
         kind = block.get("type")
-        if kind == "text":
+        json_answer = kind == "tool_use" and block.get("name") == RESPONSE_TOOL
+        if self.request.json_tool and (kind == "text" or json_answer):
+            kind = "json" if json_answer else "preamble"  # the JSON is the text, nothing else
+        if kind in ("text", "json"):
             if self.open_message is None:
                 ident = r.item_id("msg", self.response_id, len(self.output))
                 self.open_message = r.message_item(ident, [], status="in_progress")
                 self.output.append(self.open_message)
                 yield self._item_event("response.output_item.added", self.open_message)
             part = {"type": "output_text", "text": "", "annotations": []}
-            self.block = {"kind": "text", "text": "", "part": len(self.open_message["content"])}
+            self.block = {
+                "kind": "text",
+                "text": "",
+                "part": len(self.open_message["content"]),
+                "delta": "input_json_delta" if kind == "json" else "text_delta",
+            }
             self.open_message["content"].append(part)
             yield self.event("response.content_part.added", **self._text_place(), part=dict(part))
         elif kind == "tool_use":
             yield from self._close_message()
             ident = r.item_id("fc", self.response_id, len(self.output))
-            item = r.function_call_item(ident, block["id"], block["name"], "", "in_progress")
+            call_id, name = str(block.get("id") or ""), str(block.get("name") or "")
+            item = r.function_call_item(ident, call_id, name, "", "in_progress")
             self.output.append(item)
             self.block = {"kind": "tool", "item": item, "arguments": ""}
             yield self._item_event("response.output_item.added", item)
@@ -154,8 +136,8 @@ class _Translation:
 
     def _delta(self, delta: dict[str, Any]) -> Iterator[bytes]:
         block = self.block or {}
-        if block.get("kind") == "text" and delta.get("type") == "text_delta":
-            text = str(delta.get("text", ""))
+        if block.get("kind") == "text" and delta.get("type") == block["delta"]:
+            text = str(delta.get("text" if block["delta"] == "text_delta" else "partial_json", ""))
             block["text"] += text
             yield self.event(
                 "response.output_text.delta", **self._text_place(), delta=text, logprobs=[]

@@ -8,16 +8,30 @@ OpenAI's ``param``), so a client learns what to fix; what Anthropic's API checks
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from functions.gateway.openai.errors import InvalidParam
+from shared.errors import BadGateway, BadRequest
+from shared.inbound import check_depth
 
+MAX_ARGUMENT_DEPTH = 64
+"""Nesting a tool call's JSON arguments may have."""
 RESPONSE_TOOL = "json_response"
 """The forced tool that carries a JSON answer where the route cannot use structured output;
 its input becomes the answer's text, never a tool call."""
 STRUCTURED_PROVIDERS = frozenset({"anthropic", "local"})
 """Providers that honour ``output_config.format`` (the local model answers the schema too)."""
+Providers = Callable[[str], frozenset[str]]
+"""The kinds of provider of the route serving a model name (empty when no route serves it)."""
+IMAGE_URL_PROVIDERS = frozenset({"anthropic", "local"})
+"""Providers that take an image by http(s) URL: Anthropic's API fetches it; the local model
+reads no image at all, by URL or inline, so a URL costs it nothing. Bedrock is not one: Claude
+on Bedrock takes base64 image sources only (and the Converse API bytes or S3), so a route that
+can reach Bedrock refuses a URL with a 400 naming the part, rather than fail at the fallback."""
 
 _FINISH = {
     "end_turn": "stop",
@@ -43,11 +57,26 @@ def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> 
     """``value`` when it is of ``kind`` (a bool is no number); else ``InvalidParam``."""
     if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _kinds(kind)):
         return value
-    raise InvalidParam(param, f"must be {what}, got {type_name(value)}")
+    raise InvalidParam(param, f"must be {what}, got {type_name(value)}", "invalid_type")
 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def number(value: Any, param: str) -> float:
+    """A finite number: Python's parser takes ``NaN`` and ``1e999``, which no JSON upstream
+    reads back."""
+    found: float = expect(value, (int, float), param, "a number")
+    if isinstance(found, float) and not math.isfinite(found):
+        raise InvalidParam(param, f"must be a finite number, got {found}")
+    return found
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one: an upstream event's parts are read
+    this way, a field of the wrong type as if absent, so nonsense never raises mid-stream."""
+    return value if isinstance(value, dict) else {}
 
 
 def positive_int(value: Any, param: str) -> int:
@@ -103,7 +132,8 @@ def _part_block(part: Any, where: str) -> dict[str, Any]:
 
 
 def image_source(url: str, param: str) -> dict[str, Any]:
-    """A data URL as Anthropic's base64 source, an http(s) URL as its url source."""
+    """A data URL as Anthropic's base64 source, an http(s) URL as its url source (whether
+    the route can take one is ``check_image_urls``'s to say)."""
     if url.startswith("data:"):
         media_type, data = _data_url(url, param)
         if media_type not in _IMAGE_TYPES:
@@ -117,20 +147,47 @@ def image_source(url: str, param: str) -> dict[str, Any]:
 def _data_url(url: str, param: str) -> tuple[str, str]:
     head, comma, data = url.partition(",")
     media_type, _, encoding = head[5:].partition(";")
-    if not comma or encoding != "base64":
+    if not comma or encoding != "base64" or not data:
         raise InvalidParam(param, "a data URL must be data:<media type>;base64,<data>")
     return media_type.lower(), data
 
 
+def image_urls(blocks: list[dict[str, Any]], param: str, field: str) -> list[str]:
+    """Where the images given by URL are among ``blocks`` (one per part of ``param``)."""
+    return [
+        f"{param}[{n}].{field}"
+        for n, block in enumerate(blocks)
+        if block["type"] == "image" and block["source"]["type"] == "url"
+    ]
+
+
+def check_image_urls(urls: list[str], model: str, providers: frozenset[str]) -> None:
+    """Refuse the first image given by URL (``urls``: where each is, as OpenAI names the
+    parameter) when a provider serving ``model`` cannot take one (``IMAGE_URL_PROVIDERS``)."""
+    unable = sorted(providers - IMAGE_URL_PROVIDERS)
+    if urls and unable:
+        raise InvalidParam(
+            urls[0],
+            f"model {model[:100]!r} can be served by {', '.join(unable)}, which takes images "
+            "only inline: send the image as a data: URL (data:image/png;base64,...)",
+        )
+
+
 def _file_block(file: dict[str, Any], where: str) -> dict[str, Any]:
-    data = file.get("file_data")
+    return pdf_block(file.get("file_data"), f"{where}.file.file_data")
+
+
+def pdf_block(data: Any, param: str) -> dict[str, Any]:
+    """An inline file (a data URL, or bare base64) as Anthropic's PDF document block."""
     if not isinstance(data, str):
-        raise InvalidParam(f"{where}.file", "only inline files (file_data) can be passed on")
+        raise InvalidParam(
+            param, "only inline files (file_data) can be passed on: ids need a store"
+        )
     if not data.startswith("data:"):
         data = "data:application/pdf;base64," + data
-    media_type, encoded = _data_url(data, f"{where}.file.file_data")
+    media_type, encoded = _data_url(data, param)
     if media_type != "application/pdf":
-        raise InvalidParam(f"{where}.file.file_data", "only PDF files are accepted")
+        raise InvalidParam(param, "only PDF files are accepted")
     return {
         "type": "document",
         "source": {"type": "base64", "media_type": media_type, "data": encoded},
@@ -148,6 +205,48 @@ def function_tool(spec: dict[str, Any], param: str) -> dict[str, Any]:
         schema = {"type": "object", "properties": {}}
     tool["input_schema"] = expect(schema, dict, f"{param}.parameters", "a JSON Schema object")
     return tool
+
+
+def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
+    """A tool call's ``arguments`` (a JSON string) as the object Anthropic's input is."""
+    text = expect(raw, str, param, "a JSON string")
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParam(param, f"is not valid JSON ({str(exc)[:80]})") from None
+    try:
+        check_depth(value, MAX_ARGUMENT_DEPTH, text, param)
+    except BadRequest:
+        raise InvalidParam(param, f"nests more than {MAX_ARGUMENT_DEPTH} levels") from None
+    return expect(value, dict, param, "a JSON object")  # type: ignore[no-any-return]
+
+
+class ToolCalls:
+    """The tool calls of a conversation as it is read: each must be answered by a result
+    before the conversation goes on (both OpenAI and Anthropic refuse it otherwise), and each
+    result must answer a call made before it."""
+
+    def __init__(self) -> None:
+        self._made: set[str] = set()
+        self._open: dict[str, str] = {}  # call id -> where it was made
+
+    def called(self, call_id: str, param: str) -> None:
+        self._made.add(call_id)
+        self._open[call_id] = param
+
+    def answered(self, call_id: str, param: str) -> None:
+        if call_id not in self._made:
+            raise InvalidParam(param, f"{call_id[:64]!r} answers no earlier tool call")
+        self._open.pop(call_id, None)
+
+    def all_answered(self) -> None:
+        """Before the conversation goes on (and at its end): no call left without a result."""
+        for call_id, param in self._open.items():
+            raise InvalidParam(
+                param, f"tool call {call_id[:64]!r} has no result: send it right after the call"
+            )
 
 
 def tool_choice(choice: Any, parallel: Any, param: str = "tool_choice") -> dict[str, Any] | None:
@@ -191,11 +290,10 @@ def finish_reason(stop_reason: Any) -> str:
 def usage(anthropic: Any) -> dict[str, Any]:
     """Anthropic's usage as OpenAI's: prompt tokens count cached and cache-written tokens too
     (Anthropic's ``input_tokens`` leaves them out); cache reads are ``cached_tokens``."""
-    counts = anthropic if isinstance(anthropic, dict) else {}
+    counts = obj(anthropic)
 
     def count(name: str) -> int:
-        value = counts.get(name)
-        return value if isinstance(value, int) else 0
+        return token_count(counts, name)
 
     cached = count("cache_read_input_tokens")
     prompt = count("input_tokens") + cached + count("cache_creation_input_tokens")
@@ -207,6 +305,12 @@ def usage(anthropic: Any) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
+
+
+def token_count(usage: dict[str, Any], name: str) -> int:
+    """One of Anthropic's usage counts; 0 when it is absent or not a count."""
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def json_schema_of(spec: Any, param: str) -> dict[str, Any]:
@@ -230,6 +334,10 @@ def answer_format(
             "format": {"type": "json_schema", "schema": schema},
         }
         return False
+    if any(t.get("name") == RESPONSE_TOOL for t in body.get("tools") or []):
+        raise InvalidParam(
+            "tools", f"{RESPONSE_TOOL!r} is the gateway's own tool for a JSON answer: rename yours"
+        )
     tool = {
         "name": RESPONSE_TOOL,
         "description": "Give the final answer as JSON matching this schema.",
@@ -243,3 +351,34 @@ def answer_format(
     elif choice["type"] == "auto":  # the model may call the client's tools before answering
         body["tool_choice"] = {**choice, "type": "any"}
     return True
+
+
+def upstream_message(raw: bytes) -> dict[str, Any]:
+    """A provider's answer as a Message the endpoints can translate: content blocks that are
+    objects, text that is text, tool calls with an id, a name and an object of arguments.
+    Anything else is a ``BadGateway`` (502) saying what was wrong, never a crash."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadGateway("the provider's answer is not JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        raise BadGateway("the provider's answer is not an Anthropic message")
+    for n, block in enumerate(message["content"]):
+        problem = _block_problem(block)
+        if problem:
+            raise BadGateway(f"the provider's answer is malformed: content[{n}] {problem}")
+    return message
+
+
+def _block_problem(block: Any) -> str | None:
+    if not isinstance(block, dict):
+        return "is not an object"
+    kind = block.get("type")
+    if kind == "text" and not isinstance(block.get("text"), str):
+        return "is a text block without text"
+    if kind == "tool_use":
+        if not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str)):
+            return "is a tool_use block without an id and a name"
+        if not isinstance(block.get("input", {}), dict):
+            return "is a tool_use block whose input is not an object"
+    return None
