@@ -19,8 +19,9 @@ SCRIPTS = Path(__file__).parent / "ts"
 CACHE_ROOT = Path(__file__).resolve().parents[2] / ".pytest_cache"
 
 
-def node_sdk_folder(folder: str, package: str, script: str) -> Path:
-    """``.pytest_cache/<folder>`` with ``package@latest`` installed and ``script`` copied in."""
+def node_sdk_folder(folder: str, package: str, script: str, scripts: Path = SCRIPTS) -> Path:
+    """``.pytest_cache/<folder>`` with ``package@latest`` installed and ``script`` (from
+    ``scripts``) copied in."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip(f"node and npm are needed for {package}")
     cache = CACHE_ROOT / folder
@@ -37,7 +38,7 @@ def node_sdk_folder(folder: str, package: str, script: str) -> Path:
         )
         if done.returncode != 0:
             pytest.skip(f"npm could not install {package}: {done.stderr[-300:]}")
-    shutil.copy(SCRIPTS / script, cache / script)
+    shutil.copy(scripts / script, cache / script)
     return cache
 
 
