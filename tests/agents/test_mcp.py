@@ -157,12 +157,12 @@ def test_a_huge_argument_through_the_client_fails_clearly(calculator: str) -> No
 def test_many_concurrent_calls_all_answer(calculator: str) -> None:
     async def calls(client: Client) -> list[Any]:
         return await asyncio.gather(
-            *(client.call_tool("calculator", {"expression": f"{n}+1"}) for n in range(200))
+            *(client.call_tool("calculator", {"expression": f"{n}+1"}) for n in range(100))
         )
 
     results = with_client(calculator, calls)
 
-    assert [r.structured_content["value"] for r in results] == [n + 1 for n in range(200)]
+    assert [r.structured_content["value"] for r in results] == [n + 1 for n in range(100)]
     assert not any(r.is_error for r in results)
 
 
