@@ -31,6 +31,7 @@ from shared.redact import AGENT_HEADER_VARIABLES, MCP_HEADER_VARIABLES
 
 AGENT_PREFIX, MCP_PREFIX = "AGENT", "MCP"
 _HEADER_VARIABLES = {AGENT_PREFIX: AGENT_HEADER_VARIABLES, MCP_PREFIX: MCP_HEADER_VARIABLES}
+_NOUN = {AGENT_PREFIX: "agent", MCP_PREFIX: "MCP server"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 _TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-type"}
@@ -83,7 +84,8 @@ def agent_headers(
     for variable in environ:
         if _HEADER_VARIABLES[prefix].match(variable) and variable not in owners:
             raise ConfigError(
-                f"${variable}: no agent is named for it (agents: {', '.join(owners.values())})"
+                f"${variable}: no {_NOUN[prefix]} is named for it "
+                f"(named: {', '.join(owners.values())})"
             )
     return {
         name: _headers(variable, environ[variable])
