@@ -51,6 +51,10 @@ class McpOutcome:
 
     result: Any = None
     error: str | None = None
+    text: str | None = None
+    """The text content, when it should say something other than the result as JSON (the
+    orchestrator's answer, its trace then in the structured content); with ``error``, the
+    structured content to send beside it."""
 
     @property
     def is_error(self) -> bool:
@@ -69,9 +73,10 @@ def outcome_content(outcome: McpOutcome) -> tuple[str, Any]:
     """The text content and the structured content of an outcome: the JSON result as text too,
     for clients that read only text."""
     if outcome.error is not None:
-        return outcome.error, None
+        structured = outcome.result if isinstance(outcome.result, dict) else None
+        return outcome.error, structured
     structured = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}
-    return compact_json(structured), structured
+    return outcome.text if outcome.text is not None else compact_json(structured), structured
 
 
 class McpEndpoint:

@@ -1,6 +1,7 @@
 """The orchestrator's routes: parse a task request, run it, answer with JSON or server-sent
-events, send the result to the sink; and ``GET /agents``. No web framework here: routes take a
-``Call`` and give a ``Reply`` (``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
+events, send the result to the sink; ``GET /agents``; ``POST /mcp`` (``mcp_tool``).
+No web framework here: routes take a ``Call`` and give a ``Reply``
+(``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from functions.orchestrator.config import (
 from functions.orchestrator.deliveries import deliver
 from functions.orchestrator.loop import Progress, Task, run_task
 from functions.orchestrator.mcp_agents import McpServers
+from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
@@ -43,6 +45,7 @@ from shared.errors import BadRequest, UpstreamUnavailable, validation_message
 from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
+from shared.mcp_server import MCP_PATH
 from shared.outbound_auth import OutboundAuthSettings, platform_auth
 from shared.redact import header_secrets
 from shared.transport import Authenticated, Transport, outbound_transport
@@ -275,10 +278,12 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
     answers 401 to a call without one of them; ``/health`` stays open."""
     service = service or build_service()
     keys = service.keys
+    mcp = orchestrator_mcp(service)
     routes = {
         ("POST", "/"): service.submit,
         ("POST", "/pubsub"): service.pubsub_push,
         ("GET", "/agents"): service.list_agents,
+        ("POST", MCP_PATH): mcp.handle,
     }
     return AsyncFunctionApp(
         "orchestrator",
@@ -286,4 +291,5 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
         guard=keys.guard if keys.required else None,
+        on_close=mcp.aclose,
     )
