@@ -160,4 +160,9 @@ def agent_mcp(spec: AgentSpec[Any], schema: dict[str, Any], max_body_bytes: int)
         spec.check_configured()
         return spec.run(parse_input(spec.input_model, arguments))
 
-    return McpEndpoint(spec.name, list_tools, call_tool, max_body_bytes=max_body_bytes)
+    def input_schema(name: str) -> dict[str, Any] | None:
+        return tool.input_schema if name == spec.name else None
+
+    return McpEndpoint(
+        spec.name, list_tools, call_tool, max_body_bytes=max_body_bytes, input_schema=input_schema
+    )

@@ -95,15 +95,20 @@ class McpEndpoint:
         json_response: bool = True,
         instructions: str | None = None,
         max_body_bytes: int | None = None,
+        input_schema: Callable[[str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         """``max_body_bytes``: the function's own limit (the edge enforces it before this
-        runs), so that the SDK's own default (4 MiB) never refuses what the function accepts."""
+        runs), so that the SDK's own default (4 MiB) never refuses what the function accepts.
+        ``input_schema``: a tool's input schema by name, for a function whose tools are fixed:
+        the SDK checks a 2026-07-28 call's ``Mcp-Param-*`` headers with it instead of running
+        ``tools/list`` on every call (the larger part of what MCP added to a call)."""
         self.name = name
         self._list_tools = list_tools
         self._call_tool = call_tool
         self._json_response = json_response
         self._instructions = instructions
         self._max_body_bytes = max_body_bytes
+        self._input_schema = input_schema
         self._manager: StreamableHTTPSessionManager | None = None
         self._holder: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -189,6 +194,7 @@ class McpEndpoint:
         server = Server(
             self.name,
             instructions=self._instructions,
+            get_tool_input_schema=self._input_schema,
             on_list_tools=on_list_tools,
             on_call_tool=on_call_tool,
         )

@@ -95,4 +95,5 @@ def orchestrator_mcp(service: OrchestratorService) -> McpEndpoint:
         call_tool,
         json_response=False,
         max_body_bytes=service.config.max_body_bytes,
+        input_schema=lambda name: INPUT_SCHEMA if name == TOOL else None,
     )
