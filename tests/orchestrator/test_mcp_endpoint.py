@@ -74,7 +74,10 @@ async def orchestrator(
 
 
 async def with_client(
-    url: str, work: Callable[[Client], Awaitable[Any]], headers: dict[str, str] | None = None
+    url: str,
+    work: Callable[[Client], Awaitable[Any]],
+    headers: dict[str, str] | None = None,
+    mode: str = "auto",
 ) -> Any:
     import httpx2
     from mcp import Client
@@ -82,7 +85,7 @@ async def with_client(
 
     async with (
         httpx2.AsyncClient(headers=headers or {}, timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         return await work(client)
 
@@ -99,8 +102,9 @@ async def test_run_task_is_the_one_tool(fake_agents: FakeAgents) -> None:
     )
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_run_task_answers_the_answer_and_the_trace_with_progress(
-    fake_agents: FakeAgents,
+    fake_agents: FakeAgents, mode: str
 ) -> None:
     model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "6*7"})), text("42"))
     updates: list[tuple[float, float | None, str | None]] = []
@@ -113,7 +117,7 @@ async def test_run_task_answers_the_answer_and_the_trace_with_progress(
         return await client.call_tool("run_task", arguments, progress_callback=on_progress)
 
     async with orchestrator(fake_agents, model) as url:
-        result = await with_client(url, run)
+        result = await with_client(url, run, mode=mode)
 
     assert not result.is_error
     assert result.content[0].text == "42"
