@@ -335,3 +335,19 @@ async def test_the_served_orchestrator_uses_an_mcp_server_with_its_headers(
     )
     for shown in (json.dumps(body), listed, str(logged())):
         assert TOKEN not in shown
+
+
+def test_the_orchestrator_starts_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cold-start budget: MCP servers configured or not, the SDK loads on first use."""
+    import sys
+
+    from functions.orchestrator.service import build_app, build_service
+
+    for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "mcp_types"))]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "mcp", None)
+    environ = {"GATEWAY_URL": refused_url(), "MCP_SERVERS": f"weather={refused_url()}/mcp"}
+
+    app = build_app(build_service(environ))
+
+    assert app.name == "orchestrator"
