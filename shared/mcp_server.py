@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import NotConfigured
 from shared.http import Call, Reply, compact_json
 from shared.logs import get_logger
 
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 log = get_logger("mcp")
 
 MCP_PATH = "/mcp"
+SDK_MISSING = (
+    "MCP is not installed in this function: add the 'mcp' extra to its dependencies "
+    "(agent-orchestrator[mcp], or mcp>=2.3,<3)"
+)
 _SSE = "text/event-stream"
 
 
@@ -140,10 +145,13 @@ class McpEndpoint:
         return self._manager
 
     async def _start(self) -> None:
-        from mcp.server.streamable_http_manager import (
-            DEFAULT_MAX_REQUEST_BODY_SIZE,
-            StreamableHTTPSessionManager,
-        )
+        try:
+            from mcp.server.streamable_http_manager import (
+                DEFAULT_MAX_REQUEST_BODY_SIZE,
+                StreamableHTTPSessionManager,
+            )
+        except ImportError as exc:  # a function built without the extra (a new agent's image)
+            raise NotConfigured(SDK_MISSING) from exc
 
         manager = StreamableHTTPSessionManager(
             app=self._server(),

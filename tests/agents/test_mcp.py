@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import functions_framework
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from mcp import Client
 
 HUGE = 2 * 1024 * 1024
+CALCULATOR_MAIN = AGENTS_DIR / "calculator/main.py"
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +178,19 @@ def test_an_agent_starts_and_answers_without_the_sdk(monkeypatch: pytest.MonkeyP
     for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "mcp_types"))]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "mcp", None)
-    calculator_main = Path(AGENTS_DIR / "calculator/main.py")
-    client = TestClient(functions_framework.create_app("calculator", str(calculator_main)))
+    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
 
     assert client.get("/schema").status_code == 200
     assert client.post("/", json={"expression": "1+1"}).json()["result"]["value"] == 2
+
+
+def test_without_the_sdk_mcp_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "mcp_types"))]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "mcp", None)
+    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
+
+    response = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+
+    assert response.status_code == 503
+    assert "add the 'mcp' extra" in response.json()["error"]["message"]
