@@ -194,3 +194,22 @@ def test_without_the_sdk_mcp_says_what_to_install(monkeypatch: pytest.MonkeyPatc
 
     assert response.status_code == 503
     assert "add the 'mcp' extra" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"{not json", "Parse error"),
+        (b"[" * 100_000 + b"]" * 100_000, "Parse error"),  # nesting: refused, not a crash
+        (b'"a string"', "Validation error"),
+        (b'[{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]', "Validation error"),
+    ],
+)
+def test_hostile_bodies_get_a_json_rpc_400(calculator: str, body: bytes, says: str) -> None:
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+    response = httpx.post(calculator, content=body, headers=headers, timeout=10)
+
+    assert response.status_code == 400
+    assert says in response.json()["error"]["message"]
+    assert httpx.get(calculator.removesuffix("/mcp") + "/health").status_code == 200
