@@ -35,6 +35,7 @@ from jsonschema.exceptions import SchemaError
 
 from functions.orchestrator.agents import (
     AgentAnswer,
+    AgentCallError,
     AgentStatus,
     Refused,
     ToolSpec,
@@ -130,7 +131,7 @@ class McpServers:
         listing = self._listings.get(server)
         tool = listing.tools.get(name) if listing is not None else None
         if listing is None or tool is None:
-            raise Refused(f"MCP server {server} has no tool {name!r} listed")
+            raise AgentCallError(f"MCP server {server} has no tool {name!r} listed", 0)
         per_call = min(entry.timeout_s or self._settings.timeout_s, timeout_s)
         return await resilient_call(
             f"MCP server {server}",

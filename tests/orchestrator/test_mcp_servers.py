@@ -351,3 +351,14 @@ def test_the_orchestrator_starts_without_the_sdk(monkeypatch: pytest.MonkeyPatch
     app = build_app(build_service(environ))
 
     assert app.name == "orchestrator"
+
+
+async def test_a_tool_never_listed_is_a_call_error(weather: Recorded) -> None:
+    from functions.orchestrator.agents import AgentCallError
+
+    found = servers(weather.url)
+    try:
+        with pytest.raises(AgentCallError, match="has no tool 'weather__nothing' listed"):
+            await found.call("weather__nothing", {}, timeout_s=5)
+    finally:
+        await found.aclose()
