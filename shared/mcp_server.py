@@ -118,6 +118,9 @@ class McpEndpoint:
         self._holder: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._starting: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the SDK was started in: another loop (a test client's next portal) starts
+        it again, as its task group cannot serve from a loop that is gone."""
 
     async def handle(self, call: Call) -> Reply:
         manager = await self._running()
@@ -133,16 +136,26 @@ class McpEndpoint:
     async def _running(self) -> StreamableHTTPSessionManager:
         """The SDK's session manager, started on the first request in this event loop: its
         task group lives in a task of its own, as under an ASGI lifespan."""
-        holder = self._holder
-        if self._manager is not None and holder is not None and not holder.done():
+        if self._serving():
+            assert self._manager is not None
             return self._manager
-        if self._starting is None:
-            self._starting = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._starting is None or self._loop is not loop:
+            self._starting, self._loop = asyncio.Lock(), loop
         async with self._starting:
-            if self._manager is None or self._holder is None or self._holder.done():
+            if not self._serving():
                 await self._start()
         assert self._manager is not None
         return self._manager
+
+    def _serving(self) -> bool:
+        holder = self._holder
+        return (
+            self._manager is not None
+            and holder is not None
+            and not holder.done()
+            and holder.get_loop() is asyncio.get_running_loop()
+        )
 
     async def _start(self) -> None:
         try:

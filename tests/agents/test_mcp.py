@@ -213,3 +213,18 @@ def test_hostile_bodies_get_a_json_rpc_400(calculator: str, body: bytes, says: s
     assert response.status_code == 400
     assert says in response.json()["error"]["message"]
     assert httpx.get(calculator.removesuffix("/mcp") + "/health").status_code == 200
+
+
+def test_mcp_answers_in_process_from_one_loop_after_another() -> None:
+    """starlette's TestClient runs each request in a loop of its own: the SDK starts again in
+    each rather than waiting on a loop that is gone."""
+    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
+    headers = {"accept": "application/json, text/event-stream"}
+    values = []
+    for n in range(2):
+        params = {"name": "calculator", "arguments": {"expression": f"{n}+1"}}
+        call = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+        answer = client.post("/mcp", json=call, headers=headers).json()
+        values.append(answer["result"]["structuredContent"]["value"])
+
+    assert values == [1, 2]
