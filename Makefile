@@ -79,7 +79,7 @@ up: ## start the stack on the emulator in the background (gateway :8585, orchest
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down
 
-bench: bench-gateway bench-inflight bench-openai bench-orchestrator bench-stack bench-cold
+bench: bench-gateway bench-inflight bench-openai bench-orchestrator bench-stack bench-cold bench-mcp
 
 LITELLM := bench/.work/litellm/bin/litellm
 
@@ -110,6 +110,10 @@ bench-tools:
 .PHONY: bench-cold
 bench-cold: ## every function's cold start: process start to first answer, with and without bytecode, beside functions-framework's command
 	$(BIN)/python -m bench.cold_start --functions-framework
+
+.PHONY: bench-mcp
+bench-mcp: ## an agent's MCP tools/call beside its plain POST /, and 1,000 MCP calls at once
+	$(BIN)/python -m bench.mcp
 
 .PHONY: bench-orchestrator
 bench-orchestrator: ## orchestrator overhead per step and 1,000 concurrent tasks; writes bench/RESULTS.md

@@ -123,6 +123,7 @@ READ_ELSEWHERE: dict[str, tuple[Variable, ...]] = {
             secret=True,
         ),
         _var("AGENTS", "more agents by URL: name=url,..."),
+        _var("MCP_SERVERS", "MCP servers whose tools are agents: name=url,..."),
         _var("FUNCTIONS_MANIFEST", "another functions.yaml", "functions.yaml"),
         *_OUTBOUND,
     ),
@@ -144,6 +145,11 @@ PER_AGENT: dict[str, tuple[Variable, ...]] = {
             "AGENT_<NAME>_HEADERS",
             "headers for agent NAME's calls (its own auth): name=value,...; "
             "an agent with them gets no OUTBOUND_AUTH",
+            secret=True,
+        ),
+        _var(
+            "MCP_<NAME>_HEADERS",
+            "headers for MCP server NAME's calls (its own auth): name=value,...",
             secret=True,
         ),
     ),

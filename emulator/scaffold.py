@@ -218,7 +218,8 @@ An agent of the orchestrator: `GET /schema` describes its tool, `POST /` runs it
 Its entry in `functions.yaml` gives it port $port on the emulator and the Compose service
 `$service`. Its own dependencies, if it needs any: an extra `$name = [...]` in
 `pyproject.toml` (and in the `dev` extra's list), `extra: $name` in its manifest entry, then
-`make lock manifest`.
+`make lock manifest`. It is an MCP server too (`POST /mcp`) where the `mcp` SDK is installed:
+start its extra with `"agent-orchestrator[mcp]"`, as the shipped agents' do.
 
     .venv/bin/python -m pytest tests/agents/$name       # its test
     make up && curl -s localhost:8080/agents            # the orchestrator lists it

@@ -14,6 +14,10 @@ its plan and never retries it) and ``GET /health`` stays 200 with ``"configured"
 thread, off the event loop, so ``/health`` and other requests are answered while it works. An
 agent that waits on the network instead (Tavily) gives a coroutine function: its input is still
 parsed on the thread, and the coroutine then runs on the loop.
+
+Every agent is also an MCP server (``POST /mcp``, streamable HTTP, stateless): ``tools/list``
+gives the same spec as ``GET /schema``, ``tools/call`` runs it as ``POST /`` does, on the same
+edge with the same bounds (``shared.mcp_server``; the SDK loads on the first ``/mcp`` call).
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.asgi import AsyncFunctionApp
-from shared.errors import BadRequest, NotConfigured, validation_message
+from shared.errors import BadRequest, NotConfigured, ServiceError, validation_message
 from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply
 from shared.inbound import require_object
+from shared.logs import get_logger
+from shared.mcp_server import MCP_PATH, McpEndpoint, McpOutcome, McpTool, Progress
 
 InputT = TypeVar("InputT", bound=BaseModel)
+log = get_logger("agent")
 
 
 @dataclass
@@ -110,10 +117,52 @@ def agent_app(
             outcome = await outcome
         return Reply({"result": outcome.result, "meta": outcome.meta})
 
+    mcp = agent_mcp(spec, schema, max_body_bytes)
+
+    async def close() -> None:
+        await mcp.aclose()
+        if spec.close is not None:
+            await spec.close()
+
     return AsyncFunctionApp(
         spec.name,
-        {("GET", "/schema"): describe, ("POST", "/"): invoke},
+        {("GET", "/schema"): describe, ("POST", "/"): invoke, ("POST", MCP_PATH): mcp.handle},
         max_body_bytes=max_body_bytes,
         health=spec.health_fields,
-        on_close=spec.close,
+        on_close=close,
+    )
+
+
+def agent_mcp(spec: AgentSpec[Any], schema: dict[str, Any], max_body_bytes: int) -> McpEndpoint:
+    """The agent as an MCP server (``POST /mcp``): its one tool, the spec ``GET /schema``
+    gives; a call runs as ``POST /`` does, and what ``POST /`` would refuse (invalid input,
+    the agent's own error, not configured) comes back as a tool error the model can read."""
+    tool = McpTool(spec.name, spec.description, schema["input_schema"])
+
+    async def list_tools() -> list[McpTool]:
+        return [tool]  # a call says when the agent is not configured, in its words
+
+    async def call_tool(name: str, arguments: dict[str, Any], progress: Progress) -> McpOutcome:
+        if name != spec.name:
+            return McpOutcome(error=f"unknown tool {name[:100]!r}; this server has {spec.name!r}")
+        try:
+            outcome = await asyncio.to_thread(answer, arguments)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+        except ServiceError as exc:
+            return McpOutcome(error=f"{exc.error_type}: {exc.message}")
+        except Exception:  # as POST / answers it: logged, and no internals to the caller
+            log.exception("agent failed", extra={"agent": spec.name})
+            return McpOutcome(error="api_error: the agent failed (see its log)")
+        return McpOutcome(outcome.result)
+
+    def answer(arguments: dict[str, Any]) -> AgentResult | Awaitable[AgentResult]:
+        spec.check_configured()
+        return spec.run(parse_input(spec.input_model, arguments))
+
+    def input_schema(name: str) -> dict[str, Any] | None:
+        return tool.input_schema if name == spec.name else None
+
+    return McpEndpoint(
+        spec.name, list_tools, call_tool, max_body_bytes=max_body_bytes, input_schema=input_schema
     )

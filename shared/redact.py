@@ -42,6 +42,8 @@ KEY_LIST_VARIABLES = ("GATEWAY_API_KEYS", "ORCHESTRATOR_API_KEYS")
 AGENT_HEADER_VARIABLES = re.compile(r"^AGENT_[A-Z0-9_]+_HEADERS$")
 """Variables that hold an agent's headers (``name=value,...``, its auth): each value is a
 secret (the orchestrator's ``agent_sources`` reads them)."""
+MCP_HEADER_VARIABLES = re.compile(r"^MCP_[A-Z0-9_]+_HEADERS$")
+"""The same for an MCP server the orchestrator calls (``MCP_GITHUB_HEADERS``)."""
 MIN_SECRET_CHARS = 8
 """A configured value shorter than this is not scrubbed: no real key is that short, and
 replacing a short word (moto's ``testing``) everywhere would garble ordinary messages."""
@@ -79,7 +81,7 @@ class Redactor:
         for name in KEY_LIST_VARIABLES:
             values += (environ.get(name) or "").split(",")
         for name, raw in environ.items():
-            if AGENT_HEADER_VARIABLES.match(name):
+            if AGENT_HEADER_VARIABLES.match(name) or MCP_HEADER_VARIABLES.match(name):
                 values += header_values(raw)
         return cls().adding(*values)
 

@@ -80,6 +80,8 @@ class _Server(uvicorn.Server):
             await asyncio.sleep(STOP_POLL_S)
         for server in self.servers:
             await server.wait_closed()
+        if not self.force_exit:  # as uvicorn's: the app's lifespan ends (a no-op when off)
+            await self.lifespan.shutdown()
 
 
 class ServedApp:
@@ -89,11 +91,19 @@ class ServedApp:
         *,
         aclose: Callable[[], Awaitable[None]] | None = None,
         start_timeout_s: float = 10.0,
+        lifespan: bool = False,
     ) -> None:
-        """``aclose``: awaited in the app's loop once the server stopped (clients it made)."""
+        """``aclose``: awaited in the app's loop once the server stopped (clients it made);
+        ``lifespan``: run the app's ASGI lifespan (a third-party app that needs it, as the
+        ``mcp`` SDK's server does; our functions never get one under functions-framework)."""
         self.app = app
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="error", lifespan="off", access_log=False
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="error",
+            lifespan="on" if lifespan else "off",
+            access_log=False,
         )
         self._server = _Server(config)
         self._aclose = aclose

@@ -27,7 +27,11 @@ from collections.abc import Collection, Iterable, Mapping
 from functions.orchestrator.config import AGENTS_VARIABLE
 from shared.errors import ConfigError
 from shared.manifest import MANIFEST_FILE, url_variable
-from shared.redact import AGENT_HEADER_VARIABLES
+from shared.redact import AGENT_HEADER_VARIABLES, MCP_HEADER_VARIABLES
+
+AGENT_PREFIX, MCP_PREFIX = "AGENT", "MCP"
+_HEADER_VARIABLES = {AGENT_PREFIX: AGENT_HEADER_VARIABLES, MCP_PREFIX: MCP_HEADER_VARIABLES}
+_NOUN = {AGENT_PREFIX: "agent", MCP_PREFIX: "MCP server"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 _TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-type"}
@@ -55,28 +59,33 @@ def agent_sources(
     return sources
 
 
-def header_variable(name: str) -> str:
-    """The variable holding agent ``name``'s headers: ``AGENT_<NAME>_HEADERS``."""
-    return f"AGENT_{name.upper().replace('-', '_')}_HEADERS"
+def header_variable(name: str, prefix: str = AGENT_PREFIX) -> str:
+    """The variable holding agent ``name``'s headers: ``AGENT_<NAME>_HEADERS`` (an MCP
+    server's: ``MCP_<NAME>_HEADERS``)."""
+    return f"{prefix}_{name.upper().replace('-', '_')}_HEADERS"
 
 
-def agent_headers(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Each agent's headers from its ``AGENT_<NAME>_HEADERS`` (only agents that have one).
+def agent_headers(
+    names: Iterable[str], environ: Mapping[str, str], prefix: str = AGENT_PREFIX
+) -> dict[str, dict[str, str]]:
+    """Each agent's headers from its ``AGENT_<NAME>_HEADERS`` (only agents that have one); with
+    ``prefix="MCP"``, each MCP server's from ``MCP_<NAME>_HEADERS``.
 
     A variable of that shape for no agent is a typo that would silently send no auth, and
     two agents whose names give one variable cannot be told apart: both stop start-up."""
     owners: dict[str, str] = {}
     for name in names:
-        variable = header_variable(name)
+        variable = header_variable(name, prefix)
         if variable in owners:
             raise ConfigError(
                 f"agents {owners[variable]!r} and {name!r} would both read ${variable}; rename one"
             )
         owners[variable] = name
     for variable in environ:
-        if AGENT_HEADER_VARIABLES.match(variable) and variable not in owners:
+        if _HEADER_VARIABLES[prefix].match(variable) and variable not in owners:
             raise ConfigError(
-                f"${variable}: no agent is named for it (agents: {', '.join(owners.values())})"
+                f"${variable}: no {_NOUN[prefix]} is named for it "
+                f"(named: {', '.join(owners.values())})"
             )
     return {
         name: _headers(variable, environ[variable])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -81,6 +81,8 @@ class AgentStatus:
     """The agent answered that it cannot work here; ``reason`` is its own words."""
     source: str | None = None
     """Where its URL comes from (``$AGENTS``, ``$CALCULATOR_URL``, the config file)."""
+    kind: str = "agent"
+    """``agent`` (the agent contract) or ``mcp`` (a tool of an MCP server)."""
 
     @property
     def state(self) -> AgentState:
@@ -114,6 +116,10 @@ class AgentCallError(ServiceError):
 
 class Agents(Protocol):
     def names(self) -> list[str]: ...
+
+    def knows(self, name: str) -> bool:
+        """``name`` may be asked for: an agent, an MCP server, or one of its tools."""
+        ...
 
     async def statuses(
         self, names: Iterable[str] | None = None, *, refresh: bool = False
@@ -166,6 +172,9 @@ class AgentDirectory:
     def names(self) -> list[str]:
         return list(self._agents)
 
+    def knows(self, name: str) -> bool:
+        return name in self._agents
+
     async def statuses(
         self, names: Iterable[str] | None = None, *, refresh: bool = False
     ) -> dict[str, AgentStatus]:
@@ -216,32 +225,15 @@ class AgentDirectory:
 
     async def call(self, name: str, arguments: dict[str, Any], *, timeout_s: float) -> AgentAnswer:
         entry = self._agents[name]
-        circuit = self._circuits[name]
         per_call = min(entry.timeout_s or self._settings.timeout_s, timeout_s)
-
-        async def attempt(number: int) -> AgentAnswer:
-            if not circuit.allow():
-                message = f"agent {name} is failing repeatedly; not called (circuit open)"
-                raise AgentCallError(message, number - 1)
-            try:
-                result = await self._once(name, entry.url, arguments, per_call)
-            except AttemptFailed:
-                circuit.record_failure()
-                raise
-            except _Refused as exc:
-                circuit.release()
-                raise AgentCallError(exc.message, number) from exc
-            except BaseException:
-                circuit.abandon()
-                raise
-            circuit.record_success()
-            return AgentAnswer(result, number)
-
-        deadline = Deadline(timeout_s, self._clock)
-        try:
-            return await retrying(attempt, self._policy, sleep=self._sleep, deadline=deadline)
-        except GaveUp as exc:
-            raise AgentCallError(exc.error.message, exc.attempts) from exc.error
+        return await resilient_call(
+            f"agent {name}",
+            lambda: self._once(name, entry.url, arguments, per_call),
+            circuit=self._circuits[name],
+            policy=self._policy,
+            sleep=self._sleep,
+            deadline=Deadline(timeout_s, self._clock),
+        )
 
     async def _once(self, name: str, url: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         try:
@@ -264,11 +256,11 @@ class AgentDirectory:
             source = self._sources.get(name)
             status = AgentStatus(name, url, None, reason, not_configured=True, source=source)
             self._cache[name] = _Cached(status, self._clock())
-            raise _Refused(message)
+            raise Refused(message)
         retry_after = parse_retry_after(answer.headers)
         if answer.status in _RETRY_STATUSES or (answer.status == 429 and retry_after is not None):
             raise self._failed(error_for_status(answer.status, message, retry_after=retry_after))
-        raise _Refused(message)
+        raise Refused(message)
 
     def _failed(self, error: UpstreamError) -> AttemptFailed:
         """A retryable failure; retried unless the agent asks for a longer pause than we
@@ -276,10 +268,51 @@ class AgentDirectory:
         return AttemptFailed(error, retry=not self._policy.wants_longer_than(error))
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A final answer against the call (never retried); its message is what the model is told."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+async def resilient_call(
+    who: str,
+    once: Callable[[], Awaitable[Any]],
+    *,
+    circuit: CircuitBreaker,
+    policy: RetryPolicy,
+    sleep: Sleep,
+    deadline: Deadline,
+) -> AgentAnswer:
+    """``once`` under the circuit, retried by ``policy`` within ``deadline``: the one way every
+    kind of agent is called (HTTP agents here, MCP servers' tools in ``mcp_agents``). ``once``
+    raises ``AttemptFailed`` for what another attempt may fix, ``Refused`` for what it cannot;
+    either way ``AgentCallError`` ends it."""
+
+    async def attempt(number: int) -> AgentAnswer:
+        if not circuit.allow():
+            raise AgentCallError(
+                f"{who} is failing repeatedly; not called (circuit open)", number - 1
+            )
+        try:
+            result = await once()
+        except AttemptFailed:
+            circuit.record_failure()
+            raise
+        except Refused as exc:
+            circuit.release()
+            raise AgentCallError(exc.message, number) from exc
+        except BaseException:
+            circuit.abandon()
+            raise
+        circuit.record_success()
+        return AgentAnswer(result, number)
+
+    try:
+        return await retrying(attempt, policy, sleep=sleep, deadline=deadline)
+    except GaveUp as exc:
+        raise AgentCallError(exc.error.message, exc.attempts) from exc.error
 
 
 def _join(base: str, path: str) -> str:
@@ -313,3 +346,49 @@ def _status_from(name: str, url: str, status: int, data: Any) -> AgentStatus:
         error = BadGateway(f"agent {name}: GET /schema is not a tool spec")
         return AgentStatus(name, url, None, error.message)
     return AgentStatus(name, url, ToolSpec(name, data["description"], data["input_schema"]))
+
+
+class AgentSet:
+    """Several ``Agents`` as one: the HTTP agents and the MCP servers' tools. A name belongs
+    to the first part that knows it."""
+
+    def __init__(self, *parts: Agents) -> None:
+        self._parts = parts
+
+    def names(self) -> list[str]:
+        return [name for part in self._parts for name in part.names()]
+
+    def knows(self, name: str) -> bool:
+        return any(part.knows(name) for part in self._parts)
+
+    async def statuses(
+        self, names: Iterable[str] | None = None, *, refresh: bool = False
+    ) -> dict[str, AgentStatus]:
+        wanted = None if names is None else list(names)
+        found: dict[str, AgentStatus] = {}
+        answers = await asyncio.gather(
+            *(part.statuses(self._owned(part, wanted), refresh=refresh) for part in self._parts)
+        )
+        for answer in answers:
+            found.update(answer)
+        return found
+
+    def _owned(self, part: Agents, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        return [name for name in names if self._owner(name) is part]
+
+    def _owner(self, name: str) -> Agents | None:
+        return next((part for part in self._parts if part.knows(name)), None)
+
+    async def call(self, name: str, arguments: dict[str, Any], *, timeout_s: float) -> AgentAnswer:
+        owner = self._owner(name)
+        if owner is None:
+            raise AgentCallError(f"there is no agent {name!r}", 0)
+        return await owner.call(name, arguments, timeout_s=timeout_s)
+
+    async def aclose(self) -> None:
+        for part in self._parts:
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()

@@ -10,7 +10,7 @@ contract, added by URL only. Their headers come from ``agent_sources``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +32,9 @@ from shared.resilience import CircuitSettings, RetrySettings
 from shared.settings import FunctionSettings, SettingsFile
 
 AGENTS_VARIABLE = "AGENTS"
+MCP_SERVERS_VARIABLE = "MCP_SERVERS"
+MCP_SEPARATOR = "__"
+"""Between an MCP server's name and its tool's in the name the model sees (``github__search``)."""
 
 
 # ---- the agent directory: functions.yaml, the file's agents:, <NAME>_URL, $AGENTS -----------
@@ -112,6 +115,13 @@ class AgentEntry(_Strict):
     """Overrides ``agent_calls.timeout_s`` for this agent."""
 
 
+class McpServerEntry(_Strict):
+    url: str = Field(min_length=1, pattern=r"^https?://")
+    """The server's streamable HTTP endpoint (``https://host/mcp``)."""
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    """Overrides ``agent_calls.timeout_s`` for this server's tools."""
+
+
 class AgentCallSettings(_Strict):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     """One call to an agent (each attempt)."""
@@ -153,6 +163,10 @@ class OrchestratorConfig(FunctionSettings):
     """Every agent of ``functions.yaml`` is in the directory, at its local URL unless
     ``agents:`` or ``<NAME>_URL`` says otherwise (``load_orchestrator_config`` adds them)."""
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
+    mcp_servers: dict[str, McpServerEntry] = Field(default_factory=dict)
+    """MCP servers whose tools are agents (``<server>__<tool>``); ``$MCP_SERVERS`` adds more."""
+    max_mcp_result_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """An MCP server's answer larger than this is refused before it is read whole."""
     agent_calls: AgentCallSettings = AgentCallSettings()
     budgets: BudgetSettings = BudgetSettings()
     sink: SinkSettings = SinkSettings()
@@ -176,7 +190,19 @@ class OrchestratorConfig(FunctionSettings):
         for name in self.agents:
             if not AGENT_NAME.fullmatch(name):
                 raise ValueError(f"agent name {name!r}: {AGENT_NAME_RULE}")
+        for name in self.mcp_servers:
+            if not mcp_server_name_ok(name):
+                raise ValueError(f"mcp_servers: name {name!r}: {MCP_NAME_RULE}")
+            if name in self.agents:
+                raise ValueError(f"mcp_servers: {name!r} is also an agent's name; rename one")
         return self
+
+
+MCP_NAME_RULE = f"{AGENT_NAME_RULE}, without {MCP_SEPARATOR!r}"
+
+
+def mcp_server_name_ok(name: str) -> bool:
+    return bool(AGENT_NAME.fullmatch(name)) and MCP_SEPARATOR not in name
 
 
 def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
@@ -206,7 +232,11 @@ def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> Orches
     agents = {a.name: config.agents[a.name] for a in builtin}
     agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)
     agents = merge_env_agents(agents, environ, overrides)
-    return config.model_copy(update={"agents": agents})
+    servers = {**config.mcp_servers, **env_mcp_servers(environ)}
+    for name in servers:
+        if name in agents:
+            raise ConfigError(f"MCP server {name!r} has an agent's name; rename one")
+    return config.model_copy(update={"agents": agents, "mcp_servers": servers})
 
 
 class _ManifestSwitch(BaseModel):
@@ -226,23 +256,42 @@ def _manifest_agents(data: Mapping[str, object], path: Path) -> bool:
 
 def env_agents(environ: Mapping[str, str]) -> dict[str, AgentEntry]:
     """The agents ``$AGENTS`` names, in its order; a malformed entry stops start-up."""
-    raw = environ.get(AGENTS_VARIABLE, "").strip()
-    found: dict[str, AgentEntry] = {}
+    urls = _env_urls(environ, AGENTS_VARIABLE, lambda name: bool(AGENT_NAME.fullmatch(name)))
+    return {name: AgentEntry(url=url) for name, url in urls.items()}
+
+
+def env_mcp_servers(environ: Mapping[str, str]) -> dict[str, McpServerEntry]:
+    """The MCP servers ``$MCP_SERVERS`` names (``github=https://host/mcp,...``)."""
+    urls = _env_urls(environ, MCP_SERVERS_VARIABLE, mcp_server_name_ok, MCP_NAME_RULE, "server")
+    return {name: McpServerEntry(url=url) for name, url in urls.items()}
+
+
+def _env_urls(
+    environ: Mapping[str, str],
+    variable: str,
+    name_ok: Callable[[str], bool],
+    rule: str = AGENT_NAME_RULE,
+    noun: str = "agent",
+) -> dict[str, str]:
+    """``name=url,...`` from ``$variable``, in its order; a malformed entry stops start-up."""
+    raw = environ.get(variable, "").strip()
+    found: dict[str, str] = {}
     for number, item in enumerate(raw.split(",") if raw else [], start=1):
-        where = f"${AGENTS_VARIABLE} entry {number}"
+        where = f"${variable} entry {number}"
         name, equals, url = (part.strip() for part in item.partition("="))
         if not item.strip():
             raise ConfigError(f"{where}: is empty (a stray comma?)")
         if not equals or not url:
             raise ConfigError(f"{where} {name!r}: write it as name=http(s)://host[:port]")
-        if not AGENT_NAME.fullmatch(name):
-            raise ConfigError(f"{where}: name {name!r}: {AGENT_NAME_RULE}")
+        if not name_ok(name):
+            raise ConfigError(f"{where}: name {name!r}: {rule}")
         if name in found:
-            raise ConfigError(f"{where}: agent {name!r} is named twice")
+            raise ConfigError(f"{where}: {noun} {name!r} is named twice")
         try:
-            found[name] = AgentEntry(url=url)
+            AgentEntry(url=url)
         except ValidationError:
             raise ConfigError(f"{where} ({name}): {url[:200]!r} is not an http(s) URL") from None
+        found[name] = url
     return found
 
 

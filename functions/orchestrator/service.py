@@ -1,6 +1,7 @@
 """The orchestrator's routes: parse a task request, run it, answer with JSON or server-sent
-events, send the result to the sink; and ``GET /agents``. No web framework here: routes take a
-``Call`` and give a ``Reply`` (``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
+events, send the result to the sink; ``GET /agents``; ``POST /mcp`` (``mcp_tool``).
+No web framework here: routes take a ``Call`` and give a ``Reply``
+(``shared.asgi.AsyncFunctionApp`` adapts them to Starlette)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from functions.orchestrator.agent_sources import agent_headers, agent_sources
-from functions.orchestrator.agents import AgentDirectory, Agents
+from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
+from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
 from functions.orchestrator.budgets import LoopSettings
 from functions.orchestrator.config import (
     CONFIG_FILE,
+    MCP_SERVERS_VARIABLE,
     OrchestratorConfig,
+    env_mcp_servers,
     load_orchestrator_config,
 )
 from functions.orchestrator.deliveries import deliver
 from functions.orchestrator.loop import Progress, Task, run_task
+from functions.orchestrator.mcp_agents import McpServers
+from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
@@ -40,6 +45,7 @@ from shared.errors import BadRequest, UpstreamUnavailable, validation_message
 from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
+from shared.mcp_server import MCP_PATH
 from shared.outbound_auth import OutboundAuthSettings, platform_auth
 from shared.redact import header_secrets
 from shared.transport import Authenticated, Transport, outbound_transport
@@ -145,7 +151,7 @@ class OrchestratorService:
         agents = None
         if request.agents is not None:
             known = self.agents.names()
-            unknown = [name for name in request.agents if name not in known]
+            unknown = [name for name in request.agents if not self.agents.knows(name)]
             if unknown:
                 raise BadRequest(
                     f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
@@ -164,6 +170,7 @@ class OrchestratorService:
                     "name": name,
                     "url": status.url,
                     "source": status.source,
+                    "kind": status.kind,
                     "status": status.state.value,
                     "reachable": status.reachable,
                     "reason": status.reason,
@@ -176,6 +183,9 @@ class OrchestratorService:
         """Finish sink deliveries and close the outbound connections (shutdown, tests)."""
         if self.sink is not None:
             await self.sink.drain()
+        close = getattr(self.agents, "aclose", None)
+        if close is not None:
+            await close()
         if self.http is not None:
             await self.http.close()
 
@@ -217,6 +227,8 @@ def build_service(
         agents = AgentDirectory(
             http, config.agents, config.agent_calls, headers=headers, sources=sources
         )
+        if config.mcp_servers:
+            agents = AgentSet(agents, mcp_servers(config, environ, config_file))
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
     runs = RunRegistry(
         config.dedupe_ttl_s,
@@ -225,6 +237,26 @@ def build_service(
     )
     return OrchestratorService(
         config, model, agents, sink, runs, http, ApiKeys(keys, "orchestrator")
+    )
+
+
+def mcp_servers(
+    config: OrchestratorConfig, environ: Mapping[str, str], config_file: str
+) -> McpServers:
+    """The configured MCP servers as agents, with their ``MCP_<NAME>_HEADERS``."""
+    headers = agent_headers(config.mcp_servers, environ, MCP_PREFIX)
+    logs.hide(*header_secrets(v for sent in headers.values() for v in sent.values()))
+    from_env = env_mcp_servers(environ)
+    sources = {
+        name: f"${MCP_SERVERS_VARIABLE}" if name in from_env else config_file
+        for name in config.mcp_servers
+    }
+    return McpServers(
+        config.mcp_servers,
+        config.agent_calls,
+        max_result_bytes=config.max_mcp_result_bytes,
+        headers=headers,
+        sources=sources,
     )
 
 
@@ -246,10 +278,12 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
     answers 401 to a call without one of them; ``/health`` stays open."""
     service = service or build_service()
     keys = service.keys
+    mcp = orchestrator_mcp(service)
     routes = {
         ("POST", "/"): service.submit,
         ("POST", "/pubsub"): service.pubsub_push,
         ("GET", "/agents"): service.list_agents,
+        ("POST", MCP_PATH): mcp.handle,
     }
     return AsyncFunctionApp(
         "orchestrator",
@@ -257,4 +291,5 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         max_body_bytes=service.config.max_body_bytes,
         health=service.health,
         guard=keys.guard if keys.required else None,
+        on_close=mcp.aclose,
     )

@@ -148,3 +148,37 @@ async def test_a_planning_model_through_the_anthropic_provider(
     assert {t["name"] for t in sent[0]["tools"]} == {"calculator", "search", "data_processor"}
     [fed_back] = [b for b in sent[1]["messages"][-1]["content"] if b["type"] == "tool_result"]
     assert "715" in str(fed_back["content"]) and not fed_back.get("is_error")
+
+
+@pytest.fixture
+def weather_mcp(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A third-party MCP server (the SDK's ``MCPServer``), named in ``MCP_SERVERS`` before the
+    orchestrator starts."""
+    from tests.fakes.mcp_server import serve_weather
+
+    served = serve_weather()
+    monkeypatch.setenv("MCP_SERVERS", f"weather={served.url}/mcp")
+    try:
+        yield served.url
+    finally:
+        served.stop()
+
+
+async def test_an_mcp_servers_tool_through_the_anthropic_provider(
+    weather_mcp: str, anthropic_orchestrator: tuple[str, FakeAnthropic]
+) -> None:
+    url, fake = anthropic_orchestrator
+    fake.enqueue(
+        Answer.tool_use("weather__get_forecast", {"city": "Lyon"}),
+        Answer.text("Sunny in Lyon, 21 C."),
+    )
+    result = await ask(url, {"task": "Will it be sunny in Lyon?"})
+
+    assert result["status"] == "completed" and result["answer"] == "Sunny in Lyon, 21 C."
+    step = agent_steps(result)["weather__get_forecast"]
+    assert step["outcome"] == {"city": "Lyon", "forecast": "sunny", "high_c": 21}
+    sent = [r.body for r in fake.requests if r.path.startswith("/v1/messages")]
+    offered = {t["name"] for t in sent[0]["tools"]}
+    assert {"calculator", "weather__get_forecast", "weather__bad_name_v2"} <= offered
+    [fed_back] = [b for b in sent[1]["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert "sunny" in str(fed_back["content"]) and not fed_back.get("is_error")

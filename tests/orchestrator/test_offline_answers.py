@@ -301,3 +301,26 @@ async def test_a_question_naming_cells_or_counting_a_number_gets_the_right_numbe
     [step] = agent_steps(result)
     assert step["name"] == "data_processor" and step["error"] is None
     assert result["answer"] == f"[local rule-based model] {sentence}"
+
+
+async def test_an_mcp_servers_tool_is_picked_by_the_tasks_words(
+    stack: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, a third-party MCP server's tool is chosen by its name and description, and
+    its required argument filled from the task."""
+    from tests.fakes.mcp_server import serve_weather
+
+    weather = serve_weather()
+    for variable, url in stack.items():
+        monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("MCP_SERVERS", f"weather={weather.url}/mcp")
+    try:
+        async with serve_orchestrator() as url:
+            result = await call(url, {"task": "What is the weather forecast for Paris?"})
+    finally:
+        weather.stop()
+
+    [step] = [s for s in result["steps"] if s["kind"] == "agent"]
+    assert (step["name"], step["input"]) == ("weather__get_forecast", {"city": "Paris"})
+    assert step["outcome"]["forecast"] == "sunny"
+    assert result["status"] == "completed" and "sunny" in result["answer"]

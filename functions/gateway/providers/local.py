@@ -3,7 +3,8 @@
 It lets the whole system run anywhere. Given tools, it picks the ones whose name and
 description fit the request and fills their arguments from it (an arithmetic expression to a
 calculator-like tool, a lookup to a search-like tool, attached rows to a data tool, and the
-text after "use NAME" to any tool the request names, such as a user's own agent); given tool
+text after "use NAME" to any tool the request names, such as a user's own agent, and to a tool
+no rule knows whose name and description share the request's words, ``local_match``); given tool
 results, it writes an answer that states them. It cannot reason or write prose beyond that, and
 it says so: every answer is marked as coming from the local rule-based model.
 
@@ -29,6 +30,7 @@ from typing import Any
 from functions.gateway.messages import check_conversation
 from functions.gateway.providers import local_answers as answers
 from functions.gateway.providers import local_arithmetic as arithmetic
+from functions.gateway.providers import local_match
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.providers.base import ProviderCall, estimated_count
 from functions.gateway.providers.local_schema import minimal_instance
@@ -131,8 +133,11 @@ class LocalProvider:
         window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
         named = rules.named_tool(offered, window, check)  # "use wordcount on: ..."
+        matched = local_match.matched_call(offered, window, check) if named is None else None
         if named is not None:
             calls = [self._filled(named[0], named[1], check)]
+        elif matched is not None:  # a tool no rule knows whose words the request shares
+            calls = [matched]
         else:
             calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
         if not calls and choice.forced:
