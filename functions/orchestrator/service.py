@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
@@ -26,6 +27,7 @@ from functions.orchestrator.deliveries import deliver
 from functions.orchestrator.loop import Progress, Task, run_task
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
+from functions.orchestrator.run_store import StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import event_stream
@@ -42,6 +44,8 @@ from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
 from shared.outbound_auth import OutboundAuthSettings, platform_auth
 from shared.redact import header_secrets
+from shared.store import open_store
+from shared.store.guard import GuardedStore
 from shared.transport import Authenticated, Transport, outbound_transport
 
 REPLAYED_HEADER = "x-run-replayed"
@@ -73,6 +77,8 @@ class OrchestratorService:
     """The client the service made (closed by ``aclose``); None when all were injected."""
     keys: ApiKeys = field(default_factory=lambda: ApiKeys((), "orchestrator"))
     """What its callers must present (``ORCHESTRATOR_API_KEYS``); none by default."""
+    store: GuardedStore = field(default_factory=lambda: open_store("memory://"))
+    """Where sessions (and, with a shared store, CloudEvent runs) are kept (``STORE_URL``)."""
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
 
@@ -124,7 +130,8 @@ class OrchestratorService:
 
         if inbound.event_id is None:
             return await start()
-        result, known = await self.runs.run_once(run_id, start)
+        lease_s = task.budget.timeout_s
+        result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
         return dataclasses.replace(result, replayed=True) if known else result
 
     async def pubsub_push(self, call: Call) -> Reply:
@@ -178,10 +185,16 @@ class OrchestratorService:
             await self.sink.drain()
         if self.http is not None:
             await self.http.close()
+        await self.store.aclose()
 
     def health(self) -> dict[str, Any]:
         sink = self.sink is not None
-        return {"agents": self.agents.names(), "sink": sink, "auth": self.keys.required}
+        return {
+            "agents": self.agents.names(),
+            "sink": sink,
+            "auth": self.keys.required,
+            "store": self.store.health(),
+        }
 
 
 def _run_id(inbound: Inbound) -> str:
@@ -218,14 +231,30 @@ def build_service(
             http, config.agents, config.agent_calls, headers=headers, sources=sources
         )
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
-    runs = RunRegistry(
-        config.dedupe_ttl_s,
-        max_entries=config.dedupe_max_entries,
-        max_bytes=config.dedupe_max_bytes,
-    )
+    logs.hide(urlsplit(config.store.url).password or "")
+    store = open_store(config.store.url, timeout_s=config.store.timeout_s)
     return OrchestratorService(
-        config, model, agents, sink, runs, http, ApiKeys(keys, "orchestrator")
+        config,
+        model,
+        agents,
+        sink,
+        run_registry(config, store),
+        http,
+        ApiKeys(keys, "orchestrator"),
+        store,
     )
+
+
+def run_registry(config: OrchestratorConfig, store: GuardedStore) -> Runs:
+    """CloudEvent runs in the shared store; with ``memory://`` (one instance), in this
+    process's registry, which keeps results as they are within a budget of bytes."""
+    if store.backend == "memory":
+        return RunRegistry(
+            config.dedupe_ttl_s,
+            max_entries=config.dedupe_max_entries,
+            max_bytes=config.dedupe_max_bytes,
+        )
+    return StoreRuns(store, config.dedupe_ttl_s)
 
 
 def outbound(

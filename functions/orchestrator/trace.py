@@ -152,3 +152,19 @@ class RunResult:
         if self.replayed:
             body["replayed"] = True
         return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, unavailable: bool = False) -> RunResult:
+        """The result ``to_json()`` gave (a run kept in the shared store, answered again)."""
+        return cls(
+            run_id=body["run_id"],
+            status=Status(body["status"]),
+            answer=body["answer"],
+            stop_reason=StopReason(body["stop_reason"]),
+            steps=[Step(**step) for step in body["steps"]],
+            usage=Usage(**body["usage"]),
+            duration_ms=body["duration_ms"],
+            agents=dict(body["agents"]),
+            error=body["error"],
+            unavailable=unavailable,
+        )

@@ -19,18 +19,19 @@ its failures are counted (``agentorch_store_errors_total``) and shown in ``/heal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import ConfigError
 
-__all__ = ["Entry", "Store", "open_store", "store_url", "DEFAULT_URL", "DEFAULT_TIMEOUT_S"]
+if TYPE_CHECKING:
+    from shared.store.guard import GuardedStore
+
+__all__ = ["Entry", "Store", "open_store", "DEFAULT_URL", "DEFAULT_TIMEOUT_S"]
 
 DEFAULT_URL = "memory://"
 DEFAULT_TIMEOUT_S = 2.0
 URL_VARIABLE = "STORE_URL"
-TIMEOUT_VARIABLE = "STORE_TIMEOUT_S"
 
 
 @dataclass(frozen=True)
@@ -74,24 +75,7 @@ class Store(Protocol):
     async def aclose(self) -> None: ...
 
 
-def store_url(environ: Mapping[str, str]) -> str:
-    return (environ.get(URL_VARIABLE) or "").strip() or DEFAULT_URL
-
-
-def store_timeout(environ: Mapping[str, str]) -> float:
-    text = (environ.get(TIMEOUT_VARIABLE) or "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT_S
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 60:
-        raise ConfigError(f"${TIMEOUT_VARIABLE}={text[:20]!r}: must be seconds in (0, 60]")
-    return seconds
-
-
-def open_store(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
+def open_store(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> GuardedStore:
     """The store ``url`` names, each operation bounded by ``timeout_s``. Only the chosen
     backend's library is imported (redis only for ``redis://``)."""
     from shared.store.guard import GuardedStore

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import metrics
 from shared.errors import ConfigError, StoreUnavailable
 from shared.store import Store, open_store
 from shared.store.guard import GuardedStore
@@ -189,6 +190,10 @@ async def test_redis_restarted_mid_run_is_unavailable_then_serves_again(
         with pytest.raises(StoreUnavailable, match="redis store is unavailable"):
             await store.get("k")
         assert store.health()["ok"] is False and store.health()["failures"] == 1
+        payload, _ = metrics.render()
+        assert b'agentorch_store_errors_total{backend="redis",kind="error",operation="get"}' in (
+            payload
+        )
         redis.start()
         assert await store.put("k", b"after") == 1  # in memory only: the restart lost "before"
         entry = await store.get("k")
