@@ -48,6 +48,10 @@ class Task:
     data: TaskData | None = None
     agents: tuple[str, ...] | None = None
     """Only these agents may be used; None for all."""
+    session_id: str | None = None
+    """The session the task belongs to (``sessions.py``)."""
+    history: tuple[dict[str, Any], ...] = ()
+    """The session's earlier messages, shown to the model before the task."""
 
 
 async def run_task(
@@ -86,6 +90,7 @@ class _Run:
         self.tools: dict[str, Tool] = {}
         self.agent_notes: dict[str, str] = {}
         self.last_text = ""
+        self.messages: list[dict[str, Any]] = []
         self.unavailable = False
         self.ending: tuple[Status, StopReason, str | None] | None = None
         self.started = time.perf_counter()
@@ -121,7 +126,8 @@ class _Run:
         system = system_prompt(list(self.tools.values()), self._left_out())
         definitions = [tool.definition() for tool in self.tools.values()]
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        messages = self.messages
+        messages += [*self.task.history, {"role": "user", "content": text}]
         budget = self.task.budget
         while True:
             if len(self.steps) >= budget.max_steps:
@@ -310,6 +316,7 @@ class _Run:
             agents=self.agent_notes,
             error=error,
             unavailable=self.unavailable,
+            messages=self.messages[len(self.task.history) :],
         )
 
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:

@@ -132,6 +132,9 @@ class RunResult:
     replayed: bool = False
     """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":
     true`` in the JSON); the task was not run again."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """The conversation this run added (its task, the model's turns, the tools' results), as
+    Anthropic messages: what a session keeps. Not in the JSON answer."""
 
     @property
     def nothing_done(self) -> bool:
