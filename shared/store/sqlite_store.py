@@ -38,12 +38,15 @@ CREATE TABLE IF NOT EXISTS list_items (
 
 
 def sqlite_path(url: str) -> Path:
-    """``sqlite:///abs/path`` or ``sqlite:///./relative``; the path must be given."""
+    """``sqlite:///abs/path`` (or ``sqlite:////abs/path``) or ``sqlite:///./relative``; the
+    path must be given."""
     parts = urlsplit(url)
     path = unquote(parts.netloc + parts.path)
     if not path or path == "/":
         raise ConfigError(f"$STORE_URL={url[:80]!r}: name the file, as sqlite:///path/state.db")
-    if path.startswith("/./"):  # sqlite:///./state.db: relative to the working folder
+    # sqlite:///./state.db: relative to the working folder; sqlite:////abs/state.db
+    # (SQLAlchemy's spelling of an absolute path) as sqlite:///abs/state.db.
+    if path.startswith(("/./", "//")):
         path = path[1:]
     return Path(path)
 

@@ -227,3 +227,11 @@ async def test_a_store_that_never_answers_is_unavailable_within_its_timeout() ->
     finally:
         await store.aclose()
         silent.close()
+
+
+def test_the_emulators_store_is_a_file_in_its_state_folder(tmp_path: Path) -> None:
+    from emulator.state import StateFolder
+    from shared.store.sqlite_store import sqlite_path
+
+    assert sqlite_path(StateFolder(tmp_path).store_url) == tmp_path.resolve() / "state.db"
+    assert sqlite_path("sqlite:///./here.db") == Path("./here.db")
