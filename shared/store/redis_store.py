@@ -3,14 +3,15 @@ package's asyncio client, imported only when a redis URL is chosen.
 
 A value is a hash ``{v: value, n: version}``; a list is a Redis list. Compare-and-set and
 append (with its expiry) are Lua scripts, so each is one atomic step on the server whatever
-other instances do. Connections come from a bounded pool; a broken one is replaced once at
-once (a restarted server), and every call is bounded by ``timeout_s`` (socket timeouts here,
-the guard's deadline over all), so a server that accepts and never answers is a 503, not a
-hang.
+other instances do. At most ``MAX_CONNECTIONS`` calls at once, each on a pooled connection;
+a broken one is replaced once at once (a restarted server), and every call is bounded by
+``timeout_s`` (socket timeouts here, the guard's deadline over all), so a server that accepts
+and never answers is a 503, not a hang.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from shared.store import Entry
@@ -55,6 +56,12 @@ class RedisStore:
         self._timeout_s = timeout_s
         self._client: redis.asyncio.Redis | None = None
         self._scripts: dict[str, Any] = {}
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        """Calls at once, one per pooled connection. A call waits here for its turn (first
+        come, first served, within the guard's deadline), so the pool never refuses one:
+        redis-py's own blocking pool wakes its waiters through a condition whose lock every
+        one of them takes again, which under 1,000 tasks at once left some waiting past any
+        deadline (bench/sessions.py)."""
 
     def client(self) -> redis.asyncio.Redis:
         """Made on first use, in the running loop (nothing connects before a request)."""
@@ -63,10 +70,9 @@ class RedisStore:
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
+            pool = redis.asyncio.ConnectionPool.from_url(
                 self._url,
                 max_connections=MAX_CONNECTIONS,
-                timeout=self._timeout_s,
                 socket_timeout=self._timeout_s,
                 socket_connect_timeout=self._timeout_s,
                 retry=Retry(NoBackoff(), 1),
@@ -82,7 +88,8 @@ class RedisStore:
         from redis.exceptions import ResponseError
 
         try:
-            fields: list[Any] = await self.client().hmget(key, ["v", "n"])
+            async with self._slots:
+                fields: list[Any] = await self.client().hmget(key, ["v", "n"])
         except ResponseError as exc:
             if str(exc).startswith("WRONGTYPE"):
                 return None  # a list, not a value
@@ -95,18 +102,21 @@ class RedisStore:
     ) -> int | None:
         self.client()
         wanted = -1 if version is None else version
-        written = await self._scripts["put"](keys=[key], args=[value, wanted, _ms(ttl_s)])
+        async with self._slots:
+            written = await self._scripts["put"](keys=[key], args=[value, wanted, _ms(ttl_s)])
         return None if int(written) < 0 else int(written)
 
     async def append(self, key: str, item: bytes, *, ttl_s: float | None = None) -> int:
         self.client()
-        return int(await self._scripts["append"](keys=[key], args=[item, _ms(ttl_s)]))
+        async with self._slots:
+            return int(await self._scripts["append"](keys=[key], args=[item, _ms(ttl_s)]))
 
     async def items(self, key: str) -> list[bytes]:
         from redis.exceptions import ResponseError
 
         try:
-            listed: list[Any] = await self.client().lrange(key, 0, -1)
+            async with self._slots:
+                listed: list[Any] = await self.client().lrange(key, 0, -1)
         except ResponseError as exc:
             if str(exc).startswith("WRONGTYPE"):
                 return []
@@ -114,7 +124,8 @@ class RedisStore:
         return [bytes(item) for item in listed]
 
     async def delete(self, key: str) -> bool:
-        return bool(await self.client().delete(key))
+        async with self._slots:
+            return bool(await self.client().delete(key))
 
     async def aclose(self) -> None:
         if self._client is not None:
