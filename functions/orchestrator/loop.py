@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.orchestrator import structured
 from functions.orchestrator.agents import AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply
@@ -52,6 +53,8 @@ class Task:
     """The session the task belongs to (``sessions.py``)."""
     history: tuple[dict[str, Any], ...] = ()
     """The session's earlier messages, shown to the model before the task."""
+    output_schema: dict[str, Any] | None = None
+    """The answer must be JSON valid against it (``structured.py``)."""
 
 
 async def run_task(
@@ -91,6 +94,8 @@ class _Run:
         self.agent_notes: dict[str, str] = {}
         self.last_text = ""
         self.messages: list[dict[str, Any]] = []
+        self.output: Any = None
+        self.repaired = False
         self.unavailable = False
         self.ending: tuple[Status, StopReason, str | None] | None = None
         self.started = time.perf_counter()
@@ -142,10 +147,29 @@ class _Run:
             if not calls:
                 if reply.stop_reason == "max_tokens":
                     return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
+                if self._needs_repair(messages):
+                    continue
                 return self._end(Status.COMPLETED, StopReason.END_TURN)
             if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
+
+    def _needs_repair(self, messages: list[dict[str, Any]]) -> bool:
+        """With an output schema: whether the answer gets its one repair turn (its problem
+        added to ``messages``); a second invalid answer ends the run failed."""
+        schema = self.task.output_schema
+        if schema is None:
+            return False
+        self.output, problem = structured.parsed(self.last_text, schema)
+        if problem is None:
+            return False
+        if self.repaired:
+            why = f"the answer does not match output_schema after a repair turn: {problem}"
+            self._end(Status.FAILED, StopReason.INVALID_OUTPUT, why)
+            return False
+        self.repaired = True
+        messages.append(structured.repair_message(problem))
+        return True
 
     async def _discover_tools(self) -> None:
         statuses = await self.agents.statuses(self.task.agents)
@@ -191,6 +215,8 @@ class _Run:
         }
         if tools:
             request["tools"] = tools
+        if self.task.output_schema is not None:
+            request["output_config"] = structured.output_config(self.task.output_schema)
         summary = {"messages": len(messages), "tools": list(self.tools), "last": messages[-1]}
         step = await self._start("model", self.model.route, summary, None)
         began = time.perf_counter()
@@ -317,6 +343,7 @@ class _Run:
             error=error,
             unavailable=self.unavailable,
             messages=self.messages[len(self.task.history) :],
+            output=self.output if status is Status.COMPLETED else None,
         )
 
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:

@@ -32,6 +32,7 @@ from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sessions import Sessions, SessionTurn, check_session_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import event_stream
+from functions.orchestrator.structured import check_schema
 from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared import logs
@@ -69,6 +70,7 @@ class TaskRequest(BaseModel):
     agents: list[str] | None = Field(default=None, min_length=1, max_length=64)
     stream: StrictBool = False
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -219,7 +221,11 @@ class OrchestratorService:
         session_id = request.session_id
         if session_id is not None:
             check_session_id(session_id)
-        task = Task(request.task, budget, parse_task_data(request.data), agents, session_id)
+        schema = request.output_schema
+        if schema is not None:
+            schema = check_schema(schema)
+        data = parse_task_data(request.data)
+        task = Task(request.task, budget, data, agents, session_id, output_schema=schema)
         return task, request.stream
 
     async def list_agents(self, call: Call) -> Reply:

@@ -5,13 +5,10 @@ core. And a Redis that is down: the session's task is a 503 naming the store."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
-from functions.gateway.providers.local import LocalProvider
 from functions.orchestrator.config import OrchestratorConfig
-from functions.orchestrator.model import ModelReply
 from functions.orchestrator.service import OrchestratorService, run_registry
 from shared.aio import AsyncHttp
 from shared.errors import StoreUnavailable
@@ -19,26 +16,9 @@ from shared.http import Call
 from shared.store import open_store
 from shared.store.guard import GuardedStore
 from tests.fakes.redis_server import RedisServer, redis_server
-from tests.orchestrator.fakes import CALCULATOR, FakeAgents, calculate, directory
+from tests.orchestrator.fakes import CALCULATOR, FakeAgents, OfflineModel, calculate, directory
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]  # redis-server
-
-
-class OfflineModel:
-    """The gateway's local model, called in process (no gateway in between)."""
-
-    route = "local"
-
-    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
-        answer = LocalProvider().answer(request, "local")
-        usage = answer["usage"]
-        return ModelReply(
-            answer["content"],
-            answer["stop_reason"],
-            usage["input_tokens"],
-            usage["output_tokens"],
-            "local",
-        )
 
 
 @pytest.fixture(scope="module")
