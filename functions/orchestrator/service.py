@@ -167,7 +167,7 @@ class OrchestratorService:
                 progress=progress,
             )
             if turn is not None:
-                await turn.record(task.text, result)
+                result.session = await turn.record(task.text, result)
             if self.sink is not None:
                 self.sink.submit(result.to_json())
             return result

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator.trace import RunResult, Status
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, Conflict, NotFound, StoreUnavailable
 from shared.http import json_text
 from shared.logs import get_logger
 from shared.store import Store
@@ -176,12 +176,20 @@ class SessionTurn:
         turns = await self.sessions.turns(self.session_id)
         return recent(turns, self.sessions.max_tokens)
 
-    async def record(self, task: str, result: RunResult) -> None:
+    async def record(self, task: str, result: RunResult) -> dict[str, Any]:
+        """Keep the run's turn; what the answer says of it (``RunResult.session``). A store
+        that fails now does not take the answer away: the run is done, and the answer says
+        that its turn was not kept (never a silent loss)."""
         if result.status is Status.FAILED:
-            return
+            return {"id": self.session_id, "saved": False}
         messages = closed(result.messages, result.answer)
         turn = Turn(result.run_id, task, result.answer, result.status.value, time.time(), messages)
-        await self.sessions.append(self.session_id, turn)
+        try:
+            await self.sessions.append(self.session_id, turn)
+        except StoreUnavailable as exc:
+            log.error("session turn not kept", extra={"session_id": self.session_id})
+            return {"id": self.session_id, "saved": False, "error": exc.message}
+        return {"id": self.session_id, "saved": True}
 
     async def release(self) -> None:
         try:

@@ -136,6 +136,8 @@ class RunResult:
     true`` in the JSON); the task was not run again."""
     output: Any = None
     """With ``output_schema``: the answer parsed, valid against it (``"output"`` in the JSON)."""
+    session: dict[str, Any] | None = None
+    """A session's task: ``{"id", "saved"}`` (and ``"error"`` when its turn could not be kept)."""
     messages: list[dict[str, Any]] = field(default_factory=list)
     """The conversation this run added (its task, the model's turns, the tools' results), as
     Anthropic messages: what a session keeps. Not in the JSON answer."""
@@ -158,6 +160,8 @@ class RunResult:
         }
         if self.output is not None:
             body["output"] = self.output
+        if self.session is not None:
+            body["session"] = dict(self.session)
         if self.replayed:
             body["replayed"] = True
         return body
@@ -177,4 +181,5 @@ class RunResult:
             error=body["error"],
             unavailable=unavailable,
             output=body.get("output"),
+            session=body.get("session"),
         )

@@ -22,6 +22,8 @@ from functions.orchestrator.service import OrchestratorService, build_app
 from functions.orchestrator.sessions import Turn, closed, recent
 from functions.orchestrator.trace import RunResult, Status, StopReason, Usage
 from shared.aio import AsyncHttp
+from shared.store.guard import GuardedStore
+from shared.store.memory import MemoryStore
 from tests.orchestrator.fakes import (
     CALCULATOR,
     FakeAgents,
@@ -42,13 +44,25 @@ def config(**sessions: Any) -> OrchestratorConfig:
 
 
 def orchestrator(
-    fakes: FakeAgents, http: AsyncHttp, model: Any, **sessions: Any
+    fakes: FakeAgents,
+    http: AsyncHttp,
+    model: Any,
+    store: GuardedStore | None = None,
+    **sessions: Any,
 ) -> OrchestratorService:
     fakes.add("calculator", calculate, CALCULATOR.schema())
     settings = config(**sessions)
-    return OrchestratorService(
-        settings, model, directory(fakes, http), None, RunRegistry(settings.dedupe_ttl_s)
-    )
+    agents, runs = directory(fakes, http), RunRegistry(settings.dedupe_ttl_s)
+    if store is None:
+        return OrchestratorService(settings, model, agents, None, runs)
+    return OrchestratorService(settings, model, agents, None, runs, store=store)
+
+
+class LosingAppends(MemoryStore):
+    """A store whose appends fail (a Redis gone between a turn's start and its end)."""
+
+    async def append(self, key: str, item: bytes, *, ttl_s: float | None = None) -> int:
+        raise ConnectionError("connection reset")
 
 
 @pytest.fixture
@@ -120,6 +134,7 @@ async def test_a_follow_up_sees_the_earlier_turn_with_its_tool_calls(
     second = await client.post("/", json={"task": "now add 8 to that", "session_id": "chat-1"})
 
     assert first.json()["answer"] == "42" and second.json()["answer"] == "50"
+    assert first.json()["session"] == {"id": "chat-1", "saved": True}
     shown = model.requests[2]["messages"]
     assert [m["role"] for m in shown] == ["user", "assistant", "user", "assistant", "user"]
     assert "What is 6 * 7?" in shown[0]["content"] and "now add 8" in shown[4]["content"]
@@ -221,6 +236,20 @@ async def test_a_streamed_task_keeps_its_turn(
     assert "event: result" in streamed.text
     await client.post("/", json={"task": "b", "session_id": "s"})
     assert len(model.requests[1]["messages"]) == 3
+
+
+async def test_a_turn_the_store_could_not_keep_is_said_in_the_answer(
+    fake_agents: FakeAgents, http: AsyncHttp, client_of: Any
+) -> None:
+    store = GuardedStore(LosingAppends(), 1)
+    model = ScriptedModel().enqueue(text("done"))
+    client = client_of(orchestrator(fake_agents, http, model, store))
+    answer = await client.post("/", json={"task": "a", "session_id": "s"})
+    assert answer.status_code == 200 and answer.json()["answer"] == "done"
+    session = answer.json()["session"]
+    assert session["saved"] is False and "connection reset" in session["error"]
+    health = store.health()
+    assert health["failures"] == 1 and health["last_error"].startswith("append")
 
 
 async def test_a_failed_run_adds_no_turn(fake_agents: FakeAgents, http: AsyncHttp) -> None:
