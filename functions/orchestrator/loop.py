@@ -19,7 +19,7 @@ from typing import Any
 from functions.orchestrator import structured
 from functions.orchestrator.agents import AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
-from functions.orchestrator.model import Model, ModelCallError, ModelReply
+from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
 from functions.orchestrator.trace import (
@@ -36,7 +36,8 @@ from shared.logs import get_logger
 from shared.redact import redact
 
 Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Receives ``step_started`` / ``step_finished`` events as the run goes."""
+"""Receives ``step_started`` / ``step_finished`` events as the run goes, and ``text_delta``
+(the model's text as it is generated) between a model step's two."""
 
 log = get_logger("orchestrator.loop")
 CANCELLED = "not finished: the run's time budget ran out"
@@ -222,7 +223,7 @@ class _Run:
         began = time.perf_counter()
         try:
             timeout_s = min(self.settings.model_timeout_s, self._time_left())
-            reply = await self.model.create(request, timeout_s=timeout_s)
+            reply = await self._call_model(step, request, timeout_s)
         except ModelCallError as exc:
             # The gateway's text (an older one could leak): scrubbed before the run keeps it.
             step.error, step.attempts = redact(exc.error.message), exc.attempts
@@ -255,6 +256,20 @@ class _Run:
         )
         await self._finish(step)
         return reply
+
+    async def _call_model(
+        self, step: Step, request: dict[str, Any], timeout_s: float
+    ) -> ModelReply:
+        """The model's reply; in a streamed run, its text passed on as ``text_delta`` events
+        as it is generated (``StreamingModel``)."""
+        progress = self.progress
+        if progress is None or not isinstance(self.model, StreamingModel):
+            return await self.model.create(request, timeout_s=timeout_s)
+
+        async def on_text(text: str) -> None:
+            await progress("text_delta", {"index": step.index, "text": text})
+
+        return await self.model.stream(request, timeout_s=timeout_s, on_text=on_text)
 
     def _call_tokens(self) -> int:
         left = self.task.budget.max_tokens - self.usage.tokens
