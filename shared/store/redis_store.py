@@ -1,5 +1,6 @@
 """``redis://host:port/db`` (``rediss://`` for TLS): Redis or Valkey, through the ``redis``
-package's asyncio client, imported only when a redis URL is chosen.
+package's asyncio client, imported only when a redis URL is chosen (at start-up then: see
+``RedisStore.__init__``).
 
 A value is a hash ``{v: value, n: version}``; a list is a Redis list. Compare-and-set and
 append (with its expiry) are Lua scripts, so each is one atomic step on the server whatever
@@ -52,6 +53,10 @@ class RedisStore:
     backend = "redis"
 
     def __init__(self, url: str, timeout_s: float) -> None:
+        # Imported now, not on the first call: under load its import took longer than a
+        # call's deadline, and the first call failed. Only a redis:// store imports it.
+        import redis.asyncio  # noqa: F401
+
         self._url = url
         self._timeout_s = timeout_s
         self._client: redis.asyncio.Redis | None = None
