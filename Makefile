@@ -79,7 +79,7 @@ up: ## start the stack on the emulator in the background (gateway :8585, orchest
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down
 
-bench: bench-gateway bench-inflight bench-openai bench-orchestrator bench-stack bench-cold bench-mcp
+bench: bench-gateway bench-inflight bench-openai bench-orchestrator bench-stack bench-cold bench-mcp bench-sessions bench-first-token
 
 LITELLM := bench/.work/litellm/bin/litellm
 
@@ -106,6 +106,15 @@ bench-stack: ## the full offline stack on the emulator: tasks/s and latency at 1
 bench-tools:
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
+
+.PHONY: bench-sessions
+bench-sessions: ## sessions on Redis: added p50 per task, and 1,000 tasks at once on 1,000 sessions
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	$(BIN)/python -m bench.sessions
+
+.PHONY: bench-first-token
+bench-first-token: ## a streamed run's first words: through the orchestrator against the gateway alone
+	$(BIN)/python -m bench.first_token
 
 .PHONY: bench-cold
 bench-cold: ## every function's cold start: process start to first answer, with and without bytecode, beside functions-framework's command

@@ -5,7 +5,8 @@
     agentorch logs [SERVICE] [-f]    the services' output
     agentorch restart SERVICE
     agentorch invoke SERVICE --data JSON [--cloudevent TYPE [--structured]]
-    agentorch ask ["TASK"] [--data FILE] [--json]   (no task: an interactive prompt)
+    agentorch ask ["TASK"] [--data FILE] [--json] [--session NAME]
+                                     (no task: an interactive prompt, which keeps a session)
     agentorch health [--api-key KEY] every service's /health and the gateway's providers
     agentorch new agent NAME         scaffold an agent: its folder, test and functions.yaml entry
     agentorch manifest               rewrite the files generated from functions.yaml
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +92,12 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--data", type=Path, metavar="FILE", help="attach a CSV or JSON file")
     ask.add_argument("--json", action="store_true", help="print the raw response")
     ask.add_argument("--timeout", type=float, default=300.0)
+    ask.add_argument(
+        "--session",
+        metavar="NAME",
+        help="keep a conversation: each task sees the earlier ones of NAME (the interactive "
+        "prompt keeps one of its own unless this names it)",
+    )
     ask.add_argument(
         "--api-key",
         help="the orchestrator's key (default: ORCHESTRATOR_API_KEY, else the first of "
@@ -364,6 +372,9 @@ def cmd_ask(args: argparse.Namespace, folder: StateFolder, console: Console) -> 
         return ask_once(" ".join(args.task), url, data, args, console, key)
     from emulator.prompt import tasks  # prompt_toolkit is only needed here
 
+    # One conversation per prompt, so that "now add 8 to that" follows what came before.
+    args.session = args.session or f"ask-{secrets.token_hex(6)}"
+    console.print(f"session {args.session} (agentorch ask --session {args.session} continues it)")
     for task in tasks(folder.root / "history", console):
         try:
             ask_once(task, url, data, args, console, key)
@@ -380,8 +391,11 @@ def ask_once(
     console: Console,
     key: str | None = None,
 ) -> int:
+    session = args.session
     if args.json:
-        result = client.ask(url, task, data, stream=False, timeout_s=args.timeout, api_key=key)
+        result = client.ask(
+            url, task, data, stream=False, timeout_s=args.timeout, api_key=key, session_id=session
+        )
         print(json.dumps(result, indent=2, ensure_ascii=False))  # unwrapped: JSON for tools
     else:
         with render.StepProgress(console) as progress:
@@ -392,6 +406,7 @@ def ask_once(
                 on_event=progress,
                 timeout_s=args.timeout,
                 api_key=key,
+                session_id=session,
             )
         render.print_result(console, result)
     return 0 if result.get("status") == "completed" else 2

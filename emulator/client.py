@@ -68,11 +68,15 @@ def ask(
     stream: bool = True,
     timeout_s: float = 300.0,
     api_key: str | None = None,
+    session_id: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> dict[str, Any]:
     """Send ``task`` to the orchestrator at ``url`` (with ``api_key`` when it requires one:
-    ``ORCHESTRATOR_API_KEYS``); its final result object. Raises ``KeyRefused`` on a 401."""
+    ``ORCHESTRATOR_API_KEYS``; in the conversation ``session_id`` when given); its final
+    result object. Raises ``KeyRefused`` on a 401."""
     body: dict[str, Any] = {"task": task, "stream": stream}
+    if session_id:
+        body["session_id"] = session_id
     headers = {"accept": "text/event-stream"}
     if api_key:
         headers["x-api-key"] = api_key

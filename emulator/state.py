@@ -3,6 +3,7 @@
     .agentorch/state.json          the supervisor's PID, each service's URL, PID and state
     .agentorch/logs/<service>.log  everything the service printed
     .agentorch/requests/           ``restart-<service>`` files the supervisor picks up on SIGUSR1
+    .agentorch/state.db            the store every function shares (``STORE_URL``: runs, sessions)
 
 ``state.json`` is written whole and renamed into place, so a reader never sees half of it.
 """
@@ -65,6 +66,12 @@ class StateFolder:
     @property
     def requests(self) -> Path:
         return self.root / "requests"
+
+    @property
+    def store_url(self) -> str:
+        """The functions' ``STORE_URL`` unless one is set: SQLite in this folder, shared by
+        every process of the stack (``shared.store``)."""
+        return f"sqlite:///{self.root.resolve() / 'state.db'}"
 
     def log_file(self, service: str) -> Path:
         return self.root / "logs" / f"{service}.log"

@@ -27,6 +27,7 @@ from emulator.network import Address, service_environment
 from emulator.process import function_environment, health_answer, signal_group, spawn
 from emulator.state import ServiceState, StackState, StateFolder
 from shared.http import INSTANCE_VARIABLE
+from shared.store import URL_VARIABLE as STORE_VARIABLE
 
 HEALTH_POLL_S = 0.05
 RESTART_DELAY_S = (0.5, 10.0)
@@ -147,6 +148,8 @@ class Supervisor:
             },
             root=self.project.directory,
         )
+        if not environ.get(STORE_VARIABLE):  # runs and sessions outlive a restart, shared
+            environ[STORE_VARIABLE] = self.folder.store_url
         process = spawn(
             source,
             running.service.target,

@@ -20,7 +20,14 @@ from typing import Any
 
 from shared.context import current_request_id
 from shared.http import JsonResponse, compact_json
-from shared.transport import FAILURES, Answer, Transport, outbound_transport, upstream_failure
+from shared.transport import (
+    FAILURES,
+    Answer,
+    Response,
+    Transport,
+    outbound_transport,
+    upstream_failure,
+)
 
 
 def outbound_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -69,6 +76,30 @@ class AsyncHttp:
         except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
         return JsonResponse(status=answer.status, headers=answer.headers, data=data)
+
+    async def open_stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        service: str = "upstream",
+    ) -> Response:
+        """Send JSON; the answer as soon as its status and headers are in, its body to read
+        as it arrives (``Response.chunks``; the caller reads it to its end or closes it).
+        Failures before the answer as in ``request_json``."""
+        sent = outbound_headers(headers)
+        sent.setdefault("content-type", "application/json")
+        payload = compact_json(body).encode()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._transport.request(
+                    method, url, sent, payload, connect_timeout_s=timeout_s
+                )
+        except FAILURES as exc:
+            raise upstream_failure(service, exc, timeout_s) from exc
 
     async def send(
         self,

@@ -10,6 +10,7 @@
         │   ├── PayloadTooLarge       413 request_too_large
         │   ├── HeadersTooLarge       431 request_too_large
         │   ├── UnsupportedMedia      415 invalid_request_error
+        │   ├── Conflict              409 conflict_error     (busy: e.g. a session's task)
         │   └── InvalidArguments      400 invalid_request_error  (orchestrator: bad tool input)
         ├── Unauthorized              401 authentication_error
         ├── Forbidden                 403 permission_error
@@ -28,6 +29,7 @@
             ├── Overloaded            529 overloaded_error
             ├── UpstreamUnavailable   503 api_error   it could not be reached or used
             │   ├── CircuitOpen           503 api_error   not called: its circuit is open
+            │   ├── StoreUnavailable      503 api_error   the shared store (STORE_URL) failed
             │   └── TransportError        503 api_error   no connection, or its answer broke
             │       └── AnswerTooLarge        503 api_error   off or was not HTTP; too large
             └── UpstreamTimeout       504 timeout_error
@@ -127,6 +129,15 @@ class HeadersTooLarge(BadRequest):
 
 class UnsupportedMedia(BadRequest):
     status_code = 415
+
+
+class Conflict(BadRequest):
+    """What the request needs is held by another one under way (a session's task): sent
+    again once that one ends, it can succeed."""
+
+    status_code = 409
+    error_type = "conflict_error"
+    should_retry: bool | None = None
 
 
 class Unauthorized(ServiceError):
@@ -246,6 +257,11 @@ class CircuitOpen(UpstreamUnavailable):
     cool-down that ``retry_after`` gives. Sending the request again sooner cannot help."""
 
     should_retry = False
+
+
+class StoreUnavailable(UpstreamUnavailable):
+    """The shared store (``shared.store``: SQLite, Redis) failed or did not answer in time:
+    what needs it is refused rather than done without it."""
 
 
 class TransportError(UpstreamUnavailable):

@@ -30,6 +30,8 @@ from shared.manifest import (
 )
 from shared.resilience import CircuitSettings, RetrySettings
 from shared.settings import FunctionSettings, SettingsFile
+from shared.store import DEFAULT_TIMEOUT_S as DEFAULT_STORE_TIMEOUT_S
+from shared.store import DEFAULT_URL as DEFAULT_STORE_URL
 
 AGENTS_VARIABLE = "AGENTS"
 MCP_SERVERS_VARIABLE = "MCP_SERVERS"
@@ -40,7 +42,14 @@ MCP_SEPARATOR = "__"
 # ---- the agent directory: functions.yaml, the file's agents:, <NAME>_URL, $AGENTS -----------
 
 
-OTHER_OVERRIDES = {"GATEWAY_URL": "gateway.url", "K_SINK": "sink.url"}
+OTHER_OVERRIDES = {
+    "GATEWAY_URL": "gateway.url",
+    "K_SINK": "sink.url",
+    "STORE_URL": "store.url",
+    "STORE_TIMEOUT_S": "store.timeout_s",
+    "SESSION_TTL_S": "sessions.ttl_s",
+    "SESSION_MAX_TOKENS": "sessions.max_tokens",
+}
 
 
 def env_overrides(agents: Iterable[str]) -> dict[str, str]:
@@ -62,7 +71,7 @@ def env_overrides(agents: Iterable[str]) -> dict[str, str]:
                 "rename one"
             )
         by_agent[variable] = dotted
-    return {"GATEWAY_URL": "gateway.url", **by_agent, "K_SINK": "sink.url"}
+    return {"GATEWAY_URL": "gateway.url", **by_agent, **OTHER_OVERRIDES}
 
 
 def _builtin_agents() -> tuple[Function, ...]:
@@ -146,6 +155,25 @@ class SinkSettings(_Strict):
     source: str = Field(default="/agentorch/orchestrator", min_length=1)
 
 
+class StoreSettings(_Strict):
+    url: str = Field(default=DEFAULT_STORE_URL, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")
+    """Where runs and sessions are kept (``shared.store``): ``memory://`` (this instance
+    alone), ``sqlite:///path`` (every process on the machine), ``redis://host:port``
+    (every instance). ``$STORE_URL``."""
+    timeout_s: float = Field(default=DEFAULT_STORE_TIMEOUT_S, gt=0, le=60)
+    """Each store call; past it the store counts as down (503). ``$STORE_TIMEOUT_S``."""
+
+
+class SessionSettings(_Strict):
+    ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    """A session is forgotten this long after its last turn. ``$SESSION_TTL_S``."""
+    max_tokens: int = Field(default=8000, ge=100)
+    """The earlier turns a task sees, at most this many tokens (estimated): the oldest go
+    first. ``$SESSION_MAX_TOKENS``."""
+    max_turns: int = Field(default=200, ge=1, le=10_000)
+    """At most this many turns are kept per session (read back at each task)."""
+
+
 CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
 
 
@@ -184,6 +212,8 @@ class OrchestratorConfig(FunctionSettings):
     """At most this many finished CloudEvent runs are remembered (the oldest go first)."""
     dedupe_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0)
     """At most this many bytes of their results, each counted at the size of its JSON."""
+    store: StoreSettings = StoreSettings()
+    sessions: SessionSettings = SessionSettings()
 
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:

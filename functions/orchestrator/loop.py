@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.orchestrator import structured
 from functions.orchestrator.agents import AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
-from functions.orchestrator.model import Model, ModelCallError, ModelReply
+from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
 from functions.orchestrator.trace import (
@@ -35,7 +36,8 @@ from shared.logs import get_logger
 from shared.redact import redact
 
 Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Receives ``step_started`` / ``step_finished`` events as the run goes."""
+"""Receives ``step_started`` / ``step_finished`` events as the run goes, and ``text_delta``
+(the model's text as it is generated) between a model step's two."""
 
 log = get_logger("orchestrator.loop")
 CANCELLED = "not finished: the run's time budget ran out"
@@ -48,6 +50,12 @@ class Task:
     data: TaskData | None = None
     agents: tuple[str, ...] | None = None
     """Only these agents may be used; None for all."""
+    session_id: str | None = None
+    """The session the task belongs to (``sessions.py``)."""
+    history: tuple[dict[str, Any], ...] = ()
+    """The session's earlier messages, shown to the model before the task."""
+    output_schema: dict[str, Any] | None = None
+    """The answer must be JSON valid against it (``structured.py``)."""
 
 
 async def run_task(
@@ -86,6 +94,9 @@ class _Run:
         self.tools: dict[str, Tool] = {}
         self.agent_notes: dict[str, str] = {}
         self.last_text = ""
+        self.messages: list[dict[str, Any]] = []
+        self.output: Any = None
+        self.repaired = False
         self.unavailable = False
         self.ending: tuple[Status, StopReason, str | None] | None = None
         self.started = time.perf_counter()
@@ -121,7 +132,8 @@ class _Run:
         system = system_prompt(list(self.tools.values()), self._left_out())
         definitions = [tool.definition() for tool in self.tools.values()]
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        messages = self.messages
+        messages += [*self.task.history, {"role": "user", "content": text}]
         budget = self.task.budget
         while True:
             if len(self.steps) >= budget.max_steps:
@@ -136,10 +148,29 @@ class _Run:
             if not calls:
                 if reply.stop_reason == "max_tokens":
                     return self._end(Status.STOPPED, StopReason.MAX_TOKENS)
+                if self._needs_repair(messages):
+                    continue
                 return self._end(Status.COMPLETED, StopReason.END_TURN)
             if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
+
+    def _needs_repair(self, messages: list[dict[str, Any]]) -> bool:
+        """With an output schema: whether the answer gets its one repair turn (its problem
+        added to ``messages``); a second invalid answer ends the run failed."""
+        schema = self.task.output_schema
+        if schema is None:
+            return False
+        self.output, problem = structured.parsed(self.last_text, schema)
+        if problem is None:
+            return False
+        if self.repaired:
+            why = f"the answer does not match output_schema after a repair turn: {problem}"
+            self._end(Status.FAILED, StopReason.INVALID_OUTPUT, why)
+            return False
+        self.repaired = True
+        messages.append(structured.repair_message(problem))
+        return True
 
     async def _discover_tools(self) -> None:
         statuses = await self.agents.statuses(self.task.agents)
@@ -185,12 +216,14 @@ class _Run:
         }
         if tools:
             request["tools"] = tools
+        if self.task.output_schema is not None:
+            request["output_config"] = structured.output_config(self.task.output_schema)
         summary = {"messages": len(messages), "tools": list(self.tools), "last": messages[-1]}
         step = await self._start("model", self.model.route, summary, None)
         began = time.perf_counter()
         try:
             timeout_s = min(self.settings.model_timeout_s, self._time_left())
-            reply = await self.model.create(request, timeout_s=timeout_s)
+            reply = await self._call_model(step, request, timeout_s)
         except ModelCallError as exc:
             # The gateway's text (an older one could leak): scrubbed before the run keeps it.
             step.error, step.attempts = redact(exc.error.message), exc.attempts
@@ -223,6 +256,20 @@ class _Run:
         )
         await self._finish(step)
         return reply
+
+    async def _call_model(
+        self, step: Step, request: dict[str, Any], timeout_s: float
+    ) -> ModelReply:
+        """The model's reply; in a streamed run, its text passed on as ``text_delta`` events
+        as it is generated (``StreamingModel``)."""
+        progress = self.progress
+        if progress is None or not isinstance(self.model, StreamingModel):
+            return await self.model.create(request, timeout_s=timeout_s)
+
+        async def on_text(text: str) -> None:
+            await progress("text_delta", {"index": step.index, "text": text})
+
+        return await self.model.stream(request, timeout_s=timeout_s, on_text=on_text)
 
     def _call_tokens(self) -> int:
         left = self.task.budget.max_tokens - self.usage.tokens
@@ -310,6 +357,8 @@ class _Run:
             agents=self.agent_notes,
             error=error,
             unavailable=self.unavailable,
+            messages=self.messages[len(self.task.history) :],
+            output=self.output if status is Status.COMPLETED else None,
         )
 
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:

@@ -12,8 +12,8 @@ only ever look at the oldest. What is kept is bounded in entries and in bytes (e
 counted at the size of its JSON); past either bound the oldest finished runs go first. Runs in
 flight are never evicted: a redelivery must join them, and the server bounds how many there are.
 
-``Runs`` is the whole interface the service uses, so a store shared between instances can
-take this registry's place.
+``Runs`` is the whole interface the service uses: with a store shared between instances
+(``STORE_URL`` sqlite:// or redis://), ``run_store.StoreRuns`` takes this registry's place.
 """
 
 from __future__ import annotations
@@ -49,10 +49,15 @@ def encoded_size(result: RunResult) -> int:
 
 class Runs(Protocol):
     async def run_once(
-        self, run_id: str, start: Callable[[], Awaitable[RunResult]]
+        self,
+        run_id: str,
+        start: Callable[[], Awaitable[RunResult]],
+        *,
+        lease_s: float | None = None,
     ) -> tuple[RunResult, bool]:
         """The result of the run ``run_id``, started by ``start()`` unless it is known; the
-        flag says whether it was known (a redelivery, answered with a replay)."""
+        flag says whether it was known (a redelivery, answered with a replay). ``lease_s``:
+        how long the run may take (a shared registry holds its claim that long)."""
         ...
 
 
@@ -94,7 +99,11 @@ class RunRegistry:
         return self._bytes
 
     async def run_once(
-        self, run_id: str, start: Callable[[], Awaitable[RunResult]]
+        self,
+        run_id: str,
+        start: Callable[[], Awaitable[RunResult]],
+        *,
+        lease_s: float | None = None,
     ) -> tuple[RunResult, bool]:
         self._expire()
         finished = self._finished.get(run_id)

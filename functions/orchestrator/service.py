@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
@@ -31,9 +32,12 @@ from functions.orchestrator.mcp_agents import McpServers
 from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
+from functions.orchestrator.run_store import StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
+from functions.orchestrator.sessions import Sessions, SessionTurn, check_session_id
 from functions.orchestrator.sink import EventSink
 from functions.orchestrator.streaming import event_stream
+from functions.orchestrator.structured import check_schema
 from functions.orchestrator.tools import MAX_TASK_DEPTH, make_tool, parse_task_data
 from functions.orchestrator.trace import RunResult, Status
 from shared import logs
@@ -41,14 +45,19 @@ from shared.aio import AsyncHttp
 from shared.api_keys import ApiKeys
 from shared.asgi import AsyncFunctionApp
 from shared.config import accepted_keys, gateway_client_key
-from shared.errors import BadRequest, UpstreamUnavailable, validation_message
+from shared.errors import BadRequest, NotFound, UpstreamUnavailable, validation_message
 from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
 from shared.mcp_server import MCP_PATH
 from shared.outbound_auth import OutboundAuthSettings, platform_auth
 from shared.redact import header_secrets
+from shared.store import open_store
+from shared.store.guard import GuardedStore
 from shared.transport import Authenticated, Transport, outbound_transport
+
+SESSIONS_PREFIX = "/sessions/"
+SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
 
 REPLAYED_HEADER = "x-run-replayed"
 """``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
@@ -66,6 +75,8 @@ class TaskRequest(BaseModel):
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     agents: list[str] | None = Field(default=None, min_length=1, max_length=64)
     stream: StrictBool = False
+    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -79,11 +90,21 @@ class OrchestratorService:
     """The client the service made (closed by ``aclose``); None when all were injected."""
     keys: ApiKeys = field(default_factory=lambda: ApiKeys((), "orchestrator"))
     """What its callers must present (``ORCHESTRATOR_API_KEYS``); none by default."""
+    store: GuardedStore = field(default_factory=lambda: open_store("memory://"))
+    """Where sessions (and, with a shared store, CloudEvent runs) are kept (``STORE_URL``)."""
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
+    sessions: Sessions = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = LoopSettings.of(self.config)
+        given = self.config.sessions
+        self.sessions = Sessions(
+            self.store,
+            ttl_s=given.ttl_s,
+            max_tokens=given.max_tokens,
+            max_turns=given.max_turns,
+        )
 
     async def submit(self, call: Call) -> Reply:
         inbound = call.inbound(max_depth=MAX_TASK_DEPTH)
@@ -97,8 +118,12 @@ class OrchestratorService:
         # stopping worker waits for that too (shared/server.py).
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
         if stream:
+            # A busy session is a 409 before the stream starts, not a failed event in it.
+            turn = await self._claim(task)
             return Reply(
-                event_stream(lambda progress: self.run(task, run_id, inbound, progress), run_id),
+                event_stream(
+                    lambda progress: self.run(task, run_id, inbound, progress, turn), run_id
+                ),
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
                 content_type=SSE_CONTENT_TYPE,
                 after=after,
@@ -110,28 +135,70 @@ class OrchestratorService:
         return Reply(result.to_json(), headers=headers, after=after)
 
     async def run(
-        self, task: Task, run_id: str, inbound: Inbound, progress: Progress | None
+        self,
+        task: Task,
+        run_id: str,
+        inbound: Inbound,
+        progress: Progress | None,
+        turn: SessionTurn | None = None,
     ) -> RunResult:
         """Run ``task``, its result to the sink; an event's run once (``runs``), however
-        often it is delivered."""
+        often it is delivered; a session's task with its history, its turn then kept
+        (``turn``: the session already claimed for it)."""
+        turn = turn or await self._claim(task)
+        try:
+            return await self._run_once(task, run_id, inbound, progress, turn)
+        finally:
+            if turn is not None:
+                await turn.release()
 
+    async def _run_once(
+        self,
+        task: Task,
+        run_id: str,
+        inbound: Inbound,
+        progress: Progress | None,
+        turn: SessionTurn | None,
+    ) -> RunResult:
         async def start() -> RunResult:
+            ran = task
+            if turn is not None:
+                ran = dataclasses.replace(task, history=tuple(await turn.history()))
             result = await run_task(
-                task,
+                ran,
                 run_id=run_id,
                 model=self.model,
                 agents=self.agents,
                 settings=self.settings,
                 progress=progress,
             )
+            if turn is not None:
+                result.session = await turn.record(task.text, result)
             if self.sink is not None:
                 self.sink.submit(result.to_json())
             return result
 
         if inbound.event_id is None:
             return await start()
-        result, known = await self.runs.run_once(run_id, start)
+        lease_s = task.budget.timeout_s
+        result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
         return dataclasses.replace(result, replayed=True) if known else result
+
+    async def _claim(self, task: Task) -> SessionTurn | None:
+        if task.session_id is None:
+            return None
+        return await self.sessions.claim(task.session_id, task.budget.timeout_s)
+
+    async def get_session(self, call: Call) -> Reply:
+        """``GET /sessions/{id}``: the session's turns, oldest first."""
+        return Reply(await self.sessions.history(_session_of(call)))
+
+    async def delete_session(self, call: Call) -> Reply:
+        """``DELETE /sessions/{id}``: forget it (404 when there was none)."""
+        session_id = _session_of(call)
+        if not await self.sessions.forget(session_id):
+            raise NotFound(f"no session {session_id!r} (never used, expired or deleted)")
+        return Reply({"session_id": session_id, "deleted": True})
 
     async def pubsub_push(self, call: Call) -> Reply:
         """``POST /pubsub``: a Pub/Sub push subscription's envelope (platform_events.py)."""
@@ -157,7 +224,14 @@ class OrchestratorService:
                     f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
                 )
             agents = tuple(dict.fromkeys(request.agents))
-        task = Task(request.task, budget, parse_task_data(request.data), agents)
+        session_id = request.session_id
+        if session_id is not None:
+            check_session_id(session_id)
+        schema = request.output_schema
+        if schema is not None:
+            schema = check_schema(schema)
+        data = parse_task_data(request.data)
+        task = Task(request.task, budget, data, agents, session_id, output_schema=schema)
         return task, request.stream
 
     async def list_agents(self, call: Call) -> Reply:
@@ -188,10 +262,20 @@ class OrchestratorService:
             await close()
         if self.http is not None:
             await self.http.close()
+        await self.store.aclose()
 
     def health(self) -> dict[str, Any]:
         sink = self.sink is not None
-        return {"agents": self.agents.names(), "sink": sink, "auth": self.keys.required}
+        return {
+            "agents": self.agents.names(),
+            "sink": sink,
+            "auth": self.keys.required,
+            "store": self.store.health(),
+        }
+
+
+def _session_of(call: Call) -> str:
+    return check_session_id(call.path.removeprefix(SESSIONS_PREFIX))
 
 
 def _run_id(inbound: Inbound) -> str:
@@ -230,13 +314,17 @@ def build_service(
         if config.mcp_servers:
             agents = AgentSet(agents, mcp_servers(config, environ, config_file))
     sink = EventSink(http, config.sink.url, config.sink) if config.sink.url else None
-    runs = RunRegistry(
-        config.dedupe_ttl_s,
-        max_entries=config.dedupe_max_entries,
-        max_bytes=config.dedupe_max_bytes,
-    )
+    logs.hide(urlsplit(config.store.url).password or "")
+    store = open_store(config.store.url, timeout_s=config.store.timeout_s)
     return OrchestratorService(
-        config, model, agents, sink, runs, http, ApiKeys(keys, "orchestrator")
+        config,
+        model,
+        agents,
+        sink,
+        run_registry(config, store),
+        http,
+        ApiKeys(keys, "orchestrator"),
+        store,
     )
 
 
@@ -260,6 +348,18 @@ def mcp_servers(
     )
 
 
+def run_registry(config: OrchestratorConfig, store: GuardedStore) -> Runs:
+    """CloudEvent runs in the shared store; with ``memory://`` (one instance), in this
+    process's registry, which keeps results as they are within a budget of bytes."""
+    if store.backend == "memory":
+        return RunRegistry(
+            config.dedupe_ttl_s,
+            max_entries=config.dedupe_max_entries,
+            max_bytes=config.dedupe_max_bytes,
+        )
+    return StoreRuns(store, config.dedupe_ttl_s)
+
+
 def outbound(
     environ: Mapping[str, str], config: OrchestratorConfig, *, own_auth: Collection[str] = ()
 ) -> Transport:
@@ -273,6 +373,11 @@ def outbound(
     return transport if auth is None else Authenticated(transport, auth)
 
 
+class OrchestratorApp(AsyncFunctionApp):
+    def route_of(self, path: str) -> str:
+        return SESSION_ROUTE if path.startswith(SESSIONS_PREFIX) else path
+
+
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
     """The orchestrator's routes; with ``ORCHESTRATOR_API_KEYS`` set, each (and ``/metrics``)
     answers 401 to a call without one of them; ``/health`` stays open."""
@@ -284,8 +389,10 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         ("POST", "/pubsub"): service.pubsub_push,
         ("GET", "/agents"): service.list_agents,
         ("POST", MCP_PATH): mcp.handle,
+        ("GET", SESSION_ROUTE): service.get_session,
+        ("DELETE", SESSION_ROUTE): service.delete_session,
     }
-    return AsyncFunctionApp(
+    return OrchestratorApp(
         "orchestrator",
         {route: keys.guarding(handler) for route, handler in routes.items()},
         max_body_bytes=service.config.max_body_bytes,

@@ -1,7 +1,10 @@
-"""A run as server-sent events: ``step_started`` and ``step_finished`` as they happen, then
-``result`` with the complete final object — also when the run fails after the stream began.
+"""A run as server-sent events: ``step_started`` and ``step_finished`` as they happen, the
+model's text as it is generated (``text_delta``, inside a model step: its ``index`` and a piece
+of ``text``), then ``result`` with the complete final object — also when the run fails after
+the stream began.
 
     event: step_started\\ndata: {"index": 0, "kind": "model", "name": "...", "input": ...}\\n\\n
+    event: text_delta\\ndata: {"index": 0, "text": "The answ"}\\n\\n
     event: step_finished\\ndata: <the step, as in the result's "steps">\\n\\n
     event: result\\ndata: <the final result>\\n\\n
 """

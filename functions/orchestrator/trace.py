@@ -32,6 +32,8 @@ class StopReason(StrEnum):
     """The gateway could not be reached or refused the call."""
     MODEL_ERROR = "model_error"
     """The model's answer could not be used (cut short, malformed)."""
+    INVALID_OUTPUT = "invalid_output"
+    """The answer did not match the task's ``output_schema``, even after a repair turn."""
     INTERNAL_ERROR = "internal_error"
 
 
@@ -132,6 +134,13 @@ class RunResult:
     replayed: bool = False
     """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":
     true`` in the JSON); the task was not run again."""
+    output: Any = None
+    """With ``output_schema``: the answer parsed, valid against it (``"output"`` in the JSON)."""
+    session: dict[str, Any] | None = None
+    """A session's task: ``{"id", "saved"}`` (and ``"error"`` when its turn could not be kept)."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """The conversation this run added (its task, the model's turns, the tools' results), as
+    Anthropic messages: what a session keeps. Not in the JSON answer."""
 
     @property
     def nothing_done(self) -> bool:
@@ -149,6 +158,28 @@ class RunResult:
             "duration_ms": round(self.duration_ms, 3),
             "agents": dict(self.agents),
         }
+        if self.output is not None:
+            body["output"] = self.output
+        if self.session is not None:
+            body["session"] = dict(self.session)
         if self.replayed:
             body["replayed"] = True
         return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, unavailable: bool = False) -> RunResult:
+        """The result ``to_json()`` gave (a run kept in the shared store, answered again)."""
+        return cls(
+            run_id=body["run_id"],
+            status=Status(body["status"]),
+            answer=body["answer"],
+            stop_reason=StopReason(body["stop_reason"]),
+            steps=[Step(**step) for step in body["steps"]],
+            usage=Usage(**body["usage"]),
+            duration_ms=body["duration_ms"],
+            agents=dict(body["agents"]),
+            error=body["error"],
+            unavailable=unavailable,
+            output=body.get("output"),
+            session=body.get("session"),
+        )

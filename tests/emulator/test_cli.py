@@ -44,8 +44,24 @@ def test_ask_without_a_task_reads_one_task_a_line_when_piped(
     with FakeOrchestrator() as fake:
         assert main(["--state-dir", str(tmp_path), "ask", "--url", fake.url]) == 0
         tasks = [r.body["task"] for r in fake.requests]
+        sessions = {r.body["session_id"] for r in fake.requests}
     assert tasks == ["first task", "second task"]
-    assert capsys.readouterr().out.count("answer: 17 * 23 - 4 = 387.") == 2
+    printed = capsys.readouterr().out
+    assert printed.count("answer: 17 * 23 - 4 = 387.") == 2
+    [session] = sessions  # one conversation for the prompt, named so it can be continued
+    assert f"agentorch ask --session {session}" in printed
+
+
+def test_ask_with_a_session_sends_it_and_without_one_sends_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with FakeOrchestrator() as fake:
+        command = ["--state-dir", str(tmp_path), "ask", "--url", fake.url]
+        assert main([*command, "--session", "chat-1", "What is 6 * 7?"]) == 0
+        assert main([*command, "--json", "--session", "chat-1", "now add 8 to that"]) == 0
+        assert main([*command, "What is 6 * 7?"]) == 0
+        sent = [r.body.get("session_id") for r in fake.requests]
+    assert sent == ["chat-1", "chat-1", None]
 
 
 def test_reload_restarts_what_a_change_touches() -> None:

@@ -123,6 +123,16 @@ def test_the_answer_with_its_steps_is_printed(stack: Path) -> None:
     assert "calculator" in done.stdout and "total:" in done.stdout
 
 
+def test_a_follow_up_in_a_session_resolves_against_the_previous_answer(stack: Path) -> None:
+    # The offline model through the gateway; the session in the stack's SQLite store.
+    first = ask(stack, "--session", "stack-chat", "What is 6 * 7?")
+    follow_up = ask(stack, "--session", "stack-chat", "now add 8 to that")
+    assert "42" in str(first["answer"]) and "50" in str(follow_up["answer"])
+    assert (stack / "state.db").is_file()
+    alone = ask(stack, "now add 8 to that")  # no session: nothing to refer to
+    assert "50" not in str(alone["answer"])
+
+
 def test_a_remote_agent_from_agents_is_listed_and_reaches_the_model(stack: Path) -> None:
     recorded = StateFolder(stack).read()
     assert recorded is not None

@@ -87,3 +87,13 @@ def test_the_local_model_answers_output_config_on_messages_too() -> None:
     value = json.loads(block["text"])
     jsonschema.validate(value, schema)
     assert "2 + 3 = 5" in value["said"] and answer["stop_reason"] == "end_turn"
+
+
+def test_a_number_carries_what_the_text_computed_when_the_schema_allows_it() -> None:
+    stated = "[local rule-based model] 6 * 7 = 42."
+    assert minimal_instance({"type": "integer"}, stated) == 42
+    assert minimal_instance({"type": "number"}, "7 / 2 = 3.5") == 3.5
+    assert minimal_instance({"type": "integer"}, "7 / 2 = 3.5") == 0  # not an integer
+    assert minimal_instance({"type": "integer", "maximum": 10}, stated) == 0  # out of bounds
+    assert minimal_instance({"type": "integer", "multipleOf": 5}, stated) == 0
+    assert minimal_instance({"type": "integer", "enum": [42]}, stated) == 42

@@ -86,6 +86,26 @@ class ScriptedModel:
         return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
+class OfflineModel:
+    """``Model`` answered by the gateway's offline local model, in process (no gateway in
+    between): the real rules, for tests of what the offline stack answers."""
+
+    route = "local"
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        from functions.gateway.providers.local import LocalProvider
+
+        answer = LocalProvider().answer(request, "local")
+        usage = answer["usage"]
+        return ModelReply(
+            answer["content"],
+            answer["stop_reason"],
+            usage["input_tokens"],
+            usage["output_tokens"],
+            "local",
+        )
+
+
 # -- fake agents over HTTP --------------------------------------------------------------------
 
 Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]

@@ -37,8 +37,9 @@ async def serve_orchestrator() -> AsyncIterator[str]:
     pinned to a refused address: that file's URLs are the stack's ports (8080-8085, 8585),
     which another running stack may serve. (A test's own config file names its own URLs.)"""
     if not os.environ.get("ORCHESTRATOR_CONFIG"):
-        for variable in OrchestratorConfig.env:
-            if variable != "K_SINK" and not os.environ.get(variable):
+        for variable in OrchestratorConfig.env:  # the services' URLs (not the store's)
+            service = variable.endswith("_URL") and variable != "STORE_URL"
+            if service and not os.environ.get(variable):
                 os.environ[variable] = refused_url()  # the test's environment is restored after
     app = function_app(ORCHESTRATOR_SOURCE, "orchestrator")
     service = sys.modules["main"].service  # the module functions-framework just loaded

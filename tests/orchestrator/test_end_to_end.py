@@ -4,6 +4,7 @@ processes, the orchestrator served in this process, tasks posted as a user would
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -71,6 +72,22 @@ async def test_a_task_for_the_calculator(orchestrator: str) -> None:
     assert "391" in result["answer"]
     assert result["steps"][0]["provider"] == "local"
     assert result["agents"]["tavily"].startswith("left out")
+
+
+async def test_a_streamed_task_relays_the_gateways_text_as_it_comes(orchestrator: str) -> None:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as client,
+        client.post(orchestrator, json={"task": "What is 17*23?", "stream": True}) as response,
+    ):
+        raw = (await response.read()).decode()
+    events = [block.split("\n", 1) for block in raw.split("\n\n") if block]
+    parsed = [(name.removeprefix("event: "), json.loads(data[6:])) for name, data in events]
+    result = parsed[-1][1]
+    final_step = result["steps"][-1]["index"]
+    deltas = [data for name, data in parsed if name == "text_delta"]
+    pieces = [d["text"] for d in deltas if d["index"] == final_step]
+    assert len(pieces) > 1 and "".join(pieces) == result["answer"]  # the gateway's pieces
 
 
 async def test_a_task_for_the_search(orchestrator: str) -> None:

@@ -100,9 +100,13 @@ async def test_stream_over_http(served: tuple[str, FakeEndpoint]) -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = (await response.read()).decode()
     blocks = [b for b in raw.split("\n\n") if b]
-    assert [b.split("\n")[0] for b in blocks] == (
+    steps = [b for b in blocks if not b.startswith("event: text_delta")]
+    assert [b.split("\n")[0] for b in steps] == (
         ["event: step_started", "event: step_finished"] * 3 + ["event: result"]
     )
+    # The gateway answered each turn whole (no stream): its text is passed on whole.
+    [delta] = [b for b in blocks if b.startswith("event: text_delta")]
+    assert json.loads(delta.split("\n")[1].removeprefix("data: ")) == {"index": 2, "text": "42"}
     assert json.loads(blocks[-1].split("\n")[1].removeprefix("data: "))["answer"] == "42"
 
 

@@ -12,50 +12,22 @@ OpenAI SDKs raise, and the stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from functions.gateway.openai import translate as tr
 from shared.http import json_bytes
+from shared.sse import EventReader
 
 if TYPE_CHECKING:
     from functions.gateway.openai.chat import ChatRequest
 
 DONE = b"data: [DONE]\n\n"
-_EVENT_END = b"\n\n"
 
 
 def data_line(value: Any) -> bytes:
     return b"data: " + json_bytes(value) + b"\n\n"
-
-
-class EventReader:
-    """Anthropic's events out of a byte stream, whole events at a time: ``(name, data)``."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> Iterator[tuple[str, Any]]:
-        buffer = self._buffer + chunk.replace(b"\r\n", b"\n")
-        *events, self._buffer = buffer.split(_EVENT_END)
-        for event in events:
-            name, data = "", []
-            for line in event.split(b"\n"):
-                if line.startswith(b"event:"):
-                    name = line[6:].strip().decode("utf-8", "replace")
-                elif line.startswith(b"data:"):
-                    data.append(line[5:].strip())
-            if data:
-                try:
-                    value = json.loads(b"\n".join(data))
-                except ValueError:
-                    value = None
-                if isinstance(value, dict):
-                    yield name, value
-                else:
-                    yield "error", {"error": {"message": "the stream sent an unreadable event"}}
 
 
 class ChunkWriter:

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from functions.gateway.openai import responses_output as r
-from functions.gateway.openai.chat_stream import EventReader
 from functions.gateway.openai.responses_output import response_object
 from functions.gateway.openai.translate import RESPONSE_TOOL, obj
 from shared.http import sse_event
 from shared.logs import get_logger
+from shared.sse import EventReader
 
 if TYPE_CHECKING:
     from functions.gateway.openai.responses_input import ResponsesRequest

@@ -30,6 +30,7 @@ from typing import Any
 from functions.gateway.messages import check_conversation
 from functions.gateway.providers import local_answers as answers
 from functions.gateway.providers import local_arithmetic as arithmetic
+from functions.gateway.providers import local_followup as followup
 from functions.gateway.providers import local_match
 from functions.gateway.providers import local_rules as rules
 from functions.gateway.providers.base import ProviderCall, estimated_count
@@ -105,7 +106,8 @@ class LocalProvider:
                 {"type": "text", "text": f"{MARK} " + answers.summarise_results(results)}
             )
         if not results or choice.forced:
-            planned = self._plan(_callable_tools(body), choice, text, check)
+            earlier = followup.previous_answer(messages)
+            planned = self._plan(_callable_tools(body), choice, text, check, earlier)
             content += [b for b in planned if b["type"] == "tool_use"] if results else planned
         content = _structured(body, content)
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
@@ -125,11 +127,19 @@ class LocalProvider:
         }
 
     def _plan(
-        self, tools: list[dict[str, Any]], choice: ToolChoice, text: str, check: rules.Check
+        self,
+        tools: list[dict[str, Any]],
+        choice: ToolChoice,
+        text: str,
+        check: rules.Check,
+        earlier: str = "",
     ) -> list[dict[str, Any]]:
+        """The tool calls (or the text) that answer ``text``; ``earlier``: the conversation's
+        previous answer, which a follow-up ("now add 8 to that") refers to."""
         offered = choice.offered(tools)
         text = _without_reminders(text)
         question, _ = rules.split_task(text)  # "Task: " is scaffolding, not words to search
+        question = followup.resolve(question, earlier)
         window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
         named = rules.named_tool(offered, window, check)  # "use wordcount on: ..."

@@ -5,15 +5,18 @@ validates.
 
 Required properties only, each the least value of its type within the schema's bounds
 (``minimum``/``maximum``, ``minLength``/``maxLength``, ``minItems``, ``enum``, ``const``,
-``format``); strings carry the given text. Local ``$ref``s (``#/$defs/...``, as pydantic
-writes them) are followed. The work is bounded before it is done: at most ``MAX_DEPTH``
-levels and ``MAX_NODES`` values in all, padding to at most ``MAX_SIZE`` characters or items;
-a schema that asks for more is a ``BadRequest``. ``pattern`` is not honoured.
+``format``); strings carry the given text, and a number is the last one the text states when
+the schema allows it (so that an answer carries what was computed). Local ``$ref``s
+(``#/$defs/...``, as pydantic writes them) are followed. The work is bounded before it is
+done: at most ``MAX_DEPTH`` levels and ``MAX_NODES`` values in all, padding to at most
+``MAX_SIZE`` characters or items; a schema that asks for more is a ``BadRequest``.
+``pattern`` is not honoured.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from shared.errors import BadRequest
@@ -69,7 +72,7 @@ class _Filler:
         if kind == "string":
             return _string(spec, self._text)
         if kind in ("number", "integer"):
-            return _number(spec, kind == "integer")
+            return _number(spec, kind == "integer", self._text)
         if kind == "boolean":
             return False
         if kind == "array":
@@ -122,6 +125,47 @@ def _first_not_null(options: list[Any]) -> Any:
     )
 
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_TEXT_WINDOW = 2000
+"""Of the text, only its end is searched for the number it states."""
+
+
+def _computed(text: str, integer: bool) -> int | float | None:
+    """The last number ``text`` states (a result comes last), as the schema's kind."""
+    found = _NUMBER.findall(text[-_TEXT_WINDOW:])
+    if not found:
+        return None
+    value = float(found[-1])
+    if not math.isfinite(value):
+        return None
+    if value.is_integer():
+        return int(value)
+    return None if integer else value
+
+
+def _fits(value: int | float, spec: dict[str, Any]) -> bool:
+    def bound(key: str) -> float | None:
+        given = spec.get(key)
+        return given if isinstance(given, int | float) and not isinstance(given, bool) else None
+
+    low, high = bound("minimum"), bound("maximum")
+    low_open, high_open, step = (
+        bound("exclusiveMinimum"),
+        bound("exclusiveMaximum"),
+        bound("multipleOf"),
+    )
+    if (low is not None and value < low) or (high is not None and value > high):
+        return False
+    if (low_open is not None and value <= low_open) or (
+        high_open is not None and value >= high_open
+    ):
+        return False
+    if step is not None and (step <= 0 or not (value / step).is_integer()):
+        return False
+    enum = spec.get("enum")
+    return not isinstance(enum, list) or value in enum
+
+
 def _string(spec: dict[str, Any], text: str) -> str:
     shortest = min(int(spec.get("minLength", 0)), MAX_SIZE)
     longest = int(spec.get("maxLength", DEFAULT_STRING))
@@ -129,7 +173,10 @@ def _string(spec: dict[str, Any], text: str) -> str:
     return value[:longest].ljust(shortest, "?")
 
 
-def _number(spec: dict[str, Any], integer: bool) -> int | float:
+def _number(spec: dict[str, Any], integer: bool, text: str = "") -> int | float:
+    computed = _computed(text, integer)
+    if computed is not None and _fits(computed, spec):
+        return computed  # what the answer states ("6 * 7 = 42." -> 42), when the schema allows
     value: float = 0
     low, high = spec.get("minimum"), spec.get("maximum")
     if isinstance(spec.get("exclusiveMinimum"), int | float):

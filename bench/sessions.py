@@ -1,0 +1,170 @@
+"""``python -m bench.sessions`` (``make bench-sessions``): what sessions on Redis cost a task.
+
+Issue 20's two figures, measured in one run against a real ``redis-server`` on loopback:
+
+1. the added latency: p50 of one task at a time through the orchestrator's service
+   (``OrchestratorService.submit``, as the ASGI edge calls it), without a session and with
+   one that already holds earlier turns (each session gets ``TURNS`` turns over the run, so the
+   history read grows as a real conversation's does);
+2. the throughput kept: 1,000 tasks at once, each on its own session, against 1,000 at once
+   with none (tasks per second of wall time; the ratio is the figure).
+
+The model is in process (at once for the latency; after ``--model-delay`` in the burst) and
+the task uses no agent: what is left is the orchestrator's own work, so the difference is the
+sessions' (claim, history read, turn appended, release: four store round trips). HTTP in front
+costs the same either way, so it is left out; it would only bring the ratio nearer 1. One
+process is one worker: the stack serves the orchestrator with two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+from bench.results import write_under_heading
+from bench.tools import run
+from functions.orchestrator.agents import AgentDirectory
+from functions.orchestrator.config import OrchestratorConfig
+from functions.orchestrator.model import ModelReply
+from functions.orchestrator.runs import RunRegistry
+from functions.orchestrator.service import OrchestratorService
+from shared.aio import AsyncHttp
+from shared.http import Call
+from shared.store import open_store
+from tests.fakes.redis_server import RedisServer
+
+HEADING = "## Sessions on Redis (`make bench-sessions`)"
+TURNS = 8
+"""Turns each session of the latency run reaches."""
+
+
+class DelayedModel:
+    """Answers after ``delay_s`` (0: at once), in process."""
+
+    route = "default"
+
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        text = f"answer {len(request['messages'])}"
+        return ModelReply([{"type": "text", "text": text}], "end_turn", 10, 5, "bench")
+
+
+def service(store_url: str, http: AsyncHttp) -> OrchestratorService:
+    config = OrchestratorConfig.model_validate(
+        {"gateway": {"url": "http://gateway.invalid"}, "log_level": "WARNING"}
+    )
+    agents = AgentDirectory(http, {}, config.agent_calls)
+    store = open_store(store_url, timeout_s=5)
+    runs = RunRegistry(config.dedupe_ttl_s)
+    return OrchestratorService(config, DelayedModel(), agents, None, runs, store=store)
+
+
+def call(session_id: str | None) -> Call:
+    body: dict[str, Any] = {"task": "What is 6 * 7?"}
+    if session_id is not None:
+        body["session_id"] = session_id
+    return Call("POST", "/", {"content-type": "application/json"}, json.dumps(body).encode(), "b")
+
+
+async def latencies(orchestrator: OrchestratorService, tasks: int, sessions: bool) -> list[float]:
+    spread = max(1, tasks // TURNS)
+    measured = []
+    for index in range(tasks):
+        request = call(f"bench-{index % spread}" if sessions else None)
+        began = time.perf_counter()
+        reply = await orchestrator.submit(request)
+        measured.append((time.perf_counter() - began) * 1000)
+        assert reply.status == 200, reply.body
+    return measured
+
+
+async def throughput(orchestrator: OrchestratorService, tasks: int, sessions: bool) -> float:
+    requests = [call(f"burst-{i}" if sessions else None) for i in range(tasks)]
+    began = time.perf_counter()
+    replies = await asyncio.gather(*(orchestrator.submit(r) for r in requests))
+    spent = time.perf_counter() - began
+    assert all(reply.status == 200 for reply in replies)
+    return tasks / spent
+
+
+async def measure(redis_url: str, tasks: int, burst: int, delay_s: float) -> dict[str, Any]:
+    http = AsyncHttp()
+    orchestrator = service(redis_url, http)
+    model = orchestrator.model
+    assert isinstance(model, DelayedModel)
+    try:
+        await latencies(orchestrator, 50, True)  # warm: connections, scripts loaded
+        plain = await latencies(orchestrator, tasks, False)
+        kept = await latencies(orchestrator, tasks, True)
+        model.delay_s = delay_s
+        await throughput(orchestrator, burst, True)  # warm: the pool's connections opened
+        bare_rate = await throughput(orchestrator, burst, False)
+        session_rate = await throughput(orchestrator, burst, True)
+    finally:
+        await orchestrator.aclose()
+        await http.close()
+    return {
+        "tasks": tasks,
+        "burst": burst,
+        "p50_ms": statistics.median(plain),
+        "p50_session_ms": statistics.median(kept),
+        "rate": bare_rate,
+        "rate_sessions": session_rate,
+        "delay_s": delay_s,
+    }
+
+
+def render(m: dict[str, Any]) -> str:
+    added = m["p50_session_ms"] - m["p50_ms"]
+    ratio = m["rate_sessions"] / m["rate"]
+    return f"""{HEADING}
+
+Method: `bench/sessions.py`'s docstring. A real `redis-server` on loopback (`--save ''`), the
+orchestrator's service in one process (one worker) with an in-process model and no agent;
+{m["tasks"]} tasks one at a time each way with the model answering at once (sessions of up to
+{TURNS} turns), then {m["burst"]} at once each way with the model answering after
+{m["delay_s"]:g} s (as `make bench-orchestrator`'s burst). Targets (issue 20): at most
+2 ms added p50, at least 0.7 of the throughput.
+
+| | no session | session on Redis | |
+| --- | --- | --- | --- |
+| p50 per task, one at a time | {m["p50_ms"]:.2f} ms | {m["p50_session_ms"]:.2f} ms \
+| +{added:.2f} ms |
+| {m["burst"]} at once, tasks/s | {m["rate"]:,.0f} | {m["rate_sessions"]:,.0f} | {ratio:.2f} of it |
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sessions")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--model-delay", type=float, default=1.0, help="in the burst, s")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
+    redis = RedisServer(binary)
+    redis.start()
+    try:
+        measured = run(measure(redis.url, args.tasks, args.burst, args.model_delay))
+    finally:
+        redis.stop()
+    section = render(measured)
+    print(section)
+    if not args.no_write:
+        write_under_heading(section, HEADING)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""``memory://``: the store in this process's memory (tests; one instance alone). Bounded in
+keys: past ``max_keys`` the expired go first, then the oldest written, down to nine tenths of
+the bound (so that the sweep, which looks at every key, runs once per many writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.store import Entry
+
+DEFAULT_MAX_KEYS = 100_000
+
+
+@dataclass
+class _Held:
+    value: bytes | list[bytes]
+    version: int
+    expires_at: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass
+class MemoryStore:
+    max_keys: int = DEFAULT_MAX_KEYS
+    clock: Callable[[], float] = time.monotonic
+    backend: str = "memory"
+    _held: dict[str, _Held] = field(default_factory=dict)
+    """Oldest written first: a write moves its key to the end."""
+
+    async def get(self, key: str) -> Entry | None:
+        held = self._live(key)
+        if held is None or isinstance(held.value, list):
+            return None
+        return Entry(held.value, held.version)
+
+    async def put(
+        self, key: str, value: bytes, *, ttl_s: float | None = None, version: int | None = None
+    ) -> int | None:
+        held = self._live(key)
+        current = 0 if held is None or isinstance(held.value, list) else held.version
+        if version is not None and version != current:
+            return None
+        self._write(key, _Held(bytes(value), current + 1, self._expiry(ttl_s)))
+        return current + 1
+
+    async def append(self, key: str, item: bytes, *, ttl_s: float | None = None) -> int:
+        held = self._live(key)
+        items = held.value if held is not None and isinstance(held.value, list) else []
+        items.append(bytes(item))
+        self._write(key, _Held(items, len(items), self._expiry(ttl_s)))
+        return len(items)
+
+    async def items(self, key: str) -> list[bytes]:
+        held = self._live(key)
+        return list(held.value) if held is not None and isinstance(held.value, list) else []
+
+    async def delete(self, key: str) -> bool:
+        return self._live(key) is not None and self._held.pop(key, None) is not None
+
+    async def aclose(self) -> None:
+        self._held.clear()
+
+    def _live(self, key: str) -> _Held | None:
+        held = self._held.get(key)
+        if held is not None and held.expired(self.clock()):
+            del self._held[key]
+            return None
+        return held
+
+    def _expiry(self, ttl_s: float | None) -> float | None:
+        return None if ttl_s is None else self.clock() + ttl_s
+
+    def _write(self, key: str, held: _Held) -> None:
+        self._held.pop(key, None)
+        self._held[key] = held
+        if len(self._held) > self.max_keys:
+            now = self.clock()
+            for stale in [k for k, h in self._held.items() if h.expired(now)]:
+                del self._held[stale]
+            while len(self._held) > self.max_keys * 9 // 10:
+                del self._held[next(iter(self._held))]
