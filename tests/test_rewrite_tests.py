@@ -31,7 +31,9 @@ def test_pytest_runs_the_cached_module_and_explains_its_assert(tmp_path: Path) -
     cached = next((tmp_path / "__pycache__").glob("test_cached.*-pytest-*.pyc"))
     written = cached.stat().st_mtime_ns
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        # only pytest itself: no installed package's plugin (the suite's own setting)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        + ["--disable-plugin-autoload", str(module)],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
