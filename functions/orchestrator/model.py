@@ -47,6 +47,8 @@ class ModelReply:
     output_tokens: int
     provider: str | None = None
     attempts: int = 1
+    model: str | None = None
+    """The model that answered, as the message says (``gen_ai.response.model``)."""
 
 
 class ModelCallError(ServiceError):
@@ -128,6 +130,7 @@ class GatewayModel:
             output_tokens=_count(usage.get("output_tokens")),
             provider=answer.headers.get("x-gateway-provider"),
             attempts=attempt,
+            model=data["model"] if isinstance(data.get("model"), str) else None,
         )
 
 

@@ -39,7 +39,9 @@ __all__ = [
     "enabled",
     "ids",
     "inject",
+    "resumed",
     "server_span",
+    "snapshot",
     "span",
     "trace_id",
 ]
@@ -191,6 +193,28 @@ def inject(headers: dict[str, str]) -> dict[str, str]:
         for name, value in carried.items():
             headers.setdefault(name, value)
     return headers
+
+
+def snapshot() -> Any:
+    """The current trace context, for work that goes on after the edge left its request (a
+    stream's body): ``resumed(snapshot)`` there."""
+    tracing = _tracing()
+    return tracing.snapshot() if tracing is not None else _CARRIED.get()
+
+
+@contextmanager
+def resumed(context: Any) -> Iterator[None]:
+    """Within it, ``context`` (from ``snapshot``) is current again."""
+    tracing = _tracing()
+    if tracing is not None:
+        with tracing.resumed(context):
+            yield
+        return
+    token = _CARRIED.set(context)
+    try:
+        yield
+    finally:
+        _CARRIED.reset(token)
 
 
 def ids() -> tuple[str, str | None] | None:

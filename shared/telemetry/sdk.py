@@ -117,6 +117,18 @@ class Tracing:
         finally:
             otel_context.detach(token)
 
+    @staticmethod
+    def snapshot() -> Any:
+        return otel_context.get_current()
+
+    @contextmanager
+    def resumed(self, context: Any) -> Iterator[None]:
+        token = otel_context.attach(context)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
     def inject(self, headers: dict[str, str]) -> None:
         self.propagator.inject(headers)
 
