@@ -37,6 +37,7 @@ __all__ = [
     "capture_content",
     "configure",
     "enabled",
+    "event",
     "ids",
     "inject",
     "resumed",
@@ -182,6 +183,13 @@ def server_span(
         return
     with tracing.server_span(name, _trace_headers(headers) or {}, attributes) as current:
         yield current
+
+
+def event(name: str, attributes: Mapping[str, Any]) -> None:
+    """An event on the current span (e.g. a deployment skipped for its open circuit)."""
+    tracing = _tracing()
+    if tracing is not None:
+        tracing.event(name, attributes)
 
 
 def inject(headers: dict[str, str]) -> dict[str, str]:

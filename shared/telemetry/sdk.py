@@ -102,7 +102,8 @@ class Tracing:
             try:
                 yield Span(current)
             except BaseException as exc:
-                if current.is_recording():
+                said = getattr(current, "attributes", None) or {}
+                if current.is_recording() and "error.type" not in said:
                     self.fail(current, type(exc).__name__, None)
                 raise
 
@@ -128,6 +129,10 @@ class Tracing:
             yield
         finally:
             otel_context.detach(token)
+
+    @staticmethod
+    def event(name: str, attributes: Mapping[str, Any]) -> None:
+        trace.get_current_span().add_event(name, dict(attributes))
 
     def inject(self, headers: dict[str, str]) -> None:
         self.propagator.inject(headers)

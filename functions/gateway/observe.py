@@ -1,0 +1,138 @@
+"""What the gateway tells about each model call: spans (the GenAI conventions) and metrics.
+
+A call through the gateway is one ``chat {model}`` span (the model asked for: the route's
+outcome, the answer's model, usage and finish reason) holding one ``chat {model}`` client span
+per attempt at a deployment (its provider, status, ``error.type``, whether it is retryable, the
+circuit's state). Events on the first say what the gateway did after each failed attempt (retry,
+fall back or give up, and the wait), which deployments it skipped for an open circuit, and each
+fallback. The same calls feed ``gen_ai.client.token.usage`` and
+``gen_ai.client.operation.duration`` in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from functions.gateway import metrics
+from functions.gateway.config import Deployment
+from shared import telemetry
+from shared.errors import ServiceError, UpstreamError
+from shared.telemetry import genai
+
+
+def attempt_attributes(deployment: Deployment, number: int) -> dict[str, Any]:
+    """One attempt's ``chat`` span: the request part, which deployment, which attempt."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": genai.provider_name(deployment.provider),
+        "gen_ai.request.model": deployment.model,
+        "agentorch.gateway.deployment": deployment.name,
+        "agentorch.gateway.attempt": number,
+    }
+
+
+def attempt_failed(span: telemetry.Span, error: UpstreamError, retry: bool, circuit: str) -> None:
+    """What went wrong, whether the deployment may be tried again, the circuit's state (what
+    the gateway then did is the ``attempt_failed`` event on the call's span)."""
+    span.update(
+        {
+            "http.response.status_code": error.upstream_status,
+            "agentorch.gateway.retryable": retry,
+            "agentorch.gateway.falls_back": error.falls_back,
+            "agentorch.gateway.circuit": circuit,
+        }
+    )
+    span.fail(type(error).__name__)
+
+
+class Observed:
+    """One model call being served: ``answered`` or ``failed`` says how it ended."""
+
+    def __init__(self, span: telemetry.Span, model: str) -> None:
+        self.span = span
+        self.model = model
+        self.started = time.perf_counter()
+
+    def answered(self, answer: bytes, headers: Mapping[str, str]) -> None:
+        """A whole Messages API answer (JSON bytes) and the gateway's ``x-gateway-*``."""
+        route, provider = headers.get("x-gateway-route", ""), headers.get("x-gateway-provider", "")
+        try:
+            message = json.loads(answer)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            message = {}
+        input_tokens, output_tokens = genai.usage_of(message)
+        labels = (route, provider, self.model)
+        if input_tokens is not None:
+            metrics.TOKEN_USAGE.labels(*labels, "input").observe(input_tokens)
+        if output_tokens is not None:
+            metrics.TOKEN_USAGE.labels(*labels, "output").observe(output_tokens)
+        metrics.OPERATION_DURATION.labels(*labels, "").observe(time.perf_counter() - self.started)
+        if self.span.recording:
+            self.span.update(_outcome(headers))
+            genai.chat_response(self.span, message)
+            genai.record_content(
+                self.span,
+                {
+                    "gen_ai.output.messages": [
+                        {"role": "assistant", "content": message.get("content")}
+                    ]
+                },
+            )
+
+    def streaming(self, headers: Mapping[str, str]) -> None:
+        """A stream's first event is in: the span says who answers (it ends here; the stream's
+        usage is not counted yet)."""
+        if self.span.recording:
+            self.span.update(_outcome(headers))
+
+    def failed(self, error: ServiceError) -> None:
+        route = error.headers.get("x-gateway-route", "")
+        provider = error.headers.get("x-gateway-provider", "")
+        model = self.model if route else ""  # an unknown model: no label of the caller's text
+        kind = type(error).__name__
+        seconds = time.perf_counter() - self.started
+        metrics.OPERATION_DURATION.labels(route, provider, model, kind).observe(seconds)
+        if self.span.recording:
+            self.span.update(_outcome(error.headers))
+            self.span.fail(kind)
+
+
+@contextmanager
+def observed(model: str, body: Mapping[str, Any]) -> Iterator[Observed]:
+    """The ``chat {model}`` span of one call through the gateway, and its metrics."""
+    with telemetry.span(f"chat {model}", attributes=genai.chat_request(model, body)) as span:
+        genai.record_content(
+            span,
+            {
+                "gen_ai.system_instructions": body.get("system"),
+                "gen_ai.input.messages": body.get("messages"),
+            },
+        )
+        call = Observed(span, model)
+        try:
+            yield call
+        except ServiceError as exc:
+            call.failed(exc)
+            raise
+
+
+def _outcome(headers: Mapping[str, str]) -> dict[str, Any]:
+    """The route's outcome, from the answer's ``x-gateway-*`` headers."""
+    provider = headers.get("x-gateway-provider")
+    return {
+        "gen_ai.provider.name": genai.provider_name(provider) if provider != "none" else None,
+        "agentorch.gateway.route": headers.get("x-gateway-route"),
+        "agentorch.gateway.deployment": headers.get("x-gateway-deployment"),
+        "agentorch.gateway.attempts": _number(headers.get("x-gateway-attempts")),
+        "agentorch.gateway.fallbacks": _number(headers.get("x-gateway-fallbacks")),
+    }
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
