@@ -143,6 +143,14 @@ def reset() -> None:
         previous.shutdown()
 
 
+def flush() -> None:
+    """Export the spans ended so far now (tests; the batch processor otherwise does it on its
+    schedule, and at exit)."""
+    tracing = _state.get("tracing")
+    if tracing is not None:
+        tracing.flush()
+
+
 def enabled() -> bool:
     """Spans are made and exported."""
     return _tracing() is not None
