@@ -145,7 +145,8 @@ class _Buffered:
         self._dirty = False
 
     def _target(self) -> Any:
-        return self._metric.metric().labels(*self._labels)
+        metric = self._metric.metric()
+        return metric.labels(*self._labels) if self._labels else metric  # none: the metric
 
     def _touched(self) -> None:
         """Called with ``_lock`` held, after a change."""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.orchestrator import metrics
 from functions.orchestrator.agents import AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply
@@ -329,6 +330,9 @@ class _Run:
                 step.attempts, error_class = answer.attempts, None
                 step.outcome = bounded(answer.result)
                 content = _result_text(answer.result, self.settings.max_result_chars)
+        # A tool the model made up is not a label: only the agents this run knows are.
+        agent = name if name in self.agent_notes else "unknown"
+        metrics.AGENT_CALLS.labels(agent, error_class or "ok").inc()
         if error_class is not None:
             content = step.error = redact(content)  # to the trace, the sink and the model
             self._log_failed(step)
@@ -394,8 +398,13 @@ class _Run:
 
 
 def log_run(result: RunResult) -> None:
-    """One line per run: INFO, or WARNING with the reason when it failed."""
+    """One line per run: INFO, or WARNING with the reason when it failed; and its metrics."""
     usage = result.usage
+    metrics.TASKS.labels(result.status.value, result.stop_reason.value).inc()
+    metrics.TASK_STEPS.labels().observe(len(result.steps))
+    metrics.TASK_TOKENS.labels("input").observe(usage.input_tokens)
+    metrics.TASK_TOKENS.labels("output").observe(usage.output_tokens)
+    metrics.TASK_DURATION.labels().observe(result.duration_ms / 1000)
     fields: dict[str, Any] = {
         "run_id": result.run_id,
         "status": result.status.value,

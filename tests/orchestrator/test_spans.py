@@ -10,6 +10,7 @@ import pytest
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.loop import Task, run_task
 from functions.orchestrator.trace import RunResult
+from shared import metrics
 from shared.aio import AsyncHttp
 from shared.errors import UpstreamUnavailable
 from tests.fakes.traces import attributes, content_spans, one, spans  # noqa: F401 (fixtures)
@@ -121,3 +122,22 @@ async def test_a_failed_model_call_marks_its_spans(
     chat = attributes(one(spans, "chat default"))
     assert chat["error.type"] == "UpstreamUnavailable"
     assert attributes(one(spans, "invoke_agent orchestrator"))["error.type"] == "gateway_error"
+
+
+async def test_runs_and_agent_calls_are_counted_in_metrics(
+    fake_agents: FakeAgents, http: AsyncHttp
+) -> None:
+    model = ScriptedModel().enqueue(
+        tool_use(("calculator", {"expression": "6*7"}), ("made_up", {})), text("42")
+    )
+    await run(model, fake_agents, http, "what is 6*7?")
+    metrics.flush()
+    text_format = metrics.render()[0].decode()
+    assert 'orchestrator_tasks_total{status="completed",stop_reason="end_turn"}' in text_format
+    assert 'orchestrator_agent_calls_total{agent="calculator",outcome="ok"}' in text_format
+    assert 'orchestrator_agent_calls_total{agent="unknown",outcome="ToolNotAvailable"}' in (
+        text_format
+    )
+    assert 'orchestrator_task_tokens_count{token_type="output"}' in text_format
+    assert "orchestrator_task_duration_seconds_count" in text_format
+    assert "orchestrator_task_steps_count" in text_format
