@@ -26,9 +26,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import ConfigError
 from shared.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
+    from shared.telemetry.meters import Meters, Record
     from shared.telemetry.sdk import Tracing
 
 __all__ = [
@@ -108,47 +110,113 @@ class _Off:
 
 
 _OFF = _Off()
-_state: dict[str, Tracing | None] = {}
-"""``"tracing"``: the SDK's tracing once resolved (None: off); empty until first use."""
+_state: dict[str, Any] = {}
+"""``"tracing"``: the SDK's tracing once resolved (None: off); ``"meters"``: its metrics export
+likewise. Empty until first use."""
 
 
 def _tracing() -> Tracing | None:
     try:
-        return _state["tracing"]
+        tracing: Tracing | None = _state["tracing"]
     except KeyError:
         return configure()
+    return tracing
+
+
+def _meters() -> Meters | None:
+    try:
+        meters: Meters | None = _state["meters"]
+    except KeyError:
+        return configure_metrics()
+    return meters
+
+
+def configure_metrics(
+    settings: TelemetrySettings | None = None, *, reader: Any = None
+) -> Meters | None:
+    """Resolve metrics export from ``settings`` (default: the environment's): None when off;
+    a test passes ``reader`` (an SDK ``MetricReader``). Series made before keep their choice."""
+    meters: Meters | None = None
+    problem = None
+    try:
+        settings = settings or TelemetrySettings.load()
+        if reader is not None or settings.metrics:
+            from shared.telemetry.meters import Meters
+
+            meters = Meters(settings, reader)
+    except ConfigError as exc:
+        problem = exc
+    previous = _state.get("meters")
+    if previous is not None and previous is not meters:
+        previous.shutdown()
+    _state["meters"] = meters
+    if problem is not None:
+        _unusable(problem, "metrics export")
+    return meters
+
+
+def mirror(
+    kind: str,
+    name: str,
+    description: str,
+    unit: str,
+    attributes: Mapping[str, str],
+    buckets: Any = None,
+) -> Record | None:
+    """With metrics export on, what records one series' values in OpenTelemetry too
+    (``shared.metrics`` calls it as it makes a series); None when off."""
+    meters = _meters()
+    if meters is None:
+        return None
+    return meters.mirror(kind, name, description, unit, attributes, buckets)
 
 
 def configure(settings: TelemetrySettings | None = None, *, exporter: Any = None) -> Tracing | None:
     """Resolve tracing from ``settings`` (default: the environment's): None when off. A
     test passes ``exporter`` (an SDK ``SpanExporter``, exported synchronously) to turn it on
     with that; ``reset()`` goes back to the environment's choice."""
-    settings = settings or TelemetrySettings.load()
     tracing: Tracing | None = None
-    if exporter is not None or settings.traces:
-        from shared.telemetry.sdk import Tracing
+    problem = None
+    try:
+        settings = settings or TelemetrySettings.load()
+        if exporter is not None or settings.traces:
+            from shared.telemetry.sdk import Tracing
 
-        tracing = Tracing.start(settings, exporter)
+            tracing = Tracing.start(settings, exporter)
+    except ConfigError as exc:
+        problem = exc
     previous = _state.get("tracing")
     if previous is not None and previous is not tracing:
         previous.shutdown()
     _state["tracing"] = tracing
+    if problem is not None:  # said once resolved: the log line asks for the trace ids
+        _unusable(problem, "tracing")
     return tracing
 
 
+def _unusable(problem: ConfigError, what: str) -> None:
+    """A bad ``OTEL_*`` setting turns ``what`` off, said once: it is met on a request, not
+    at start-up, and a typo in a telemetry setting must not take the function down."""
+    from shared.logs import get_logger
+
+    get_logger("telemetry").warning(f"{problem.message}; {what} is off")
+
+
 def reset() -> None:
-    """Forget the tracing chosen (its spans flushed): the next use resolves it again."""
-    previous = _state.pop("tracing", None)
-    if previous is not None:
-        previous.shutdown()
+    """Forget the tracing and metrics export chosen (what they hold flushed): the next use
+    resolves them again."""
+    for key in ("tracing", "meters"):
+        previous = _state.pop(key, None)
+        if previous is not None:
+            previous.shutdown()
 
 
 def flush() -> None:
     """Export the spans ended so far now (tests; the batch processor otherwise does it on its
     schedule, and at exit)."""
-    tracing = _state.get("tracing")
-    if tracing is not None:
-        tracing.flush()
+    for key in ("tracing", "meters"):
+        if (held := _state.get(key)) is not None:
+            held.flush()
 
 
 def enabled() -> bool:

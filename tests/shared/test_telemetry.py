@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared import logs, telemetry
+from shared import logs, metrics, telemetry
 from shared.errors import ConfigError
 from shared.telemetry.settings import TelemetrySettings
 from tests.fakes.traces import attributes, one, spans  # noqa: F401  (a fixture)
@@ -117,3 +117,45 @@ def test_each_log_line_carries_the_trace_and_span(spans: InMemorySpanExporter) -
     inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
     assert inside["trace_id"] == TRACE and inside["span_id"] == span_id
     assert "trace_id" not in outside
+
+
+def test_a_bad_setting_met_on_a_request_turns_tracing_off_not_the_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    stream = io.StringIO()
+    logs.configure({}, stream)
+    try:
+        with telemetry.server_span("POST /", {"traceparent": PARENT}) as span:
+            assert not span.recording  # off: served all the same, the context passed on
+            assert telemetry.inject({})["traceparent"] == PARENT
+    finally:
+        logs.configure({})
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" in stream.getvalue()
+
+
+def test_metrics_go_out_over_otlp_with_the_conventions_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fakes.otlp import FakeOtlp
+
+    usage = metrics.Histogram(
+        "test_token_usage",
+        "Tokens.",
+        ["token_type"],
+        otel=("gen_ai.client.token.usage", "{token}", {"token_type": "gen_ai.token.type"}),
+        buckets=(1, 4, 16),
+    )
+    with FakeOtlp() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        telemetry.reset()
+        try:
+            usage.labels("input").observe(3)
+            telemetry.flush()
+            assert receiver.metric_names() == {"gen_ai.client.token.usage"}
+            [request] = receiver.requests
+            assert request.route == "/v1/metrics"
+        finally:
+            telemetry.reset()
