@@ -5,8 +5,9 @@
 Message after ``--delay`` seconds. With ``"stream": true`` it sends Anthropic's events, the text
 in ``--events`` deltas ``--interval`` seconds apart. ``--status 529`` answers every request with
 an overloaded error instead. It is an OTLP/HTTP receiver too: ``POST /v1/traces`` and
-``/v1/metrics`` are taken (200, an empty protobuf answer) and dropped. HTTP/1.1 keep-alive, one coroutine per connection: it holds tens
-of thousands of waiting requests and does about 20k answers a second on one core here.
+``/v1/metrics`` are taken (200, an empty protobuf answer) and dropped. HTTP/1.1 keep-alive,
+one coroutine per connection: it holds tens of thousands of waiting requests and does about
+20k answers a second on one core here.
 """
 
 from __future__ import annotations
