@@ -1,12 +1,16 @@
 """What the gateway tells about each model call: spans (the GenAI conventions) and metrics.
 
-A call through the gateway is one ``chat {model}`` span (the model asked for: the route's
-outcome, the answer's model, usage and finish reason) holding one ``chat {model}`` client span
-per attempt at a deployment (its provider, status, ``error.type``, whether it is retryable, the
-circuit's state). Events on the first say what the gateway did after each failed attempt (retry,
-fall back or give up, and the wait), which deployments it skipped for an open circuit, and each
-fallback. The same calls feed ``gen_ai.client.token.usage`` and
-``gen_ai.client.operation.duration`` in ``/metrics``.
+A call through the gateway is its edge's server span (``POST /v1/messages``), which says how
+the route went (``agentorch.gateway.route``, attempts, fallbacks, the provider that answered)
+and holds one ``chat {model}`` client span per attempt at a deployment: each a model call, with
+its provider, request and response model, usage and finish reason when it answered, else its
+status, ``error.type``, whether it is retryable and the circuit's state. Events on the server
+span say what the gateway did after each failed attempt (retry, fall back or give up, and the
+wait), which deployments it skipped for an open circuit, and each fallback. One span per model
+call, no more: every span is paid for on each request (bench/RESULTS.md, "Tracing").
+
+The same calls feed ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration``
+in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -35,9 +39,16 @@ def attempt_attributes(deployment: Deployment, number: int) -> dict[str, Any]:
     }
 
 
+def attempt_answered(answer: bytes) -> None:
+    """A whole answer on the attempt's span (the current one): response model, usage..."""
+    span = telemetry.current_span()
+    if span.recording:
+        genai.chat_response(span, _message(answer))
+
+
 def attempt_failed(span: telemetry.Span, error: UpstreamError, retry: bool, circuit: str) -> None:
     """What went wrong, whether the deployment may be tried again, the circuit's state (what
-    the gateway then did is the ``attempt_failed`` event on the call's span)."""
+    the gateway then did is the ``attempt_failed`` event on the server span)."""
     span.update(
         {
             "http.response.status_code": error.upstream_status,
@@ -52,20 +63,24 @@ def attempt_failed(span: telemetry.Span, error: UpstreamError, retry: bool, circ
 class Observed:
     """One model call being served: ``answered`` or ``failed`` says how it ended."""
 
-    def __init__(self, span: telemetry.Span, model: str) -> None:
+    def __init__(self, span: telemetry.Span, model: str, body: Mapping[str, Any]) -> None:
         self.span = span
         self.model = model
         self.started = time.perf_counter()
+        if span.recording:
+            span.set("gen_ai.request.model", model)
+            genai.record_content(
+                span,
+                {
+                    "gen_ai.system_instructions": body.get("system"),
+                    "gen_ai.input.messages": body.get("messages"),
+                },
+            )
 
     def answered(self, answer: bytes, headers: Mapping[str, str]) -> None:
         """A whole Messages API answer (JSON bytes) and the gateway's ``x-gateway-*``."""
         route, provider = headers.get("x-gateway-route", ""), headers.get("x-gateway-provider", "")
-        try:
-            message = json.loads(answer)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            message = {}
+        message = _message(answer)
         input_tokens, output_tokens = genai.usage_of(message)
         labels = (route, provider, self.model)
         if input_tokens is not None:
@@ -75,19 +90,12 @@ class Observed:
         metrics.OPERATION_DURATION.labels(*labels, "").observe(time.perf_counter() - self.started)
         if self.span.recording:
             self.span.update(_outcome(headers))
-            genai.chat_response(self.span, message)
-            genai.record_content(
-                self.span,
-                {
-                    "gen_ai.output.messages": [
-                        {"role": "assistant", "content": message.get("content")}
-                    ]
-                },
-            )
+            output = [{"role": "assistant", "content": message.get("content")}]
+            genai.record_content(self.span, {"gen_ai.output.messages": output})
 
     def streaming(self, headers: Mapping[str, str]) -> None:
-        """A stream's first event is in: the span says who answers (it ends here; the stream's
-        usage is not counted yet)."""
+        """A stream's first event is in: the span says who answers (the stream's usage is not
+        counted yet)."""
         if self.span.recording:
             self.span.update(_outcome(headers))
 
@@ -100,26 +108,25 @@ class Observed:
         metrics.OPERATION_DURATION.labels(route, provider, model, kind).observe(seconds)
         if self.span.recording:
             self.span.update(_outcome(error.headers))
-            self.span.fail(kind)
 
 
 @contextmanager
 def observed(model: str, body: Mapping[str, Any]) -> Iterator[Observed]:
-    """The ``chat {model}`` span of one call through the gateway, and its metrics."""
-    with telemetry.span(f"chat {model}", attributes=genai.chat_request(model, body)) as span:
-        genai.record_content(
-            span,
-            {
-                "gen_ai.system_instructions": body.get("system"),
-                "gen_ai.input.messages": body.get("messages"),
-            },
-        )
-        call = Observed(span, model)
-        try:
-            yield call
-        except ServiceError as exc:
-            call.failed(exc)
-            raise
+    """One call through the gateway: its metrics, and its outcome on the server span."""
+    call = Observed(telemetry.current_span(), model, body)
+    try:
+        yield call
+    except ServiceError as exc:
+        call.failed(exc)
+        raise
+
+
+def _message(answer: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(answer)
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
 
 
 def _outcome(headers: Mapping[str, str]) -> dict[str, Any]:

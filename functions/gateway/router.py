@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from functions.gateway import metrics
 from functions.gateway.config import Deployment, GatewayConfig, Route
-from functions.gateway.observe import attempt_attributes, attempt_failed
+from functions.gateway.observe import attempt_answered, attempt_attributes, attempt_failed
 from functions.gateway.providers.base import Provider, ProviderCall, SentTimeout
 from functions.gateway.streaming import guarded, stream_refusal
 from shared import telemetry
@@ -199,7 +199,9 @@ class Router:
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[bytes, Outcome]:
         async def attempt(state: DeploymentState, call: ProviderCall) -> bytes:
-            return await state.provider.complete(call)
+            answer = await state.provider.complete(call)
+            attempt_answered(answer)
+            return answer
 
         return await self._run(model, body, headers, attempt)
 

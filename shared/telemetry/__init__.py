@@ -38,6 +38,7 @@ __all__ = [
     "TelemetrySettings",
     "capture_content",
     "configure",
+    "current_span",
     "enabled",
     "event",
     "ids",
@@ -259,6 +260,12 @@ def server_span(
         return
     with tracing.server_span(name, _trace_headers(headers) or {}, attributes) as current:
         yield current
+
+
+def current_span() -> Span:
+    """The span being recorded now (``NOOP`` when none is or tracing is off)."""
+    tracing = _tracing()
+    return NOOP if tracing is None else tracing.current_span()
 
 
 def event(name: str, attributes: Mapping[str, Any]) -> None:

@@ -131,6 +131,11 @@ class Tracing:
             otel_context.detach(token)
 
     @staticmethod
+    def current_span() -> Span:
+        current = trace.get_current_span()
+        return Span(current) if current.is_recording() else Span()
+
+    @staticmethod
     def event(name: str, attributes: Mapping[str, Any]) -> None:
         trace.get_current_span().add_event(name, dict(attributes))
 
