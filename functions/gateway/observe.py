@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,25 +79,47 @@ class Observed:
 
     def answered(self, answer: bytes, headers: Mapping[str, str]) -> None:
         """A whole Messages API answer (JSON bytes) and the gateway's ``x-gateway-*``."""
-        route, provider = headers.get("x-gateway-route", ""), headers.get("x-gateway-provider", "")
         message = _message(answer)
-        input_tokens, output_tokens = genai.usage_of(message)
+        self._measured(headers, *genai.usage_of(message))
+        if self.span.recording:
+            self.span.update(_outcome(headers))
+            output = [{"role": "assistant", "content": message.get("content")}]
+            genai.record_content(self.span, {"gen_ai.output.messages": output})
+
+    def streaming(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str]
+    ) -> AsyncIterator[bytes]:
+        """A stream's first event is in: the span says who answers; ``chunks`` (whole events)
+        are passed on, and their usage and the whole stream's time counted when it ends."""
+        if self.span.recording:
+            self.span.update(_outcome(headers))
+        return self._metered(chunks, headers)
+
+    async def _metered(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str]
+    ) -> AsyncIterator[bytes]:
+        usage: dict[str, int] = {}
+        try:
+            async for chunk in chunks:
+                if b'"usage"' in chunk:
+                    _stream_usage(chunk, usage)
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()  # a client gone mid-stream: the upstream connection goes too
+            self._measured(headers, usage.get("input"), usage.get("output"))
+
+    def _measured(
+        self, headers: Mapping[str, str], input_tokens: int | None, output_tokens: int | None
+    ) -> None:
+        route, provider = headers.get("x-gateway-route", ""), headers.get("x-gateway-provider", "")
         labels = (route, provider, self.model)
         if input_tokens is not None:
             metrics.TOKEN_USAGE.labels(*labels, "input").observe(input_tokens)
         if output_tokens is not None:
             metrics.TOKEN_USAGE.labels(*labels, "output").observe(output_tokens)
         metrics.OPERATION_DURATION.labels(*labels, "").observe(time.perf_counter() - self.started)
-        if self.span.recording:
-            self.span.update(_outcome(headers))
-            output = [{"role": "assistant", "content": message.get("content")}]
-            genai.record_content(self.span, {"gen_ai.output.messages": output})
-
-    def streaming(self, headers: Mapping[str, str]) -> None:
-        """A stream's first event is in: the span says who answers (the stream's usage is not
-        counted yet)."""
-        if self.span.recording:
-            self.span.update(_outcome(headers))
 
     def failed(self, error: ServiceError) -> None:
         route = error.headers.get("x-gateway-route", "")
@@ -119,6 +141,22 @@ def observed(model: str, body: Mapping[str, Any]) -> Iterator[Observed]:
     except ServiceError as exc:
         call.failed(exc)
         raise
+
+
+def _stream_usage(chunk: bytes, usage: dict[str, int]) -> None:
+    """Anthropic's stream says its usage in ``message_start`` (input) and ``message_delta``
+    (output, cumulative): keep the latest of each."""
+    for line in chunk.split(b"\n"):
+        if not line.startswith(b"data:") or b'"usage"' not in line:
+            continue
+        event = _message(line[5:])
+        found = event.get("usage") or (event.get("message") or {}).get("usage")
+        if not isinstance(found, dict):
+            continue
+        for kind in ("input", "output"):
+            value = found.get(f"{kind}_tokens")
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                usage[kind] = value
 
 
 def _message(answer: bytes) -> dict[str, Any]:

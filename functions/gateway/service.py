@@ -85,8 +85,7 @@ class GatewayService:
         with observed(body["model"], body) as call_observed:
             chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
             headers = {**outcome.headers(), "cache-control": "no-cache"}
-            call_observed.streaming(headers)
-        return chunks, _with_request_id(headers, call)
+        return call_observed.streaming(chunks, headers), _with_request_id(headers, call)
 
     def errors_with_request_id(self, call: Call) -> AbstractContextManager[None]:
         """Within it, an error answer carries ``request-id`` too."""

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 ROUTE = {"deployments": [ANTHROPIC, LOCAL], "fallback_to_local": True}
 
 
-def service(provider: ScriptedProvider) -> GatewayService:
+def service(provider: ScriptedProvider, route: str = "spans") -> GatewayService:
     config = GatewayConfig.model_validate(
-        {"routes": {"spans": ROUTE}, "retry": {"max_attempts": 2, "base_delay_s": 1}}
+        {"routes": {route: ROUTE}, "retry": {"max_attempts": 2, "base_delay_s": 1}}
     )
     providers: dict[str, Provider] = {"anthropic": provider, "local": ScriptedProvider()}
     fake = FakeTime()
@@ -96,3 +96,26 @@ def test_token_usage_and_duration_are_in_metrics() -> None:
     usage = 'gen_ai_client_token_usage_sum{model="spans",provider="anthropic",route="spans",'
     assert usage + 'token_type="output"} 2.0' in text
     assert 'gen_ai_client_operation_duration_seconds_count{error_type="",model="spans"' in text
+
+
+def test_a_streams_usage_is_counted_when_it_ends() -> None:
+    events = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m",'
+        b'"model":"x","usage":{"input_tokens":7,"output_tokens":1}}}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        b'"end_turn"},"usage":{"output_tokens":5}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    gateway = service(ScriptedProvider(events), route="streamed")
+    call = Call(method="POST", path="/v1/messages", headers={}, body=b"", request_id="req_2")
+
+    async def streamed() -> bytes:
+        chunks, _ = await gateway.stream(call, {"model": "streamed", "messages": []})
+        return b"".join([chunk async for chunk in chunks])
+
+    assert b"message_stop" in asyncio.run(streamed())
+    metrics.flush()
+    text = metrics.render()[0].decode()
+    usage = 'gen_ai_client_token_usage_sum{model="streamed",provider="anthropic",route="streamed",'
+    assert usage + 'token_type="input"} 7.0' in text
+    assert usage + 'token_type="output"} 5.0' in text
