@@ -33,7 +33,11 @@ BEGIN, END = "<!-- tracing:begin -->", "<!-- tracing:end -->"
 MODES = ("off", "on")
 
 
-def gateway(port: int, up: int, workers: int, tracing: bool) -> subprocess.Popen[bytes]:
+def gateway(
+    port: int, up: int, workers: int, tracing: bool, **otel: str
+) -> subprocess.Popen[bytes]:
+    """``otel``: more ``OTEL_*`` variables for the traced one (a sampler, to see what spans
+    cost without their export)."""
     config = WORK / "gateway-tracing.yaml"
     config.write_text("routes:\n  bench: [{provider: anthropic, model: claude-bench}]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -51,6 +55,7 @@ def gateway(port: int, up: int, workers: int, tracing: bool) -> subprocess.Popen
     if tracing:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{up}"
         env["OTEL_METRICS_EXPORTER"] = "none"  # the spans' cost: metrics have their own
+        env.update(otel)
     command = [functions_framework_bin(), "--source", "functions/gateway/main.py"]
     command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
     log = (WORK / f"gateway-tracing-{'on' if tracing else 'off'}.log").open("wb")
