@@ -3,31 +3,19 @@
 ``FakeOtlp`` answers ``POST /v1/traces`` and ``POST /v1/metrics`` as the OTLP specification
 says (binary protobuf in, ``Export...ServiceResponse`` out) and decodes each request with the
 protocol's own classes (``opentelemetry-proto``), so a test sees exactly what went over the
-wire: ``spans()`` flattens every span received, with its resource's ``service.name``.
+wire: ``spans()`` flattens every span received, with its resource's ``service.name``
+(``emulator.traces.decode_spans``, the decoder ``agentorch traces`` shows them with).
 """
 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from typing import Any
 
+from emulator.traces import ReceivedSpan, body_of, decode_spans
 from tests.fakes.server import Exchange, FakeServer, RecordedRequest
 
 PROTOBUF = "application/x-protobuf"
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    """Empty for a root span."""
-    name: str
-    kind: str
-    """The protocol's name without its prefix: ``SERVER``, ``CLIENT``, ``INTERNAL``..."""
-    attributes: dict[str, Any]
 
 
 class FakeOtlp(FakeServer):
@@ -54,7 +42,8 @@ class FakeOtlp(FakeServer):
         received = []
         for request in self.requests:
             if request.route == "/v1/traces":
-                received += _spans_of(self._decode(request))
+                raw = body_of(request.raw, request.headers.get("content-encoding"))
+                received += decode_spans(raw)
         return received
 
     def metric_names(self) -> set[str]:
@@ -82,37 +71,3 @@ class FakeOtlp(FakeServer):
         message = kind()
         message.ParseFromString(raw)
         return message
-
-
-def _spans_of(export: Any) -> list[ReceivedSpan]:
-    from opentelemetry.proto.trace.v1 import trace_pb2
-
-    spans = []
-    for resource_spans in export.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope in resource_spans.scope_spans:
-            for span in scope.spans:
-                kind = trace_pb2.Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_")
-                spans.append(
-                    ReceivedSpan(
-                        service=str(resource.get("service.name", "")),
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        name=span.name,
-                        kind=kind,
-                        attributes=_attributes(span.attributes),
-                    )
-                )
-    return spans
-
-
-def _attributes(pairs: Any) -> dict[str, Any]:
-    return {pair.key: _value(pair.value) for pair in pairs}
-
-
-def _value(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return tuple(_value(item) for item in value.array_value.values)
-    return getattr(value, which) if which else None
