@@ -13,8 +13,9 @@ import functions_framework
 import httpx
 import pytest
 
+from emulator.traces import ReceivedSpan
 from shared import telemetry
-from tests.fakes.otlp import FakeOtlp, ReceivedSpan
+from tests.fakes.otlp import FakeOtlp
 from tests.gateway.support import module_gateway
 from tests.orchestrator.fakes import FakeEndpoint
 from tests.orchestrator.serving import REPO_ROOT, serve_orchestrator
