@@ -111,6 +111,10 @@ class Tracing:
     def server_span(
         self, name: str, headers: Mapping[str, str], attributes: Mapping[str, Any] | None
     ) -> Iterator[Span]:
+        if not headers:  # a new trace: nothing to extract (most requests from outside)
+            with self.span(name, "server", attributes) as current:
+                yield current
+            return
         token = otel_context.attach(self.propagator.extract(headers))
         try:
             with self.span(name, "server", attributes) as current:
