@@ -79,7 +79,7 @@ up: ## start the stack on the emulator in the background (gateway :8585, orchest
 down: ## stop the emulated stack; no process is left behind
 	$(BIN)/agentorch down
 
-bench: bench-gateway bench-inflight bench-openai bench-orchestrator bench-stack bench-cold bench-mcp bench-sessions bench-first-token
+bench: bench-gateway bench-inflight bench-openai bench-tracing bench-orchestrator bench-stack bench-cold bench-mcp bench-sessions bench-first-token
 
 LITELLM := bench/.work/litellm/bin/litellm
 
@@ -97,6 +97,10 @@ bench-inflight: bench-tools ## calls in flight: 256 and 1,000 clients on a 1 s u
 .PHONY: bench-openai
 bench-openai: bench-tools ## /v1/chat/completions and /v1/responses beside /v1/messages: added latency, 1,000 in flight
 	$(BIN)/python -m bench.openai_chat
+
+.PHONY: bench-tracing
+bench-tracing: bench-tools ## tracing off beside on (OTLP export): the gateway's added latency and throughput
+	$(BIN)/python -m bench.tracing
 
 .PHONY: bench-stack
 bench-stack: ## the full offline stack on the emulator: tasks/s and latency at 1, 10, 100 at once

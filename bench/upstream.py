@@ -4,8 +4,10 @@
 ``POST /model/{id}/invoke`` (Bedrock's InvokeModel; signatures are not checked) with a fixed
 Message after ``--delay`` seconds. With ``"stream": true`` it sends Anthropic's events, the text
 in ``--events`` deltas ``--interval`` seconds apart. ``--status 529`` answers every request with
-an overloaded error instead. HTTP/1.1 keep-alive, one coroutine per connection: it holds tens
-of thousands of waiting requests and does about 20k answers a second on one core here.
+an overloaded error instead. It is an OTLP/HTTP receiver too: ``POST /v1/traces`` and
+``/v1/metrics`` are taken (200, an empty protobuf answer) and dropped. HTTP/1.1 keep-alive,
+one coroutine per connection: it holds tens of thousands of waiting requests and does about
+20k answers a second on one core here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+OTLP_TAKEN = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+"""An OTLP export taken: an empty ``Export...ServiceResponse`` is zero bytes."""
+
+
 class Upstream:
     def __init__(self, delay: float, events: int, interval: float, status: int) -> None:
         self.delay, self.events, self.interval, self.status = delay, events, interval, status
@@ -35,7 +41,12 @@ class Upstream:
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                body = json.loads(await reader.readexactly(length)) if length else {}
+                raw = await reader.readexactly(length) if length else b""
+                if head.startswith((b"POST /v1/traces ", b"POST /v1/metrics ")):
+                    writer.write(OTLP_TAKEN)
+                    await writer.drain()
+                    continue
+                body = json.loads(raw) if raw else {}
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 if self.status != 200:

@@ -113,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=["agent"])
     new.add_argument("name", help="its name, as the model sees its tool (weather, geo_v2)")
     commands.add_parser("manifest", help="rewrite the files generated from functions.yaml")
+    traces = commands.add_parser(
+        "traces", help="a trace viewer with no collector: print the spans sent to it over OTLP"
+    )
+    traces.add_argument("--port", type=int, default=4318, help="where it listens (4318)")
     package = commands.add_parser(
         "package", help="each function's source bundle: dist/functions/NAME/ and dist/NAME.zip"
     )
@@ -188,6 +192,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "manifest": cmd_manifest,
         "package": cmd_package,
         "deploy": cmd_deploy,
+        "traces": cmd_traces,
     }[args.command]
     return handler(args, folder, console)
 
@@ -487,6 +492,21 @@ def cmd_package(args: argparse.Namespace, folder: StateFolder, console: Console)
         )
     where = bundles[0].archive.parent if bundles else args.out
     console.print(f"wrote {where}/functions/NAME/ and {where}/NAME.zip", markup=False)
+    return 0
+
+
+def cmd_traces(args: argparse.Namespace, folder: StateFolder, console: Console) -> int:
+    from emulator.traces import receiver
+
+    try:
+        server = receiver(args.port, lambda span: print(span.line(), flush=True))
+    except OSError as exc:
+        raise ConfigError(f"--port {args.port}: cannot listen there ({exc.strerror})") from exc
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    console.print(f"OTLP/HTTP receiver on {endpoint}: start the stack with", markup=False)
+    console.print(f"  OTEL_EXPORTER_OTLP_ENDPOINT={endpoint} agentorch up", markup=False)
+    with server:
+        server.serve_forever()
     return 0
 
 

@@ -67,6 +67,34 @@ _PLATFORM = (
     _var("PROMETHEUS_MULTIPROC_DIR", "the workers' shared metrics folder", "a new one in /tmp"),
     _var("CONFIG_DIR", "the folder of the YAML files", "config/"),
     _var("XDG_RUNTIME_DIR", "where gunicorn's control socket goes", "$TMPDIR"),
+    *(
+        _var(name, "the function's name, for its traces' service.name (the platform sets it)")
+        for name in ("K_SERVICE", "AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET")
+    ),
+    # OpenTelemetry (shared/telemetry): off while no exporter or endpoint is set.
+    _var("OTEL_EXPORTER_OTLP_ENDPOINT", "the OTLP/HTTP collector traces and metrics go to"),
+    _var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "the collector for traces alone"),
+    _var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "the collector for metrics alone"),
+    _var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf, or grpc with its exporter installed"),
+    _var("OTEL_TRACES_EXPORTER", "otlp, console or none"),
+    _var("OTEL_METRICS_EXPORTER", "none keeps metrics to /metrics"),
+    _var("OTEL_SERVICE_NAME", "the traces' service.name", "the function's target"),
+    _var("OTEL_RESOURCE_ATTRIBUTES", "more resource attributes (key=value,...)"),
+    _var("OTEL_TRACES_SAMPLER", "which traces are kept", "parentbased_always_on"),
+    _var("OTEL_SDK_DISABLED", "true turns OpenTelemetry off whatever else is set"),
+    _var(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "true puts messages and tool content on the spans",
+        "false",
+    ),
+    *(
+        _var(name, "the OTLP exporter's headers (a collector's key)", secret=True, optional=True)
+        for name in (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        )
+    ),
 )
 _OUTBOUND = (
     _var("OUTBOUND_TRANSPORT", "wire or httpx (httpx when a proxy variable is set)"),

@@ -97,6 +97,8 @@ def print_result(console: Console, result: Mapping[str, Any]) -> None:
     if steps:
         console.print(steps_table(steps))
     console.print(totals(result), markup=False, highlight=False)
+    if result.get("trace_id"):  # tracing on (OTEL_*): find the run in Jaeger, Tempo...
+        console.print(f"trace: {result['trace_id']}", markup=False, highlight=False)
 
 
 def steps_table(steps: Iterable[Mapping[str, Any]]) -> Table:

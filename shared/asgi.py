@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive
 
-from shared import metrics, server
+from shared import metrics, server, telemetry
 from shared.context import REQUEST_ID
 from shared.errors import (
     BadRequest,
@@ -109,15 +109,21 @@ class AsyncFunctionApp:
         path = scope["path"].rstrip("/") or "/"
         template = self.route_of(path)
         route = template if template in self._routes else "unmatched"
+        method = scope["method"]
         try:
-            reply = await self._dispatch(request, headers, path, template, request_id)
-            reply.headers["x-request-id"] = request_id
-            response = self._render(reply)
-        except Exception:  # e.g. a body json.dumps cannot encode: still answer in our shape
-            log.exception("cannot render reply", extra={"path": clip(path)})
-            reply = error_reply(ServiceError(f"internal error (request id {request_id})"))
-            reply.headers["x-request-id"] = request_id
-            response = self._render(reply)
+            with telemetry.server_span(f"{method} {route}", headers) as span:
+                try:
+                    reply = await self._dispatch(request, headers, path, template, request_id)
+                    reply.headers["x-request-id"] = request_id
+                    response = self._render(reply)
+                except Exception:  # e.g. a body json.dumps cannot encode: answer in our shape
+                    log.exception("cannot render reply", extra={"path": clip(path)})
+                    error = ServiceError(f"internal error (request id {request_id})")
+                    reply = error_reply(error)
+                    reply.headers["x-request-id"] = request_id
+                    response = self._render(reply)
+                if span.recording:
+                    _describe(span, method, path, route, reply.status)
         finally:
             REQUEST_ID.reset(token)
         self.decorate(response, headers)
@@ -252,3 +258,17 @@ class AsyncFunctionApp:
             self._guard(call)
         payload, content_type = metrics.render()
         return Reply(payload, content_type=content_type)
+
+
+def _describe(span: telemetry.Span, method: str, path: str, route: str, status: int) -> None:
+    """The HTTP semantic conventions' server attributes (no query: it may hold content)."""
+    span.update(
+        {
+            "http.request.method": method,
+            "url.path": clip(path),
+            "http.route": route,
+            "http.response.status_code": status,
+        }
+    )
+    if status >= 500:
+        span.fail(str(status))

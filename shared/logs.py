@@ -1,8 +1,9 @@
 """Structured (one JSON object a line) logs on stderr, configured once per process.
 
 Each line carries ``ts``, ``level``, ``logger``, ``msg``, any ``extra`` fields, Cloud Logging's
-``severity`` (so Cloud Run and Cloud Functions file it under the right level), and the
-``request_id`` of the request being served (``shared.context``) when there is one.
+``severity`` (so Cloud Run and Cloud Functions file it under the right level), the
+``request_id`` of the request being served (``shared.context``) when there is one, and the
+``trace_id`` and ``span_id`` of the current span (``shared.telemetry``) when there is a trace.
 
 ``LOG_LEVEL`` picks the level (``INFO`` by default). An unknown value does not stop the
 function: loggers are made when modules are imported, long before start-up could report a
@@ -28,6 +29,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
+from shared import telemetry
 from shared.context import current_request_id
 from shared.errors import ConfigError
 from shared.redact import Redactor
@@ -60,6 +62,10 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id is not None:
             entry["request_id"] = request_id
+        if (ids := telemetry.ids()) is not None:
+            entry["trace_id"], span_id = ids
+            if span_id is not None:
+                entry["span_id"] = span_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

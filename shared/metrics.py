@@ -24,8 +24,10 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from shared import telemetry
 
 if TYPE_CHECKING:
     import prometheus_client
@@ -103,13 +105,36 @@ class LazyMetric(Generic[MetricT]):
     """The prometheus_client class it makes."""
 
     def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str] = (), **options: Any
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        otel: tuple[str, str, Mapping[str, str]] | None = None,
+        **options: Any,
     ) -> None:
+        """``otel``: the metric's OpenTelemetry name, unit and attribute for each label, when
+        they differ from the Prometheus ones (e.g. the GenAI conventions' metrics); exported
+        over OTLP only when ``OTEL_*`` asks (``shared.telemetry.mirror``)."""
         self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
         self._arguments = (name, documentation, tuple(labelnames))
+        self._otel = otel or (name, "", {})
         self._options = options
         self._metric: MetricT | None = None
         self._children: dict[tuple[str, ...], Any] = {}
+
+    def mirror(self, labels: tuple[str, ...]) -> Callable[[float], None] | None:
+        """What also records this series' values in OpenTelemetry; None when that is off."""
+        name, unit, renamed = self._otel
+        attributes = {
+            renamed.get(label, label): value
+            for label, value in zip(self.labelnames, labels, strict=True)
+            if value
+        }
+        buckets = self._options.get("buckets")
+        return telemetry.mirror(self.kind, name, self.documentation, unit, attributes, buckets)
 
     def metric(self) -> MetricT:
         """The prometheus_client metric itself."""
@@ -137,15 +162,17 @@ class _Buffered:
     default handler, so no exit hook runs; tests/shared/test_hostile_edges.py pins it).
     Outside an event loop (a script, a thread) values go straight through."""
 
-    __slots__ = ("_metric", "_labels", "_dirty")
+    __slots__ = ("_metric", "_labels", "_dirty", "_mirror")
 
     def __init__(self, metric: LazyMetric[Any], labels: tuple[str, ...]) -> None:
         self._metric = metric
         self._labels = labels
         self._dirty = False
+        self._mirror = metric.mirror(labels)
 
     def _target(self) -> Any:
-        return self._metric.metric().labels(*self._labels)
+        metric = self._metric.metric()
+        return metric.labels(*self._labels) if self._labels else metric  # none: the metric
 
     def _touched(self) -> None:
         """Called with ``_lock`` held, after a change."""
@@ -170,6 +197,8 @@ class _CounterSeries(_Buffered):
     def inc(self, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError("counters only go up")
+        if self._mirror is not None:
+            self._mirror(amount)
         with _lock:
             self._amount += amount
             self._touched()
@@ -193,6 +222,8 @@ class _HistogramSeries(_Buffered):
 
     def observe(self, value: float) -> None:
         index = bisect.bisect_left(self._bounds, value)  # the first bound >= value, as Prometheus
+        if self._mirror is not None:
+            self._mirror(value)
         with _lock:
             self._counts[index] += 1
             self._sum += value

@@ -44,6 +44,13 @@ AGENT_HEADER_VARIABLES = re.compile(r"^AGENT_[A-Z0-9_]+_HEADERS$")
 secret (the orchestrator's ``agent_sources`` reads them)."""
 MCP_HEADER_VARIABLES = re.compile(r"^MCP_[A-Z0-9_]+_HEADERS$")
 """The same for an MCP server the orchestrator calls (``MCP_GITHUB_HEADERS``)."""
+OTLP_HEADER_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+)
+"""The OTLP exporters' headers (``name=value,...``): a collector's API key (Honeycomb's,
+Datadog's) is one of them."""
 MIN_SECRET_CHARS = 8
 """A configured value shorter than this is not scrubbed: no real key is that short, and
 replacing a short word (moto's ``testing``) everywhere would garble ordinary messages."""
@@ -81,7 +88,11 @@ class Redactor:
         for name in KEY_LIST_VARIABLES:
             values += (environ.get(name) or "").split(",")
         for name, raw in environ.items():
-            if AGENT_HEADER_VARIABLES.match(name) or MCP_HEADER_VARIABLES.match(name):
+            if (
+                AGENT_HEADER_VARIABLES.match(name)
+                or MCP_HEADER_VARIABLES.match(name)
+                or name in OTLP_HEADER_VARIABLES
+            ):
                 values += header_values(raw)
         return cls().adding(*values)
 

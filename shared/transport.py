@@ -21,6 +21,10 @@ the service.
 
 ``Authenticated`` wraps either with an ``Auth``: the headers that prove who calls, added to
 each request (the orchestrator's platform identity, ``shared.outbound_auth``).
+
+``Traced`` wraps every transport ``outbound_transport`` makes: each request carries the current
+trace context (``traceparent``, ``tracestate``, ``baggage``: ``shared.telemetry``), so a task
+is one trace across every function it reaches.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from shared import telemetry
 from shared.errors import (
     AnswerTooLarge,
     ConfigError,
@@ -191,6 +196,46 @@ class Authenticated:
         return {**kept, **added}
 
 
+class Traced:
+    """A ``Transport`` whose requests carry the current trace context (W3C headers)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.inner = transport
+        """The transport that sends."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        connect_timeout_s: float = 10.0,
+    ) -> Response:
+        sent = telemetry.inject(dict(headers))
+        return await self.inner.request(
+            method, url, sent, body, connect_timeout_s=connect_timeout_s
+        )
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        connect_timeout_s: float = 10.0,
+        limit: int = MAX_BODY_BYTES,
+    ) -> Answer:
+        sent = telemetry.inject(dict(headers))
+        return await self.inner.exchange(
+            method, url, sent, body, connect_timeout_s=connect_timeout_s, limit=limit
+        )
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 async def read_limited(response: Response, limit: int) -> bytes:
     """``response``'s whole body, of at most ``limit`` bytes (else ``AnswerTooLarge``, the
     connection dropped): what every transport's ``read`` does over its own ``chunks``."""
@@ -230,17 +275,17 @@ def chosen(environ: Mapping[str, str] | None = None) -> Kind:
 def outbound_transport(
     environ: Mapping[str, str] | None = None, *, limit: int = DEFAULT_LIMIT
 ) -> Transport:
-    """A new transport of the kind ``environ`` (default ``os.environ``) chooses. It connects
-    on first use, inside the running loop: building one at start-up costs nothing."""
+    """A new transport of the kind ``environ`` (default ``os.environ``) chooses, ``Traced``. It
+    connects on first use, inside the running loop: building one at start-up costs nothing."""
     if chosen(environ) == "httpx":
         try:
             from shared.transport_httpx import HttpxTransport
         except ImportError as exc:  # httpx is in the extras of the functions that call out
             raise ConfigError(f"${VARIABLE}=httpx needs the httpx package: {exc}") from exc
-        return HttpxTransport(limit=limit)
+        return Traced(HttpxTransport(limit=limit))
     from shared.wire import WireClient
 
-    return WireClient(limit=limit)
+    return Traced(WireClient(limit=limit))
 
 
 def upstream_failure(

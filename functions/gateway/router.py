@@ -30,8 +30,10 @@ from typing import Any, TypeVar
 
 from functions.gateway import metrics
 from functions.gateway.config import Deployment, GatewayConfig, Route
+from functions.gateway.observe import attempt_answered, attempt_attributes, attempt_failed
 from functions.gateway.providers.base import Provider, ProviderCall, SentTimeout
 from functions.gateway.streaming import guarded, stream_refusal
+from shared import telemetry
 from shared.errors import (
     SHOULD_RETRY,
     BadGateway,
@@ -197,7 +199,9 @@ class Router:
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[bytes, Outcome]:
         async def attempt(state: DeploymentState, call: ProviderCall) -> bytes:
-            return await state.provider.complete(call)
+            answer = await state.provider.complete(call)
+            attempt_answered(answer)
+            return answer
 
         return await self._run(model, body, headers, attempt)
 
@@ -248,10 +252,14 @@ class Router:
             admission = state.breaker.allow()
             if not admission:
                 skipped = _circuit_open(state, skipped)
+                telemetry.event(
+                    "circuit_open", {"agentorch.gateway.deployment": state.deployment.name}
+                )
                 continue
             if outcome.attempts:
                 outcome.fallbacks += 1
                 metrics.FALLBACKS.labels(route).inc()
+                telemetry.event("fallback", {"agentorch.gateway.deployment": state.deployment.name})
             calls = _Calls(body, headers or {}, state.deployment.model, settings)
             result, error = await self._attempts(
                 state, admission, attempt, calls, deadline, outcome
@@ -307,28 +315,34 @@ class Router:
                 raise stop(number)
             outcome.attempts += 1
             started = self._clock()
-            try:
-                call = calls.make(min(state.deployment.timeout_s, remaining))
-                result = await attempt(state, call)
-            except UpstreamError as exc:
-                self._redact.scrub(exc)  # before anything logs, keeps or answers it
-                error: UpstreamError = exc
-            except ServiceError:
-                state.breaker.release()  # the request's fault, not the deployment's
-                verdict = True
-                raise
-            except Exception as exc:
-                log.exception("provider bug", extra={"deployment": name})
-                error = ProviderBug(f"{name} failed: {type(exc).__name__}")
-            else:
-                verdict = True
-                _succeeded(state, number, self._clock() - started)
-                return result
-            state.failed(error)
-            verdict = not isinstance(error, ProviderBug)
-            last = error
-            retry = calls.retries(error) and not self._policy.wants_longer_than(error)
-            raise AttemptFailed(error, retry=retry)
+            with telemetry.span(
+                f"chat {state.deployment.model}",
+                kind="client",
+                attributes=attempt_attributes(state.deployment, number),
+            ) as span:
+                try:
+                    call = calls.make(min(state.deployment.timeout_s, remaining))
+                    result = await attempt(state, call)
+                except UpstreamError as exc:
+                    self._redact.scrub(exc)  # before anything logs, keeps or answers it
+                    error: UpstreamError = exc
+                except ServiceError:
+                    state.breaker.release()  # the request's fault, not the deployment's
+                    verdict = True
+                    raise
+                except Exception as exc:
+                    log.exception("provider bug", extra={"deployment": name})
+                    error = ProviderBug(f"{name} failed: {type(exc).__name__}")
+                else:
+                    verdict = True
+                    _succeeded(state, number, self._clock() - started)
+                    return result
+                state.failed(error)
+                verdict = not isinstance(error, ProviderBug)
+                last = error
+                retry = calls.retries(error) and not self._policy.wants_longer_than(error)
+                attempt_failed(span, error, retry, state.breaker.state.value)
+                raise AttemptFailed(error, retry=retry)
 
         max_attempts = state.deployment.max_attempts or self.config.retry.max_attempts
         try:
@@ -431,6 +445,16 @@ def _log_failure(
 ) -> None:
     """``wait`` is the pause before the next attempt; None when this deployment is done."""
     step = "retry" if wait is not None else "fall back" if error.falls_back else "give up"
+    telemetry.event(
+        "attempt_failed",
+        {
+            "agentorch.gateway.deployment": state.deployment.name,
+            "agentorch.gateway.attempt": attempt,
+            "error.type": type(error).__name__,
+            "agentorch.gateway.next": step,
+            "agentorch.gateway.wait_s": round(wait, 3) if wait is not None else 0.0,
+        },
+    )
     log.warning(
         "upstream attempt failed",
         extra={

@@ -12,6 +12,7 @@ from functions.gateway.bodies import request_payload
 from functions.gateway.catalog import Catalog
 from functions.gateway.config import GatewayConfig
 from functions.gateway.messages import validate_count_request, validate_messages_request
+from functions.gateway.observe import observed
 from functions.gateway.openai.chat import ChatCompletions
 from functions.gateway.openai.responses import ResponsesApi
 from functions.gateway.providers.anthropic import AnthropicProvider
@@ -80,16 +81,20 @@ class GatewayService:
     async def complete(self, call: Call, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
         """A Messages request (checked) answered along its route: the Message as JSON bytes,
         and the answer's headers. Every API the gateway speaks is served through here."""
-        answer, outcome = await self.router.complete(body["model"], body, _forwarded(call))
-        return answer, _with_request_id(outcome.headers(), call)
+        with observed(body["model"], body) as call_observed:
+            answer, outcome = await self.router.complete(body["model"], body, _forwarded(call))
+            headers = outcome.headers()
+            call_observed.answered(answer, headers)
+        return answer, _with_request_id(headers, call)
 
     async def stream(
         self, call: Call, body: dict[str, Any]
     ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
         """``complete``, streamed: Anthropic's events, failed over only before the first."""
-        chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
-        headers = {**outcome.headers(), "cache-control": "no-cache"}
-        return chunks, _with_request_id(headers, call)
+        with observed(body["model"], body) as call_observed:
+            chunks, outcome = await self.router.stream(body["model"], body, _forwarded(call))
+            headers = {**outcome.headers(), "cache-control": "no-cache"}
+        return call_observed.streaming(chunks, headers), _with_request_id(headers, call)
 
     def errors_with_request_id(self, call: Call) -> AbstractContextManager[None]:
         """Within it, an error answer carries ``request-id`` too."""

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functions.orchestrator import structured
+from functions.orchestrator import metrics, structured
 from functions.orchestrator.agents import AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
@@ -31,9 +31,11 @@ from functions.orchestrator.trace import (
     Usage,
     bounded,
 )
+from shared import telemetry
 from shared.http import readable_json
 from shared.logs import get_logger
 from shared.redact import redact
+from shared.telemetry import genai
 
 Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Receives ``step_started`` / ``step_finished`` events as the run goes, and ``text_delta``
@@ -41,6 +43,8 @@ Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 log = get_logger("orchestrator.loop")
 CANCELLED = "not finished: the run's time budget ran out"
+AGENT_NAME = "orchestrator"
+"""``gen_ai.agent.name`` of a run's ``invoke_agent`` span."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,32 @@ class _Run:
         self.started = time.perf_counter()
 
     async def execute(self) -> RunResult:
+        """The run, as one ``invoke_agent`` span: the root of the task's trace (or a child of
+        its caller's), the parent of each model and agent call's."""
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": AGENT_NAME,
+            "gen_ai.request.model": self.model.route,
+            "agentorch.run_id": self.run_id,
+        }
+        with telemetry.span(f"invoke_agent {AGENT_NAME}", attributes=attributes) as span:
+            genai.record_content(span, {"gen_ai.input.messages": self.task.text})
+            result = await self._execute()
+            span.update(
+                {
+                    "gen_ai.usage.input_tokens": result.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": result.usage.output_tokens,
+                    "agentorch.status": result.status.value,
+                    "agentorch.stop_reason": result.stop_reason.value,
+                    "agentorch.steps": len(result.steps),
+                }
+            )
+            if result.status is Status.FAILED:
+                span.fail(result.stop_reason.value)
+            genai.record_content(span, {"gen_ai.output.messages": result.answer})
+            return result
+
+    async def _execute(self) -> RunResult:
         clock = asyncio.timeout(self.task.budget.timeout_s)
         try:
             async with clock:
@@ -220,6 +250,27 @@ class _Run:
             request["output_config"] = structured.output_config(self.task.output_schema)
         summary = {"messages": len(messages), "tools": list(self.tools), "last": messages[-1]}
         step = await self._start("model", self.model.route, summary, None)
+        route = self.model.route
+        attributes = genai.chat_request(route, request)
+        with telemetry.span(f"chat {route}", kind="client", attributes=attributes) as span:
+            genai.record_content(
+                span, {"gen_ai.system_instructions": system, "gen_ai.input.messages": messages}
+            )
+            reply, error_class = await self._model_call(step, request)
+            if reply is None:
+                span.fail(error_class or "ModelCallError")
+            else:
+                _describe_reply(span, reply)
+        await self._finish(step)
+        if reply is None:
+            self._end(Status.FAILED, StopReason.GATEWAY_ERROR, step.error)
+        return reply
+
+    async def _model_call(
+        self, step: Step, request: dict[str, Any]
+    ) -> tuple[ModelReply | None, str | None]:
+        """The model's reply, its usage counted and ``step`` filled in; or None and the class
+        of the error that ended it."""
         began = time.perf_counter()
         try:
             timeout_s = min(self.settings.model_timeout_s, self._time_left())
@@ -227,12 +278,11 @@ class _Run:
         except ModelCallError as exc:
             # The gateway's text (an older one could leak): scrubbed before the run keeps it.
             step.error, step.attempts = redact(exc.error.message), exc.attempts
-            self._log_failed(step, type(exc.error).__name__)
+            error_class = type(exc.error).__name__
+            self._log_failed(step, error_class)
             self.unavailable = exc.error.retryable
             step.latency_ms = (time.perf_counter() - began) * 1000
-            await self._finish(step)
-            self._end(Status.FAILED, StopReason.GATEWAY_ERROR, step.error)
-            return None
+            return None, error_class
         step.latency_ms = (time.perf_counter() - began) * 1000
         step.attempts, step.provider = reply.attempts, reply.provider
         self.usage.model_calls += 1
@@ -254,8 +304,7 @@ class _Run:
                 "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
             }
         )
-        await self._finish(step)
-        return reply
+        return reply, None
 
     async def _call_model(
         self, step: Step, request: dict[str, Any], timeout_s: float
@@ -289,31 +338,52 @@ class _Run:
     async def _agent_step(self, block: dict[str, Any]) -> dict[str, Any]:
         name, use_id = str(block.get("name")), str(block.get("id"))
         step = await self._start("agent", name, block.get("input"), use_id)
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": use_id,
+            "gen_ai.tool.type": "extension",  # an agent: a service the orchestrator calls
+        }
+        with telemetry.span(f"execute_tool {name}", attributes=attributes) as span:
+            genai.record_content(span, {"gen_ai.tool.call.arguments": block.get("input")})
+            content, error_class = await self._agent_call(step, name, block.get("input"))
+            if error_class is not None:
+                span.fail(error_class)
+            genai.record_content(span, {"gen_ai.tool.call.result": content})
+        await self._finish(step)
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
+        if error_class is not None:
+            result["is_error"] = True
+        return result
+
+    async def _agent_call(self, step: Step, name: str, arguments: Any) -> tuple[str, str | None]:
+        """What goes back to the model, with ``step`` filled in; and the class of the error
+        when the call failed."""
         began = time.perf_counter()
-        content, failed = self._refusal(name), True
+        content = self._refusal(name)
+        error_class: str | None = "ToolNotAvailable"
         tool = self.tools.get(name)
         if tool is not None:
             try:
-                prepared = tool.prepare(block.get("input"), self.task.data)
+                prepared = tool.prepare(arguments, self.task.data)
                 self.usage.agent_calls += 1
                 answer = await self.agents.call(name, prepared, timeout_s=self._time_left())
             except InvalidArguments as exc:
-                content = str(exc)
+                content, error_class = str(exc), type(exc).__name__
             except AgentCallError as exc:
-                content, step.attempts = exc.message, exc.attempts
+                content, step.attempts, error_class = exc.message, exc.attempts, type(exc).__name__
             else:
-                step.attempts, failed = answer.attempts, False
+                step.attempts, error_class = answer.attempts, None
                 step.outcome = bounded(answer.result)
                 content = _result_text(answer.result, self.settings.max_result_chars)
-        if failed:
+        # A tool the model made up is not a label: only the agents this run knows are.
+        agent = name if name in self.agent_notes else "unknown"
+        metrics.AGENT_CALLS.labels(agent, error_class or "ok").inc()
+        if error_class is not None:
             content = step.error = redact(content)  # to the trace, the sink and the model
             self._log_failed(step)
         step.latency_ms = (time.perf_counter() - began) * 1000
-        await self._finish(step)
-        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
-        if failed:
-            result["is_error"] = True
-        return result
+        return content, error_class
 
     def _log_failed(self, step: Step, error_class: str | None = None) -> None:
         fields = {
@@ -347,6 +417,7 @@ class _Run:
     def _result(self) -> RunResult:
         status, reason, error = self.ending or (Status.FAILED, StopReason.INTERNAL_ERROR, None)
         return RunResult(
+            trace_id=telemetry.trace_id(),
             run_id=self.run_id,
             status=status,
             answer=self._answer(status, reason, error),
@@ -375,8 +446,13 @@ class _Run:
 
 
 def log_run(result: RunResult) -> None:
-    """One line per run: INFO, or WARNING with the reason when it failed."""
+    """One line per run: INFO, or WARNING with the reason when it failed; and its metrics."""
     usage = result.usage
+    metrics.TASKS.labels(result.status.value, result.stop_reason.value).inc()
+    metrics.TASK_STEPS.labels().observe(len(result.steps))
+    metrics.TASK_TOKENS.labels("input").observe(usage.input_tokens)
+    metrics.TASK_TOKENS.labels("output").observe(usage.output_tokens)
+    metrics.TASK_DURATION.labels().observe(result.duration_ms / 1000)
     fields: dict[str, Any] = {
         "run_id": result.run_id,
         "status": result.status.value,
@@ -406,3 +482,22 @@ def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
 def _result_text(result: Any, limit: int) -> str:
     text = result if isinstance(result, str) else readable_json(result)
     return text if len(text) <= limit else text[:limit] + f"... (cut: {len(text)} characters)"
+
+
+def _describe_reply(span: telemetry.Span, reply: ModelReply) -> None:
+    """A model call's answer on its ``chat`` span (the GenAI conventions' response part)."""
+    if not span.recording:
+        return
+    span.update(
+        {
+            "gen_ai.provider.name": genai.provider_name(reply.provider),
+            "gen_ai.response.model": reply.model,
+            "gen_ai.response.finish_reasons": [reply.stop_reason],
+            "gen_ai.usage.input_tokens": reply.input_tokens,
+            "gen_ai.usage.output_tokens": reply.output_tokens,
+            "agentorch.attempts": reply.attempts,
+        }
+    )
+    genai.record_content(
+        span, {"gen_ai.output.messages": [{"role": "assistant", "content": reply.content}]}
+    )

@@ -51,6 +51,8 @@ class ModelReply:
     output_tokens: int
     provider: str | None = None
     attempts: int = 1
+    model: str | None = None
+    """The model that answered, as the message says (``gen_ai.response.model``)."""
 
 
 class ModelCallError(ServiceError):
@@ -227,6 +229,7 @@ def _reply(data: Any, headers: Mapping[str, str], attempt: int) -> ModelReply:
         output_tokens=_count(usage.get("output_tokens")),
         provider=headers.get("x-gateway-provider"),
         attempts=attempt,
+        model=data["model"] if isinstance(data.get("model"), str) else None,
     )
 
 

@@ -28,6 +28,7 @@ from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
 from functions.orchestrator.config import SinkSettings
+from shared import telemetry
 from shared.aio import AsyncHttp
 from shared.errors import BadGateway, UpstreamTimeout, UpstreamUnavailable
 from shared.logs import get_logger
@@ -38,6 +39,10 @@ ANSWER_KEPT_BYTES = 2048
 """What is read of a sink's answer, at most: enough to quote a refusal in the log."""
 QUOTED_CHARS = 200
 """What a log line quotes of a refusal."""
+
+
+TRACING_EXTENSION = ("traceparent", "tracestate")
+"""The CloudEvents distributed-tracing extension's attributes."""
 
 
 class EventSink:
@@ -106,17 +111,29 @@ class EventSink:
                 del self._pending[run_id]
 
     def event(self, result: dict[str, Any]) -> CloudEvent:
+        """The result as a CloudEvent; it carries the current trace context in the
+        distributed-tracing extension (``traceparent``, ``tracestate``) when there is one."""
         attributes = {
             "type": f"{self._settings.event_type_prefix}.{result['status']}",
             "source": self._settings.source,
             "subject": result["run_id"],
             "id": uuid.uuid4().hex,
         }
+        traced = telemetry.inject({})
+        attributes.update({k: v for k, v in traced.items() if k in TRACING_EXTENSION})
         return CloudEvent(attributes, result)
 
     async def deliver(self, result: dict[str, Any]) -> bool:
         """True when the sink took the event (2xx). Every result it did not take, cancelled
         deliveries included, is one ERROR line naming the run."""
+        attributes = {"messaging.operation.type": "send", "agentorch.run_id": result["run_id"]}
+        with telemetry.span("send sink", kind="producer", attributes=attributes) as span:
+            delivered = await self._deliver(result)
+            if not delivered:
+                span.fail("undelivered")
+            return delivered
+
+    async def _deliver(self, result: dict[str, Any]) -> bool:
         headers, body = to_structured(self.event(result))
         headers = {**headers, "accept-encoding": "identity"}
         attempts = 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from functions.orchestrator.loop import Progress
 from functions.orchestrator.trace import RunResult
+from shared import telemetry
 from shared.context import bind_request_id, current_request_id
 from shared.http import sse_event
 from shared.logs import get_logger
@@ -31,6 +32,7 @@ async def event_stream(
     when the reader goes away."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     request_id = current_request_id()
+    trace_context = telemetry.snapshot()
 
     async def progress(event: str, data: dict[str, Any]) -> None:
         queue.put_nowait(sse_event(event, data))
@@ -39,7 +41,8 @@ async def event_stream(
         if request_id:  # the edge resets its context before a stream is read
             bind_request_id(request_id)
         try:
-            final = (await run(progress)).to_json()
+            with telemetry.resumed(trace_context):
+                final = (await run(progress)).to_json()
         except Exception as exc:
             log.exception("streamed run failed")
             final = _failed(run_id, str(getattr(exc, "message", exc)))

@@ -131,6 +131,9 @@ class RunResult:
     unavailable: bool = False
     """The gateway could not be reached or kept failing (the service answers 503 when that
     happened before any step succeeded, instead of a 'failed' result with nothing in it)."""
+    trace_id: str | None = None
+    """The task's trace (W3C, hex) when it has one: tracing on, or a caller that sent
+    ``traceparent``; ``"trace_id"`` in the JSON then."""
     replayed: bool = False
     """This answers a redelivered CloudEvent with the earlier delivery's run (``"replayed":
     true`` in the JSON); the task was not run again."""
@@ -162,6 +165,8 @@ class RunResult:
             body["output"] = self.output
         if self.session is not None:
             body["session"] = dict(self.session)
+        if self.trace_id is not None:
+            body["trace_id"] = self.trace_id
         if self.replayed:
             body["replayed"] = True
         return body

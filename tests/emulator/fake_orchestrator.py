@@ -43,6 +43,7 @@ RESULT: dict[str, Any] = {
     "steps": STEPS,
     "usage": {"input_tokens": 40, "output_tokens": 20, "model_calls": 1, "agent_calls": 1},
     "duration_ms": 12.5,
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 }
 
 

@@ -57,6 +57,7 @@ def test_the_command_prints_steps_answer_table_and_totals(
     assert "answer: 17 * 23 - 4 = 387." in out
     assert "calculator" in out and "local" in out and "→ calculator" in out
     assert "total: 1 model calls, 1 agent calls, 40 in / 20 out tokens, 12 ms" in out
+    assert "trace: 4bf92f3577b34da6a3ce929d0e0e4736" in out  # to find the run in a trace viewer
     assert orchestrator.requests[0].body["data"] == "region,amount\nnorth,3\n"
 
 

@@ -114,3 +114,10 @@ def test_a_secret_is_replaced_url_encoded() -> None:
 
 def test_encoded_forms_are_added_only_when_they_differ() -> None:
     assert Redactor().adding("plain-secret-0042").secrets == ("plain-secret-0042",)
+
+
+def test_an_otlp_exporters_headers_are_secrets() -> None:
+    from shared.redact import Redactor
+
+    scrub = Redactor.from_environ({"OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=hc-secret-123"})
+    assert "hc-secret-123" not in scrub("exporting with hc-secret-123 failed")

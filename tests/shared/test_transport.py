@@ -27,7 +27,14 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from shared.transport import Answer, Transport, chosen, outbound_transport, upstream_failure
+from shared.transport import (
+    Answer,
+    Traced,
+    Transport,
+    chosen,
+    outbound_transport,
+    upstream_failure,
+)
 from shared.transport_httpx import HttpxTransport, http2_available
 from shared.wire import WireClient
 from tests.fakes.transport import FakeTransport
@@ -85,7 +92,8 @@ def free_port() -> int:
 
 def test_the_environment_picks_the_implementation(kind: str) -> None:
     transport = outbound_transport({"OUTBOUND_TRANSPORT": kind})
-    assert isinstance(transport, WireClient if kind == "wire" else HttpxTransport)
+    assert isinstance(transport, Traced)  # every outbound call carries the trace context
+    assert isinstance(transport.inner, WireClient if kind == "wire" else HttpxTransport)
 
 
 @pytest.mark.parametrize(
@@ -322,7 +330,8 @@ def test_httpx_sends_through_the_proxy_the_environment_names(
         async with serve(answering(lambda n: answer(b"via proxy"))) as proxy:
             monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
             transport = outbound_transport()  # a proxy variable: httpx, unless told otherwise
-            assert isinstance(transport, HttpxTransport)
+            assert isinstance(transport, Traced)
+            assert isinstance(transport.inner, HttpxTransport)
             try:
                 assert await proxied_request(transport, "http://upstream.test/v1/x") == b"via proxy"
             finally:
