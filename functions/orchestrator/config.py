@@ -49,6 +49,7 @@ OTHER_OVERRIDES = {
     "STORE_TIMEOUT_S": "store.timeout_s",
     "SESSION_TTL_S": "sessions.ttl_s",
     "SESSION_MAX_TOKENS": "sessions.max_tokens",
+    "RUN_TTL_S": "runs.ttl_s",
 }
 
 
@@ -174,6 +175,12 @@ class SessionSettings(_Strict):
     """At most this many turns are kept per session (read back at each task)."""
 
 
+class RunSettings(_Strict):
+    ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    """A run's status and trace (``GET /runs/{id}``) are kept this long after its last step
+    (``checkpoints.py``). ``$RUN_TTL_S``."""
+
+
 CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
 
 
@@ -214,6 +221,7 @@ class OrchestratorConfig(FunctionSettings):
     """At most this many bytes of their results, each counted at the size of its JSON."""
     store: StoreSettings = StoreSettings()
     sessions: SessionSettings = SessionSettings()
+    runs: RunSettings = RunSettings()
 
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:

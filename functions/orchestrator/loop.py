@@ -39,6 +39,10 @@ Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Receives ``step_started`` / ``step_finished`` events as the run goes, and ``text_delta``
 (the model's text as it is generated) between a model step's two."""
 
+Checkpoint = Callable[[Step, "dict[str, Any] | None"], Awaitable[None]]
+"""Receives each step as it finishes, with what a resumed run needs to go on from it (the
+model's whole reply, an agent's whole ``tool_result``): ``checkpoints.RunJournal.step``."""
+
 log = get_logger("orchestrator.loop")
 CANCELLED = "not finished: the run's time budget ran out"
 
@@ -66,9 +70,12 @@ async def run_task(
     agents: Agents,
     settings: LoopSettings,
     progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> RunResult:
     """Run ``task`` to its end; the result carries the whole trace."""
-    return await _Run(task, run_id, model, agents, settings, progress).execute()
+    run = _Run(task, run_id, model, agents, settings, progress)
+    run.checkpoint = checkpoint
+    return await run.execute()
 
 
 class _Run:
@@ -87,6 +94,7 @@ class _Run:
         self.agents = agents
         self.settings = settings
         self.progress = progress
+        self.checkpoint: Checkpoint | None = None
         self.steps: list[Step] = []
         self.open: dict[int, tuple[Step, float]] = {}
         """Steps under way, with when they began."""
@@ -201,8 +209,10 @@ class _Run:
             await self.progress("step_started", step.started_json())
         return step
 
-    async def _finish(self, step: Step) -> None:
+    async def _finish(self, step: Step, resume: dict[str, Any] | None = None) -> None:
         self.open.pop(step.index, None)
+        if self.checkpoint is not None:
+            await self.checkpoint(step, resume)
         if self.progress is not None:
             await self.progress("step_finished", step.to_json())
 
@@ -254,7 +264,7 @@ class _Run:
                 "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
             }
         )
-        await self._finish(step)
+        await self._finish(step, {"content": reply.content})
         return reply
 
     async def _call_model(
@@ -309,10 +319,10 @@ class _Run:
             content = step.error = redact(content)  # to the trace, the sink and the model
             self._log_failed(step)
         step.latency_ms = (time.perf_counter() - began) * 1000
-        await self._finish(step)
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
         if failed:
             result["is_error"] = True
+        await self._finish(step, {"result": result})
         return result
 
     def _log_failed(self, step: Step, error_class: str | None = None) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
 from functions.orchestrator.budgets import LoopSettings
+from functions.orchestrator.checkpoints import ACCEPTED, RunJournal, check_run_id
 from functions.orchestrator.config import (
     CONFIG_FILE,
     MCP_SERVERS_VARIABLE,
@@ -56,8 +57,14 @@ from shared.store import open_store
 from shared.store.guard import GuardedStore
 from shared.transport import Authenticated, Transport, outbound_transport
 
+log = logs.get_logger("orchestrator.service")
+
 SESSIONS_PREFIX = "/sessions/"
 SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
+RUNS_PREFIX = "/runs/"
+RUN_ROUTE = RUNS_PREFIX + "{id}"
+RESPOND_ASYNC = "respond-async"
+"""``Prefer: respond-async`` (RFC 7240): answer 202 at once, the run going on."""
 
 REPLAYED_HEADER = "x-run-replayed"
 """``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
@@ -77,6 +84,7 @@ class TaskRequest(BaseModel):
     stream: StrictBool = False
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
     output_schema: dict[str, Any] | None = None
+    respond_async: StrictBool = Field(default=False, alias="async")
 
 
 @dataclass
@@ -95,9 +103,12 @@ class OrchestratorService:
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
     sessions: Sessions = field(init=False)
+    journal: RunJournal = field(init=False)
+    """Every run's status and steps, as they finish (``GET /runs/{id}``)."""
 
     def __post_init__(self) -> None:
         self.settings = LoopSettings.of(self.config)
+        self.journal = RunJournal(self.store, self.config.runs.ttl_s)
         given = self.config.sessions
         self.sessions = Sessions(
             self.store,
@@ -117,6 +128,10 @@ class OrchestratorService:
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
+        if _wants_async(inbound.data, call.headers.get("prefer")):
+            if stream:
+                raise BadRequest("async and stream: choose one (a stream is the run's answer)")
+            return await self._accept(task, run_id, inbound)
         if stream:
             # A busy session is a 409 before the stream starts, not a failed event in it.
             turn = await self._claim(task)
@@ -133,6 +148,31 @@ class OrchestratorService:
             raise UpstreamUnavailable(f"the model gateway is unavailable: {result.error}")
         headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
         return Reply(result.to_json(), headers=headers, after=after)
+
+    async def _accept(self, task: Task, run_id: str, inbound: Inbound) -> Reply:
+        """``202 Accepted`` with ``Location: /runs/{id}`` at once; the run goes on after the
+        answer (a stopping worker waits for it as for a sink delivery), its result to
+        ``GET /runs/{id}`` and the sink. A busy session is still a 409 first."""
+        turn = await self._claim(task)
+        try:  # recorded before the answer, so that GET /runs/{id} knows it at once
+            await self.journal.begin(run_id, inbound.data, status=ACCEPTED, only_new=True)
+        except BaseException:
+            if turn is not None:
+                await turn.release()
+            raise
+
+        async def go_on() -> None:
+            try:
+                await self.run(task, run_id, inbound, None, turn)
+            except Exception:
+                log.exception("async run raised", extra={"run_id": run_id})
+            finally:
+                if self.sink is not None:
+                    await self.sink.settle(run_id)
+
+        location = RUNS_PREFIX + run_id
+        body = {"run_id": run_id, "status": ACCEPTED, "location": location}
+        return Reply(body, status=202, headers={"location": location}, after=go_on)
 
     async def run(
         self,
@@ -164,6 +204,7 @@ class OrchestratorService:
             ran = task
             if turn is not None:
                 ran = dataclasses.replace(task, history=tuple(await turn.history()))
+            await self.journal.begin(run_id, inbound.data)
             result = await run_task(
                 ran,
                 run_id=run_id,
@@ -171,9 +212,11 @@ class OrchestratorService:
                 agents=self.agents,
                 settings=self.settings,
                 progress=progress,
+                checkpoint=partial(self.journal.step, run_id),
             )
             if turn is not None:
                 result.session = await turn.record(task.text, result)
+            await self.journal.finish(run_id, result)
             if self.sink is not None:
                 self.sink.submit(result.to_json())
             return result
@@ -199,6 +242,14 @@ class OrchestratorService:
         if not await self.sessions.forget(session_id):
             raise NotFound(f"no session {session_id!r} (never used, expired or deleted)")
         return Reply({"session_id": session_id, "deleted": True})
+
+    async def get_run(self, call: Call) -> Reply:
+        """``GET /runs/{id}``: a run's status and its steps so far; its result once it ended."""
+        run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX))
+        view = await self.journal.view(run_id)
+        if view is None:
+            raise NotFound(f"no run {run_id!r} (never started here, or forgotten)")
+        return Reply(view)
 
     async def pubsub_push(self, call: Call) -> Reply:
         """``POST /pubsub``: a Pub/Sub push subscription's envelope (platform_events.py)."""
@@ -272,6 +323,14 @@ class OrchestratorService:
             "auth": self.keys.required,
             "store": self.store.health(),
         }
+
+
+def _wants_async(data: Any, prefer: str | None) -> bool:
+    """``"async": true`` in the task, or ``Prefer: respond-async``."""
+    if isinstance(data, dict) and data.get("async") is True:
+        return True
+    wanted = (part.split(";")[0].strip().lower() for part in (prefer or "").split(","))
+    return RESPOND_ASYNC in wanted
 
 
 def _session_of(call: Call) -> str:
@@ -375,7 +434,9 @@ def outbound(
 
 class OrchestratorApp(AsyncFunctionApp):
     def route_of(self, path: str) -> str:
-        return SESSION_ROUTE if path.startswith(SESSIONS_PREFIX) else path
+        if path.startswith(SESSIONS_PREFIX):
+            return SESSION_ROUTE
+        return RUN_ROUTE if path.startswith(RUNS_PREFIX) else path
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
@@ -391,6 +452,7 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         ("POST", MCP_PATH): mcp.handle,
         ("GET", SESSION_ROUTE): service.get_session,
         ("DELETE", SESSION_ROUTE): service.delete_session,
+        ("GET", RUN_ROUTE): service.get_run,
     }
     return OrchestratorApp(
         "orchestrator",

@@ -1,0 +1,113 @@
+"""A run's checkpoints in the store: its status, the request that started it, and every step
+as it finishes, so that ``GET /runs/{id}`` answers from any instance sharing the store
+(``STORE_URL`` sqlite:// or redis://), while the run goes and after it ended.
+
+Two keys per run, both kept ``ttl_s`` after the run's last write:
+
+- ``runstate:<id>``: ``{"run_id", "status", "request", "started_at"}`` while it runs
+  (``status`` ``running``, or ``accepted`` before an async run starts); the result's JSON
+  (``RunResult.to_json``) once it ended;
+- ``runsteps:<id>``: a list, one item per finished step (``Step.to_json``), appended as each
+  finishes, with what the run needs to go on from there (the model's whole reply, an agent's
+  whole ``tool_result``), under ``"resume"``.
+
+A checkpoint that cannot be written (the store is down) is logged and the run goes on: its
+result still reaches the caller and the sink; only its trace from elsewhere is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from functions.orchestrator.trace import RunResult, Step
+from shared.errors import BadRequest, StoreUnavailable
+from shared.http import json_text
+from shared.logs import get_logger
+from shared.store import Store
+
+log = get_logger("orchestrator.checkpoints")
+
+STATE_PREFIX = "runstate:"
+STEPS_PREFIX = "runsteps:"
+RUNNING = "running"
+ACCEPTED = "accepted"
+RUN_ID = re.compile(r"run_[0-9a-f]{24}")
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id):
+        raise BadRequest(f"run id {run_id[:80]!r}: expected run_ and 24 hex digits")
+    return run_id
+
+
+@dataclass
+class RunJournal:
+    store: Store
+    ttl_s: float
+
+    async def begin(
+        self, run_id: str, request: Any, *, status: str = RUNNING, only_new: bool = False
+    ) -> bool:
+        """Record the run as ``status``; with ``only_new``, only when it is not known (an
+        async run's record before its answer). Whether it was written. Raises
+        ``StoreUnavailable``: a run that cannot be recorded is refused before it starts."""
+        record = {
+            "run_id": run_id,
+            "status": status,
+            "request": request,
+            "started_at": round(time.time(), 3),
+        }
+        key = STATE_PREFIX + run_id
+        version = 0 if only_new else None
+        written = await self.store.put(key, _encoded(record), ttl_s=self.ttl_s, version=version)
+        return written is not None
+
+    async def step(self, run_id: str, step: Step, resume: dict[str, Any] | None) -> None:
+        item = step.to_json()
+        if resume is not None:
+            item["resume"] = resume
+        try:
+            await self.store.append(STEPS_PREFIX + run_id, _encoded(item), ttl_s=self.ttl_s)
+        except StoreUnavailable:
+            log.error("step not checkpointed", extra={"run_id": run_id, "step": step.index})
+
+    async def finish(self, run_id: str, result: RunResult) -> None:
+        try:
+            key = STATE_PREFIX + run_id
+            await self.store.put(key, _encoded(result.to_json()), ttl_s=self.ttl_s)
+        except StoreUnavailable:
+            log.error("run's end not checkpointed", extra={"run_id": run_id})
+
+    async def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's finished steps, in the order they finished (with their ``resume``)."""
+        return [json.loads(item) for item in await self.store.items(STEPS_PREFIX + run_id)]
+
+    async def state(self, run_id: str) -> dict[str, Any] | None:
+        entry = await self.store.get(STATE_PREFIX + run_id)
+        return None if entry is None else dict(json.loads(entry.value))
+
+    async def view(self, run_id: str) -> dict[str, Any] | None:
+        """What ``GET /runs/{id}`` answers: the result of a run that ended; else its status
+        and the steps finished so far. None for a run not known (or long forgotten)."""
+        state = await self.state(run_id)
+        if state is None:
+            return None
+        if state["status"] not in (RUNNING, ACCEPTED):
+            return state
+        steps = [
+            {k: v for k, v in item.items() if k != "resume"} for item in await self.steps(run_id)
+        ]
+        return {
+            "run_id": run_id,
+            "status": state["status"],
+            "started_at": state.get("started_at"),
+            "steps": steps,
+        }
+
+
+def _encoded(value: Any) -> bytes:
+    return json_text(value).encode("utf-8", "surrogatepass")

@@ -1,0 +1,168 @@
+"""Runs that outlive a request (``checkpoints.py``): every step is in the shared store as it
+finishes, so ``GET /runs/{id}`` answers from another instance while the run goes and after;
+``Prefer: respond-async`` (or ``"async": true``) answers 202 at once and the run goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.orchestrator.config import OrchestratorConfig
+from functions.orchestrator.model import ModelReply
+from functions.orchestrator.runs import event_run_id
+from functions.orchestrator.service import OrchestratorService, run_registry
+from functions.orchestrator.sink import EventSink
+from shared.aio import AsyncHttp
+from shared.errors import BadRequest, NotFound
+from shared.http import Call, Reply
+from shared.store import open_store
+from shared.store.guard import GuardedStore
+from tests.orchestrator.fakes import (
+    CALCULATOR,
+    FakeAgents,
+    FakeEndpoint,
+    calculate,
+    directory,
+    text,
+    tool_use,
+)
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = OrchestratorConfig.model_validate({"gateway": {"url": "http://gateway.invalid"}})
+
+
+@dataclass
+class GatedModel:
+    """Scripted replies; the call numbered ``hold_at`` waits until the test lets it go."""
+
+    replies: list[ModelReply]
+    hold_at: int = 1
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+    route: str = "default"
+
+    async def create(self, request: dict[str, Any], *, timeout_s: float) -> ModelReply:
+        number, self.calls = self.calls, self.calls + 1
+        if number == self.hold_at:
+            self.held.set()
+            await self.release.wait()
+        return self.replies[number]
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[list[GuardedStore]]:
+    """Two instances' stores on one SQLite file: what two processes of the emulator share."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    opened = [open_store(url), open_store(url)]
+    yield opened
+    for store in opened:
+        await store.aclose()
+
+
+def instance(
+    fakes: FakeAgents,
+    http: AsyncHttp,
+    model: Any,
+    store: GuardedStore,
+    sink: EventSink | None = None,
+) -> OrchestratorService:
+    agents = directory(fakes, http)
+    runs = run_registry(CONFIG, store)
+    return OrchestratorService(CONFIG, model, agents, sink, runs, store=store)
+
+
+def task_call(body: dict[str, Any], **headers: str) -> Call:
+    sent = {"content-type": "application/json", **headers}
+    return Call("POST", "/", sent, json.dumps(body).encode(), "req-1")
+
+
+async def get_run(service: OrchestratorService, run_id: str) -> dict[str, Any]:
+    reply = await service.get_run(Call("GET", f"/runs/{run_id}", {}, b"", "req-2"))
+    assert reply.status == 200
+    return dict(reply.body)
+
+
+def two_step_model() -> GatedModel:
+    """Asks the calculator, then (held until released) answers."""
+    return GatedModel([tool_use(("calculator", {"expression": "6*7"})), text("42")])
+
+
+async def test_each_step_is_seen_from_another_instance_as_it_finishes(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    model = two_step_model()
+    first = instance(fake_agents, http, model, stores[0])
+    other = instance(fake_agents, http, None, stores[1])
+    event = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/t", "ce-type": "task"}
+    running = asyncio.ensure_future(first.submit(task_call({"task": "6 times 7?"}, **event)))
+    await model.held.wait()
+
+    run_id = event_run_id("/t", "e-1")
+    midway = await get_run(other, run_id)
+    assert midway["status"] == "running"
+    assert [(s["kind"], s["name"]) for s in midway["steps"]] == [
+        ("model", "default"),
+        ("agent", "calculator"),
+    ]
+    called = midway["steps"][1]
+    assert called["outcome"]["result"]["value"] == 42 and "resume" not in called
+
+    model.release.set()
+    answer = (await running).body
+    assert await get_run(other, run_id) == answer
+    assert answer["status"] == "completed" and len(answer["steps"]) == 3
+
+
+async def test_respond_async_answers_202_and_the_run_goes_on(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore], sink: FakeEndpoint
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    model = two_step_model()
+    model.release.set()
+    first = instance(fake_agents, http, model, stores[0], EventSink(http, sink.url, CONFIG.sink))
+    other = instance(fake_agents, http, None, stores[1])
+
+    accepted = await first.submit(task_call({"task": "6*7?"}, prefer="respond-async, wait=1"))
+
+    assert accepted.status == 202 and model.calls == 0
+    run_id = accepted.body["run_id"]
+    assert accepted.headers["location"] == accepted.body["location"] == f"/runs/{run_id}"
+    assert (await get_run(other, run_id))["status"] == "accepted"
+    await _finish(accepted)
+    done = await get_run(other, run_id)
+    assert done["status"] == "completed" and done["answer"] == "42"
+    [delivered] = sink.received
+    assert delivered.body["data"]["run_id"] == run_id and delivered.body["data"]["answer"] == "42"
+
+
+async def test_async_in_the_body_and_hostile_requests(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    service = instance(fake_agents, http, GatedModel([text("done")], hold_at=-1), stores[0])
+    accepted = await service.submit(task_call({"task": "x", "async": True}))
+    assert accepted.status == 202
+    await _finish(accepted)
+    assert (await get_run(service, accepted.body["run_id"]))["answer"] == "done"
+
+    with pytest.raises(BadRequest, match="async"):
+        await service.submit(task_call({"task": "x", "async": "yes"}))
+    with pytest.raises(BadRequest, match="choose one"):
+        await service.submit(task_call({"task": "x", "stream": True}, prefer="respond-async"))
+    with pytest.raises(BadRequest, match="24 hex"):
+        await get_run(service, "../../etc")
+    with pytest.raises(NotFound, match="no run"):
+        await get_run(service, "run_" + "0" * 24)
+
+
+async def _finish(accepted: Reply) -> None:
+    assert accepted.after is not None
+    await accepted.after()
