@@ -11,20 +11,30 @@ Two keys per run, both kept ``ttl_s`` after the run's last write:
   finishes, with what the run needs to go on from there (the model's whole reply, an agent's
   whole ``tool_result``), under ``"resume"``.
 
+One owner at a time: a run is held by a lease, ``runlease:<id>``, taken with a compare-and-set
+on its absence and renewed by a heartbeat every third of ``lease_s``. An instance that dies
+stops renewing it; once it expired another instance may take the run over (``resume.py``).
+A run that ends gives its lease back; one cancelled (its worker stopping) keeps it until it
+expires, as one whose process was killed does.
+
 A checkpoint that cannot be written (the store is down) is logged and the run goes on: its
 result still reaches the caller and the sink; only its trace from elsewhere is stale.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from functions.orchestrator.trace import RunResult, Step
-from shared.errors import BadRequest, StoreUnavailable
+from shared.errors import BadRequest, Conflict, StoreUnavailable
 from shared.http import json_text
 from shared.logs import get_logger
 from shared.store import Store
@@ -33,6 +43,7 @@ log = get_logger("orchestrator.checkpoints")
 
 STATE_PREFIX = "runstate:"
 STEPS_PREFIX = "runsteps:"
+LEASE_PREFIX = "runlease:"
 RUNNING = "running"
 ACCEPTED = "accepted"
 RUN_ID = re.compile(r"run_[0-9a-f]{24}")
@@ -44,10 +55,52 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+class RunHeld(Conflict):
+    """The run is held by a live instance (its lease is renewed): it is not taken over."""
+
+
 @dataclass
 class RunJournal:
     store: Store
     ttl_s: float
+    lease_s: float = 30.0
+    owner: str = field(default_factory=lambda: f"{os.getpid()}-{os.urandom(4).hex()}")
+    """This instance, in the leases it holds."""
+
+    @asynccontextmanager
+    async def held(self, run_id: str) -> AsyncIterator[None]:
+        """The run's lease, renewed while the block runs; given back when it ends without
+        being cancelled. Raises ``RunHeld`` when another owner's lease is alive."""
+        key = LEASE_PREFIX + run_id
+        version = await self.store.put(key, self.owner.encode(), ttl_s=self.lease_s, version=0)
+        if version is None:
+            raise RunHeld(
+                f"run {run_id} is held by a live instance; ask GET /runs/{run_id}",
+                headers={"retry-after": str(max(1, round(self.lease_s / 3)))},
+            )
+        beat = asyncio.ensure_future(self._beat(key, version))
+        try:
+            yield
+        finally:
+            beat.cancel()
+        try:
+            await self.store.delete(key)
+        except StoreUnavailable:
+            log.error("run's lease not given back; it expires", extra={"run_id": run_id})
+
+    async def _beat(self, key: str, version: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                renewed = await self.store.put(
+                    key, self.owner.encode(), ttl_s=self.lease_s, version=version
+                )
+            except StoreUnavailable:
+                continue  # the next beat tries again, within the lease
+            if renewed is None:
+                log.error("run's lease was taken over", extra={"key": key})
+                return
+            version = renewed
 
     async def begin(
         self, run_id: str, request: Any, *, status: str = RUNNING, only_new: bool = False

@@ -50,6 +50,7 @@ OTHER_OVERRIDES = {
     "SESSION_TTL_S": "sessions.ttl_s",
     "SESSION_MAX_TOKENS": "sessions.max_tokens",
     "RUN_TTL_S": "runs.ttl_s",
+    "RUN_LEASE_S": "runs.lease_s",
 }
 
 
@@ -179,6 +180,9 @@ class RunSettings(_Strict):
     ttl_s: float = Field(default=24 * 3600.0, gt=0)
     """A run's status and trace (``GET /runs/{id}``) are kept this long after its last step
     (``checkpoints.py``). ``$RUN_TTL_S``."""
+    lease_s: float = Field(default=30.0, ge=1)
+    """A run's owner renews its lease every third of this; a run whose owner stopped renewing
+    it this long may be taken over by another instance (resumed). ``$RUN_LEASE_S``."""
 
 
 CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator import structured
-from functions.orchestrator.agents import AgentCallError, Agents
+from functions.orchestrator.agents import IDEMPOTENCY_KEY, AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
+from functions.orchestrator.resume import Restored
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
 from functions.orchestrator.trace import (
     RunResult,
@@ -71,10 +72,13 @@ async def run_task(
     settings: LoopSettings,
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
+    restored: Restored | None = None,
 ) -> RunResult:
-    """Run ``task`` to its end; the result carries the whole trace."""
+    """Run ``task`` to its end; the result carries the whole trace. ``restored``: go on from
+    where an earlier run of it stopped (``resume.py``)."""
     run = _Run(task, run_id, model, agents, settings, progress)
     run.checkpoint = checkpoint
+    run.restored = restored
     return await run.execute()
 
 
@@ -95,6 +99,7 @@ class _Run:
         self.settings = settings
         self.progress = progress
         self.checkpoint: Checkpoint | None = None
+        self.restored: Restored | None = None
         self.steps: list[Step] = []
         self.open: dict[int, tuple[Step, float]] = {}
         """Steps under way, with when they began."""
@@ -142,6 +147,8 @@ class _Run:
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
         messages = self.messages
         messages += [*self.task.history, {"role": "user", "content": text}]
+        if self.restored is not None:
+            await self._go_on(self.restored)
         budget = self.task.budget
         while True:
             if len(self.steps) >= budget.max_steps:
@@ -162,6 +169,20 @@ class _Run:
             if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
+
+    async def _go_on(self, restored: Restored) -> None:
+        """Take up a run where it stopped: its finished steps kept, the calls that were in
+        flight made again under their own step numbers."""
+        self.steps.extend(restored.steps)
+        self.usage = restored.usage
+        self.messages.extend(restored.messages)
+        if not restored.pending:
+            return
+        indexes = [at for at, _ in restored.pending]
+        made = await self._agent_steps([call for _, call in restored.pending], indexes)
+        results = restored.answered + list(zip(indexes, made, strict=True))
+        results.sort(key=lambda pair: pair[0])
+        self.messages.append({"role": "user", "content": [result for _, result in results]})
 
     def _needs_repair(self, messages: list[dict[str, Any]]) -> bool:
         """With an output schema: whether the answer gets its one repair turn (its problem
@@ -200,9 +221,15 @@ class _Run:
     # -- steps -----------------------------------------------------------------------------
 
     async def _start(
-        self, kind: StepKind, name: str, payload: Any, tool_use_id: str | None
+        self,
+        kind: StepKind,
+        name: str,
+        payload: Any,
+        tool_use_id: str | None,
+        index: int | None = None,
     ) -> Step:
-        step = Step(len(self.steps), kind, name, bounded(payload), tool_use_id=tool_use_id)
+        index = len(self.steps) if index is None else index
+        step = Step(index, kind, name, bounded(payload), tool_use_id=tool_use_id)
         self.steps.append(step)
         self.open[step.index] = (step, time.perf_counter())
         if self.progress is not None:
@@ -285,20 +312,34 @@ class _Run:
         left = self.task.budget.max_tokens - self.usage.tokens
         return max(1, min(self.settings.max_tokens_per_call, left))
 
-    async def _agent_steps(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _agent_steps(
+        self, calls: list[dict[str, Any]], indexes: list[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """The turn's calls; step numbers follow the model's step in the calls' order
+        (``indexes``: the numbers of calls made again, ``resume.py``)."""
+        first = len(self.steps)
+        at = indexes or list(range(first, first + len(calls)))
         if len(calls) == 1:  # the usual turn: no tasks to make and gather
-            return [await self._agent_step(calls[0])]
+            return [await self._agent_step(calls[0], at[0])]
         limit = asyncio.Semaphore(self.settings.max_parallel)
 
-        async def one(block: dict[str, Any]) -> dict[str, Any]:
+        async def one(block: dict[str, Any], index: int) -> dict[str, Any]:
             async with limit:
-                return await self._agent_step(block)
+                return await self._agent_step(block, index)
 
-        return list(await asyncio.gather(*(one(block) for block in calls)))
+        return list(await asyncio.gather(*(one(b, i) for b, i in zip(calls, at, strict=True))))
 
-    async def _agent_step(self, block: dict[str, Any]) -> dict[str, Any]:
+    async def _agent_step(self, block: dict[str, Any], index: int) -> dict[str, Any]:
         name, use_id = str(block.get("name")), str(block.get("id"))
-        step = await self._start("agent", name, block.get("input"), use_id)
+        step = await self._start("agent", name, block.get("input"), use_id, index)
+        key = IDEMPOTENCY_KEY.set(f"{self.run_id}:{index}")
+        try:
+            return await self._agent_call(step, block)
+        finally:
+            IDEMPOTENCY_KEY.reset(key)
+
+    async def _agent_call(self, step: Step, block: dict[str, Any]) -> dict[str, Any]:
+        name, use_id = step.name, str(block.get("id"))
         began = time.perf_counter()
         content, failed = self._refusal(name), True
         tool = self.tools.get(name)
@@ -361,7 +402,7 @@ class _Run:
             status=status,
             answer=self._answer(status, reason, error),
             stop_reason=reason,
-            steps=self.steps,
+            steps=sorted(self.steps, key=lambda step: step.index),
             usage=self.usage,
             duration_ms=(time.perf_counter() - self.started) * 1000,
             agents=self.agent_notes,

@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
 from functions.orchestrator.budgets import LoopSettings
-from functions.orchestrator.checkpoints import ACCEPTED, RunJournal, check_run_id
+from functions.orchestrator.checkpoints import (
+    ACCEPTED,
+    RUNNING,
+    RunHeld,
+    RunJournal,
+    check_run_id,
+)
 from functions.orchestrator.config import (
     CONFIG_FILE,
     MCP_SERVERS_VARIABLE,
@@ -33,7 +39,8 @@ from functions.orchestrator.mcp_agents import McpServers
 from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
-from functions.orchestrator.run_store import StoreRuns
+from functions.orchestrator.resume import restore
+from functions.orchestrator.run_store import RunInProgress, StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sessions import Sessions, SessionTurn, check_session_id
 from functions.orchestrator.sink import EventSink
@@ -63,6 +70,7 @@ SESSIONS_PREFIX = "/sessions/"
 SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
 RUNS_PREFIX = "/runs/"
 RUN_ROUTE = RUNS_PREFIX + "{id}"
+RESUME_ROUTE = RUN_ROUTE + "/resume"
 RESPOND_ASYNC = "respond-async"
 """``Prefer: respond-async`` (RFC 7240): answer 202 at once, the run going on."""
 
@@ -108,7 +116,8 @@ class OrchestratorService:
 
     def __post_init__(self) -> None:
         self.settings = LoopSettings.of(self.config)
-        self.journal = RunJournal(self.store, self.config.runs.ttl_s)
+        runs = self.config.runs
+        self.journal = RunJournal(self.store, runs.ttl_s, runs.lease_s)
         given = self.config.sessions
         self.sessions = Sessions(
             self.store,
@@ -201,10 +210,39 @@ class OrchestratorService:
         turn: SessionTurn | None,
     ) -> RunResult:
         async def start() -> RunResult:
-            ran = task
-            if turn is not None:
-                ran = dataclasses.replace(task, history=tuple(await turn.history()))
             await self.journal.begin(run_id, inbound.data)
+            return await self._execute(task, run_id, progress, turn)
+
+        if inbound.event_id is None:
+            return await start()
+        lease_s = task.budget.timeout_s
+        try:
+            result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
+        except RunInProgress as busy:  # its owner may have died: take it over if so
+            try:
+                return await self._resume(run_id, progress)
+            except RunHeld:
+                raise busy from None
+        return dataclasses.replace(result, replayed=True) if known else result
+
+    async def _execute(
+        self,
+        task: Task,
+        run_id: str,
+        progress: Progress | None,
+        turn: SessionTurn | None,
+        resuming: bool = False,
+    ) -> RunResult:
+        """The run under its lease, each step checkpointed; its end recorded and sent.
+        ``resuming``: from its checkpoints, read once the lease is taken."""
+        ran = task
+        if turn is not None:
+            ran = dataclasses.replace(task, history=tuple(await turn.history()))
+        async with self.journal.held(run_id):
+            restored = None
+            if resuming:
+                restored = restore(await self.journal.steps(run_id))
+                log.info("run resumed", extra={"run_id": run_id, "steps": len(restored.steps)})
             result = await run_task(
                 ran,
                 run_id=run_id,
@@ -213,19 +251,33 @@ class OrchestratorService:
                 settings=self.settings,
                 progress=progress,
                 checkpoint=partial(self.journal.step, run_id),
+                restored=restored,
             )
             if turn is not None:
                 result.session = await turn.record(task.text, result)
             await self.journal.finish(run_id, result)
-            if self.sink is not None:
-                self.sink.submit(result.to_json())
-            return result
+        if self.sink is not None:
+            self.sink.submit(result.to_json())
+        return result
 
-        if inbound.event_id is None:
-            return await start()
-        lease_s = task.budget.timeout_s
-        result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
-        return dataclasses.replace(result, replayed=True) if known else result
+    async def _resume(self, run_id: str, progress: Progress | None) -> RunResult:
+        """Go on with ``run_id`` from its last checkpoint, here (``resume.py``); a run that
+        ended answers its result (``replayed``). Raises ``RunHeld`` while its owner lives."""
+        state = await self.journal.state(run_id)
+        if state is None:
+            raise NotFound(f"no run {run_id!r} (never started, or forgotten)")
+        if state["status"] not in (RUNNING, ACCEPTED):
+            return dataclasses.replace(RunResult.from_json(state), replayed=True)
+        task, _ = self.parse(state["request"])
+        turn = await self._claim(task)
+        try:
+            result = await self._execute(task, run_id, progress, turn, resuming=True)
+        finally:
+            if turn is not None:
+                await turn.release()
+        if isinstance(self.runs, StoreRuns):
+            await self.runs.keep(run_id, result)
+        return result
 
     async def _claim(self, task: Task) -> SessionTurn | None:
         if task.session_id is None:
@@ -250,6 +302,15 @@ class OrchestratorService:
         if view is None:
             raise NotFound(f"no run {run_id!r} (never started here, or forgotten)")
         return Reply(view)
+
+    async def resume_run(self, call: Call) -> Reply:
+        """``POST /runs/{id}/resume``: go on with a run whose owner stopped, here (409 while
+        its owner lives; a run that ended answers its result)."""
+        run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX).removesuffix("/resume"))
+        result = await self._resume(run_id, None)
+        after = partial(self.sink.settle, run_id) if self.sink is not None else None
+        headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
+        return Reply(result.to_json(), headers=headers, after=after)
 
     async def pubsub_push(self, call: Call) -> Reply:
         """``POST /pubsub``: a Pub/Sub push subscription's envelope (platform_events.py)."""
@@ -436,7 +497,9 @@ class OrchestratorApp(AsyncFunctionApp):
     def route_of(self, path: str) -> str:
         if path.startswith(SESSIONS_PREFIX):
             return SESSION_ROUTE
-        return RUN_ROUTE if path.startswith(RUNS_PREFIX) else path
+        if not path.startswith(RUNS_PREFIX):
+            return path
+        return RESUME_ROUTE if path.endswith("/resume") else RUN_ROUTE
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
@@ -453,6 +516,7 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         ("GET", SESSION_ROUTE): service.get_session,
         ("DELETE", SESSION_ROUTE): service.delete_session,
         ("GET", RUN_ROUTE): service.get_run,
+        ("POST", RESUME_ROUTE): service.resume_run,
     }
     return OrchestratorApp(
         "orchestrator",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from functions.orchestrator.checkpoints import RunHeld
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.model import ModelReply
 from functions.orchestrator.runs import event_run_id
@@ -166,3 +167,66 @@ async def test_async_in_the_body_and_hostile_requests(
 async def _finish(accepted: Reply) -> None:
     assert accepted.after is not None
     await accepted.after()
+
+
+# -- resume: on another instance, from the last checkpoint -------------------------------------
+
+
+def killing_agent(fakes: FakeAgents, name: str) -> list[asyncio.Future[Any]]:
+    """An agent whose first call kills the run that makes it (its task cancelled, as a
+    SIGKILL would leave it: the call made, its answer never recorded); later calls answer."""
+    victims: list[asyncio.Future[Any]] = []
+
+    async def respond(arguments: Any) -> tuple[int, Any]:
+        if len(fakes.calls(name)) == 1:
+            victims[0].cancel()
+        return 200, {"result": "slow done", "meta": {}}
+
+    fakes.add(name, respond)
+    return victims
+
+
+async def test_a_run_whose_owner_died_is_resumed_elsewhere_without_repeating_calls(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    victims = killing_agent(fake_agents, "slow")
+    turns = [tool_use(("calculator", {"expression": "6*7"})), tool_use(("slow", {}))]
+    first = instance(fake_agents, http, GatedModel(turns, hold_at=-1), stores[0])
+    model = GatedModel([text("both done")], hold_at=-1)
+    other = instance(fake_agents, http, model, stores[1])
+    victims.append(asyncio.ensure_future(first.submit(task_call({"task": "calc, then slow"}))))
+    with pytest.raises(asyncio.CancelledError):
+        await victims[0]
+    [key] = {h.get("idempotency-key", "") for h in fake_agents.agents["slow"].headers} - {""}
+    run_id, step = key.split(":")
+    assert step == "3" and fake_agents.agents["calculator"].headers[-1]["idempotency-key"] == (
+        f"{run_id}:1"
+    )
+    assert (await get_run(other, run_id))["status"] == "running"
+
+    with pytest.raises(RunHeld, match="held by a live instance") as held:
+        await other.resume_run(resume_call(run_id))  # its lease has not expired
+    assert held.value.status_code == 409
+    await stores[1].delete(f"runlease:{run_id}")  # what its expiry does
+
+    resumed = (await other.resume_run(resume_call(run_id))).body
+    assert resumed["status"] == "completed" and resumed["answer"] == "both done"
+    assert [s["name"] for s in resumed["steps"]] == [
+        "default",
+        "calculator",
+        "default",
+        "slow",
+        "default",
+    ]
+    assert len(fake_agents.calls("calculator")) == 1  # finished: never made again
+    sent = [h.get("idempotency-key") for h in fake_agents.agents["slow"].headers]
+    assert [k for k in sent if k] == [key, key]  # the call in flight, again: the same key
+    assert resumed["usage"]["model_calls"] == 3
+    assert await get_run(first, run_id) == resumed
+    again = await first.resume_run(resume_call(run_id))  # it ended: its result, not a run
+    assert again.body == {**resumed, "replayed": True} and model.calls == 1
+
+
+def resume_call(run_id: str) -> Call:
+    return Call("POST", f"/runs/{run_id}/resume", {}, b"", "req-3")
