@@ -16,11 +16,12 @@ import pytest
 from functions.orchestrator.checkpoints import RunHeld
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.model import ModelReply
+from functions.orchestrator.run_store import StoreRuns
 from functions.orchestrator.runs import event_run_id
 from functions.orchestrator.service import OrchestratorService, run_registry
 from functions.orchestrator.sink import EventSink
 from shared.aio import AsyncHttp
-from shared.errors import BadRequest, NotFound
+from shared.errors import BadRequest, Conflict, NotFound
 from shared.http import Call, Reply
 from shared.store import open_store
 from shared.store.guard import GuardedStore
@@ -172,14 +173,15 @@ async def _finish(accepted: Reply) -> None:
 # -- resume: on another instance, from the last checkpoint -------------------------------------
 
 
-def killing_agent(fakes: FakeAgents, name: str) -> list[asyncio.Future[Any]]:
+def killing_agent(fakes: FakeAgents, name: str) -> list[Any]:
     """An agent whose first call kills the run that makes it (its task cancelled, as a
     SIGKILL would leave it: the call made, its answer never recorded); later calls answer."""
-    victims: list[asyncio.Future[Any]] = []
+    victims: list[Any] = []
 
     async def respond(arguments: Any) -> tuple[int, Any]:
         if len(fakes.calls(name)) == 1:
-            victims[0].cancel()
+            for victim in victims:
+                victim.cancel()
         return 200, {"result": "slow done", "meta": {}}
 
     fakes.add(name, respond)
@@ -228,5 +230,47 @@ async def test_a_run_whose_owner_died_is_resumed_elsewhere_without_repeating_cal
     assert again.body == {**resumed, "replayed": True} and model.calls == 1
 
 
+@dataclass
+class KillsAll:
+    """Cancels every event run an instance has under way (as its process dying would)."""
+
+    runs: StoreRuns
+
+    def cancel(self) -> None:
+        for run in list(self.runs._running.values()):
+            run.cancel()
+
+
 def resume_call(run_id: str) -> Call:
     return Call("POST", f"/runs/{run_id}/resume", {}, b"", "req-3")
+
+
+async def test_a_redelivered_event_takes_over_a_run_whose_owner_died(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    victims = killing_agent(fake_agents, "slow")
+    turns = [tool_use(("calculator", {"expression": "6*7"})), tool_use(("slow", {}))]
+    first = instance(fake_agents, http, GatedModel(turns, hold_at=-1), stores[0])
+    other = instance(fake_agents, http, GatedModel([text("done")], hold_at=-1), stores[1])
+    event = {"ce-specversion": "1.0", "ce-id": "e-2", "ce-source": "/t", "ce-type": "task"}
+    delivery = task_call({"task": "calc, then slow"}, **event)
+    run_id = event_run_id("/t", "e-2")
+    runs = first.runs
+    assert isinstance(runs, StoreRuns)
+    running = asyncio.ensure_future(first.submit(delivery))
+    victims.append(running)  # and the run itself, which a caller's going away does not end:
+    victims.append(KillsAll(runs))
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    with pytest.raises(Conflict) as busy:  # its owner's lease is alive: not a second copy
+        await other.submit(delivery)
+    assert busy.value.status_code == 409
+    await stores[1].delete(f"runlease:{run_id}")  # what its expiry does
+
+    taken_over = (await other.submit(delivery)).body
+    assert taken_over["status"] == "completed" and "replayed" not in taken_over
+    assert len(fake_agents.calls("calculator")) == 1 and len(fake_agents.calls("slow")) == 2
+    replay = (await first.submit(delivery)).body
+    assert replay == {**taken_over, "replayed": True}
