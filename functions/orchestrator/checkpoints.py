@@ -28,7 +28,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +66,8 @@ class RunJournal:
     lease_s: float = 30.0
     owner: str = field(default_factory=lambda: f"{os.getpid()}-{os.urandom(4).hex()}")
     """This instance, in the leases it holds."""
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    """Between heartbeats (tests drive it)."""
 
     @asynccontextmanager
     async def held(self, run_id: str) -> AsyncIterator[None]:
@@ -90,7 +92,7 @@ class RunJournal:
 
     async def _beat(self, key: str, version: int) -> None:
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await self.sleep(self.lease_s / 3)
             try:
                 renewed = await self.store.put(
                     key, self.owner.encode(), ttl_s=self.lease_s, version=version

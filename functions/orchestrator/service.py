@@ -209,19 +209,25 @@ class OrchestratorService:
         progress: Progress | None,
         turn: SessionTurn | None,
     ) -> RunResult:
-        async def start() -> RunResult:
+        if inbound.event_id is None:
             await self.journal.begin(run_id, inbound.data)
             return await self._execute(task, run_id, progress, turn)
 
-        if inbound.event_id is None:
-            return await start()
+        async def start() -> RunResult:
+            # A redelivery may find its run begun by an instance that died: go on from there.
+            state = await self.journal.state(run_id)
+            begun = state is not None and state["status"] in (RUNNING, ACCEPTED)
+            if not begun:
+                await self.journal.begin(run_id, inbound.data)
+            return await self._execute(task, run_id, progress, turn, resuming=begun)
+
         lease_s = task.budget.timeout_s
         try:
             result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
         except RunInProgress as busy:  # its owner may have died: take it over if so
             try:
                 return await self._resume(run_id, progress)
-            except RunHeld:
+            except (RunHeld, NotFound):
                 raise busy from None
         return dataclasses.replace(result, replayed=True) if known else result
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator.checkpoints import RunHeld
+from functions.orchestrator.checkpoints import RunHeld, RunJournal
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.model import ModelReply
 from functions.orchestrator.run_store import StoreRuns
@@ -274,3 +274,24 @@ async def test_a_redelivered_event_takes_over_a_run_whose_owner_died(
     assert len(fake_agents.calls("calculator")) == 1 and len(fake_agents.calls("slow")) == 2
     replay = (await first.submit(delivery)).body
     assert replay == {**taken_over, "replayed": True}
+
+
+async def test_a_lease_is_renewed_while_its_run_goes_and_given_back_at_its_end() -> None:
+    store = open_store("memory://")
+    beats = asyncio.Semaphore(0)
+
+    async def beat(seconds: float) -> None:
+        assert seconds == 10.0  # a third of the lease
+        beats.release()
+        await asyncio.sleep(0)
+
+    run_id = "run_" + "1" * 24
+    async with RunJournal(store, ttl_s=60, sleep=beat).held(run_id):
+        with pytest.raises(RunHeld, match="held by a live instance"):
+            async with RunJournal(store, ttl_s=60).held(run_id):
+                pass
+        for _ in range(3):
+            await beats.acquire()
+        lease = await store.get(f"runlease:{run_id}")
+        assert lease is not None and lease.version >= 3  # taken, then renewed
+    assert await store.get(f"runlease:{run_id}") is None
