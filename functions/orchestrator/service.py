@@ -16,16 +16,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
+from functions.orchestrator import run_routes
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
 from functions.orchestrator.budgets import LoopSettings
-from functions.orchestrator.checkpoints import (
-    ACCEPTED,
-    RUNNING,
-    RunHeld,
-    RunJournal,
-    check_run_id,
-)
+from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, RunHeld, RunJournal
 from functions.orchestrator.config import (
     CONFIG_FILE,
     MCP_SERVERS_VARIABLE,
@@ -40,6 +35,14 @@ from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
 from functions.orchestrator.resume import restore
+from functions.orchestrator.run_routes import (
+    REPLAYED_HEADER as REPLAYED_HEADER,
+)
+from functions.orchestrator.run_routes import (
+    RESUME_ROUTE,
+    RUN_ROUTE,
+    RUNS_PREFIX,
+)
 from functions.orchestrator.run_store import RunInProgress, StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sessions import Sessions, SessionTurn, check_session_id
@@ -68,14 +71,6 @@ log = logs.get_logger("orchestrator.service")
 
 SESSIONS_PREFIX = "/sessions/"
 SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
-RUNS_PREFIX = "/runs/"
-RUN_ROUTE = RUNS_PREFIX + "{id}"
-RESUME_ROUTE = RUN_ROUTE + "/resume"
-RESPOND_ASYNC = "respond-async"
-"""``Prefer: respond-async`` (RFC 7240): answer 202 at once, the run going on."""
-
-REPLAYED_HEADER = "x-run-replayed"
-"""``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
 
 
 class TaskRequest(BaseModel):
@@ -137,13 +132,13 @@ class OrchestratorService:
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
-        if _wants_async(inbound.data, call.headers.get("prefer")):
+        if run_routes.wants_async(inbound.data, call.headers.get("prefer")):
             if stream:
                 raise BadRequest("async and stream: choose one (a stream is the run's answer)")
-            return await self._accept(task, run_id, inbound)
+            return await run_routes.accept(self, task, run_id, inbound)
         if stream:
             # A busy session is a 409 before the stream starts, not a failed event in it.
-            turn = await self._claim(task)
+            turn = await self.claim(task)
             return Reply(
                 event_stream(
                     lambda progress: self.run(task, run_id, inbound, progress, turn), run_id
@@ -158,31 +153,6 @@ class OrchestratorService:
         headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
         return Reply(result.to_json(), headers=headers, after=after)
 
-    async def _accept(self, task: Task, run_id: str, inbound: Inbound) -> Reply:
-        """``202 Accepted`` with ``Location: /runs/{id}`` at once; the run goes on after the
-        answer (a stopping worker waits for it as for a sink delivery), its result to
-        ``GET /runs/{id}`` and the sink. A busy session is still a 409 first."""
-        turn = await self._claim(task)
-        try:  # recorded before the answer, so that GET /runs/{id} knows it at once
-            await self.journal.begin(run_id, inbound.data, status=ACCEPTED, only_new=True)
-        except BaseException:
-            if turn is not None:
-                await turn.release()
-            raise
-
-        async def go_on() -> None:
-            try:
-                await self.run(task, run_id, inbound, None, turn)
-            except Exception:
-                log.exception("async run raised", extra={"run_id": run_id})
-            finally:
-                if self.sink is not None:
-                    await self.sink.settle(run_id)
-
-        location = RUNS_PREFIX + run_id
-        body = {"run_id": run_id, "status": ACCEPTED, "location": location}
-        return Reply(body, status=202, headers={"location": location}, after=go_on)
-
     async def run(
         self,
         task: Task,
@@ -194,7 +164,7 @@ class OrchestratorService:
         """Run ``task``, its result to the sink; an event's run once (``runs``), however
         often it is delivered; a session's task with its history, its turn then kept
         (``turn``: the session already claimed for it)."""
-        turn = turn or await self._claim(task)
+        turn = turn or await self.claim(task)
         try:
             return await self._run_once(task, run_id, inbound, progress, turn)
         finally:
@@ -211,7 +181,7 @@ class OrchestratorService:
     ) -> RunResult:
         if inbound.event_id is None:
             await self.journal.begin(run_id, inbound.data)
-            return await self._execute(task, run_id, progress, turn)
+            return await self.execute(task, run_id, progress, turn)
 
         async def start() -> RunResult:
             # A redelivery may find its run begun by an instance that died: go on from there.
@@ -219,19 +189,19 @@ class OrchestratorService:
             begun = state is not None and state["status"] in (RUNNING, ACCEPTED)
             if not begun:
                 await self.journal.begin(run_id, inbound.data)
-            return await self._execute(task, run_id, progress, turn, resuming=begun)
+            return await self.execute(task, run_id, progress, turn, resuming=begun)
 
         lease_s = task.budget.timeout_s
         try:
             result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
         except RunInProgress as busy:  # its owner may have died: take it over if so
             try:
-                return await self._resume(run_id, progress)
+                return await run_routes.resume(self, run_id, progress)
             except (RunHeld, NotFound):
                 raise busy from None
         return dataclasses.replace(result, replayed=True) if known else result
 
-    async def _execute(
+    async def execute(
         self,
         task: Task,
         run_id: str,
@@ -266,26 +236,13 @@ class OrchestratorService:
             self.sink.submit(result.to_json())
         return result
 
-    async def _resume(self, run_id: str, progress: Progress | None) -> RunResult:
-        """Go on with ``run_id`` from its last checkpoint, here (``resume.py``); a run that
-        ended answers its result (``replayed``). Raises ``RunHeld`` while its owner lives."""
-        state = await self.journal.state(run_id)
-        if state is None:
-            raise NotFound(f"no run {run_id!r} (never started, or forgotten)")
-        if state["status"] not in (RUNNING, ACCEPTED):
-            return dataclasses.replace(RunResult.from_json(state), replayed=True)
-        task, _ = self.parse(state["request"])
-        turn = await self._claim(task)
-        try:
-            result = await self._execute(task, run_id, progress, turn, resuming=True)
-        finally:
-            if turn is not None:
-                await turn.release()
-        if isinstance(self.runs, StoreRuns):
-            await self.runs.keep(run_id, result)
-        return result
+    async def get_run(self, call: Call) -> Reply:
+        return await run_routes.get_run(self, call)
 
-    async def _claim(self, task: Task) -> SessionTurn | None:
+    async def resume_run(self, call: Call) -> Reply:
+        return await run_routes.resume_run(self, call)
+
+    async def claim(self, task: Task) -> SessionTurn | None:
         if task.session_id is None:
             return None
         return await self.sessions.claim(task.session_id, task.budget.timeout_s)
@@ -300,23 +257,6 @@ class OrchestratorService:
         if not await self.sessions.forget(session_id):
             raise NotFound(f"no session {session_id!r} (never used, expired or deleted)")
         return Reply({"session_id": session_id, "deleted": True})
-
-    async def get_run(self, call: Call) -> Reply:
-        """``GET /runs/{id}``: a run's status and its steps so far; its result once it ended."""
-        run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX))
-        view = await self.journal.view(run_id)
-        if view is None:
-            raise NotFound(f"no run {run_id!r} (never started here, or forgotten)")
-        return Reply(view)
-
-    async def resume_run(self, call: Call) -> Reply:
-        """``POST /runs/{id}/resume``: go on with a run whose owner stopped, here (409 while
-        its owner lives; a run that ended answers its result)."""
-        run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX).removesuffix("/resume"))
-        result = await self._resume(run_id, None)
-        after = partial(self.sink.settle, run_id) if self.sink is not None else None
-        headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
-        return Reply(result.to_json(), headers=headers, after=after)
 
     async def pubsub_push(self, call: Call) -> Reply:
         """``POST /pubsub``: a Pub/Sub push subscription's envelope (platform_events.py)."""
@@ -390,14 +330,6 @@ class OrchestratorService:
             "auth": self.keys.required,
             "store": self.store.health(),
         }
-
-
-def _wants_async(data: Any, prefer: str | None) -> bool:
-    """``"async": true`` in the task, or ``Prefer: respond-async``."""
-    if isinstance(data, dict) and data.get("async") is True:
-        return True
-    wanted = (part.split(";")[0].strip().lower() for part in (prefer or "").split(","))
-    return RESPOND_ASYNC in wanted
 
 
 def _session_of(call: Call) -> str:
