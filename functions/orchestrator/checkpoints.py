@@ -44,6 +44,8 @@ log = get_logger("orchestrator.checkpoints")
 STATE_PREFIX = "runstate:"
 STEPS_PREFIX = "runsteps:"
 LEASE_PREFIX = "runlease:"
+APPROVAL_PREFIX = "runapproval:"
+WAITING = "waiting_approval"
 RUNNING = "running"
 ACCEPTED = "accepted"
 RUN_ID = re.compile(r"run_[0-9a-f]{24}")
@@ -131,11 +133,33 @@ class RunJournal:
             log.error("step not checkpointed", extra={"run_id": run_id, "step": step.index})
 
     async def finish(self, run_id: str, result: RunResult) -> None:
+        record = result.to_json()
         try:
             key = STATE_PREFIX + run_id
-            await self.store.put(key, _encoded(result.to_json()), ttl_s=self.ttl_s)
+            if record["status"] == WAITING:  # it goes on later: keep what it was asked
+                begun = await self.state(run_id)
+                record["request"] = (begun or {}).get("request")
+            await self.store.put(key, _encoded(record), ttl_s=self.ttl_s)
         except StoreUnavailable:
             log.error("run's end not checkpointed", extra={"run_id": run_id})
+
+    async def decide(self, run_id: str, decisions: dict[int, dict[str, Any]]) -> None:
+        """Keep a person's answers to the calls of a paused run (by step); a call already
+        decided (two answers at once) is a 409."""
+        key = APPROVAL_PREFIX + run_id
+        entry = await self.store.get(key)
+        kept = json.loads(entry.value) if entry is not None else {}
+        if any(str(step) in kept for step in decisions):
+            raise Conflict(f"run {run_id}: this approval was already given")
+        kept.update({str(step): decision for step, decision in decisions.items()})
+        version = entry.version if entry is not None else 0
+        if await self.store.put(key, _encoded(kept), ttl_s=self.ttl_s, version=version) is None:
+            raise Conflict(f"run {run_id}: another approval came at the same time")
+
+    async def decisions(self, run_id: str) -> dict[int, dict[str, Any]]:
+        entry = await self.store.get(APPROVAL_PREFIX + run_id)
+        kept = json.loads(entry.value) if entry is not None else {}
+        return {int(step): decision for step, decision in kept.items()}
 
     async def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's finished steps, in the order they finished (with their ``resume``)."""
@@ -152,7 +176,7 @@ class RunJournal:
         if state is None:
             return None
         if state["status"] not in (RUNNING, ACCEPTED):
-            return state
+            return {k: v for k, v in state.items() if k != "request"}
         steps = [
             {k: v for k, v in item.items() if k != "resume"} for item in await self.steps(run_id)
         ]

@@ -35,6 +35,7 @@ from shared.store import DEFAULT_URL as DEFAULT_STORE_URL
 
 AGENTS_VARIABLE = "AGENTS"
 MCP_SERVERS_VARIABLE = "MCP_SERVERS"
+APPROVAL_VARIABLE = "APPROVAL_REQUIRED"
 MCP_SEPARATOR = "__"
 """Between an MCP server's name and its tool's in the name the model sees (``github__search``)."""
 
@@ -124,6 +125,8 @@ class AgentEntry(_Strict):
     """Base URL of the agent; ``/schema`` and ``/`` are under it."""
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     """Overrides ``agent_calls.timeout_s`` for this agent."""
+    requires_approval: bool = False
+    """A run pauses before each call to it until a person approves (``approval_required``)."""
 
 
 class McpServerEntry(_Strict):
@@ -226,6 +229,10 @@ class OrchestratorConfig(FunctionSettings):
     store: StoreSettings = StoreSettings()
     sessions: SessionSettings = SessionSettings()
     runs: RunSettings = RunSettings()
+    approval_required: list[str] = Field(default_factory=list)
+    """Tools (agents, ``<server>__<tool>`` MCP tools) whose calls wait for a person's approval
+    (``POST /runs/{id}/approval``), besides agents with ``requires_approval``.
+    ``$APPROVAL_REQUIRED``: names separated by commas."""
 
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:
@@ -270,6 +277,9 @@ def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> Orches
             elif isinstance(entry, dict) and "url" not in entry:
                 entries[agent.name] = {"url": agent.local_url, **entry}
         data = {**data, "agents": entries}
+    approval = environ.get(APPROVAL_VARIABLE, "").strip()
+    if approval:
+        data = {**data, "approval_required": [n.strip() for n in approval.split(",") if n.strip()]}
     config = OrchestratorConfig.load(environ, env=overrides, data=data)
     agents = {a.name: config.agents[a.name] for a in builtin}
     agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)

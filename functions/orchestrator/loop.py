@@ -100,6 +100,7 @@ class _Run:
         self.progress = progress
         self.checkpoint: Checkpoint | None = None
         self.restored: Restored | None = None
+        self.pending_approval: list[dict[str, Any]] | None = None
         self.steps: list[Step] = []
         self.open: dict[int, tuple[Step, float]] = {}
         """Steps under way, with when they began."""
@@ -147,8 +148,8 @@ class _Run:
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
         messages = self.messages
         messages += [*self.task.history, {"role": "user", "content": text}]
-        if self.restored is not None:
-            await self._go_on(self.restored)
+        if self.restored is not None and await self._go_on(self.restored):
+            return
         budget = self.task.budget
         while True:
             if len(self.steps) >= budget.max_steps:
@@ -168,21 +169,48 @@ class _Run:
                 return self._end(Status.COMPLETED, StopReason.END_TURN)
             if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
+            first = len(self.steps)
+            if self._wait_for_approval([(first + i, call) for i, call in enumerate(calls)]):
+                return
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
 
-    async def _go_on(self, restored: Restored) -> None:
+    async def _go_on(self, restored: Restored) -> bool:
         """Take up a run where it stopped: its finished steps kept, the calls that were in
-        flight made again under their own step numbers."""
+        flight made again under their own step numbers. Whether it waits for approval."""
         self.steps.extend(restored.steps)
         self.usage = restored.usage
         self.messages.extend(restored.messages)
-        if not restored.pending:
-            return
+        if not restored.pending or self._wait_for_approval(restored.pending):
+            return bool(restored.pending)
         indexes = [at for at, _ in restored.pending]
         made = await self._agent_steps([call for _, call in restored.pending], indexes)
         results = restored.answered + list(zip(indexes, made, strict=True))
         results.sort(key=lambda pair: pair[0])
         self.messages.append({"role": "user", "content": [result for _, result in results]})
+        return False
+
+    def _wait_for_approval(self, calls: list[tuple[int, dict[str, Any]]]) -> bool:
+        """Whether the run pauses (``waiting_approval``) before ``calls`` (``(step, tool_use
+        block)``): one of them needs a person's approval not given yet."""
+        decided = self.restored.decisions if self.restored is not None else {}
+        waiting = [
+            {"step": at, "tool": call.get("name"), "arguments": call.get("input")}
+            for at, call in calls
+            if call.get("name") in self.settings.approval_required and at not in decided
+        ]
+        if not waiting:
+            return False
+        self.pending_approval = waiting
+        self._end(Status.WAITING_APPROVAL, StopReason.APPROVAL_REQUIRED)
+        return True
+
+    def _refused(self, index: int) -> str | None:
+        """Why a person refused the call of step ``index``; None when it was not refused."""
+        decision = self.restored.decisions.get(index) if self.restored is not None else None
+        if decision is None or decision.get("approve"):
+            return None
+        note = decision.get("note")
+        return "a person refused this call" + (f": {note}" if note else "")
 
     def _needs_repair(self, messages: list[dict[str, Any]]) -> bool:
         """With an output schema: whether the answer gets its one repair turn (its problem
@@ -343,6 +371,9 @@ class _Run:
         began = time.perf_counter()
         content, failed = self._refusal(name), True
         tool = self.tools.get(name)
+        refused = self._refused(step.index)
+        if refused is not None:
+            content, tool = refused, None
         if tool is not None:
             try:
                 prepared = tool.prepare(block.get("input"), self.task.data)
@@ -410,6 +441,7 @@ class _Run:
             unavailable=self.unavailable,
             messages=self.messages[len(self.task.history) :],
             output=self.output if status is Status.COMPLETED else None,
+            pending_approval=self.pending_approval,
         )
 
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:
@@ -450,6 +482,7 @@ def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
         StopReason.MAX_STEPS: f"Stopped: the step budget ({budget.max_steps}) ran out.",
         StopReason.TIMEOUT: f"Stopped: the time budget ({budget.timeout_s:g} s) ran out.",
         StopReason.MAX_TOKENS: f"Stopped: the token budget ({budget.max_tokens}) ran out.",
+        StopReason.APPROVAL_REQUIRED: "Waiting: a tool call needs a person's approval.",
     }
     return texts.get(reason, f"Failed: {error or reason.value}.")
 

@@ -30,6 +30,8 @@ class Restored:
     """The last turn's calls to make again: ``(step index, tool_use block)``."""
     answered: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """The last turn's calls that finished: ``(step index, tool_result block)``."""
+    decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """A person's answers to calls that needed approval, by step: ``{"approve", "note"}``."""
 
 
 def restore(items: list[dict[str, Any]]) -> Restored:

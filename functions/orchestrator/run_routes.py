@@ -8,13 +8,13 @@ import dataclasses
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, check_run_id
+from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, WAITING, check_run_id
 from functions.orchestrator.loop import Progress, Task
 from functions.orchestrator.run_store import StoreRuns
 from functions.orchestrator.trace import RunResult
-from shared.errors import NotFound
+from shared.errors import BadRequest, Conflict, NotFound
 from shared.http import Call, Reply
-from shared.inbound import Inbound
+from shared.inbound import Inbound, require_object
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -27,6 +27,9 @@ REPLAYED_HEADER = "x-run-replayed"
 RUNS_PREFIX = "/runs/"
 RUN_ROUTE = RUNS_PREFIX + "{id}"
 RESUME_ROUTE = RUN_ROUTE + "/resume"
+APPROVAL_SUFFIX = "/approval"
+APPROVAL_ROUTE = RUN_ROUTE + APPROVAL_SUFFIX
+MAX_NOTE_CHARS = 2000
 RESPOND_ASYNC = "respond-async"
 """``Prefer: respond-async`` (RFC 7240): answer 202 at once, the run going on."""
 
@@ -57,13 +60,21 @@ async def accept(service: OrchestratorService, task: Task, run_id: str, inbound:
     return Reply(body, status=202, headers={"location": location}, after=go_on)
 
 
-async def resume(service: OrchestratorService, run_id: str, progress: Progress | None) -> RunResult:
+async def resume(
+    service: OrchestratorService,
+    run_id: str,
+    progress: Progress | None,
+    *,
+    approved: bool = False,
+) -> RunResult:
     """Go on with ``run_id`` from its last checkpoint, here (``resume.py``); a run that
-    ended answers its result (``replayed``). Raises ``RunHeld`` while its owner lives."""
+    ended answers its result (``replayed``), as one waiting for approval does unless it was
+    just given (``approved``). Raises ``RunHeld`` while its owner lives."""
     state = await service.journal.state(run_id)
     if state is None:
         raise NotFound(f"no run {run_id!r} (never started, or forgotten)")
-    if state["status"] not in (RUNNING, ACCEPTED):
+    going_on = (RUNNING, ACCEPTED, WAITING) if approved else (RUNNING, ACCEPTED)
+    if state["status"] not in going_on:
         return dataclasses.replace(RunResult.from_json(state), replayed=True)
     task, _ = service.parse(state["request"])
     turn = await service.claim(task)
@@ -94,6 +105,30 @@ async def resume_run(service: OrchestratorService, call: Call) -> Reply:
     after = partial(service.sink.settle, run_id) if service.sink is not None else None
     headers = {REPLAYED_HEADER: "true"} if result.replayed else {}
     return Reply(result.to_json(), headers=headers, after=after)
+
+
+async def approve_run(service: OrchestratorService, call: Call) -> Reply:
+    """``POST /runs/{id}/approval`` ``{"approve": true|false, "note": "..."}``: a person's
+    answer to the calls a paused run proposed; the run goes on here. Approved, the calls are
+    made; refused, the model is told so (with the note) and goes on without them."""
+    run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX).removesuffix(APPROVAL_SUFFIX))
+    data = require_object(call.inbound().data)
+    approve, note = data.get("approve"), data.get("note")
+    if not isinstance(approve, bool):
+        raise BadRequest("approve: must be true or false")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_CHARS):
+        raise BadRequest(f"note: must be a string of at most {MAX_NOTE_CHARS} characters")
+    state = await service.journal.state(run_id)
+    if state is None:
+        raise NotFound(f"no run {run_id!r} (never started, or forgotten)")
+    if state["status"] != WAITING:
+        raise Conflict(f"run {run_id} is {state['status']}, not waiting for approval")
+    decision = {"approve": approve, "note": note}
+    steps = [int(p["step"]) for p in state.get("pending_approval") or []]
+    await service.journal.decide(run_id, dict.fromkeys(steps, decision))
+    result = await resume(service, run_id, None, approved=True)
+    after = partial(service.sink.settle, run_id) if service.sink is not None else None
+    return Reply(result.to_json(), after=after)
 
 
 def wants_async(data: Any, prefer: str | None) -> bool:

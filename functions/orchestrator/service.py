@@ -36,12 +36,14 @@ from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
 from functions.orchestrator.resume import restore
 from functions.orchestrator.run_routes import (
-    REPLAYED_HEADER as REPLAYED_HEADER,
-)
-from functions.orchestrator.run_routes import (
+    APPROVAL_ROUTE,
+    APPROVAL_SUFFIX,
     RESUME_ROUTE,
     RUN_ROUTE,
     RUNS_PREFIX,
+)
+from functions.orchestrator.run_routes import (
+    REPLAYED_HEADER as REPLAYED_HEADER,
 )
 from functions.orchestrator.run_store import RunInProgress, StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
@@ -218,6 +220,7 @@ class OrchestratorService:
             restored = None
             if resuming:
                 restored = restore(await self.journal.steps(run_id))
+                restored.decisions = await self.journal.decisions(run_id)
                 log.info("run resumed", extra={"run_id": run_id, "steps": len(restored.steps)})
             result = await run_task(
                 ran,
@@ -229,7 +232,7 @@ class OrchestratorService:
                 checkpoint=partial(self.journal.step, run_id),
                 restored=restored,
             )
-            if turn is not None:
+            if turn is not None and result.status is not Status.WAITING_APPROVAL:
                 result.session = await turn.record(task.text, result)
             await self.journal.finish(run_id, result)
         if self.sink is not None:
@@ -241,6 +244,9 @@ class OrchestratorService:
 
     async def resume_run(self, call: Call) -> Reply:
         return await run_routes.resume_run(self, call)
+
+    async def approve_run(self, call: Call) -> Reply:
+        return await run_routes.approve_run(self, call)
 
     async def claim(self, task: Task) -> SessionTurn | None:
         if task.session_id is None:
@@ -437,6 +443,8 @@ class OrchestratorApp(AsyncFunctionApp):
             return SESSION_ROUTE
         if not path.startswith(RUNS_PREFIX):
             return path
+        if path.endswith(APPROVAL_SUFFIX):
+            return APPROVAL_ROUTE
         return RESUME_ROUTE if path.endswith("/resume") else RUN_ROUTE
 
 
@@ -455,6 +463,7 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         ("DELETE", SESSION_ROUTE): service.delete_session,
         ("GET", RUN_ROUTE): service.get_run,
         ("POST", RESUME_ROUTE): service.resume_run,
+        ("POST", APPROVAL_ROUTE): service.approve_run,
     }
     return OrchestratorApp(
         "orchestrator",

@@ -75,10 +75,11 @@ def instance(
     model: Any,
     store: GuardedStore,
     sink: EventSink | None = None,
+    config: OrchestratorConfig = CONFIG,
 ) -> OrchestratorService:
     agents = directory(fakes, http)
-    runs = run_registry(CONFIG, store)
-    return OrchestratorService(CONFIG, model, agents, sink, runs, store=store)
+    runs = run_registry(config, store)
+    return OrchestratorService(config, model, agents, sink, runs, store=store)
 
 
 def task_call(body: dict[str, Any], **headers: str) -> Call:
@@ -295,3 +296,59 @@ async def test_a_lease_is_renewed_while_its_run_goes_and_given_back_at_its_end()
         lease = await store.get(f"runlease:{run_id}")
         assert lease is not None and lease.version >= 3  # taken, then renewed
     assert await store.get(f"runlease:{run_id}") is None
+
+
+# -- human approval ----------------------------------------------------------------------------
+
+APPROVING = OrchestratorConfig.model_validate(
+    {"gateway": {"url": "http://gateway.invalid"}, "approval_required": ["calculator"]}
+)
+
+
+def approval_call(run_id: str, body: Any) -> Call:
+    headers = {"content-type": "application/json"}
+    return Call("POST", f"/runs/{run_id}/approval", headers, json.dumps(body).encode(), "r")
+
+
+async def test_a_call_needing_approval_pauses_the_run_until_a_person_answers(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    asks = [tool_use(("calculator", {"expression": e})) for e in ("6*7", "1/0")]
+    first = instance(fake_agents, http, GatedModel(asks, hold_at=-1), stores[0], config=APPROVING)
+    model = GatedModel([text("42"), text("not allowed, then")], hold_at=-1)
+    other = instance(fake_agents, http, model, stores[1], config=APPROVING)
+
+    paused = (await first.submit(task_call({"task": "6*7?"}))).body
+    run_id = paused["run_id"]
+    assert paused["status"] == "waiting_approval" and paused["stop_reason"] == "approval_required"
+    assert paused["pending_approval"] == [
+        {"step": 1, "tool": "calculator", "arguments": {"expression": "6*7"}}
+    ]
+    assert fake_agents.calls("calculator") == [] and await get_run(other, run_id) == paused
+
+    with pytest.raises(BadRequest, match="approve: must be true or false"):
+        await other.approve_run(approval_call(run_id, {"approve": "yes"}))
+    approved = (await other.approve_run(approval_call(run_id, {"approve": True}))).body
+    assert approved["status"] == "completed" and approved["answer"] == "42"
+    assert len(fake_agents.calls("calculator")) == 1 and approved["steps"][1]["error"] is None
+    with pytest.raises(Conflict, match="not waiting for approval"):
+        await first.approve_run(approval_call(run_id, {"approve": True}))
+
+    refused_run = (await first.submit(task_call({"task": "1/0?"}))).body["run_id"]
+    note = {"approve": False, "note": "too risky"}
+    refused = (await other.approve_run(approval_call(refused_run, note))).body
+    assert refused["status"] == "completed" and refused["answer"] == "not allowed, then"
+    assert refused["steps"][1]["error"] == "a person refused this call: too risky"
+    assert len(fake_agents.calls("calculator")) == 1  # the refused call was never made
+
+
+def test_approval_is_required_by_the_environment_or_an_agent_entry() -> None:
+    from functions.orchestrator.budgets import LoopSettings
+    from functions.orchestrator.config import load_orchestrator_config
+
+    config = load_orchestrator_config({"APPROVAL_REQUIRED": "calculator, github__create_issue"})
+    assert LoopSettings.of(config).approval_required == {"calculator", "github__create_issue"}
+    entry = {"url": "http://pay.invalid", "requires_approval": True}
+    config = OrchestratorConfig.model_validate({**CONFIG.model_dump(), "agents": {"pay": entry}})
+    assert LoopSettings.of(config).approval_required == {"pay"}
