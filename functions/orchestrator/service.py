@@ -114,7 +114,10 @@ class OrchestratorService:
     def __post_init__(self) -> None:
         self.settings = LoopSettings.of(self.config)
         runs = self.config.runs
-        self.journal = RunJournal(self.store, runs.ttl_s, runs.lease_s)
+        # In memory (one instance), runs' records get their own bounded store: a busy
+        # instance's runs must not crowd its sessions out of theirs.
+        kept = self.store if self.store.backend != "memory" else open_store("memory://")
+        self.journal = RunJournal(kept, runs.ttl_s, runs.lease_s)
         given = self.config.sessions
         self.sessions = Sessions(
             self.store,
@@ -327,6 +330,8 @@ class OrchestratorService:
         if self.http is not None:
             await self.http.close()
         await self.store.aclose()
+        if self.journal.store is not self.store:
+            await self.journal.store.aclose()
 
     def health(self) -> dict[str, Any]:
         sink = self.sink is not None
