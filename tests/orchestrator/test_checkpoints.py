@@ -311,11 +311,12 @@ def approval_call(run_id: str, body: Any) -> Call:
 
 
 async def test_a_call_needing_approval_pauses_the_run_until_a_person_answers(
-    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore], sink: FakeEndpoint
 ) -> None:
     fake_agents.add("calculator", calculate, CALCULATOR.schema())
     asks = [tool_use(("calculator", {"expression": e})) for e in ("6*7", "1/0")]
-    first = instance(fake_agents, http, GatedModel(asks, hold_at=-1), stores[0], config=APPROVING)
+    events = EventSink(http, sink.url, CONFIG.sink)
+    first = instance(fake_agents, http, GatedModel(asks, hold_at=-1), stores[0], events, APPROVING)
     model = GatedModel([text("42"), text("not allowed, then")], hold_at=-1)
     other = instance(fake_agents, http, model, stores[1], config=APPROVING)
 
@@ -326,6 +327,9 @@ async def test_a_call_needing_approval_pauses_the_run_until_a_person_answers(
         {"step": 1, "tool": "calculator", "arguments": {"expression": "6*7"}}
     ]
     assert fake_agents.calls("calculator") == [] and await get_run(other, run_id) == paused
+    await events.drain()
+    [requested] = sink.received
+    assert requested.body["type"] == "dev.agentorch.task.approval_requested"
 
     with pytest.raises(BadRequest, match="approve: must be true or false"):
         await other.approve_run(approval_call(run_id, {"approve": "yes"}))
