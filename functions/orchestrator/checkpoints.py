@@ -70,6 +70,8 @@ class RunJournal:
     """This instance, in the leases it holds."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     """Between heartbeats (tests drive it)."""
+    approval_timeout_s: float = 24 * 3600.0
+    clock: Callable[[], float] = time.time
 
     @asynccontextmanager
     async def held(self, run_id: str) -> AsyncIterator[None]:
@@ -116,7 +118,7 @@ class RunJournal:
             "run_id": run_id,
             "status": status,
             "request": request,
-            "started_at": round(time.time(), 3),
+            "started_at": round(self.clock(), 3),
         }
         key = STATE_PREFIX + run_id
         version = 0 if only_new else None
@@ -139,6 +141,7 @@ class RunJournal:
             if record["status"] == WAITING:  # it goes on later: keep what it was asked
                 begun = await self.state(run_id)
                 record["request"] = (begun or {}).get("request")
+                record["waiting_since"] = round(self.clock(), 3)
             await self.store.put(key, _encoded(record), ttl_s=self.ttl_s)
         except StoreUnavailable:
             log.error("run's end not checkpointed", extra={"run_id": run_id})
@@ -166,8 +169,29 @@ class RunJournal:
         return [json.loads(item) for item in await self.store.items(STEPS_PREFIX + run_id)]
 
     async def state(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record; one that waited for approval too long, stopped (and kept so)."""
         entry = await self.store.get(STATE_PREFIX + run_id)
-        return None if entry is None else dict(json.loads(entry.value))
+        if entry is None:
+            return None
+        state = dict(json.loads(entry.value))
+        since = state.get("waiting_since")
+        if (
+            state["status"] == WAITING
+            and isinstance(since, int | float)
+            and since + self.approval_timeout_s <= self.clock()
+        ):
+            state.update(
+                status="stopped",
+                stop_reason="approval_timeout",
+                answer=f"Stopped: no approval came within {self.approval_timeout_s:g} s.",
+            )
+            state.pop("request", None)
+            try:
+                key = STATE_PREFIX + run_id
+                await self.store.put(key, _encoded(state), ttl_s=self.ttl_s, version=entry.version)
+            except StoreUnavailable:
+                log.error("run's approval timeout not recorded", extra={"run_id": run_id})
+        return state
 
     async def view(self, run_id: str) -> dict[str, Any] | None:
         """What ``GET /runs/{id}`` answers: the result of a run that ended; else its status

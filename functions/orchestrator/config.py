@@ -186,6 +186,9 @@ class RunSettings(_Strict):
     lease_s: float = Field(default=30.0, ge=1)
     """A run's owner renews its lease every third of this; a run whose owner stopped renewing
     it this long may be taken over by another instance (resumed). ``$RUN_LEASE_S``."""
+    approval_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+    """A run waiting for approval longer than this is stopped (``approval_timeout``) when it
+    is next looked at or answered."""
 
 
 CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")

@@ -117,7 +117,9 @@ class OrchestratorService:
         # In memory (one instance), runs' records get their own bounded store: a busy
         # instance's runs must not crowd its sessions out of theirs.
         kept = self.store if self.store.backend != "memory" else open_store("memory://")
-        self.journal = RunJournal(kept, runs.ttl_s, runs.lease_s)
+        self.journal = RunJournal(
+            kept, runs.ttl_s, runs.lease_s, approval_timeout_s=runs.approval_timeout_s
+        )
         given = self.config.sessions
         self.sessions = Sessions(
             self.store,

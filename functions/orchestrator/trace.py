@@ -38,6 +38,8 @@ class StopReason(StrEnum):
     """The answer did not match the task's ``output_schema``, even after a repair turn."""
     APPROVAL_REQUIRED = "approval_required"
     """A tool call needs a person's approval: ``POST /runs/{id}/approval`` goes on."""
+    APPROVAL_TIMEOUT = "approval_timeout"
+    """No approval came within ``runs.approval_timeout_s``: the run stopped there."""
     INTERNAL_ERROR = "internal_error"
 
 

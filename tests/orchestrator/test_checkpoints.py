@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,7 +327,9 @@ async def test_a_call_needing_approval_pauses_the_run_until_a_person_answers(
     assert paused["pending_approval"] == [
         {"step": 1, "tool": "calculator", "arguments": {"expression": "6*7"}}
     ]
-    assert fake_agents.calls("calculator") == [] and await get_run(other, run_id) == paused
+    seen = await get_run(other, run_id)
+    assert seen.pop("waiting_since") > 0 and seen == paused
+    assert fake_agents.calls("calculator") == []
     await events.drain()
     [requested] = sink.received
     assert requested.body["type"] == "dev.agentorch.task.approval_requested"
@@ -356,3 +359,20 @@ def test_approval_is_required_by_the_environment_or_an_agent_entry() -> None:
     entry = {"url": "http://pay.invalid", "requires_approval": True}
     config = OrchestratorConfig.model_validate({**CONFIG.model_dump(), "agents": {"pay": entry}})
     assert LoopSettings.of(config).approval_required == {"pay"}
+
+
+async def test_an_approval_not_given_in_time_stops_the_run(
+    fake_agents: FakeAgents, http: AsyncHttp, stores: list[GuardedStore]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    model = GatedModel([tool_use(("calculator", {"expression": "6*7"}))], hold_at=-1)
+    first = instance(fake_agents, http, model, stores[0], config=APPROVING)
+    other = instance(fake_agents, http, None, stores[1], config=APPROVING)
+    run_id = (await first.submit(task_call({"task": "6*7?"}))).body["run_id"]
+    other.journal.clock = lambda: time.time() + APPROVING.runs.approval_timeout_s
+
+    with pytest.raises(Conflict, match="is stopped, not waiting"):
+        await other.approve_run(approval_call(run_id, {"approve": True}))
+    stopped = await get_run(first, run_id)  # kept so, for every instance
+    assert stopped["status"] == "stopped" and stopped["stop_reason"] == "approval_timeout"
+    assert fake_agents.calls("calculator") == []
