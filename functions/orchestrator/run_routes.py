@@ -30,6 +30,8 @@ RESUME_ROUTE = RUN_ROUTE + "/resume"
 APPROVAL_SUFFIX = "/approval"
 APPROVAL_ROUTE = RUN_ROUTE + APPROVAL_SUFFIX
 MAX_NOTE_CHARS = 2000
+APPROVAL_EVENT = "dev.agentorch.run.approval"
+"""The CloudEvent type of a person's answer to a paused run."""
 RESPOND_ASYNC = "respond-async"
 """``Prefer: respond-async`` (RFC 7240): answer 202 at once, the run going on."""
 
@@ -112,7 +114,30 @@ async def approve_run(service: OrchestratorService, call: Call) -> Reply:
     answer to the calls a paused run proposed; the run goes on here. Approved, the calls are
     made; refused, the model is told so (with the note) and goes on without them."""
     run_id = check_run_id(call.path.removeprefix(RUNS_PREFIX).removesuffix(APPROVAL_SUFFIX))
-    data = require_object(call.inbound().data)
+    result = await approve(service, run_id, require_object(call.inbound().data))
+    after = partial(service.sink.settle, run_id) if service.sink is not None else None
+    return Reply(result.to_json(), after=after)
+
+
+async def approval_event(service: OrchestratorService, inbound: Inbound) -> Reply:
+    """The same answer as a CloudEvent (``APPROVAL_EVENT``, ``{"run_id", "approve", "note"}``).
+    Delivered again once the run went on, it is answered with the run as it is (acknowledged),
+    not refused: a broker would send it again and again."""
+    data = require_object(inbound.data)
+    run_id = data.get("run_id")
+    if not isinstance(run_id, str):
+        raise BadRequest("run_id: the run waiting for approval (a string)")
+    check_run_id(run_id)
+    try:
+        result = await approve(service, run_id, data)
+    except Conflict:
+        view = await service.journal.view(run_id)
+        return Reply({**(view or {}), "replayed": True}, headers={REPLAYED_HEADER: "true"})
+    after = partial(service.sink.settle, run_id) if service.sink is not None else None
+    return Reply(result.to_json(), after=after)
+
+
+async def approve(service: OrchestratorService, run_id: str, data: dict[str, Any]) -> RunResult:
     approve, note = data.get("approve"), data.get("note")
     if not isinstance(approve, bool):
         raise BadRequest("approve: must be true or false")
@@ -126,9 +151,7 @@ async def approve_run(service: OrchestratorService, call: Call) -> Reply:
     decision = {"approve": approve, "note": note}
     steps = [int(p["step"]) for p in state.get("pending_approval") or []]
     await service.journal.decide(run_id, dict.fromkeys(steps, decision))
-    result = await resume(service, run_id, None, approved=True)
-    after = partial(service.sink.settle, run_id) if service.sink is not None else None
-    return Reply(result.to_json(), after=after)
+    return await resume(service, run_id, None, approved=True)
 
 
 def wants_async(data: Any, prefer: str | None) -> bool:

@@ -133,6 +133,8 @@ class OrchestratorService:
         if inbound.event_type == PUBSUB_PUBLISHED:  # Eventarc: the data is a push envelope
             message = pubsub_message(inbound.data, inbound.event_source)
             return (await deliver(self, message)).reply()
+        if inbound.event_type == run_routes.APPROVAL_EVENT:
+            return await run_routes.approval_event(self, inbound)
         task, stream = self.parse(inbound.data)
         stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)

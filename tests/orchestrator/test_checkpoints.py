@@ -17,6 +17,7 @@ import pytest
 from functions.orchestrator.checkpoints import RunHeld, RunJournal
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.model import ModelReply
+from functions.orchestrator.run_routes import APPROVAL_EVENT as APPROVAL
 from functions.orchestrator.run_store import StoreRuns
 from functions.orchestrator.runs import event_run_id
 from functions.orchestrator.service import OrchestratorService, run_registry
@@ -343,9 +344,12 @@ async def test_a_call_needing_approval_pauses_the_run_until_a_person_answers(
         await first.approve_run(approval_call(run_id, {"approve": True}))
 
     refused_run = (await first.submit(task_call({"task": "1/0?"}))).body["run_id"]
-    note = {"approve": False, "note": "too risky"}
-    refused = (await other.approve_run(approval_call(refused_run, note))).body
+    answer = {"run_id": refused_run, "approve": False, "note": "too risky"}  # as a CloudEvent
+    event = {"ce-specversion": "1.0", "ce-id": "a-1", "ce-source": "/ui", "ce-type": APPROVAL}
+    refused = (await other.submit(task_call(answer, **event))).body
     assert refused["status"] == "completed" and refused["answer"] == "not allowed, then"
+    again = (await first.submit(task_call(answer, **event))).body  # redelivered: acknowledged
+    assert again["status"] == "completed" and again["replayed"] is True
     assert refused["steps"][1]["error"] == "a person refused this call: too risky"
     assert len(fake_agents.calls("calculator")) == 1  # the refused call was never made
 
