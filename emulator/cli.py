@@ -28,8 +28,9 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -395,7 +396,10 @@ def ask_once(
     args: argparse.Namespace,
     console: Console,
     key: str | None = None,
+    confirm: Callable[[str], bool] | None = None,
 ) -> int:
+    if confirm is None and sys.stdin.isatty():
+        confirm = _ask_terminal
     session = args.session
     if args.json:
         result = client.ask(
@@ -414,7 +418,35 @@ def ask_once(
                 session_id=session,
             )
         render.print_result(console, result)
+        result = _approvals(result, url, console, key, confirm)
     return 0 if result.get("status") == "completed" else 2
+
+
+def _approvals(
+    result: dict[str, Any],
+    url: str,
+    console: Console,
+    key: str | None,
+    confirm: Callable[[str], bool] | None,
+) -> dict[str, Any]:
+    """While the run waits for approval: show the calls it proposes, ask y/n, send the
+    answer; without a terminal (``confirm`` None), say how to answer instead."""
+    while result.get("status") == "waiting_approval":
+        run_id = str(result.get("run_id"))
+        for call in result.get("pending_approval") or []:
+            shown = json.dumps(call.get("arguments"), ensure_ascii=False)
+            console.print(f"approval needed: {call.get('tool')} {shown}", markup=False)
+        if confirm is None:
+            console.print(f"answer with POST {url}/runs/{run_id}/approval", markup=False)
+            return result
+        approved = confirm("approve? [y/N] ")
+        result = client.approve(url, run_id, approved, api_key=key)
+        render.print_result(console, result)
+    return result
+
+
+def _ask_terminal(question: str) -> bool:
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def _service_name(args: argparse.Namespace, target: str) -> str | None:

@@ -175,6 +175,31 @@ def check_health(
     return results
 
 
+def approve(
+    url: str,
+    run_id: str,
+    approved: bool,
+    *,
+    note: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
+    """A person's answer to a run waiting for approval (``POST /runs/{id}/approval``); the
+    run's result once it went on."""
+    headers = {"x-api-key": api_key} if api_key else {}
+    body: dict[str, Any] = {"approve": approved}
+    if note:
+        body["note"] = note
+    target = f"{url.rstrip('/')}/runs/{run_id}/approval"
+    try:
+        reply = httpx.post(target, json=body, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise UpstreamUnavailable(f"cannot reach the orchestrator at {url}: {exc}") from exc
+    if not reply.is_success:
+        raise UpstreamError(f"the orchestrator at {url} answered {error_text(reply)}")
+    return dict(reply.json())
+
+
 def providers(
     gateway_url: str, api_key: str | None = None, timeout_s: float = 3.0
 ) -> list[dict[str, Any]]:
@@ -198,4 +223,4 @@ def providers(
     return list(reply.json().get("deployments", []))
 
 
-__all__ = ["Health", "ask", "check_health", "iter_sse", "providers", "read_data"]
+__all__ = ["Health", "approve", "ask", "check_health", "iter_sse", "providers", "read_data"]

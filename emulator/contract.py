@@ -152,6 +152,7 @@ READ_ELSEWHERE: dict[str, tuple[Variable, ...]] = {
         ),
         _var("AGENTS", "more agents by URL: name=url,..."),
         _var("MCP_SERVERS", "MCP servers whose tools are agents: name=url,..."),
+        _var("APPROVAL_REQUIRED", "tools whose calls wait for a person's approval: a,b,..."),
         _var("FUNCTIONS_MANIFEST", "another functions.yaml", "functions.yaml"),
         *_OUTBOUND,
     ),

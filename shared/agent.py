@@ -18,6 +18,9 @@ parsed on the thread, and the coroutine then runs on the loop.
 Every agent is also an MCP server (``POST /mcp``, streamable HTTP, stateless): ``tools/list``
 gives the same spec as ``GET /schema``, ``tools/call`` runs it as ``POST /`` does, on the same
 edge with the same bounds (``shared.mcp_server``; the SDK loads on the first ``/mcp`` call).
+
+``POST /`` honours ``Idempotency-Key`` (``shared.idempotency``): the same call again gets the
+first answer (with ``idempotent-replayed: true``), not a second run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from pydantic import BaseModel, ValidationError
 from shared.asgi import AsyncFunctionApp
 from shared.errors import BadRequest, NotConfigured, ServiceError, validation_message
 from shared.http import DEFAULT_MAX_BODY_BYTES, Call, Reply
+from shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from shared.idempotency import IdempotentCalls
 from shared.inbound import require_object
 from shared.logs import get_logger
 from shared.mcp_server import MCP_PATH, McpEndpoint, McpOutcome, McpTool, Progress
@@ -110,12 +115,18 @@ def agent_app(
         spec.check_configured()
         return spec.run(parse_input(spec.input_model, call.inbound().data))
 
+    calls = IdempotentCalls()
+
     async def invoke(call: Call) -> Reply:
-        # Parsing a body of megabytes is work too: all of it runs off the event loop.
-        outcome = await asyncio.to_thread(answer, call)
-        if inspect.isawaitable(outcome):  # an agent that waits on I/O: on the loop
-            outcome = await outcome
-        return Reply({"result": outcome.result, "meta": outcome.meta})
+        async def run() -> dict[str, Any]:
+            # Parsing a body of megabytes is work too: all of it runs off the event loop.
+            outcome = await asyncio.to_thread(answer, call)
+            if inspect.isawaitable(outcome):  # an agent that waits on I/O: on the loop
+                outcome = await outcome
+            return {"result": outcome.result, "meta": outcome.meta}
+
+        body, kept = await calls.once(call.headers.get(IDEMPOTENCY_KEY), call.body, run)
+        return Reply(body, headers={"idempotent-replayed": "true"} if kept else {})
 
     mcp = agent_mcp(spec, schema, max_body_bytes)
 

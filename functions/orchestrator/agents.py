@@ -13,6 +13,10 @@ the agent not configured for the next runs.
 An agent may need headers (its auth, from ``AGENT_<NAME>_HEADERS``): they are sent on every
 request to it, and scrubbed from every message the directory makes (an agent that quotes its
 token back in an error leaks it nowhere).
+
+Every call carries ``Idempotency-Key: <run_id>:<step>`` (``IDEMPOTENCY_KEY``, set by the loop
+for the step it makes): a resumed run retries the call that was in flight with the same key,
+so an agent that keeps what it answered to a key can answer again without doing it twice.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -45,6 +50,10 @@ from shared.resilience import (
     Sleep,
     retrying,
 )
+
+IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
+"""The key of the agent call being made (the loop sets it around each agent step)."""
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 _RETRY_STATUSES = {502, 503, 504}
 NOT_CONFIGURED = NotConfigured.error_type
@@ -236,12 +245,16 @@ class AgentDirectory:
         )
 
     async def _once(self, name: str, url: str, arguments: dict[str, Any], timeout_s: float) -> Any:
+        headers = self._headers.get(name)
+        key = IDEMPOTENCY_KEY.get()
+        if key is not None:
+            headers = {**(headers or {}), IDEMPOTENCY_HEADER: key}
         try:
             answer = await self._http.request_json(
                 "POST",
                 _join(url, "/"),
                 body=arguments,
-                headers=self._headers.get(name),
+                headers=headers,
                 timeout_s=timeout_s,
                 service=f"agent {name}",
             )

@@ -93,6 +93,8 @@ class LoopSettings:
     """Data up to this size is shown to the model whole; larger data as a summary."""
     max_result_chars: int = 8000
     """An agent's answer is cut to this many characters before the model sees it."""
+    approval_required: frozenset[str] = frozenset()
+    """Tools whose calls pause the run until a person approves them."""
 
     @classmethod
     def of(cls, config: OrchestratorConfig) -> LoopSettings:
@@ -104,4 +106,8 @@ class LoopSettings:
             max_parallel=config.agent_calls.max_parallel,
             max_data_chars=config.max_data_chars_in_prompt,
             max_result_chars=config.max_result_chars,
+            approval_required=frozenset(
+                [*config.approval_required]
+                + [name for name, entry in config.agents.items() if entry.requires_approval]
+            ),
         )

@@ -35,6 +35,7 @@ from shared.store import DEFAULT_URL as DEFAULT_STORE_URL
 
 AGENTS_VARIABLE = "AGENTS"
 MCP_SERVERS_VARIABLE = "MCP_SERVERS"
+APPROVAL_VARIABLE = "APPROVAL_REQUIRED"
 MCP_SEPARATOR = "__"
 """Between an MCP server's name and its tool's in the name the model sees (``github__search``)."""
 
@@ -49,6 +50,8 @@ OTHER_OVERRIDES = {
     "STORE_TIMEOUT_S": "store.timeout_s",
     "SESSION_TTL_S": "sessions.ttl_s",
     "SESSION_MAX_TOKENS": "sessions.max_tokens",
+    "RUN_TTL_S": "runs.ttl_s",
+    "RUN_LEASE_S": "runs.lease_s",
 }
 
 
@@ -122,6 +125,8 @@ class AgentEntry(_Strict):
     """Base URL of the agent; ``/schema`` and ``/`` are under it."""
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     """Overrides ``agent_calls.timeout_s`` for this agent."""
+    requires_approval: bool = False
+    """A run pauses before each call to it until a person approves (``approval_required``)."""
 
 
 class McpServerEntry(_Strict):
@@ -174,6 +179,18 @@ class SessionSettings(_Strict):
     """At most this many turns are kept per session (read back at each task)."""
 
 
+class RunSettings(_Strict):
+    ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    """A run's status and trace (``GET /runs/{id}``) are kept this long after its last step
+    (``checkpoints.py``). ``$RUN_TTL_S``."""
+    lease_s: float = Field(default=30.0, ge=1)
+    """A run's owner renews its lease every third of this; a run whose owner stopped renewing
+    it this long may be taken over by another instance (resumed). ``$RUN_LEASE_S``."""
+    approval_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+    """A run waiting for approval longer than this is stopped (``approval_timeout``) when it
+    is next looked at or answered."""
+
+
 CONFIG_FILE = SettingsFile("ORCHESTRATOR_CONFIG", "orchestrator.yaml")
 
 
@@ -214,6 +231,11 @@ class OrchestratorConfig(FunctionSettings):
     """At most this many bytes of their results, each counted at the size of its JSON."""
     store: StoreSettings = StoreSettings()
     sessions: SessionSettings = SessionSettings()
+    runs: RunSettings = RunSettings()
+    approval_required: list[str] = Field(default_factory=list)
+    """Tools (agents, ``<server>__<tool>`` MCP tools) whose calls wait for a person's approval
+    (``POST /runs/{id}/approval``), besides agents with ``requires_approval``.
+    ``$APPROVAL_REQUIRED``: names separated by commas."""
 
     @model_validator(mode="after")
     def _agent_names(self) -> OrchestratorConfig:
@@ -258,6 +280,9 @@ def load_orchestrator_config(environ: Mapping[str, str] | None = None) -> Orches
             elif isinstance(entry, dict) and "url" not in entry:
                 entries[agent.name] = {"url": agent.local_url, **entry}
         data = {**data, "agents": entries}
+    approval = environ.get(APPROVAL_VARIABLE, "").strip()
+    if approval:
+        data = {**data, "approval_required": [n.strip() for n in approval.split(",") if n.strip()]}
     config = OrchestratorConfig.load(environ, env=overrides, data=data)
     agents = {a.name: config.agents[a.name] for a in builtin}
     agents.update((name, entry) for name, entry in config.agents.items() if name not in agents)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator import metrics, structured
-from functions.orchestrator.agents import AgentCallError, Agents
+from functions.orchestrator.agents import IDEMPOTENCY_KEY, AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
+from functions.orchestrator.resume import Restored
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
 from functions.orchestrator.trace import (
     RunResult,
@@ -40,6 +41,10 @@ from shared.telemetry import genai
 Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Receives ``step_started`` / ``step_finished`` events as the run goes, and ``text_delta``
 (the model's text as it is generated) between a model step's two."""
+
+Checkpoint = Callable[[Step, "dict[str, Any] | None"], Awaitable[None]]
+"""Receives each step as it finishes, with what a resumed run needs to go on from it (the
+model's whole reply, an agent's whole ``tool_result``): ``checkpoints.RunJournal.step``."""
 
 log = get_logger("orchestrator.loop")
 CANCELLED = "not finished: the run's time budget ran out"
@@ -70,9 +75,15 @@ async def run_task(
     agents: Agents,
     settings: LoopSettings,
     progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+    restored: Restored | None = None,
 ) -> RunResult:
-    """Run ``task`` to its end; the result carries the whole trace."""
-    return await _Run(task, run_id, model, agents, settings, progress).execute()
+    """Run ``task`` to its end; the result carries the whole trace. ``restored``: go on from
+    where an earlier run of it stopped (``resume.py``)."""
+    run = _Run(task, run_id, model, agents, settings, progress)
+    run.checkpoint = checkpoint
+    run.restored = restored
+    return await run.execute()
 
 
 class _Run:
@@ -91,6 +102,9 @@ class _Run:
         self.agents = agents
         self.settings = settings
         self.progress = progress
+        self.checkpoint: Checkpoint | None = None
+        self.restored: Restored | None = None
+        self.pending_approval: list[dict[str, Any]] | None = None
         self.steps: list[Step] = []
         self.open: dict[int, tuple[Step, float]] = {}
         """Steps under way, with when they began."""
@@ -164,6 +178,8 @@ class _Run:
         text = task_message(self.task.text, self.task.data, self.settings.max_data_chars)
         messages = self.messages
         messages += [*self.task.history, {"role": "user", "content": text}]
+        if self.restored is not None and await self._go_on(self.restored):
+            return
         budget = self.task.budget
         while True:
             if len(self.steps) >= budget.max_steps:
@@ -183,7 +199,48 @@ class _Run:
                 return self._end(Status.COMPLETED, StopReason.END_TURN)
             if len(self.steps) + len(calls) > budget.max_steps:
                 return self._end(Status.STOPPED, StopReason.MAX_STEPS)
+            first = len(self.steps)
+            if self._wait_for_approval([(first + i, call) for i, call in enumerate(calls)]):
+                return
             messages.append({"role": "user", "content": await self._agent_steps(calls)})
+
+    async def _go_on(self, restored: Restored) -> bool:
+        """Take up a run where it stopped: its finished steps kept, the calls that were in
+        flight made again under their own step numbers. Whether it waits for approval."""
+        self.steps.extend(restored.steps)
+        self.usage = restored.usage
+        self.messages.extend(restored.messages)
+        if not restored.pending or self._wait_for_approval(restored.pending):
+            return bool(restored.pending)
+        indexes = [at for at, _ in restored.pending]
+        made = await self._agent_steps([call for _, call in restored.pending], indexes)
+        results = restored.answered + list(zip(indexes, made, strict=True))
+        results.sort(key=lambda pair: pair[0])
+        self.messages.append({"role": "user", "content": [result for _, result in results]})
+        return False
+
+    def _wait_for_approval(self, calls: list[tuple[int, dict[str, Any]]]) -> bool:
+        """Whether the run pauses (``waiting_approval``) before ``calls`` (``(step, tool_use
+        block)``): one of them needs a person's approval not given yet."""
+        decided = self.restored.decisions if self.restored is not None else {}
+        waiting = [
+            {"step": at, "tool": call.get("name"), "arguments": call.get("input")}
+            for at, call in calls
+            if call.get("name") in self.settings.approval_required and at not in decided
+        ]
+        if not waiting:
+            return False
+        self.pending_approval = waiting
+        self._end(Status.WAITING_APPROVAL, StopReason.APPROVAL_REQUIRED)
+        return True
+
+    def _refused(self, index: int) -> str | None:
+        """Why a person refused the call of step ``index``; None when it was not refused."""
+        decision = self.restored.decisions.get(index) if self.restored is not None else None
+        if decision is None or decision.get("approve"):
+            return None
+        note = decision.get("note")
+        return "a person refused this call" + (f": {note}" if note else "")
 
     def _needs_repair(self, messages: list[dict[str, Any]]) -> bool:
         """With an output schema: whether the answer gets its one repair turn (its problem
@@ -222,17 +279,25 @@ class _Run:
     # -- steps -----------------------------------------------------------------------------
 
     async def _start(
-        self, kind: StepKind, name: str, payload: Any, tool_use_id: str | None
+        self,
+        kind: StepKind,
+        name: str,
+        payload: Any,
+        tool_use_id: str | None,
+        index: int | None = None,
     ) -> Step:
-        step = Step(len(self.steps), kind, name, bounded(payload), tool_use_id=tool_use_id)
+        index = len(self.steps) if index is None else index
+        step = Step(index, kind, name, bounded(payload), tool_use_id=tool_use_id)
         self.steps.append(step)
         self.open[step.index] = (step, time.perf_counter())
         if self.progress is not None:
             await self.progress("step_started", step.started_json())
         return step
 
-    async def _finish(self, step: Step) -> None:
+    async def _finish(self, step: Step, resume: dict[str, Any] | None = None) -> None:
         self.open.pop(step.index, None)
+        if self.checkpoint is not None:
+            await self.checkpoint(step, resume)
         if self.progress is not None:
             await self.progress("step_finished", step.to_json())
 
@@ -261,7 +326,8 @@ class _Run:
                 span.fail(error_class or "ModelCallError")
             else:
                 _describe_reply(span, reply)
-        await self._finish(step)
+        # The checkpoint keeps the reply's content: a resumed run goes on from it (resume.py).
+        await self._finish(step, None if reply is None else {"content": reply.content})
         if reply is None:
             self._end(Status.FAILED, StopReason.GATEWAY_ERROR, step.error)
         return reply
@@ -324,36 +390,46 @@ class _Run:
         left = self.task.budget.max_tokens - self.usage.tokens
         return max(1, min(self.settings.max_tokens_per_call, left))
 
-    async def _agent_steps(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _agent_steps(
+        self, calls: list[dict[str, Any]], indexes: list[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """The turn's calls; step numbers follow the model's step in the calls' order
+        (``indexes``: the numbers of calls made again, ``resume.py``)."""
+        first = len(self.steps)
+        at = indexes or list(range(first, first + len(calls)))
         if len(calls) == 1:  # the usual turn: no tasks to make and gather
-            return [await self._agent_step(calls[0])]
+            return [await self._agent_step(calls[0], at[0])]
         limit = asyncio.Semaphore(self.settings.max_parallel)
 
-        async def one(block: dict[str, Any]) -> dict[str, Any]:
+        async def one(block: dict[str, Any], index: int) -> dict[str, Any]:
             async with limit:
-                return await self._agent_step(block)
+                return await self._agent_step(block, index)
 
-        return list(await asyncio.gather(*(one(block) for block in calls)))
+        return list(await asyncio.gather(*(one(b, i) for b, i in zip(calls, at, strict=True))))
 
-    async def _agent_step(self, block: dict[str, Any]) -> dict[str, Any]:
+    async def _agent_step(self, block: dict[str, Any], index: int) -> dict[str, Any]:
         name, use_id = str(block.get("name")), str(block.get("id"))
-        step = await self._start("agent", name, block.get("input"), use_id)
+        step = await self._start("agent", name, block.get("input"), use_id, index)
         attributes = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": name,
             "gen_ai.tool.call.id": use_id,
             "gen_ai.tool.type": "extension",  # an agent: a service the orchestrator calls
         }
-        with telemetry.span(f"execute_tool {name}", attributes=attributes) as span:
-            genai.record_content(span, {"gen_ai.tool.call.arguments": block.get("input")})
-            content, error_class = await self._agent_call(step, name, block.get("input"))
-            if error_class is not None:
-                span.fail(error_class)
-            genai.record_content(span, {"gen_ai.tool.call.result": content})
-        await self._finish(step)
+        key = IDEMPOTENCY_KEY.set(f"{self.run_id}:{index}")  # sent with the call (resume.py)
+        try:
+            with telemetry.span(f"execute_tool {name}", attributes=attributes) as span:
+                genai.record_content(span, {"gen_ai.tool.call.arguments": block.get("input")})
+                content, error_class = await self._agent_call(step, name, block.get("input"))
+                if error_class is not None:
+                    span.fail(error_class)
+                genai.record_content(span, {"gen_ai.tool.call.result": content})
+        finally:
+            IDEMPOTENCY_KEY.reset(key)
         result: dict[str, Any] = {"type": "tool_result", "tool_use_id": use_id, "content": content}
         if error_class is not None:
             result["is_error"] = True
+        await self._finish(step, {"result": result})
         return result
 
     async def _agent_call(self, step: Step, name: str, arguments: Any) -> tuple[str, str | None]:
@@ -363,6 +439,9 @@ class _Run:
         content = self._refusal(name)
         error_class: str | None = "ToolNotAvailable"
         tool = self.tools.get(name)
+        refused = self._refused(step.index)
+        if refused is not None:
+            content, tool = refused, None
         if tool is not None:
             try:
                 prepared = tool.prepare(arguments, self.task.data)
@@ -422,7 +501,7 @@ class _Run:
             status=status,
             answer=self._answer(status, reason, error),
             stop_reason=reason,
-            steps=self.steps,
+            steps=sorted(self.steps, key=lambda step: step.index),
             usage=self.usage,
             duration_ms=(time.perf_counter() - self.started) * 1000,
             agents=self.agent_notes,
@@ -430,6 +509,7 @@ class _Run:
             unavailable=self.unavailable,
             messages=self.messages[len(self.task.history) :],
             output=self.output if status is Status.COMPLETED else None,
+            pending_approval=self.pending_approval,
         )
 
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:
@@ -475,6 +555,7 @@ def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
         StopReason.MAX_STEPS: f"Stopped: the step budget ({budget.max_steps}) ran out.",
         StopReason.TIMEOUT: f"Stopped: the time budget ({budget.timeout_s:g} s) ran out.",
         StopReason.MAX_TOKENS: f"Stopped: the token budget ({budget.max_tokens}) ran out.",
+        StopReason.APPROVAL_REQUIRED: "Waiting: a tool call needs a person's approval.",
     }
     return texts.get(reason, f"Failed: {error or reason.value}.")
 

@@ -76,6 +76,11 @@ class StoreRuns:
             )
         return RunResult.from_json(record["result"], unavailable=record.get("unavailable", False))
 
+    async def keep(self, run_id: str, result: RunResult) -> None:
+        """Record ``result`` as the event's run (one resumed elsewhere after its owner died),
+        so that later redeliveries get it."""
+        await self._record(f"run:{run_id}", result)
+
     async def _run(self, key: str, start: Callable[[], Awaitable[RunResult]]) -> RunResult:
         try:
             result = await start()
@@ -85,6 +90,10 @@ class StoreRuns:
         if result.unavailable and result.nothing_done:
             await self._forget(key)  # it could not start: a redelivery must run it
             return result
+        await self._record(key, result)
+        return result
+
+    async def _record(self, key: str, result: RunResult) -> None:
         record: dict[str, Any] = {"state": "finished", "result": result.to_json()}
         if result.unavailable:
             record["unavailable"] = True
@@ -92,7 +101,6 @@ class StoreRuns:
             await self.store.put(key, json_text(record).encode(), ttl_s=self._ttl_s)
         except StoreUnavailable:  # it ran; its claim stays until the lease ends
             log.error("run finished but its result could not be kept", extra={"key": key})
-        return result
 
     async def _forget(self, key: str) -> None:
         try:

@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
+from functions.orchestrator import run_routes
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
 from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
 from functions.orchestrator.budgets import LoopSettings
+from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, RunHeld, RunJournal
 from functions.orchestrator.config import (
     CONFIG_FILE,
     MCP_SERVERS_VARIABLE,
@@ -32,7 +34,18 @@ from functions.orchestrator.mcp_agents import McpServers
 from functions.orchestrator.mcp_tool import orchestrator_mcp
 from functions.orchestrator.model import GatewayModel, Model
 from functions.orchestrator.platform_events import PUBSUB_PUBLISHED, pubsub_message
-from functions.orchestrator.run_store import StoreRuns
+from functions.orchestrator.resume import restore
+from functions.orchestrator.run_routes import (
+    APPROVAL_ROUTE,
+    APPROVAL_SUFFIX,
+    RESUME_ROUTE,
+    RUN_ROUTE,
+    RUNS_PREFIX,
+)
+from functions.orchestrator.run_routes import (
+    REPLAYED_HEADER as REPLAYED_HEADER,
+)
+from functions.orchestrator.run_store import RunInProgress, StoreRuns
 from functions.orchestrator.runs import RunRegistry, Runs, event_run_id
 from functions.orchestrator.sessions import Sessions, SessionTurn, check_session_id
 from functions.orchestrator.sink import EventSink
@@ -56,11 +69,10 @@ from shared.store import open_store
 from shared.store.guard import GuardedStore
 from shared.transport import Authenticated, Transport, outbound_transport
 
+log = logs.get_logger("orchestrator.service")
+
 SESSIONS_PREFIX = "/sessions/"
 SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
-
-REPLAYED_HEADER = "x-run-replayed"
-"""``true`` on the answer to a redelivered CloudEvent: the earlier delivery's run, not a new one."""
 
 
 class TaskRequest(BaseModel):
@@ -77,6 +89,7 @@ class TaskRequest(BaseModel):
     stream: StrictBool = False
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
     output_schema: dict[str, Any] | None = None
+    respond_async: StrictBool = Field(default=False, alias="async")
 
 
 @dataclass
@@ -95,9 +108,18 @@ class OrchestratorService:
     settings: LoopSettings = field(init=False)
     """The loop's settings, from ``config`` (made once, not per run)."""
     sessions: Sessions = field(init=False)
+    journal: RunJournal = field(init=False)
+    """Every run's status and steps, as they finish (``GET /runs/{id}``)."""
 
     def __post_init__(self) -> None:
         self.settings = LoopSettings.of(self.config)
+        runs = self.config.runs
+        # In memory (one instance), runs' records get their own bounded store: a busy
+        # instance's runs must not crowd its sessions out of theirs.
+        kept = self.store if self.store.backend != "memory" else open_store("memory://")
+        self.journal = RunJournal(
+            kept, runs.ttl_s, runs.lease_s, approval_timeout_s=runs.approval_timeout_s
+        )
         given = self.config.sessions
         self.sessions = Sessions(
             self.store,
@@ -111,15 +133,21 @@ class OrchestratorService:
         if inbound.event_type == PUBSUB_PUBLISHED:  # Eventarc: the data is a push envelope
             message = pubsub_message(inbound.data, inbound.event_source)
             return (await deliver(self, message)).reply()
+        if inbound.event_type == run_routes.APPROVAL_EVENT:
+            return await run_routes.approval_event(self, inbound)
         task, stream = self.parse(inbound.data)
         stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
+        if run_routes.wants_async(inbound.data, call.headers.get("prefer")):
+            if stream:
+                raise BadRequest("async and stream: choose one (a stream is the run's answer)")
+            return await run_routes.accept(self, task, run_id, inbound)
         if stream:
             # A busy session is a 409 before the stream starts, not a failed event in it.
-            turn = await self._claim(task)
+            turn = await self.claim(task)
             return Reply(
                 event_stream(
                     lambda progress: self.run(task, run_id, inbound, progress, turn), run_id
@@ -145,7 +173,7 @@ class OrchestratorService:
         """Run ``task``, its result to the sink; an event's run once (``runs``), however
         often it is delivered; a session's task with its history, its turn then kept
         (``turn``: the session already claimed for it)."""
-        turn = turn or await self._claim(task)
+        turn = turn or await self.claim(task)
         try:
             return await self._run_once(task, run_id, inbound, progress, turn)
         finally:
@@ -160,10 +188,47 @@ class OrchestratorService:
         progress: Progress | None,
         turn: SessionTurn | None,
     ) -> RunResult:
+        if inbound.event_id is None:
+            await self.journal.begin(run_id, inbound.data)
+            return await self.execute(task, run_id, progress, turn)
+
         async def start() -> RunResult:
-            ran = task
-            if turn is not None:
-                ran = dataclasses.replace(task, history=tuple(await turn.history()))
+            # A redelivery may find its run begun by an instance that died: go on from there.
+            state = await self.journal.state(run_id)
+            begun = state is not None and state["status"] in (RUNNING, ACCEPTED)
+            if not begun:
+                await self.journal.begin(run_id, inbound.data)
+            return await self.execute(task, run_id, progress, turn, resuming=begun)
+
+        lease_s = task.budget.timeout_s
+        try:
+            result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
+        except RunInProgress as busy:  # its owner may have died: take it over if so
+            try:
+                return await run_routes.resume(self, run_id, progress)
+            except (RunHeld, NotFound):
+                raise busy from None
+        return dataclasses.replace(result, replayed=True) if known else result
+
+    async def execute(
+        self,
+        task: Task,
+        run_id: str,
+        progress: Progress | None,
+        turn: SessionTurn | None,
+        resuming: bool = False,
+    ) -> RunResult:
+        """The run under its lease, each step checkpointed; its end recorded and sent.
+        ``resuming``: from its checkpoints, read once the lease is taken."""
+        ran = task
+        if turn is not None:
+            ran = dataclasses.replace(task, history=tuple(await turn.history()))
+        async with self.journal.held(run_id):
+            restored = None
+            if resuming:
+                restored = restore(await self.journal.steps(run_id))
+                restored.decisions = await self.journal.decisions(run_id)
+                log.info("run resumed", extra={"run_id": run_id, "steps": len(restored.steps)})
             result = await run_task(
                 ran,
                 run_id=run_id,
@@ -171,20 +236,26 @@ class OrchestratorService:
                 agents=self.agents,
                 settings=self.settings,
                 progress=progress,
+                checkpoint=partial(self.journal.step, run_id),
+                restored=restored,
             )
-            if turn is not None:
+            if turn is not None and result.status is not Status.WAITING_APPROVAL:
                 result.session = await turn.record(task.text, result)
-            if self.sink is not None:
-                self.sink.submit(result.to_json())
-            return result
+            await self.journal.finish(run_id, result)
+        if self.sink is not None:
+            self.sink.submit(result.to_json())
+        return result
 
-        if inbound.event_id is None:
-            return await start()
-        lease_s = task.budget.timeout_s
-        result, known = await self.runs.run_once(run_id, start, lease_s=lease_s)
-        return dataclasses.replace(result, replayed=True) if known else result
+    async def get_run(self, call: Call) -> Reply:
+        return await run_routes.get_run(self, call)
 
-    async def _claim(self, task: Task) -> SessionTurn | None:
+    async def resume_run(self, call: Call) -> Reply:
+        return await run_routes.resume_run(self, call)
+
+    async def approve_run(self, call: Call) -> Reply:
+        return await run_routes.approve_run(self, call)
+
+    async def claim(self, task: Task) -> SessionTurn | None:
         if task.session_id is None:
             return None
         return await self.sessions.claim(task.session_id, task.budget.timeout_s)
@@ -263,6 +334,8 @@ class OrchestratorService:
         if self.http is not None:
             await self.http.close()
         await self.store.aclose()
+        if self.journal.store is not self.store:
+            await self.journal.store.aclose()
 
     def health(self) -> dict[str, Any]:
         sink = self.sink is not None
@@ -375,7 +448,13 @@ def outbound(
 
 class OrchestratorApp(AsyncFunctionApp):
     def route_of(self, path: str) -> str:
-        return SESSION_ROUTE if path.startswith(SESSIONS_PREFIX) else path
+        if path.startswith(SESSIONS_PREFIX):
+            return SESSION_ROUTE
+        if not path.startswith(RUNS_PREFIX):
+            return path
+        if path.endswith(APPROVAL_SUFFIX):
+            return APPROVAL_ROUTE
+        return RESUME_ROUTE if path.endswith("/resume") else RUN_ROUTE
 
 
 def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
@@ -391,6 +470,9 @@ def build_app(service: OrchestratorService | None = None) -> AsyncFunctionApp:
         ("POST", MCP_PATH): mcp.handle,
         ("GET", SESSION_ROUTE): service.get_session,
         ("DELETE", SESSION_ROUTE): service.delete_session,
+        ("GET", RUN_ROUTE): service.get_run,
+        ("POST", RESUME_ROUTE): service.resume_run,
+        ("POST", APPROVAL_ROUTE): service.approve_run,
     }
     return OrchestratorApp(
         "orchestrator",

@@ -114,7 +114,7 @@ class EventSink:
         """The result as a CloudEvent; it carries the current trace context in the
         distributed-tracing extension (``traceparent``, ``tracestate``) when there is one."""
         attributes = {
-            "type": f"{self._settings.event_type_prefix}.{result['status']}",
+            "type": f"{self._settings.event_type_prefix}.{_event_name(result['status'])}",
             "source": self._settings.source,
             "subject": result["run_id"],
             "id": uuid.uuid4().hex,
@@ -197,3 +197,9 @@ def shown_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _event_name(status: str) -> str:
+    """The event's name for a run's status: ``completed``, ``stopped``, ``failed``; a run
+    paused for a person's approval is ``approval_requested``."""
+    return "approval_requested" if status == "waiting_approval" else status

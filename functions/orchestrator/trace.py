@@ -20,6 +20,8 @@ class Status(StrEnum):
     COMPLETED = "completed"
     STOPPED = "stopped"
     FAILED = "failed"
+    WAITING_APPROVAL = "waiting_approval"
+    """Paused before a call that needs a person's approval (``pending_approval``)."""
 
 
 class StopReason(StrEnum):
@@ -34,6 +36,10 @@ class StopReason(StrEnum):
     """The model's answer could not be used (cut short, malformed)."""
     INVALID_OUTPUT = "invalid_output"
     """The answer did not match the task's ``output_schema``, even after a repair turn."""
+    APPROVAL_REQUIRED = "approval_required"
+    """A tool call needs a person's approval: ``POST /runs/{id}/approval`` goes on."""
+    APPROVAL_TIMEOUT = "approval_timeout"
+    """No approval came within ``runs.approval_timeout_s``: the run stopped there."""
     INTERNAL_ERROR = "internal_error"
 
 
@@ -141,6 +147,8 @@ class RunResult:
     """With ``output_schema``: the answer parsed, valid against it (``"output"`` in the JSON)."""
     session: dict[str, Any] | None = None
     """A session's task: ``{"id", "saved"}`` (and ``"error"`` when its turn could not be kept)."""
+    pending_approval: list[dict[str, Any]] | None = None
+    """A run waiting for approval: the calls proposed (``step``, ``tool``, ``arguments``)."""
     messages: list[dict[str, Any]] = field(default_factory=list)
     """The conversation this run added (its task, the model's turns, the tools' results), as
     Anthropic messages: what a session keeps. Not in the JSON answer."""
@@ -167,6 +175,8 @@ class RunResult:
             body["session"] = dict(self.session)
         if self.trace_id is not None:
             body["trace_id"] = self.trace_id
+        if self.pending_approval is not None:
+            body["pending_approval"] = list(self.pending_approval)
         if self.replayed:
             body["replayed"] = True
         return body
@@ -187,4 +197,5 @@ class RunResult:
             unavailable=unavailable,
             output=body.get("output"),
             session=body.get("session"),
+            pending_approval=body.get("pending_approval"),
         )

@@ -46,6 +46,17 @@ RESULT: dict[str, Any] = {
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 }
 
+NEEDS_APPROVAL = "pay the invoice"
+"""A task the fake answers ``WAITING`` (approval needed) until ``POST /runs/run_1/approval``."""
+WAITING: dict[str, Any] = {
+    **RESULT,
+    "status": "waiting_approval",
+    "stop_reason": "approval_required",
+    "answer": "Waiting: a tool call needs a person's approval.",
+    "steps": STEPS[:1],
+    "pending_approval": [{"step": 1, "tool": "calculator", "arguments": {"expression": "1+1"}}],
+}
+
 
 class FakeOrchestrator(FakeServer):
     """Answers a ``POST /`` with ``RESULT`` (streamed when asked), a 400 when it has no task;
@@ -58,17 +69,20 @@ class FakeOrchestrator(FakeServer):
             error = {"type": "authentication_error", "message": "an API key is required"}
             return exchange.send_json(401, {"type": "error", "error": error})
         body = request.body or {}
+        if request.method == "POST" and request.route == "/runs/run_1/approval":
+            return exchange.send_json(200, RESULT)
         if request.method != "POST" or not body.get("task"):
             error = {"type": "invalid_request_error", "message": "task: field required"}
             return exchange.send_json(400, {"type": "error", "error": error})
+        result = WAITING if body.get("task") == NEEDS_APPROVAL else RESULT
         if not body.get("stream"):
-            return exchange.send_json(200, RESULT)
+            return exchange.send_json(200, result)
         exchange.start_stream(200, {"content-type": "text/event-stream"})
         for step in STEPS:
             started = {k: step[k] for k in ("index", "kind", "name", "input")}
             exchange.write_chunk(sse("step_started", started))
             exchange.write_chunk(sse("step_finished", step))
-        exchange.write_chunk(sse("result", RESULT))
+        exchange.write_chunk(sse("result", result))
         exchange.end_stream()
         return None
 

@@ -127,3 +127,29 @@ def test_status_and_down_without_a_stack(
     assert "not running" in capsys.readouterr().out
     assert main([*state, "down"]) == 0
     assert "nothing was running" in capsys.readouterr().out
+
+
+def test_ask_shows_a_call_waiting_for_approval_and_sends_the_answer(
+    orchestrator: FakeOrchestrator,
+) -> None:
+    import argparse
+
+    from rich.console import Console
+
+    from emulator.cli import ask_once
+    from tests.emulator.fake_orchestrator import NEEDS_APPROVAL
+
+    console = Console(record=True, width=200)
+    asked: list[str] = []
+    args = argparse.Namespace(session=None, json=False, timeout=10.0)
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return True
+
+    code = ask_once(NEEDS_APPROVAL, orchestrator.url, None, args, console, confirm=confirm)
+    out = console.export_text()
+    assert code == 0 and asked == ["approve? [y/N] "]
+    assert 'approval needed: calculator {"expression": "1+1"}' in out
+    assert "answer: 17 * 23 - 4 = 387." in out
+    assert orchestrator.requests[-1].body == {"approve": True}

@@ -135,3 +135,31 @@ def test_health_answers_while_an_agent_works() -> None:
     finally:
         release.set()
         served.stop()
+
+
+def test_a_call_sent_again_with_its_idempotency_key_is_answered_not_run_again() -> None:
+    runs: list[int] = []
+
+    def count(agent_input: Nothing) -> AgentResult:
+        runs.append(1)
+        return AgentResult(len(runs))
+
+    app = agent_app(AgentSpec("count", "Counts its runs.", Nothing, count))
+
+    async def endpoint(request: Request) -> Response:
+        return await app(request)
+
+    routes = [Route("/{path:path}", endpoint, methods=["POST"])]
+    with TestClient(Starlette(routes=routes)) as client:
+        key = {"idempotency-key": "run_1:3"}
+        first = client.post("/", json={}, headers=key)
+        again = client.post("/", json={}, headers=key)
+        other = client.post("/", json={}, headers={"idempotency-key": "run_1:4"})
+        reused = client.post("/", json={"x": 1}, headers=key)
+        unkeyed = client.post("/", json={})
+
+    assert first.json()["result"] == again.json()["result"] == 1
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert other.json()["result"] == 2 and unkeyed.json()["result"] == 3
+    assert reused.status_code == 422 and "another request" in reused.json()["error"]["message"]
