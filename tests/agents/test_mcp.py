@@ -10,7 +10,6 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import functions_framework
 import httpx
 import pytest
 from pydantic import BaseModel
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from shared.agent import AgentResult, AgentSpec, agent_app
+from shared.entry import function_app
 from tests.agents.support import AGENTS_DIR
 from tests.served import ServedApp
 
@@ -34,7 +34,7 @@ CALCULATOR_MAIN = AGENTS_DIR / "calculator/main.py"
 @pytest.fixture(scope="module")
 def calculator() -> Iterator[str]:
     """The calculator's functions-framework app (its main.py), served; yields its /mcp URL."""
-    app = functions_framework.create_app("calculator", str(AGENTS_DIR / "calculator/main.py"))
+    app = function_app(str(AGENTS_DIR / "calculator/main.py"), "calculator")
     served = ServedApp(app)
     yield f"{served.url}/mcp"
     served.stop()
@@ -178,7 +178,7 @@ def test_an_agent_starts_and_answers_without_the_sdk(monkeypatch: pytest.MonkeyP
     for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "mcp_types"))]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "mcp", None)
-    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
+    client = TestClient(function_app(str(CALCULATOR_MAIN), "calculator"))
 
     assert client.get("/schema").status_code == 200
     assert client.post("/", json={"expression": "1+1"}).json()["result"]["value"] == 2
@@ -188,7 +188,7 @@ def test_without_the_sdk_mcp_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "mcp_types"))]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "mcp", None)
-    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
+    client = TestClient(function_app(str(CALCULATOR_MAIN), "calculator"))
 
     response = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
 
@@ -218,7 +218,7 @@ def test_hostile_bodies_get_a_json_rpc_400(calculator: str, body: bytes, says: s
 def test_mcp_answers_in_process_from_one_loop_after_another() -> None:
     """starlette's TestClient runs each request in a loop of its own: the SDK starts again in
     each rather than waiting on a loop that is gone."""
-    client = TestClient(functions_framework.create_app("calculator", str(CALCULATOR_MAIN)))
+    client = TestClient(function_app(str(CALCULATOR_MAIN), "calculator"))
     headers = {"accept": "application/json, text/event-stream"}
     values = []
     for n in range(2):

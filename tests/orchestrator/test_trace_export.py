@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import httpx
 import pytest
 
 from emulator.traces import ReceivedSpan
 from shared import telemetry
+from shared.entry import function_app
 from tests.fakes.otlp import FakeOtlp
 from tests.gateway.support import module_gateway
 from tests.orchestrator.fakes import FakeEndpoint
@@ -43,9 +43,7 @@ async def stack(
     otlp: FakeOtlp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[str, FakeEndpoint]]:
     sink = await FakeEndpoint().start()
-    calculator = await asyncio.to_thread(
-        ServedApp, functions_framework.create_app("calculator", CALCULATOR_SOURCE)
-    )
+    calculator = await asyncio.to_thread(ServedApp, function_app(CALCULATOR_SOURCE, "calculator"))
     try:
         with module_gateway(tmp_path) as gateway:
             monkeypatch.setenv("GATEWAY_URL", gateway.url)
