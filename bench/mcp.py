@@ -1,6 +1,6 @@
 """``make bench-mcp``: what an MCP ``tools/call`` costs on an agent beside its plain ``POST /``.
 
-The calculator runs as production runs it (functions-framework, gunicorn, one uvicorn worker:
+The calculator runs as production runs it (`python -m shared.serve`, one uvicorn worker:
 ``emulator.process.start_function``). The MCP request is the one the official ``mcp`` client
 sends: it is recorded once from a real ``Client.call_tool`` (its headers and body), then
 replayed, so the client's own work is not counted against the server. Measured in one run:
@@ -126,7 +126,7 @@ def report(times: dict[str, list[float]], wall: float, errors: int, args: Any) -
             "",
             f"Measured {date.today().isoformat()} on this machine, `python -m bench.mcp "
             f"--calls {args.calls} --concurrent {args.concurrent}`: the calculator as production "
-            "runs it (functions-framework, one uvicorn worker); the MCP request is the one the "
+            "runs it (`python -m shared.serve`, one worker); the MCP request is the one the "
             "official `mcp` client sends (recorded from `Client.call_tool`, then replayed), one "
             "keep-alive connection, plain and MCP alternating in rounds (ms).",
             "",
