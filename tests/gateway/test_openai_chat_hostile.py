@@ -147,6 +147,8 @@ def test_a_deeply_nested_body_is_refused(http: httpx.Client) -> None:
         ({"model": "local", "messages": HI, "top_p": float("inf")}, "top_p"),
         ({"model": "local", "messages": HI, "tool_choice": "required"}, "tool_choice"),
         ({"model": "local", "messages": HI, "web_search_options": {}}, "web_search_options"),
+        ({"model": "local", "messages": HI, "logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"model": "local", "messages": HI, "logit_bias": [1]}, "logit_bias"),
         (
             {"model": "local", "messages": [file_message({"file_id": "file-1"})]},
             "messages[0].content[0].file.file_data",

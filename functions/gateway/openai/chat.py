@@ -6,7 +6,7 @@ same service entry as ``/v1/messages``, and its answer translated back (``comple
 system prompt; ``assistant`` ``tool_calls`` become ``tool_use`` blocks; ``tool`` messages
 become ``tool_result`` blocks in a user turn (consecutive turns of one role are merged, as
 Anthropic reads them; each tool call must have its result before the conversation goes on).
-What no provider behind the gateway can honour (``n`` > 1, ``logprobs``, audio,
+What no provider behind the gateway can honour (``n`` > 1, ``logprobs``, ``logit_bias``, audio,
 ``web_search_options``, an image URL on a route that can reach Bedrock) is refused with a 400
 naming the field, never silently dropped. Fields
 that only steer OpenAI's own service (``store``, ``metadata``, ``seed``, penalties,
@@ -78,6 +78,9 @@ def _refuse_unsupported(payload: dict[str, Any]) -> None:
     if payload.get("logprobs") or payload.get("top_logprobs") is not None:
         param = "logprobs" if payload.get("logprobs") else "top_logprobs"
         raise InvalidParam(param, "log probabilities are not available from these providers")
+    bias = payload.get("logit_bias")
+    if bias is not None and tr.expect(bias, dict, "logit_bias", "an object") != {}:
+        raise InvalidParam("logit_bias", "token biases cannot be applied by these providers")
     if payload.get("web_search_options") is not None:
         raise InvalidParam(
             "web_search_options", "web search runs at OpenAI; give the model a function tool"
