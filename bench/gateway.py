@@ -76,29 +76,30 @@ circuit:
   failure_threshold: 1000000000   # keep hitting the failing primary: measure failover itself
 """
     )
-    env = {
-        **os.environ,
+    return start_gateway(config, port, workers, {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{ok}"})
+
+
+def start_gateway(
+    config: Path, port: int, workers: int, env: dict[str, str], base: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The gateway as ``make gateway`` serves it (functions-framework's command: gunicorn and
+    ``workers`` uvicorn workers) on 127.0.0.1:``port``, with the routes of ``config``, the
+    bench's client key, Anthropic's key ``bench``, and ``env`` over ``base`` (``os.environ`` by
+    default); its output in a log beside the config (``.work/NAME.log``)."""
+    environ = {
+        **(os.environ if base is None else base),
         "PYTHONPATH": str(REPO_ROOT),
         "GATEWAY_CONFIG": str(config),
-        "ANTHROPIC_API_KEY": "bench",
         "GATEWAY_API_KEYS": CLIENT_KEY,
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{ok}",
+        "ANTHROPIC_API_KEY": "bench",
         "WORKERS": str(workers),
         "LOG_LEVEL": "WARNING",
+        **env,
     }
-    command = [
-        functions_framework_program(),
-        "--source",
-        "functions/gateway/main.py",
-        "--target",
-        "gateway",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log = (WORK / "gateway.log").open("wb")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
+    command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
+    log = config.with_suffix(".log").open("wb")
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=environ, stdout=log, stderr=log)
 
 
 def litellm_proxy(port: int, ok: int, bad: int, workers: int) -> subprocess.Popen[bytes]:

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bench.gateway import BODY, CLIENT_KEY, HEADERS, LITELLM, litellm_proxy, post_ok
+from bench.gateway import BODY, HEADERS, LITELLM, litellm_proxy, post_ok, start_gateway
 from bench.results import write_between
 from bench.tools import WORK, LoadResult, PeakMemory, run_wrk, stop, wait_until, write_wrk_script
 from emulator.compose import REPO_ROOT
 from emulator.process import free_port
-from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- inflight:begin -->", "<!-- inflight:end -->"
 EVENTS, INTERVAL = 20, 0.5
@@ -57,23 +56,13 @@ deadline_s: 120
 """
     )
     env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "GATEWAY_CONFIG": str(config),
-        "GATEWAY_API_KEYS": CLIENT_KEY,
-        "ANTHROPIC_API_KEY": "bench",
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up}",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://127.0.0.1:{up}",
-        "WORKERS": str(workers),
-        "LOG_LEVEL": "WARNING",
     }
-    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
-    command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    log = (WORK / "gateway-inflight.log").open("wb")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    return start_gateway(config, port, workers, env)
 
 
 @dataclass

@@ -33,7 +33,7 @@ import time
 import timeit
 from typing import Any
 
-from bench.gateway import BODY, CLIENT_KEY, HEADERS, post_ok
+from bench.gateway import BODY, HEADERS, post_ok, start_gateway
 from bench.results import write_between
 from bench.tools import UPSTREAM_MESSAGE, WORK, LoadResult, run_wrk, stop, wait_until
 from bench.tools import write_wrk_script as wrk_script
@@ -42,7 +42,6 @@ from emulator.process import free_port
 from functions.gateway.openai.chat import chat_request, completion
 from functions.gateway.openai.responses_input import translate_request
 from functions.gateway.openai.responses_output import response_object
-from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- openai:begin -->", "<!-- openai:end -->"
 BASELINE = "messages"
@@ -78,20 +77,7 @@ routes:
 deadline_s: 120
 """
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "GATEWAY_CONFIG": str(config),
-        "GATEWAY_API_KEYS": CLIENT_KEY,
-        "ANTHROPIC_API_KEY": "bench",
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{slow}",
-        "WORKERS": str(workers),
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
-    command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    log = (WORK / "gateway-openai.log").open("wb")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    return start_gateway(config, port, workers, {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{slow}"})
 
 
 def load(url: str, body: dict[str, Any], model: str, clients: int, seconds: int) -> LoadResult:

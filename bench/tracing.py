@@ -22,13 +22,11 @@ import os
 import subprocess
 from typing import Any
 
-from bench.gateway import BODY, CLIENT_KEY, HEADERS, post_ok
+from bench.gateway import BODY, HEADERS, post_ok, start_gateway
 from bench.openai_chat import upstream
 from bench.results import write_between
 from bench.tools import WORK, LoadResult, run_wrk, stop, wait_until, write_wrk_script
-from emulator.compose import REPO_ROOT
 from emulator.process import free_port
-from shared.serve import functions_framework_program
 
 BEGIN, END = "<!-- tracing:begin -->", "<!-- tracing:end -->"
 MODES = ("off", "on")
@@ -39,28 +37,15 @@ def gateway(
 ) -> subprocess.Popen[bytes]:
     """``otel``: more ``OTEL_*`` variables for the traced one (a sampler, to see what spans
     cost without their export)."""
-    config = WORK / "gateway-tracing.yaml"
+    config = WORK / f"gateway-tracing-{'on' if tracing else 'off'}.yaml"  # and its .log
     config.write_text("routes:\n  bench: [{provider: anthropic, model: claude-bench}]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        {
-            "PYTHONPATH": str(REPO_ROOT),
-            "GATEWAY_CONFIG": str(config),
-            "GATEWAY_API_KEYS": CLIENT_KEY,
-            "ANTHROPIC_API_KEY": "bench",
-            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up}",
-            "WORKERS": str(workers),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{up}"}
     if tracing:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{up}"
         env["OTEL_METRICS_EXPORTER"] = "none"  # the spans' cost: metrics have their own
         env.update(otel)
-    command = [functions_framework_program(), "--source", "functions/gateway/main.py"]
-    command += ["--target", "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    log = (WORK / f"gateway-tracing-{'on' if tracing else 'off'}.log").open("wb")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    untraced = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return start_gateway(config, port, workers, env, base=untraced)
 
 
 def best_of(urls: dict[str, str], clients: int, rounds: int, seconds: int) -> dict[str, Any]:
