@@ -69,7 +69,8 @@ def load_target(source: str, target: str) -> Target:
     if spec is None or spec.loader is None:
         raise ImportError(f"{source}: not a Python module")
     module = importlib.util.module_from_spec(spec)
-    sys.path.append(folder)
+    if folder not in sys.path:  # the tests load the same files hundreds of times
+        sys.path.append(folder)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return target_of(module, target)
