@@ -92,3 +92,16 @@ require_docker() {
   command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io; or run docker/docker-engine.sh)"
   docker info >/dev/null 2>&1 || die "the Docker engine is not running or not reachable (start it, or run docker/docker-engine.sh)"
 }
+
+# A pid file whose process is gone (a machine copied or stopped while dockerd ran) makes dockerd
+# refuse to start ("pid file found"); its containerd leaves one too. Remove only stale ones.
+clear_stale_pid() {
+  local file="$1" name="$2" pid
+  [ -f "$file" ] || return 0
+  pid="$(tr -dc '0-9' <"$file")"
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+    return 0
+  fi
+  note "removing stale $file (pid ${pid:-none} is not a running $name)"
+  rm -f "$file"
+}

@@ -108,3 +108,33 @@ def test_clean_removes_every_image_of_the_stack(engine_state: Path, base: str) -
     calls = Engine.load(engine_state).calls
     downs = [call for call in calls if call[0] == "docker-compose" and "down" in call]
     assert downs and "-v" in downs[0], json.dumps(calls)  # the stack and its volumes first
+
+
+def test_docker_engine_removes_only_stale_pid_files(tmp_path: Path) -> None:
+    """A machine copied while dockerd ran keeps /var/run/docker.pid, and dockerd then refuses to
+    start ("pid file found"): CI failed so. A pid file of a process that is gone, or is not the
+    named program, goes; the pid file of a running one stays."""
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        files = {
+            "gone.pid": "999999999\n",  # above pid_max: no such process
+            "other.pid": f"{os.getpid()}\n",  # alive, but python, not sleep
+            "live.pid": f"{live.pid}\n",
+            "empty.pid": "",
+        }
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        script = "; ".join(f'clear_stale_pid "{tmp_path / name}" sleep' for name in files)
+        done = subprocess.run(
+            ["bash", "-c", f"source docker/lib.sh; {script}"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    finally:
+        live.kill()
+        live.wait()
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["live.pid"]
+    assert "removing stale" in done.stderr and str(tmp_path / "gone.pid") in done.stderr
