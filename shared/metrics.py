@@ -8,9 +8,12 @@ values to files in one folder and ``GET /metrics`` adds them up.
 prometheus_client picks that mode when it is first imported, from ``PROMETHEUS_MULTIPROC_DIR``.
 So nothing happens at import here: ``configure()`` — called at start-up, before gunicorn forks,
 by ``shared.runtime.prepare()`` in each function's ``main.py`` — makes the folder (unless the
-variable names one), then imports prometheus_client. The metric objects below are defined at
-import but made on first use, after ``configure()`` (which first use calls too), so a module
-that defines metrics may be imported in any order.
+variable names one). prometheus_client itself is imported only when values are first written
+to it (the first flush, a second after the first request) or a scrape renders them: its import
+is a tenth of an agent's cold start (bench/RESULTS.md, "Cold start"), and counting is in memory
+until then. The metric objects below are defined at import but made on first use, after
+``configure()`` (which first use calls too), so a module that defines metrics may be imported in
+any order.
 """
 
 from __future__ import annotations
@@ -56,8 +59,7 @@ def configure(flush_interval_s: float | None = None) -> str:
         return folder
     with _lock:
         if _folder is None:
-            _folder = _make_folder()
-            import prometheus_client  # noqa: F401  (only now: it reads the folder on import)
+            _folder = _make_folder()  # prometheus_client, imported later, reads it on import
         # Put back if something (a test's environment reset) removed it: prometheus_client reads
         # the variable again each time a metric needs a new file.
         os.environ.setdefault(FOLDER_VARIABLE, _folder)
@@ -302,10 +304,12 @@ class Histogram(LazyMetric["prometheus_client.Histogram"]):
         """The series for these label values (``.observe()``), as ``prometheus_client``'s."""
         series = self._children.get(labelvalues)
         if series is None:
-            configure()  # before prometheus_client is imported
-            from prometheus_client import Histogram as Made
+            buckets = self._options.get("buckets")
+            if buckets is None:  # prometheus_client's defaults (every histogram here names its own)
+                configure()  # before prometheus_client is imported
+                from prometheus_client import Histogram as Made
 
-            buckets = self._options.get("buckets", Made.DEFAULT_BUCKETS)
+                buckets = Made.DEFAULT_BUCKETS
             bounds = [float(b) for b in buckets if float(b) != float("inf")]
             made = _HistogramSeries(self, labelvalues, bounds)
             series = self._children.setdefault(labelvalues, made)

@@ -291,11 +291,12 @@ def install(settings: ServerSettings) -> None:
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """What every function's uvicorn server is given beyond its defaults: this protocol, and
-    the shutdown grace of the settings ``install()`` was given (the defaults before that)."""
+    """What every function's uvicorn server is given beyond its defaults: this protocol, no
+    WebSockets, and the shutdown grace of the settings ``install()`` was given (the defaults before that)."""
     settings = _installed or ServerSettings()
     return {
         "http": BoundedHttpToolsProtocol,
+        "ws": "none",  # no function serves WebSockets; "auto" imports a WebSocket library at start
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
 
