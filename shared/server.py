@@ -292,7 +292,8 @@ def install(settings: ServerSettings) -> None:
 
 def uvicorn_options() -> dict[str, Any]:
     """What every function's uvicorn server is given beyond its defaults: this protocol, no
-    WebSockets, and the shutdown grace of the settings ``install()`` was given (the defaults before that)."""
+    WebSockets, and the shutdown grace of the settings ``install()`` was given (the defaults
+    before that)."""
     settings = _installed or ServerSettings()
     return {
         "http": BoundedHttpToolsProtocol,

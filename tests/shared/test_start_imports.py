@@ -21,6 +21,7 @@ LATER = ("prometheus_client", "websockets", "wsproto", "opentelemetry", "mcp", "
 
 PROBE = """
 import asyncio, json, sys
+LATER = set(sys.argv[1:])
 import uvicorn
 from shared import metrics, runtime, server
 from shared.entry import function_app
@@ -46,7 +47,7 @@ async def first_request():
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 status, body = asyncio.run(first_request())
-loaded = lambda: sorted({n.split(".")[0] for n in sys.modules} & set(%(later)r))
+loaded = lambda: sorted({n.split(".")[0] for n in sys.modules} & LATER)
 at_start = loaded()
 metrics.flush()
 text = metrics.render()[0].decode()
@@ -54,13 +55,13 @@ counted = [l for l in text.splitlines()
            if l.startswith("agentorch_http_requests_total{") and 'status="200"' in l]
 print(json.dumps({"status": status, "body": json.loads(body), "at_start": at_start,
                   "after_flush": loaded(), "counted": counted}))
-""" % {"later": LATER}
+"""
 
 
 def test_a_function_answers_its_first_request_without_later_libraries() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_"))}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", PROBE, *LATER],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
