@@ -1,8 +1,9 @@
 """What a function imports to start and answer its first request (cold start, issue 17): the
 libraries of features it has not used yet stay unimported. prometheus_client waits for the first
 flush of the counts (a second after the first request) or a scrape; uvicorn is told there are no
-WebSockets, so it imports no WebSocket library. One fresh interpreter: the test process has them
-all loaded by other tests."""
+WebSockets, so it imports no WebSocket library; with tracing off no OpenTelemetry module is
+imported, even for a request that carries a ``traceparent``. One fresh interpreter: the test
+process has them all loaded by other tests."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ app = function_app("functions/agents/calculator/main.py", "calculator")
 config = uvicorn.Config(app, **server.uvicorn_options())
 config.load()  # what uvicorn does before it listens: picks its protocols
 
+PARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 async def first_request():
     body = b'{"expression": "6*7"}'
     scope = {"type": "http", "method": "POST", "path": "/", "raw_path": b"/",
              "query_string": b"", "root_path": "", "scheme": "http",
              "http_version": "1.1", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
-             "headers": [(b"content-type", b"application/json"),
+             "headers": [(b"traceparent", PARENT), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())]}
     sent = []
     async def receive():
