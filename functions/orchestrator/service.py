@@ -315,10 +315,10 @@ class OrchestratorService:
         if request.agents is not None:
             known = self.agents.names()
             unknown = [name for name in request.agents if not self.agents.knows(name)]
-            if unknown:
-                raise BadRequest(
-                    f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
-                )
+            if unknown:  # named, not echoed: at most a few, each cut short
+                named = ", ".join(repr(name[:80]) for name in unknown[:5])
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                raise BadRequest(f"agents: unknown {named}{more}; known: {', '.join(known)}")
             agents = tuple(dict.fromkeys(request.agents))
         session_id = request.session_id
         if session_id is not None:

@@ -46,8 +46,10 @@ def check_schema(schema: Any) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.path) or "(top)"
-        problem = f"output_schema: not a valid JSON Schema at {where}: {exc.message}"
+        problem = f"output_schema: not a valid JSON Schema at {where[:200]}: {exc.message[:300]}"
         raise BadRequest(problem) from exc
+    except (OverflowError, RecursionError) as exc:  # ``re`` on a pattern like ``x{4294967296}``
+        raise BadRequest(f"output_schema: a pattern ``re`` cannot compile: {exc}") from exc
     for key, value in _keywords(schema):
         if key in ("$ref", "$dynamicRef") and not value.startswith("#"):
             raise BadRequest(
