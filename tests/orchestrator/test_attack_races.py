@@ -1,0 +1,101 @@
+"""Races on one run: an approval and a refusal at once, the same approval twice at once, two
+resumes at once. One wins; the others get a 409 (or the run as it is), the agent's call is made
+at most once, and what ran is what the winner asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from functions.orchestrator.config import OrchestratorConfig
+from functions.orchestrator.service import OrchestratorService, run_registry
+from shared.aio import AsyncHttp
+from shared.errors import Conflict
+from shared.http import Call
+from shared.store import open_store
+from tests.orchestrator.fakes import (
+    CALCULATOR,
+    FakeAgents,
+    ScriptedModel,
+    calculate,
+    directory,
+    text,
+    tool_use,
+)
+
+pytestmark = pytest.mark.anyio
+
+APPROVING = OrchestratorConfig.model_validate(
+    {"gateway": {"url": "http://gateway.invalid"}, "approval_required": ["calculator"]}
+)
+
+
+def instance(fakes: FakeAgents, http: AsyncHttp, model: Any, url: str) -> OrchestratorService:
+    store = open_store(url)
+    agents = directory(fakes, http)
+    return OrchestratorService(
+        APPROVING, model, agents, None, run_registry(APPROVING, store), store=store
+    )
+
+
+def call(path: str, body: Any) -> Call:
+    headers = {"content-type": "application/json"}
+    return Call("POST", path, headers, json.dumps(body).encode(), "r")
+
+
+async def outcome(coro: Any) -> Any:
+    try:
+        return (await coro).body
+    except Conflict as exc:
+        return exc
+
+
+@pytest.mark.parametrize("decisions", [(True, False), (True, True), (False, True)])
+async def test_two_answers_to_one_approval_at_once(
+    fake_agents: FakeAgents, http: AsyncHttp, tmp_path: Any, decisions: tuple[bool, bool]
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    url = f"sqlite:///{tmp_path}/state.db"
+    model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "6*7"})))
+    first = instance(fake_agents, http, model, url)
+    paused = (await first.submit(call("/", {"task": "6*7?"}))).body
+    run_id = paused["run_id"]
+    answers = [text("approved: 42"), text("refused"), text("again")]
+    a = instance(fake_agents, http, ScriptedModel().enqueue(*answers), url)
+    b = instance(fake_agents, http, ScriptedModel().enqueue(*answers), url)
+    results = await asyncio.gather(
+        *(
+            outcome(svc.approve_run(call(f"/runs/{run_id}/approval", {"approve": yes})))
+            for svc, yes in zip((a, b), decisions, strict=True)
+        )
+    )
+    won = [r for r in results if isinstance(r, dict)]
+    assert len(won) == 1 and all(isinstance(r, Conflict) for r in results if r not in won)
+    winner = decisions[results.index(won[0])]
+    assert won[0]["status"] == "completed"
+    assert len(fake_agents.calls("calculator")) == (1 if winner else 0)
+    made = won[0]["steps"][1]
+    assert (made["error"] is None) == winner
+    for svc in (first, a, b):
+        await svc.aclose()
+
+
+async def test_resumes_at_once_do_not_run_a_call_waiting_for_approval(
+    fake_agents: FakeAgents, http: AsyncHttp, tmp_path: Any
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    url = f"sqlite:///{tmp_path}/state.db"
+    model = ScriptedModel().enqueue(tool_use(("calculator", {"expression": "6*7"})))
+    first = instance(fake_agents, http, model, url)
+    run_id = (await first.submit(call("/", {"task": "6*7?"}))).body["run_id"]
+    others = [instance(fake_agents, http, ScriptedModel(), url) for _ in range(3)]
+    results = await asyncio.gather(
+        *(outcome(svc.resume_run(call(f"/runs/{run_id}/resume", {}))) for svc in others)
+    )
+    assert all(r["status"] == "waiting_approval" and r["replayed"] for r in results)
+    assert fake_agents.calls("calculator") == []
+    for svc in (first, *others):
+        await svc.aclose()
