@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -99,3 +100,20 @@ async def test_resumes_at_once_do_not_run_a_call_waiting_for_approval(
     assert fake_agents.calls("calculator") == []
     for svc in (first, *others):
         await svc.aclose()
+
+
+async def test_a_stream_never_read_does_not_hold_its_session(
+    fake_agents: FakeAgents, http: AsyncHttp, tmp_path: Any
+) -> None:
+    """A client gone before the stream's first byte (the server could not even send its head)
+    must not leave its session busy until the lease ends (the task's timeout and 30 s)."""
+    model = ScriptedModel().enqueue(text("first"), text("second"))
+    service = instance(fake_agents, http, model, f"sqlite:///{tmp_path}/state.db")
+    streamed = await service.submit(call("/", {"task": "hi", "session_id": "s1", "stream": True}))
+    await streamed.body.aclose()  # never read: what the server does when the client is gone
+    deadline = time.monotonic() + 10  # the orphaned run ends on its own, on the loop
+    while await service.store.get("session:s1:busy") is not None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    reply = await service.submit(call("/", {"task": "again", "session_id": "s1"}))
+    assert reply.body["status"] == "completed"
+    await service.aclose()
