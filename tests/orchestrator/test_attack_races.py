@@ -117,3 +117,22 @@ async def test_a_stream_never_read_does_not_hold_its_session(
     reply = await service.submit(call("/", {"task": "again", "session_id": "s1"}))
     assert reply.body["status"] == "completed"
     await service.aclose()
+
+
+async def test_an_async_answer_never_sent_does_not_hold_its_session(
+    fake_agents: FakeAgents, http: AsyncHttp, tmp_path: Any
+) -> None:
+    """The 202 could not be sent (the client left): the server never runs what comes after
+    the answer. The run goes on all the same, and its session is free once it ended."""
+    model = ScriptedModel().enqueue(text("first"), text("second"))
+    service = instance(fake_agents, http, model, f"sqlite:///{tmp_path}/state.db")
+    accepted = await service.submit(call("/", {"task": "hi", "session_id": "s2", "async": True}))
+    assert accepted.status == 202  # and its ``after`` is never run
+    deadline = time.monotonic() + 10
+    while await service.store.get("session:s2:busy") is not None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    reply = await service.submit(call("/", {"task": "again", "session_id": "s2"}))
+    assert reply.body["status"] == "completed"
+    run = await service.get_run(Call("GET", accepted.headers["location"], {}, b"", "r"))
+    assert run.body["status"] == "completed" and run.body["answer"] == "first"
+    await service.aclose()
