@@ -85,3 +85,14 @@ def test_a_catastrophic_pattern_is_refused(schema: dict[str, Any]) -> None:
 )
 def test_an_ordinary_pattern_is_kept(pattern: str) -> None:
     check_schema({"type": "string", "pattern": pattern})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="polynomial backtracking (adjacent overlapping repeats) is not detected; the fix "
+    "is a linear-time engine (google-re2) or a bounded one (regex's timeout) for patterns",
+)
+def test_adjacent_overlapping_repeats_are_refused() -> None:
+    # On a 300-digit answer ending in "y" this is some 300**4 steps: minutes on the loop.
+    with pytest.raises(BadRequest, match="pattern"):
+        check_schema({"type": "string", "pattern": "^\\d*\\d*\\d*\\d*x$"})
