@@ -75,7 +75,8 @@ def _within(name: str, asked: NumberT | None, default: NumberT, cap: NumberT) ->
     if asked is None:
         return default
     if asked > cap:
-        raise BadRequest(f"{name}: {asked} is above the limit of {cap}")
+        shown = str(asked) if len(str(cap)) < 40 and asked < cap * 1000 else "larger"
+        raise BadRequest(f"{name}: {shown} is above the limit of {cap}")
     return asked
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ RESPOND_ASYNC = "respond-async"
 
 
 async def accept(service: OrchestratorService, task: Task, run_id: str, inbound: Inbound) -> Reply:
-    """``202 Accepted`` with ``Location: /runs/{id}`` at once; the run goes on after the
+    """``202 Accepted`` with ``Location: /runs/{id}`` at once; the run goes on beside the
     answer (a stopping worker waits for it as for a sink delivery), its result to
     ``GET /runs/{id}`` and the sink. A busy session is still a 409 first."""
     turn = await service.claim(task)
@@ -57,9 +58,17 @@ async def accept(service: OrchestratorService, task: Task, run_id: str, inbound:
             if service.sink is not None:
                 await service.sink.settle(run_id)
 
+    # Started now, not after the answer: an answer that could not be sent (the client left)
+    # is never followed by ``after``, and the run would hold its session until the lease
+    # ended. ``after`` still waits for it, so that a stopping worker does too.
+    going = asyncio.ensure_future(go_on())
+
+    async def after() -> None:
+        await asyncio.shield(going)
+
     location = RUNS_PREFIX + run_id
     body = {"run_id": run_id, "status": ACCEPTED, "location": location}
-    return Reply(body, status=202, headers={"location": location}, after=go_on)
+    return Reply(body, status=202, headers={"location": location}, after=after)
 
 
 async def resume(

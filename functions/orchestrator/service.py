@@ -6,6 +6,7 @@ No web framework here: routes take a ``Call`` and give a ``Reply``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from collections.abc import Collection, Mapping
@@ -59,7 +60,7 @@ from shared.api_keys import ApiKeys
 from shared.asgi import AsyncFunctionApp
 from shared.config import accepted_keys, gateway_client_key
 from shared.errors import BadRequest, NotFound, UpstreamUnavailable, validation_message
-from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply
+from shared.http import SSE_CONTENT_TYPE, SSE_MEDIA_TYPE, Call, Reply, json_text
 from shared.inbound import Inbound, require_object
 from shared.manifest import load_manifest, manifest_path
 from shared.mcp_server import MCP_PATH
@@ -71,8 +72,14 @@ from shared.transport import Authenticated, Transport, outbound_transport
 
 log = logs.get_logger("orchestrator.service")
 
+EVENT_PREFIX = "runevent:"
+"""Where the digest of a CloudEvent run's data is kept (``same_event``)."""
 SESSIONS_PREFIX = "/sessions/"
 SESSION_ROUTE = SESSIONS_PREFIX + "{id}"
+
+
+class EventReused(BadRequest):
+    status_code = 422
 
 
 class TaskRequest(BaseModel):
@@ -138,6 +145,8 @@ class OrchestratorService:
         task, stream = self.parse(inbound.data)
         stream = stream or SSE_MEDIA_TYPE in (call.headers.get("accept") or "")
         run_id = _run_id(inbound)
+        if inbound.event_id is not None:
+            await self.same_event(run_id, inbound.data)
         # The answer goes out first; then the request waits for its sink delivery, so that a
         # stopping worker waits for that too (shared/server.py).
         after = partial(self.sink.settle, run_id) if self.sink is not None else None
@@ -209,6 +218,22 @@ class OrchestratorService:
             except (RunHeld, NotFound):
                 raise busy from None
         return dataclasses.replace(result, replayed=True) if known else result
+
+    async def same_event(self, run_id: str, data: Any) -> None:
+        """A CloudEvent's ``source`` and ``id`` are its idempotency key: sent again with other
+        data, it would get the first run's result (another client's answer). Its data's digest
+        is kept as long as a redelivery is answered; other data under the pair is a 422."""
+        digest = hashlib.sha256(json_text(data).encode("utf-8", "surrogatepass")).digest()
+        key, store = EVENT_PREFIX + run_id, self.journal.store
+        ttl_s = max(self.config.dedupe_ttl_s, self.journal.ttl_s)
+        if await store.put(key, digest, ttl_s=ttl_s, version=0) is not None:
+            return
+        kept = await store.get(key)
+        if kept is not None and kept.value != digest:
+            raise EventReused(
+                f"run {run_id}: this CloudEvent's source and id (ce-source, ce-id) came "
+                "before with other data; a new event needs a new id"
+            )
 
     async def execute(
         self,
@@ -290,10 +315,10 @@ class OrchestratorService:
         if request.agents is not None:
             known = self.agents.names()
             unknown = [name for name in request.agents if not self.agents.knows(name)]
-            if unknown:
-                raise BadRequest(
-                    f"agents: unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
-                )
+            if unknown:  # named, not echoed: at most a few, each cut short
+                named = ", ".join(repr(name[:80]) for name in unknown[:5])
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                raise BadRequest(f"agents: unknown {named}{more}; known: {', '.join(known)}")
             agents = tuple(dict.fromkeys(request.agents))
         session_id = request.session_id
         if session_id is not None:

@@ -25,11 +25,14 @@ from shared.logs import get_logger
 log = get_logger("orchestrator.stream")
 
 
-async def event_stream(
+def event_stream(
     run: Callable[[Progress], Awaitable[RunResult]], run_id: str
 ) -> AsyncIterator[bytes]:
-    """The events of ``run(progress)``; the run starts with the first read, and is cancelled
-    when the reader goes away."""
+    """The events of ``run(progress)``; the run starts at once, and is cancelled when the
+    reader goes away. Not at the first read: a client gone before the server could send the
+    stream's head never starts reading, and a run that never started would never give back
+    what it holds (its session, busy until the lease ends, minutes later); unread, it ends
+    as a request's run does when its client left."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     request_id = current_request_id()
     trace_context = telemetry.snapshot()
@@ -50,12 +53,16 @@ async def event_stream(
         queue.put_nowait(None)
 
     driver = asyncio.ensure_future(drive())
-    try:
-        while (chunk := await queue.get()) is not None:
-            yield chunk
-    finally:
-        if not driver.done():
-            driver.cancel()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+        finally:
+            if not driver.done():
+                driver.cancel()
+
+    return events()
 
 
 def _failed(run_id: str, error: str) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""A hostile ``output_schema``: a ``$ref`` that refers to itself, a remote ``$ref`` (never
+fetched), and a ``pattern`` that backtracks catastrophically. Each is a clear 400 when the task
+arrives, or a run that ends ``failed`` with the reason; never a crash, a fetch or a stall."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.orchestrator.config import OrchestratorConfig
+from functions.orchestrator.runs import RunRegistry
+from functions.orchestrator.service import OrchestratorService
+from functions.orchestrator.structured import check_schema, parsed
+from shared.aio import AsyncHttp
+from shared.errors import BadRequest
+from shared.http import Call
+from tests.orchestrator.fakes import FakeAgents, ScriptedModel, directory, text
+
+pytestmark = pytest.mark.anyio
+
+SELF_REF = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+NESTED_SELF_REF = {
+    "type": "object",
+    "properties": {"x": {"$ref": "#/$defs/a"}},
+    "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+}
+EVIL = "^(a+)+$"
+
+
+def orchestrator(fakes: FakeAgents, http: AsyncHttp, model: Any) -> OrchestratorService:
+    config = OrchestratorConfig.model_validate({"gateway": {"url": "http://gateway.invalid"}})
+    runs = RunRegistry(config.dedupe_ttl_s)
+    return OrchestratorService(config, model, directory(fakes, http), None, runs)
+
+
+def ask(schema: Any) -> Call:
+    body = json.dumps({"task": "answer", "output_schema": schema}).encode()
+    return Call("POST", "/", {"content-type": "application/json"}, body, "req-1")
+
+
+def test_a_remote_ref_is_refused_not_fetched() -> None:
+    for ref in ("http://169.254.169.254/latest/meta-data", "file:///etc/passwd", "other.json"):
+        with pytest.raises(BadRequest, match=r"output_schema: .*\$ref"):
+            check_schema({"type": "object", "properties": {"x": {"$ref": ref}}})
+
+
+def test_a_ref_that_refers_to_itself_is_refused() -> None:
+    with pytest.raises(BadRequest, match=r"output_schema: .*\$ref"):
+        check_schema(SELF_REF)
+
+
+def test_a_ref_loop_met_only_by_the_answer_is_a_problem_not_a_crash() -> None:
+    check_schema(NESTED_SELF_REF)  # reached only through "x": not seen until an answer has it
+    _, problem = parsed('{"x": 1}', NESTED_SELF_REF)
+    assert problem is not None and "$ref" in problem
+
+
+async def test_a_self_referring_schema_met_by_an_answer_fails_the_run(
+    fake_agents: FakeAgents, http: AsyncHttp
+) -> None:
+    model = ScriptedModel().enqueue(text('{"x": 1}'), text('{"x": 2}'))
+    reply = await orchestrator(fake_agents, http, model).submit(ask(NESTED_SELF_REF))
+    assert reply.body["status"] == "failed" and "$ref" in reply.body["error"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": EVIL},
+        {"type": "object", "patternProperties": {"^(a|a)*$": {}}},
+        {"type": "object", "propertyNames": {"pattern": "(x+x+)+y"}},
+        {"type": "string", "pattern": "^(\\d+)*$"},
+        {"type": "string", "pattern": "[\\d]{4294967296}"},  # OverflowError out of re
+    ],
+)
+def test_a_catastrophic_pattern_is_refused(schema: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest, match="output_schema: .*pattern"):
+        check_schema(schema)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["^[a-z]+$", "^\\d{3}-\\d{4}$", "^(foo|bar)-[0-9]+$", "^([a-z]{2}-)?[A-Z]{2}$"]
+)
+def test_an_ordinary_pattern_is_kept(pattern: str) -> None:
+    check_schema({"type": "string", "pattern": pattern})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="polynomial backtracking (adjacent overlapping repeats) is not detected; the fix "
+    "is a linear-time engine (google-re2) or a bounded one (regex's timeout) for patterns",
+)
+def test_adjacent_overlapping_repeats_are_refused() -> None:
+    # On a 300-digit answer ending in "y" this is some 300**4 steps: minutes on the loop.
+    with pytest.raises(BadRequest, match="pattern"):
+        check_schema({"type": "string", "pattern": "^\\d*\\d*\\d*\\d*x$"})
