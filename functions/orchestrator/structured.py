@@ -10,24 +10,24 @@ what was wrong; a second invalid answer ends the run ``failed`` with the reason.
 
 A schema comes from the client, so it is checked as hostile input: a ``$ref`` must be local
 (``#...``: nothing is fetched, not even a file), one that refers back to itself without end is
-refused (or, met only by an answer, is that answer's problem, never a crash), and a ``pattern``
-(or ``patternProperties`` name) that can backtrack catastrophically is refused: Python's
-``re`` cannot be stopped, and one such match on an answer would hold the instance's event
-loop for minutes. Refused is a repeat around another repeat of varying length or around an
-alternation (``(a+)+``, ``(\\d+)*``, ``(a|b)*``); a character class does the same safely.
+refused (or, met only by an answer, is that answer's problem, never a crash), and every
+``pattern`` is matched by RE2 (``google-re2``), whose time grows linearly with the text. Python's
+``re`` backtracks: a pattern such as ``(a+)+$`` or ``\\d*\\d*\\d*x`` held the instance's
+event loop for minutes on one answer, and ``re`` cannot be stopped. A pattern RE2 cannot compile
+(a backreference, a lookaround) is a 400 that says so. ``patternProperties`` is refused: jsonschema
+matches its names with ``re`` in several keywords (``additionalProperties`` among them), and
+neither Anthropic's nor OpenAI's structured output accepts it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 from collections.abc import Iterator
-from re import _constants as sre  # type: ignore[attr-defined]
-from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from referencing.exceptions import Unresolvable
 
 from shared.errors import BadRequest
@@ -55,11 +55,13 @@ def check_schema(schema: Any) -> dict[str, Any]:
             raise BadRequest(
                 f"output_schema: $ref {value[:80]!r} is not fetched: only local ones (#...)"
             )
-        if key == "pattern" and _backtracks(value):
+        if key == "patternProperties":
             raise BadRequest(
-                f"output_schema: pattern {value[:80]!r} can backtrack without end (a repeat "
-                "around a varying repeat or an alternation); use a character class instead"
+                "output_schema: patternProperties is not supported (its names would be matched "
+                "by a backtracking engine); name the properties, or use additionalProperties"
             )
+        if key == "pattern":
+            _compiled(value)  # a 400 when RE2 cannot match it
     unusable = _unusable(schema, None)
     if unusable is not None:
         raise BadRequest(f"output_schema: {unusable}")
@@ -68,11 +70,13 @@ def check_schema(schema: Any) -> dict[str, Any]:
 
 _VALUES = frozenset({"const", "enum", "default", "examples"})
 """Keywords whose values are data, not schemas."""
+_MAPS = frozenset({"properties", "$defs", "definitions", "dependentSchemas"})
+"""Keywords whose values map names (any string, "pattern" included) to schemas."""
 
 
 def _keywords(node: Any) -> Iterator[tuple[str, str]]:
-    """Each ``$ref``/``$dynamicRef`` and pattern (``pattern``, ``patternProperties``' names)
-    in ``node``, as ``(keyword, string)``."""
+    """Each ``$ref``/``$dynamicRef``, ``pattern`` and ``patternProperties`` in the schema
+    ``node``, as ``(keyword, string)`` (the string of the first three)."""
     if isinstance(node, list):
         for item in node:
             yield from _keywords(item)
@@ -83,53 +87,55 @@ def _keywords(node: Any) -> Iterator[tuple[str, str]]:
             continue
         if key in ("$ref", "$dynamicRef", "pattern") and isinstance(value, str):
             yield key, value
-        if key == "patternProperties" and isinstance(value, dict):
-            yield from (("pattern", name) for name in value)
-        yield from _keywords(value)
+        if key == "patternProperties":
+            yield key, ""
+        if key in _MAPS and isinstance(value, dict):
+            for schema in value.values():
+                yield from _keywords(schema)
+        else:
+            yield from _keywords(value)
 
 
-def _backtracks(pattern: str) -> bool:
+MAX_PATTERN_MEMORY = 8 * 1024 * 1024
+"""RE2's memory for one compiled pattern; a pattern that needs more is refused."""
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (imported on the first pattern); ``BadRequest`` when RE2
+    cannot compile it, naming why."""
+    import re2  # type: ignore[import-untyped]
+
+    options = re2.Options()
+    options.log_errors = False  # it would print the client's pattern to stderr, past our logs
+    options.max_mem = MAX_PATTERN_MEMORY
     try:
-        return _nested(sre_parse.parse(pattern), repeated=False)
-    except (re.error, RecursionError, OverflowError):
-        return True  # not one ``re`` reads alike, or too deep to judge: refused
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args else "invalid"
+        raise BadRequest(
+            f"output_schema: pattern {pattern[:80]!r} cannot be matched in linear time (RE2: "
+            f"{reason[:120]}); backreferences and lookarounds are not supported"
+        ) from None
 
 
-_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """The ``pattern`` keyword, matched by RE2 instead of ``re``."""
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance[:80]!r} does not match {pattern[:80]!r}")
 
 
-def _nested(items: Any, *, repeated: bool) -> bool:
-    """Whether a repeat (``repeated``: inside one) holds a varying repeat or an alternation."""
-    for op, av in items:
-        inner: list[Any] = []
-        if op in _REPEATS:
-            low, high, body = av
-            if repeated and high > 1 and low != high:
-                return True
-            if _nested(body, repeated=repeated or high > 1):
-                return True
-        elif op is sre.BRANCH:
-            if repeated:
-                return True
-            inner = list(av[1])
-        elif op in (sre.SUBPATTERN, sre.POSSESSIVE_REPEAT):
-            inner = [av[-1]]
-        elif op is sre.ATOMIC_GROUP:
-            inner = [av]
-        elif op in (sre.ASSERT, sre.ASSERT_NOT):
-            inner = [av[1]]
-        elif op is sre.GROUPREF_EXISTS:
-            inner = [part for part in av[1:] if part is not None]
-        if any(_nested(part, repeated=repeated) for part in inner):
-            return True
-    return False
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+"""Draft 2020-12, its ``pattern`` matched by RE2: what validates answers here."""
 
 
 def _unusable(schema: dict[str, Any], value: Any) -> str | None:
     """Why ``schema`` cannot be applied to ``value``: a ``$ref`` that refers back to itself
     without end, or one that leads nowhere (None when it can)."""
     try:
-        Draft202012Validator(schema).is_valid(value)
+        Validator(schema).is_valid(value)
     except RecursionError:
         return "a $ref refers back to itself without end"
     except Unresolvable as exc:
@@ -149,8 +155,8 @@ def parsed(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
     except (ValueError, RecursionError) as exc:
         return None, f"the answer is not JSON ({exc})"
     try:
-        error = best_match(Draft202012Validator(schema).iter_errors(value))
-    except (RecursionError, Unresolvable):
+        error = best_match(Validator(schema).iter_errors(value))
+    except (RecursionError, Unresolvable, BadRequest):
         return value, f"output_schema cannot be applied to it: {_unusable(schema, value)}"
     if error is None:
         return value, None
