@@ -11,6 +11,9 @@ replayed, so the client's own work is not counted against the server. Measured i
 - with ``--before REF``, the same for the calculator as revision REF of this repository serves
   it (its tree from ``git archive``, run beside this one), in the same turns: a change's
   before and after in one run;
+- the server's own CPU per call of each kind (its process's CPU clock around blocks of
+  calls): what MCP costs the server, without the time it waits for the CPU (other work on
+  a busy machine still slows each instruction it runs);
 - ``--concurrent`` (1,000) MCP calls at once on the one instance, each its own connection:
   the wall time and how many failed (an HTTP error, a JSON-RPC error or a wrong value; target
   zero).
@@ -105,6 +108,39 @@ def one_at_a_time(
     return times
 
 
+def cpu_s(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used (Linux: ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_call(
+    urls: dict[str, str], pids: dict[str, int], mcp: tuple[dict[str, str], bytes], calls: int
+) -> dict[str, float]:
+    """The server's CPU per call (ms), by kind: ``calls`` of each in blocks of a tenth, the
+    kinds in turn, each block timed by its server's CPU clock: the time it waits while other
+    work has the CPU is not in it (a busy machine still slows each instruction)."""
+    plain = (json.dumps({"expression": EXPRESSION}).encode(), {"content-type": "application/json"})
+    kinds = [(f"{name} {kind}", name) for kind in ("plain", "mcp") for name in urls]
+    used = dict.fromkeys((kind for kind, _ in kinds), 0.0)
+    block = max(1, calls // 10)
+    clients = {name: httpx.Client(base_url=url, timeout=30) for name, url in urls.items()}
+    try:
+        for _ in range(10):
+            for kind, name in kinds:
+                path, (body, headers) = (
+                    ("/mcp", (mcp[1], mcp[0])) if "mcp" in kind else ("/", plain)
+                )
+                before = cpu_s(pids[name])
+                for _ in range(block):
+                    timed(clients[name], path, body, headers)
+                used[kind] += cpu_s(pids[name]) - before
+    finally:
+        for client in clients.values():
+            client.close()
+    return {kind: total * 1000 / (block * 10) for kind, total in used.items()}
+
+
 async def concurrent(url: str, mcp: tuple[dict[str, str], bytes], count: int) -> tuple[float, int]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     errors = 0
@@ -140,7 +176,9 @@ def revision_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def report(times: dict[str, list[float]], wall: float, errors: int, args: Any) -> str:
+def report(
+    times: dict[str, list[float]], cpu: dict[str, float], wall: float, errors: int, args: Any
+) -> str:
     labels = {"this": "this tree", "before": f"before (`{args.before}`)"}
     requests = {"plain": "POST / (plain)", "mcp": "POST /mcp tools/call"}
     rows = [
@@ -157,6 +195,13 @@ def report(times: dict[str, list[float]], wall: float, errors: int, args: Any) -
         f"| latency MCP adds, p50 one at a time, {labels[name]} | {value:.3f} ms | <= 1 ms "
         f"| {'met' if value <= 1.0 else 'not met'} |"
         for name, value in added.items()
+    ]
+    measures += [
+        f"| server CPU MCP adds per call, {labels[name]} "
+        f"| {cpu[f'{name} mcp'] - cpu[f'{name} plain']:.3f} ms "
+        f"(plain {cpu[f'{name} plain']:.3f}, MCP {cpu[f'{name} mcp']:.3f}) | | |"
+        for name in labels
+        if f"{name} mcp" in cpu
     ]
     before = f" --before {args.before}" if args.before else ""
     return "\n".join(
@@ -210,9 +255,11 @@ def main(argv: list[str] | None = None) -> None:
             timed_call = httpx.post(f"{url}/mcp", content=mcp[1], headers=mcp[0], timeout=60)
             timed_call.raise_for_status()
         times = one_at_a_time(urls, mcp, args.calls)
+        pids = {name: process.process.pid for name, process in processes.items()}
+        cpu = cpu_per_call(urls, pids, mcp, args.calls)
         wall, errors = asyncio.run(concurrent(urls["this"], mcp, args.concurrent))
     args.load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    section = report(times, wall, errors, args)
+    section = report(times, cpu, wall, errors, args)
     print(section)
     if not args.no_write:
         write_between(section, BEGIN, END)
