@@ -134,17 +134,19 @@ def start_function(
     log_path: Path | None = None,
     ready_timeout_s: float = 30.0,
     cwd: Path = REPO_ROOT,
+    root: Path = REPO_ROOT,
 ) -> FunctionProcess:
     """Start ``target`` (a function of ``docker-compose.yml``) in ``cwd`` and wait for its
-    /health."""
+    /health; ``root``: the project tree it runs from (another revision's, for a benchmark that
+    sets two side by side)."""
     service = load_project().by_target(target)
     port = port or free_port()
     log = log_path.open("wb") if log_path else None
     process = spawn(
-        REPO_ROOT / service.source,
+        root / service.source,
         target,
         port,
-        function_environment(port, env),
+        function_environment(port, env, root=root),
         cwd=cwd,
         output=log or subprocess.DEVNULL,
     )

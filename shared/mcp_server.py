@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.errors import NotConfigured
 from shared.http import Call, Reply, compact_json
 from shared.logs import get_logger
@@ -38,6 +39,7 @@ SDK_MISSING = (
     "(agent-orchestrator[mcp], or mcp>=2.3,<3)"
 )
 _SSE = "text/event-stream"
+_X_MCP_HEADER = '"x-mcp-header"'
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class McpEndpoint:
 
     async def handle(self, call: Call) -> Reply:
         manager = await self._running()
+        if self._json_response:  # one body, never a stream: served inline, in this task
+            return await _answer(manager, call)
         return await _replay(manager, call)
 
     async def aclose(self) -> None:
@@ -205,21 +209,59 @@ class McpEndpoint:
         async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> Any:
             progress = _progress_sender(ctx, params)
             outcome = await call_tool(params.name, dict(params.arguments or {}), progress)
-            text, structured = outcome_content(outcome)
-            return types.CallToolResult(
-                content=[types.TextContent(text=text)],
-                structured_content=structured,
-                is_error=outcome.is_error,
-            )
+            return call_result(outcome)
 
         server = Server(
             self.name,
             instructions=self._instructions,
-            get_tool_input_schema=self._input_schema,
+            get_tool_input_schema=_header_schemas(self._input_schema),
             on_list_tools=on_list_tools,
             on_call_tool=on_call_tool,
         )
+        if not telemetry.enabled():
+            # The SDK's own span per message (on by default): with tracing off, a no-op
+            # span that still costs each call; with it on, the SDK's spans join ours.
+            server.middleware = [
+                m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"
+            ]
         return server
+
+
+def call_result(outcome: McpOutcome) -> dict[str, Any]:
+    """A ``CallToolResult`` in its wire form: the SDK validates a handler's result against the
+    protocol's schema either way, so a model built here would only be dumped again."""
+    text, structured = outcome_content(outcome)
+    result: dict[str, Any] = {
+        "content": [{"type": "text", "text": text}],
+        "isError": outcome.is_error,
+        "resultType": "complete",  # 2026-07-28 requires it; the SDK drops it for earlier ones
+    }
+    if structured is not None:
+        result["structuredContent"] = structured
+    return result
+
+
+SchemaLookup = Callable[[str], Mapping[str, Any] | None]
+
+
+def _header_schemas(lookup: SchemaLookup | None) -> SchemaLookup | None:
+    """``get_tool_input_schema`` for the SDK, which uses a tool's schema only to check the
+    ``Mcp-Param-*`` headers its ``x-mcp-header`` properties declare: a schema that declares
+    none has nothing to check, so the SDK is told so (None) instead of walking it per call."""
+    if lookup is None:
+        return None
+    seen: dict[str, tuple[Mapping[str, Any], bool]] = {}  # by name: the schema, and the answer
+
+    def schema(name: str) -> Mapping[str, Any] | None:
+        found = lookup(name)
+        if found is None:
+            return None
+        known = seen.get(name)
+        if known is None or known[0] is not found:
+            known = seen[name] = (found, _X_MCP_HEADER in compact_json(found))
+        return found if known[1] else None
+
+    return schema
 
 
 def _progress_sender(ctx: Any, params: Any) -> Progress:
@@ -243,6 +285,39 @@ def _progress_sender(ctx: Any, params: Any) -> Progress:
             log.debug("progress not sent", exc_info=True)
 
     return send
+
+
+async def _answer(manager: StreamableHTTPSessionManager, call: Call) -> Reply:
+    """Serve ``call`` by the SDK's ASGI app where it answers one JSON body (``json_response``):
+    in the calling task, its answer gathered as it is sent."""
+    done = asyncio.Event()
+    delivered = False
+    start: dict[str, Any] = {}
+    body: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": call.body, "more_body": False}
+        await done.wait()  # nothing more to read: a disconnect only once the answer is out
+        return {"type": "http.disconnect"}
+
+    async def send(message: Mapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            body.append(bytes(message.get("body", b"")))
+
+    try:
+        await manager.handle_request(_scope(call), receive, send)
+    finally:
+        done.set()
+    if not start:
+        raise RuntimeError("the MCP handler answered nothing")
+    headers = _headers(start.get("headers", ()))
+    content_type = headers.pop("content-type", "application/json")
+    return Reply(b"".join(body), start["status"], headers, content_type)
 
 
 async def _replay(manager: StreamableHTTPSessionManager, call: Call) -> Reply:

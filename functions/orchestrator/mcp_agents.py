@@ -9,7 +9,10 @@ Each server's tools are listed (``tools/list``) with the official ``mcp`` client
 cannot be listed is left out of the plan, with its reason in ``GET /agents``. A call
 (``tools/call``) has what an HTTP agent's has: arguments checked against the tool's input
 schema (``tools.Tool.prepare``, in the loop), the per-call timeout, retries of what another
-attempt may fix (no answer, 5xx), a circuit per server, budgets and the trace.
+attempt may fix (no answer, 5xx), a circuit per server, budgets and the trace. Like an HTTP
+agent's ``POST /``, a ``tools/call`` carries ``Idempotency-Key: <run_id>:<step>`` (the same
+again when a resumed run makes the call again) and the run's ``x-request-id``; a listing, or
+a handshake of the earlier revisions, carries no key (``call_headers``).
 
 What a server says is untrusted, as any tool output: its answer is refused past
 ``max_mcp_result_bytes`` before it is read whole; tool names that no model API accepts, more
@@ -22,6 +25,7 @@ imported on the first listing, not at start-up.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
@@ -34,6 +38,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from functions.orchestrator.agents import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY,
     AgentAnswer,
     AgentCallError,
     AgentStatus,
@@ -42,6 +48,7 @@ from functions.orchestrator.agents import (
     resilient_call,
 )
 from functions.orchestrator.config import MCP_SEPARATOR, AgentCallSettings, McpServerEntry
+from shared.aio import outbound_headers
 from shared.errors import BadGateway, UpstreamTimeout
 from shared.redact import Redactor, header_secrets
 from shared.resilience import AttemptFailed, CircuitBreaker, Deadline, RetryPolicy, Sleep
@@ -258,9 +265,34 @@ class McpServers:
         if client is None:
             from functions.orchestrator.mcp_http import bounded_client
 
-            client = bounded_client(self._headers.get(server, {}), self._max_bytes)
+            headers = self._headers.get(server, {})
+            client = bounded_client(headers, self._max_bytes, hooks=[call_headers])
             self._http[server] = client
         return client
+
+
+async def call_headers(
+    method: str, url: str, headers: Mapping[str, str], body: bytes
+) -> dict[str, str]:
+    """What a request to an MCP server carries of the run that makes it: the
+    ``x-request-id``, and on a ``tools/call`` the step's ``Idempotency-Key`` (set by the loop,
+    as for an HTTP agent). The SDK sends from tasks started inside the call, which see the
+    call's context."""
+    added = outbound_headers()
+    key = IDEMPOTENCY_KEY.get()
+    if key is not None and _is_tool_call(body):
+        added[IDEMPOTENCY_HEADER] = key
+    return added
+
+
+def _is_tool_call(body: bytes) -> bool:
+    if b'"tools/call"' not in body:
+        return False
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(message, dict) and message.get("method") == "tools/call"
 
 
 def _server_of(name: str) -> str:

@@ -1,5 +1,8 @@
 """The HTTP client under the ``mcp`` SDK's client when the orchestrator calls an MCP server:
-``httpx2`` (the SDK's own), with the server's headers and a bound on every answer's size.
+``httpx2`` (the SDK's own), with the server's headers, the headers of the call being made
+(``RequestHeaders`` hooks: the ``Idempotency-Key`` and ``x-request-id`` the HTTP agents get,
+and whatever else goes on every outbound request), the outbound connection limit, and a bound
+on every answer's size.
 
 The SDK bounds a server-sent event (``max_sse_event_size``) but reads a JSON answer whole: a
 server answering gigabytes would be read into memory before anything could refuse it. Here
@@ -9,11 +12,18 @@ as they arrive, so a body past the limit fails the exchange at the limit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import httpx2
 
+from shared.transport import DEFAULT_LIMIT
+
 CONNECT_TIMEOUT_S = 5.0
+
+RequestHeaders = Callable[[str, str, Mapping[str, str], bytes], Awaitable[Mapping[str, str]]]
+"""``(method, url, headers, body) -> headers to add``, run on each request as it is about to be
+sent (the shape of ``shared.transport.Auth.headers``, so an ``Auth`` plugs in as is); what it
+gives replaces a header of the same name."""
 
 
 class ResponseTooLarge(httpx2.TransportError):
@@ -38,11 +48,20 @@ class _Capped(httpx2.AsyncByteStream):
 
 
 class _Bounded(httpx2.AsyncBaseTransport):
-    def __init__(self, inner: httpx2.AsyncBaseTransport, limit: int) -> None:
+    def __init__(
+        self, inner: httpx2.AsyncBaseTransport, limit: int, hooks: Sequence[RequestHeaders] = ()
+    ) -> None:
         self._inner = inner
         self._limit = limit
+        self._hooks = tuple(hooks)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._hooks:
+            body = await request.aread()
+            for hook in self._hooks:
+                request.headers.update(
+                    await hook(request.method, str(request.url), request.headers, body)
+                )
         response = await self._inner.handle_async_request(request)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._limit:
@@ -61,11 +80,25 @@ class _Bounded(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def bounded_client(headers: Mapping[str, str], max_bytes: int) -> httpx2.AsyncClient:
-    """A client for one MCP server: its headers on every request, answers cut at ``max_bytes``.
-    The per-call timeout is the caller's (``asyncio.timeout``); these bound each read."""
+def bounded_client(
+    headers: Mapping[str, str],
+    max_bytes: int,
+    *,
+    hooks: Sequence[RequestHeaders] = (),
+    limit: int = DEFAULT_LIMIT,
+) -> httpx2.AsyncClient:
+    """A client for one MCP server: its headers on every request, then each of ``hooks``'s
+    (in order: one that signs the request goes last), at most ``limit`` connections open (as
+    the orchestrator's other outbound calls), answers cut at ``max_bytes``. The per-call
+    timeout is the caller's (``asyncio.timeout``); these bound each read."""
     return httpx2.AsyncClient(
         headers=dict(headers),
         timeout=httpx2.Timeout(300.0, connect=CONNECT_TIMEOUT_S),
-        transport=_Bounded(httpx2.AsyncHTTPTransport(), max_bytes),
+        transport=_Bounded(
+            httpx2.AsyncHTTPTransport(
+                limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit)
+            ),
+            max_bytes,
+            hooks,
+        ),
     )

@@ -83,3 +83,38 @@ def test_the_built_in_rules_still_choose_their_tools() -> None:
 )
 def test_what_a_request_is_about(text: str, subject: str) -> None:
     assert subject_of(text) == subject
+
+
+RUN_TASK = tool(
+    "mcp__orchestrator__run_task",
+    "Runs a task with Agent Orchestrator: a model plans it and calls the orchestrator's agents "
+    "(calculator, search, data processing, web search).",
+    task={"type": "string"},
+)
+BASH = tool("Bash", "Executes a given bash command in a shell.", command={"type": "string"})
+CALCULATOR = tool(
+    "calculator", "Evaluates an arithmetic expression.", expression={"type": "string"}
+)
+
+
+@pytest.mark.parametrize(
+    "text", ["What is 15% of 80 plus 3?", "Find the weather forecast for Paris", "2+2"]
+)
+def test_a_task_no_other_tool_fits_goes_to_the_orchestrators_run_task(text: str) -> None:
+    content = answer(text, [BASH, RUN_TASK])  # as Claude Code offers it, beside its own tools
+
+    [call] = [block for block in content if block["type"] == "tool_use"]
+    assert (call["name"], call["input"]) == ("mcp__orchestrator__run_task", {"task": text})
+
+
+def test_a_tool_that_fits_is_still_called_before_run_task() -> None:
+    content = answer("What is 15% of 80 plus 3?", [RUN_TASK, CALCULATOR])
+
+    [call] = [block for block in content if block["type"] == "tool_use"]
+    assert call["name"] == "calculator"
+
+
+def test_a_greeting_is_no_task_for_run_task() -> None:
+    [block] = answer("hello", [BASH, RUN_TASK])
+
+    assert block["type"] == "text" and "None of the available tools" in block["text"]

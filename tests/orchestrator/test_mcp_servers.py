@@ -205,6 +205,28 @@ async def test_a_tool_is_called_and_its_result_reaches_the_model(
     assert json.loads(returned["content"]) == FORECAST and "is_error" not in returned
 
 
+async def test_a_tool_call_carries_the_steps_idempotency_key_as_an_agent_call_does(
+    weather: Recorded,
+) -> None:
+    found = servers(weather.url)
+    seen = len(weather.requests)
+    model = ScriptedModel().enqueue(
+        tool_use(("weather__get_forecast", {"city": "Paris"})), text("Sunny, 21 C.")
+    )
+    try:
+        result = await run(model, found)
+    finally:
+        await found.aclose()
+
+    assert result.status is Status.COMPLETED
+    [step] = [s for s in result.steps if s.kind == "agent"]
+    sent = weather.requests[seen:]
+    [key] = [h.get("idempotency-key") for h, method in sent if method == "tools/call"]
+    assert key == f"run_mcp:{step.index}"
+    others = [h.get("idempotency-key") for h, method in sent if method != "tools/call"]
+    assert others and not any(others)  # a listing (or a handshake) is no step to repeat
+
+
 async def test_invalid_arguments_never_reach_the_server(mcp: McpServers, weather: Recorded) -> None:
     model = ScriptedModel().enqueue(
         tool_use(("weather__get_forecast", {"town": "Paris"})), text("Sorry.")
@@ -315,6 +337,7 @@ async def test_the_served_orchestrator_uses_an_mcp_server_with_its_headers(
             async with client.post(url, json=task) as r:
                 assert r.status == 200, await r.text()
                 body = await r.json()
+                request_id = r.headers["x-request-id"]
             async with client.get(f"{url}/agents") as r:
                 listed = await r.text()
     finally:
@@ -326,6 +349,8 @@ async def test_the_served_orchestrator_uses_an_mcp_server_with_its_headers(
     assert "weather__get_forecast" in offered and "calculator" not in offered
     sent = weather.requests[seen:]
     assert sent and all(h.get("authorization") == f"Bearer {TOKEN}" for h, _ in sent)
+    [called] = [h for h, method in sent if method == "tools/call"]
+    assert called["x-request-id"] == request_id and called["idempotency-key"].endswith(":1")
     agents = {a["name"]: a for a in json.loads(listed)["agents"]}
     assert agents["weather__get_forecast"]["kind"] == "mcp"
     assert agents["weather__get_forecast"]["source"] == "$MCP_SERVERS"

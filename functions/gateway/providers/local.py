@@ -143,13 +143,18 @@ class LocalProvider:
         window = _tail(question, rules.TEXT_WINDOW)
         data = _data_window(text, offered)
         named = rules.named_tool(offered, window, check)  # "use wordcount on: ..."
-        matched = local_match.matched_call(offered, window, check) if named is None else None
+        runners = [t for t in offered if local_match.task_runner(t)]
+        others = [t for t in offered if t not in runners]  # a runner passes for no other kind
+        matched = local_match.matched_call(others, window, check) if named is None else None
         if named is not None:
             calls = [self._filled(named[0], named[1], check)]
         elif matched is not None:  # a tool no rule knows whose words the request shares
             calls = [matched]
         else:
-            calls = rules.plan_tool_calls(window, offered, data, check) if offered else []
+            calls = rules.plan_tool_calls(window, others, data, check) if others else []
+        if not calls and runners:  # no tool fits, but the orchestrator can run the task
+            delegated = local_match.delegated_call(runners[0], window)
+            calls = [delegated] if delegated is not None else []
         if not calls and choice.forced:
             calls = [self._filled(offered[0], window, check)]
         if choice.one_call:

@@ -8,6 +8,12 @@ request is about (the words after its last "for", "in", "of"...). A tool must sh
 one word of its name and two in all, so a request that only happens to use one common word
 calls nothing; the local model then says that no offered tool fits.
 
+Offered a task runner (the orchestrator's ``run_task``, as Claude Code shows it:
+``mcp__orchestrator__run_task``), a request that is a task (some words that carry meaning)
+and that no other offered tool fits is handed to it whole: ``{"task": <the request>}``
+(``task_runner``, ``delegated_call``). Its description names the orchestrator's agents (a
+calculator, search, data), so the other rules never see it, lest it pass for one of them.
+
 It reads the same bounded window as the other rules (``local_rules.TEXT_WINDOW``), and each
 tool costs a set intersection, so thousands of offered tools cost no regex each.
 """
@@ -35,6 +41,10 @@ _SUBJECT = re.compile(
     r"\b(?:for|in|at|of|about|on|near|from)\s+(?:the\s+)?([^?.!,;:]{1,120}?)\s*[?.!]*\s*$", re.I
 )
 _QUERY_NAMES = rules.SYNONYMS["query"]
+TASK_RUNNER = "run_task"
+"""The orchestrator's MCP tool (``functions.orchestrator.mcp_tool.TOOL``), as offered alone or
+namespaced by a client (``<server>__run_task``)."""
+MIN_TASK_WORDS = 2
 
 
 def words_of(text: str) -> set[str]:
@@ -90,3 +100,24 @@ def _call(tool: dict[str, Any], text: str) -> rules.ToolCall | None:
     if any(name not in arguments for name in schema.get("required") or []):
         return None
     return rules.ToolCall(str(tool["name"]), arguments)
+
+
+def task_runner(tool: dict[str, Any]) -> bool:
+    """Whether ``tool`` runs a whole task: named ``run_task`` (alone or namespaced) and asking
+    for a ``task`` string."""
+    name = str(tool.get("name", ""))
+    if name != TASK_RUNNER and not name.endswith(f"__{TASK_RUNNER}"):
+        return False
+    schema = tool.get("input_schema")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    task = properties.get("task") if isinstance(properties, dict) else None
+    return isinstance(task, dict) and task.get("type", "string") == "string"
+
+
+def delegated_call(tool: dict[str, Any], text: str) -> rules.ToolCall | None:
+    """``tool`` (a task runner) called with ``text`` as its task, when ``text`` is one: at
+    least ``MIN_TASK_WORDS`` words that carry meaning, or an arithmetic expression."""
+    task = text.strip()
+    if len(words_of(task)) < MIN_TASK_WORDS and rules.extract_expression(task) is None:
+        return None
+    return rules.ToolCall(str(tool["name"]), {"task": task})
