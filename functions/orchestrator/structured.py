@@ -127,8 +127,22 @@ def _pattern(
         yield ValidationError(f"{instance[:80]!r} does not match {pattern[:80]!r}")
 
 
+def _pattern_if_safe(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """``pattern`` matched by RE2 where RE2 compiles it, else left to whoever serves the schema."""
+    try:
+        _compiled(pattern)
+    except BadRequest:
+        return
+    yield from _pattern(validator, pattern, instance, schema)
+
+
 Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 """Draft 2020-12, its ``pattern`` matched by RE2: what validates answers here."""
+ToolValidator = validators.extend(Draft202012Validator, {"pattern": _pattern_if_safe})
+"""What validates a model's tool input against an agent's or MCP server's schema (upstream text,
+untrusted): a ``pattern`` RE2 cannot compile is not checked here; the agent checks its input."""
 
 
 def _unusable(schema: dict[str, Any], value: Any) -> str | None:

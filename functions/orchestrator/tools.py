@@ -15,10 +15,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from functions.orchestrator.agents import ToolSpec
+from functions.orchestrator.structured import ToolValidator
 from shared.errors import BadRequest
 from shared.inbound import check_depth, too_deep
 
@@ -95,7 +95,8 @@ class Tool:
     input_schema: dict[str, Any]
     """The schema offered to the model (the agent's, plus ``dataset`` when it applies)."""
     takes_data: bool
-    validator: Draft202012Validator
+    validator: Any
+    """A ``structured.ToolValidator`` of ``input_schema``."""
 
     def definition(self) -> dict[str, Any]:
         return {
@@ -125,7 +126,7 @@ class Tool:
 
 _PLAIN: weakref.WeakKeyDictionary[ToolSpec, Tool] = weakref.WeakKeyDictionary()
 """Tools for tasks without data, by spec: the same for every run while the spec is cached."""
-_WITH_DATA: weakref.WeakKeyDictionary[ToolSpec, Draft202012Validator] = weakref.WeakKeyDictionary()
+_WITH_DATA: weakref.WeakKeyDictionary[ToolSpec, Any] = weakref.WeakKeyDictionary()
 """The validator of a spec offered with ``dataset``: only that property's description (the row
 count) differs between tasks, and a description does not change what is valid."""
 
@@ -143,9 +144,7 @@ def make_tool(spec: ToolSpec, data: TaskData | None) -> Tool:
     return tool
 
 
-def _make_tool(
-    spec: ToolSpec, data: TaskData | None, validator: Draft202012Validator | None = None
-) -> Tool:
+def _make_tool(spec: ToolSpec, data: TaskData | None, validator: Any = None) -> Tool:
     """The tool for ``spec``, offering ``data`` as ``dataset`` when the spec takes data."""
     schema = spec.input_schema  # copied where it changes, never changed in place
     properties = schema.get("properties")
@@ -172,7 +171,7 @@ def _make_tool(
         description=description,
         input_schema=schema,
         takes_data=takes_data,
-        validator=validator or Draft202012Validator(schema),
+        validator=validator or ToolValidator(schema),
     )
 
 

@@ -47,6 +47,25 @@ def test_arguments_are_checked_against_the_schema_the_task_was_offered() -> None
         make_tool(spec, None).prepare({"operation": "describe", "dataset": 1}, None)
 
 
+def test_an_upstream_schemas_pattern_is_matched_in_linear_time_or_left_to_the_agent() -> None:
+    # A hostile agent or MCP server's schema: Python's re would hold the loop for minutes on
+    # this input; RE2 answers at once. A pattern RE2 cannot compile is the agent's to check.
+    schema = {
+        "type": "object",
+        "properties": {
+            "word": {"type": "string", "pattern": "^(a+)+$"},
+            "twice": {"type": "string", "pattern": "^(a)\\1$"},  # a backreference
+        },
+    }
+    tool = make_tool(ToolSpec("hostile", "A tool.", schema), None)
+    with pytest.raises(InvalidArguments, match="word"):
+        tool.prepare({"word": "a" * 40 + "!"}, None)
+    assert tool.prepare({"word": "a" * 40, "twice": "ab"}, None) == {
+        "word": "a" * 40,
+        "twice": "ab",
+    }
+
+
 def test_a_tool_without_data_is_the_same_for_tasks_with_and_without_data() -> None:
     spec = spec_of(CALCULATOR.schema())
     assert make_tool(spec, TaskData(rows=[{"a": 1}])) is make_tool(spec, None)
