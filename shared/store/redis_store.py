@@ -2,8 +2,9 @@
 package's asyncio client, imported only when a redis URL is chosen (at start-up then: see
 ``RedisStore.__init__``).
 
-A value is a hash ``{v: value, n: version}``; a list is a Redis list. Compare-and-set and
-append (with its expiry) are Lua scripts, so each is one atomic step on the server whatever
+A value is a hash ``{v: value, n: version}``; a list is a Redis list. Compare-and-set,
+append (with its expiry) and the two pairs (``create_and_read``, ``append_and_delete``) are
+Lua scripts, so each is one atomic step on the server whatever
 other instances do. At most ``MAX_CONNECTIONS`` calls at once, each on a pooled connection;
 a broken one is replaced once at once (a restarted server), and every call is bounded by
 ``timeout_s`` (socket timeouts here, the guard's deadline over all), so a server that accepts
@@ -41,6 +42,27 @@ if kind ~= 'list' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local length = redis.call('RPUSH', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+return length
+"""
+
+CREATE_AND_READ = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'hash' then return false end
+if kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', 1)
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if redis.call('TYPE', KEYS[2])['ok'] ~= 'list' then return {} end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+APPEND_AND_DELETE = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'list' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+local length = redis.call('RPUSH', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+redis.call('DEL', KEYS[2])
 return length
 """
 
@@ -86,6 +108,8 @@ class RedisStore:
             self._scripts = {
                 "put": self._client.register_script(PUT),
                 "append": self._client.register_script(APPEND),
+                "create_and_read": self._client.register_script(CREATE_AND_READ),
+                "append_and_delete": self._client.register_script(APPEND_AND_DELETE),
             }
         return self._client
 
@@ -131,6 +155,24 @@ class RedisStore:
     async def delete(self, key: str) -> bool:
         async with self._slots:
             return bool(await self.client().delete(key))
+
+    async def create_and_read(
+        self, key: str, value: bytes, *, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        self.client()
+        async with self._slots:
+            read = await self._scripts["create_and_read"](
+                keys=[key, list_key], args=[value, _ms(ttl_s)]
+            )
+        return None if read is None else [bytes(item) for item in read]
+
+    async def append_and_delete(
+        self, key: str, item: bytes, *, ttl_s: float | None, delete_key: str
+    ) -> int:
+        self.client()
+        async with self._slots:
+            script = self._scripts["append_and_delete"]
+            return int(await script(keys=[key, delete_key], args=[item, _ms(ttl_s)]))
 
     async def aclose(self) -> None:
         if self._client is not None:

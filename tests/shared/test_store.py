@@ -147,6 +147,32 @@ async def test_a_put_replaces_a_list_and_an_append_a_value(store: Store) -> None
     assert await store.items("list") == [b"j"]
 
 
+async def test_create_and_read_creates_only_once_and_reads_the_list(store: Store) -> None:
+    assert await store.create_and_read("k", b"mine", ttl_s=60, list_key="list") == []
+    assert await store.create_and_read("k", b"theirs", ttl_s=60, list_key="list") is None
+    entry = await store.get("k")
+    assert entry is not None and (entry.value, entry.version) == (b"mine", 1)
+    await store.delete("k")
+    await store.append("list", b"a")
+    await store.append("list", b"b")
+    assert await store.create_and_read("k", b"next", ttl_s=60, list_key="list") == [b"a", b"b"]
+
+
+async def test_create_and_read_waits_out_an_expired_key(store: Store) -> None:
+    await store.create_and_read("k", b"lease", ttl_s=SHORT_TTL_S, list_key="list")
+    await eventually(lambda: _absent(store, "k"))
+    assert await store.create_and_read("k", b"again", ttl_s=None, list_key="list") == []
+
+
+async def test_append_and_delete_keeps_the_item_and_forgets_the_other(store: Store) -> None:
+    await store.put("k", b"lease")
+    await store.append("list", b"a")
+    assert await store.append_and_delete("list", b"b", ttl_s=60, delete_key="k") == 2
+    assert await store.items("list") == [b"a", b"b"]
+    assert await store.get("k") is None
+    assert await store.append_and_delete("list", b"c", ttl_s=None, delete_key="k") == 3
+
+
 async def _absent(store: Store, key: str) -> bool:
     return await store.get(key) is None
 
