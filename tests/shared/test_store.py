@@ -261,3 +261,24 @@ def test_the_emulators_store_is_a_file_in_its_state_folder(tmp_path: Path) -> No
 
     assert sqlite_path(StateFolder(tmp_path).store_url) == tmp_path.resolve() / "state.db"
     assert sqlite_path("sqlite:///./here.db") == Path("./here.db")
+
+
+async def test_redis_takes_its_password_and_database_from_the_url(redis: RedisServer) -> None:
+    from shared.store.resp import RespClient
+
+    admin = RespClient(redis.url, connect_timeout_s=2)
+    await admin.call("CONFIG", "SET", "requirepass", "s3cret:/@")
+    url = redis.url.replace("://", "://default:s3cret%3A%2F%40@").removesuffix("/0") + "/2"
+    store, other = open_store(url, timeout_s=2), open_store(url.removesuffix("/2"), timeout_s=2)
+    stranger = open_store(redis.url, timeout_s=2)
+    try:
+        assert await store.put("k", b"in db 2") == 1
+        assert await other.get("k") is None  # db 0: not there
+        with pytest.raises(StoreUnavailable, match="NOAUTH"):
+            await stranger.get("k")
+    finally:
+        await store.delete("k")
+        await admin.call("CONFIG", "SET", "requirepass", "")
+        for opened in (store, other, stranger):
+            await opened.aclose()
+        await admin.aclose()
