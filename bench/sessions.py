@@ -11,7 +11,8 @@ Issue 20's two figures, measured in one run against a real ``redis-server`` on l
 
 The model is in process (at once for the latency; after ``--model-delay`` in the burst) and
 the task uses no agent: what is left is the orchestrator's own work, so the difference is the
-sessions' (claim, history read, turn appended, release: four store round trips). HTTP in front
+sessions' (the claim with the history read, then the turn appended with the release: two store
+round trips, beside the five that every run's record makes either way). HTTP in front
 costs the same either way, so it is left out; it would only bring the ratio nearer 1. One
 process is one worker: the stack serves the orchestrator with two.
 """
@@ -74,16 +75,22 @@ def call(session_id: str | None) -> Call:
     return Call("POST", "/", {"content-type": "application/json"}, json.dumps(body).encode(), "b")
 
 
-async def latencies(orchestrator: OrchestratorService, tasks: int, sessions: bool) -> list[float]:
+async def timed(orchestrator: OrchestratorService, request: Call) -> float:
+    began = time.perf_counter()
+    reply = await orchestrator.submit(request)
+    assert reply.status == 200, reply.body
+    return (time.perf_counter() - began) * 1000
+
+
+async def latencies(orchestrator: OrchestratorService, tasks: int) -> tuple[list[float], ...]:
+    """One task at a time, without and with a session in turn (so that the machine's load
+    weighs on both alike)."""
     spread = max(1, tasks // TURNS)
-    measured = []
+    plain, kept = [], []
     for index in range(tasks):
-        request = call(f"bench-{index % spread}" if sessions else None)
-        began = time.perf_counter()
-        reply = await orchestrator.submit(request)
-        measured.append((time.perf_counter() - began) * 1000)
-        assert reply.status == 200, reply.body
-    return measured
+        plain.append(await timed(orchestrator, call(None)))
+        kept.append(await timed(orchestrator, call(f"bench-{index % spread}")))
+    return plain, kept
 
 
 async def throughput(orchestrator: OrchestratorService, tasks: int, sessions: bool) -> float:
@@ -95,29 +102,34 @@ async def throughput(orchestrator: OrchestratorService, tasks: int, sessions: bo
     return tasks / spent
 
 
-async def measure(redis_url: str, tasks: int, burst: int, delay_s: float) -> dict[str, Any]:
+async def measure(
+    redis_url: str, tasks: int, burst: int, delay_s: float, rounds: int
+) -> dict[str, Any]:
     http = AsyncHttp()
     orchestrator = service(redis_url, http)
     model = orchestrator.model
     assert isinstance(model, DelayedModel)
+    bare_rates, session_rates = [], []
     try:
-        await latencies(orchestrator, 50, True)  # warm: connections, scripts loaded
-        plain = await latencies(orchestrator, tasks, False)
-        kept = await latencies(orchestrator, tasks, True)
+        await latencies(orchestrator, 50)  # warm: the connection, the scripts loaded
+        plain, kept = await latencies(orchestrator, tasks)
         model.delay_s = delay_s
-        await throughput(orchestrator, burst, True)  # warm: the pool's connections opened
-        bare_rate = await throughput(orchestrator, burst, False)
-        session_rate = await throughput(orchestrator, burst, True)
+        await throughput(orchestrator, burst, True)  # warm
+        for _ in range(rounds):  # in turn, so that the machine's load weighs on both alike
+            bare_rates.append(await throughput(orchestrator, burst, False))
+            session_rates.append(await throughput(orchestrator, burst, True))
     finally:
         await orchestrator.aclose()
         await http.close()
     return {
         "tasks": tasks,
         "burst": burst,
+        "rounds": rounds,
         "p50_ms": statistics.median(plain),
         "p50_session_ms": statistics.median(kept),
-        "rate": bare_rate,
-        "rate_sessions": session_rate,
+        "rate": statistics.median(bare_rates),
+        "rate_sessions": statistics.median(session_rates),
+        "ratios": [kept_ / bare for kept_, bare in zip(session_rates, bare_rates, strict=True)],
         "delay_s": delay_s,
     }
 
@@ -125,14 +137,16 @@ async def measure(redis_url: str, tasks: int, burst: int, delay_s: float) -> dic
 def render(m: dict[str, Any]) -> str:
     added = m["p50_session_ms"] - m["p50_ms"]
     ratio = m["rate_sessions"] / m["rate"]
+    ratios = ", ".join(f"{r:.2f}" for r in m["ratios"])
     return f"""{HEADING}
 
 Method: `bench/sessions.py`'s docstring. A real `redis-server` on loopback (`--save ''`), the
 orchestrator's service in one process (one worker) with an in-process model and no agent;
-{m["tasks"]} tasks one at a time each way with the model answering at once (sessions of up to
-{TURNS} turns), then {m["burst"]} at once each way with the model answering after
-{m["delay_s"]:g} s (as `make bench-orchestrator`'s burst). Targets (issue 20): at most
-2 ms added p50, at least 0.7 of the throughput.
+{m["tasks"]} tasks one at a time each way, in turn, with the model answering at once (sessions
+of up to {TURNS} turns), then {m["burst"]} at once each way with the model answering after
+{m["delay_s"]:g} s (as `make bench-orchestrator`'s burst), {m["rounds"]} rounds in turn, the
+median shown (each round's ratio: {ratios}). Targets (issue 20): at most 2 ms added p50, at
+least 0.7 of the throughput.
 
 | | no session | session on Redis | |
 | --- | --- | --- | --- |
@@ -147,6 +161,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--model-delay", type=float, default=1.0, help="in the burst, s")
+    parser.add_argument("--rounds", type=int, default=3, help="of the bursts, in turn")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     import shutil
@@ -157,7 +172,7 @@ def main() -> None:
     redis = RedisServer(binary)
     redis.start()
     try:
-        measured = run(measure(redis.url, args.tasks, args.burst, args.model_delay))
+        measured = run(measure(redis.url, args.tasks, args.burst, args.model_delay, args.rounds))
     finally:
         redis.stop()
     section = render(measured)
