@@ -282,3 +282,20 @@ async def test_redis_takes_its_password_and_database_from_the_url(redis: RedisSe
         for opened in (store, other, stranger):
             await opened.aclose()
         await admin.aclose()
+
+
+async def test_a_reply_that_came_too_late_is_dropped_in_its_place(redis: RedisServer) -> None:
+    # One pipelined connection: the reply of a call its caller gave up on still arrives, and
+    # must not be taken for the next call's.
+    from shared.store.resp import RespClient
+
+    client = RespClient(redis.url, connect_timeout_s=2)
+    try:
+        await client.call("SET", "k", "mine")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await client.call("BLPOP", "list", "0.2")  # the server answers nil in 0.2 s
+        assert await client.call("GET", "k") == b"mine"
+        assert await client.call("DEL", "k") == 1
+    finally:
+        await client.aclose()
