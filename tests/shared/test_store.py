@@ -4,6 +4,7 @@ only a server can do to us: restart under us, or accept and never answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -299,3 +300,82 @@ async def test_a_reply_that_came_too_late_is_dropped_in_its_place(redis: RedisSe
         assert await client.call("DEL", "k") == 1
     finally:
         await client.aclose()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, the certificate its own authority."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, private
+
+
+async def test_rediss_speaks_tls_to_a_server_it_trusts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+
+    from emulator.network import free_port
+    from tests.fakes.redis_server import require_redis_server
+    from tests.waiting import wait_until
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    command = [require_redis_server(), "--port", "0", "--tls-port", str(port)]
+    command += ["--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    command += ["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        return False
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the system's authorities, for this test
+    store = open_store(f"rediss://127.0.0.1:{port}/0", timeout_s=2)
+    try:
+        wait_until(listening, 10, "redis-server with TLS")
+        assert await store.put("k", b"over TLS") == 1
+        entry = await store.get("k")
+        assert entry is not None and entry.value == b"over TLS"
+        plain = open_store(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+        with pytest.raises(StoreUnavailable):  # a TLS port: plain text is not answered
+            await plain.get("k")
+        await plain.aclose()
+    finally:
+        await store.aclose()
+        server.terminate()
+        server.wait(5)
