@@ -247,13 +247,18 @@ def _from_settings(settings: type[FunctionSettings], manifest: Manifest | None) 
             agent_urls = True  # the manifest's agents, below: this deployment's, not the shipped
             continue
         wire_to = {"gateway.url": manifest.of_kind("gateway").name} if manifest else {}
+        default = _default(settings, dotted)
+        secret = name in settings.secret
         variables.append(
             Variable(
                 name,
                 dotted,
-                _default(settings, dotted),
-                secret=name in settings.secret,
+                default,
+                secret=secret,
                 wired=wire_to.get(dotted),
+                # A secret with a default (STORE_URL: memory://) works unset: a definition
+                # references it only when asked (`agentorch deploy --secret`).
+                optional=secret and default != "",
             )
         )
     if agent_urls and manifest is not None:

@@ -200,6 +200,7 @@ class OrchestratorConfig(FunctionSettings):
 
     file = CONFIG_FILE
     env = ENV_OVERRIDES
+    secret = frozenset({"STORE_URL"})  # redis://:password@host: it may carry a password
 
     ai_provider: Literal["gateway"] = "gateway"
     """Model calls go through the model gateway; no provider key lives here."""

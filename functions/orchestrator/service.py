@@ -247,7 +247,7 @@ class OrchestratorService:
         ``resuming``: from its checkpoints, read once the lease is taken."""
         ran = task
         if turn is not None:
-            ran = dataclasses.replace(task, history=tuple(await turn.history()))
+            ran = dataclasses.replace(task, history=tuple(turn.history()))
         async with self.journal.held(run_id):
             restored = None
             if resuming:

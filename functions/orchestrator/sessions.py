@@ -129,19 +129,27 @@ class Sessions:
         self.max_turns = max_turns
 
     async def claim(self, session_id: str, lease_s: float) -> SessionTurn:
-        """The session's next turn, held until ``release``; ``SessionBusy`` (409) when
-        another task of the session is under way."""
+        """The session's next turn, held until ``release``, with the turns before it (read
+        in the same call as the claim: one store round trip, not two); ``SessionBusy`` (409)
+        when another task of the session is under way."""
         held = json_text({"since": time.time()}).encode()
-        key = _busy_key(session_id)
-        if await self.store.put(key, held, ttl_s=lease_s + LEASE_MARGIN_S, version=0) is None:
+        items = await self.store.create_and_read(
+            _busy_key(session_id),
+            held,
+            ttl_s=lease_s + LEASE_MARGIN_S,
+            list_key=_turns_key(session_id),
+        )
+        if items is None:
             raise SessionBusy(
                 f"session {session_id!r} has a task under way; send this one when it has answered",
                 headers={"retry-after": "1"},
             )
-        return SessionTurn(self, session_id)
+        return SessionTurn(self, session_id, self._parsed(items), stored=len(items))
 
     async def turns(self, session_id: str) -> list[Turn]:
-        items = await self.store.items(_turns_key(session_id))
+        return self._parsed(await self.store.items(_turns_key(session_id)))
+
+    def _parsed(self, items: list[bytes]) -> list[Turn]:
         return [Turn.from_json(json.loads(item)) for item in items[-self.max_turns :]]
 
     async def history(self, session_id: str) -> dict[str, Any]:
@@ -155,47 +163,69 @@ class Sessions:
         """``DELETE /sessions/{id}``: whether there was one."""
         return await self.store.delete(_turns_key(session_id))
 
-    async def append(self, session_id: str, turn: Turn) -> None:
+    async def append(self, session_id: str, turn: Turn, *, release: bool = False) -> None:
+        """Add ``turn``; with ``release``, free the session in the same call (only when the
+        list will not be rewritten: that must happen while the session is held)."""
         key = _turns_key(session_id)
-        length = await self.store.append(key, json_text(turn.to_json()).encode(), ttl_s=self.ttl_s)
+        item = json_text(turn.to_json()).encode()
+        if release:
+            length = await self.store.append_and_delete(
+                key, item, ttl_s=self.ttl_s, delete_key=_busy_key(session_id)
+            )
+        else:
+            length = await self.store.append(key, item, ttl_s=self.ttl_s)
         if length > 2 * self.max_turns:  # rewritten now and then, not at every turn
             kept = (await self.store.items(key))[-self.max_turns :]
             await self.store.delete(key)
-            for item in kept:
-                await self.store.append(key, item, ttl_s=self.ttl_s)
+            for kept_item in kept:
+                await self.store.append(key, kept_item, ttl_s=self.ttl_s)
 
 
 class SessionTurn:
-    """A claimed session: its history for the run, then the run's turn recorded."""
+    """A claimed session: its history for the run, then the run's turn recorded and the
+    session released (in one store call when the turn is kept)."""
 
-    def __init__(self, sessions: Sessions, session_id: str) -> None:
+    def __init__(
+        self, sessions: Sessions, session_id: str, turns: list[Turn], *, stored: int
+    ) -> None:
         self.sessions = sessions
         self.session_id = session_id
+        self.turns = turns
+        """The turns before this one, as read when it was claimed."""
+        self.stored = stored
+        """How many turns the store held then (more than ``turns`` before a rewrite)."""
+        self.released = False
 
-    async def history(self) -> list[Message]:
-        turns = await self.sessions.turns(self.session_id)
-        return recent(turns, self.sessions.max_tokens)
+    def history(self) -> list[Message]:
+        return recent(self.turns, self.sessions.max_tokens)
 
     async def record(self, task: str, result: RunResult) -> dict[str, Any]:
-        """Keep the run's turn; what the answer says of it (``RunResult.session``). A store
-        that fails now does not take the answer away: the run is done, and the answer says
-        that its turn was not kept (never a silent loss)."""
+        """Keep the run's turn and release the session; what the answer says of it
+        (``RunResult.session``). A store that fails now does not take the answer away: the
+        run is done, and the answer says that its turn was not kept (never a silent loss)."""
         if result.status is Status.FAILED:
             return {"id": self.session_id, "saved": False}
         messages = closed(result.messages, result.answer)
         turn = Turn(result.run_id, task, result.answer, result.status.value, time.time(), messages)
+        # The list is rewritten past twice its bound: then the release is a call of its own.
+        release = self.stored + 1 <= 2 * self.sessions.max_turns
         try:
-            await self.sessions.append(self.session_id, turn)
+            await self.sessions.append(self.session_id, turn, release=release)
         except StoreUnavailable as exc:
             log.error("session turn not kept", extra={"session_id": self.session_id})
             return {"id": self.session_id, "saved": False, "error": exc.message}
+        self.released = release
         return {"id": self.session_id, "saved": True}
 
     async def release(self) -> None:
+        """Free the session unless ``record`` did already."""
+        if self.released:
+            return
         try:
             await self.sessions.store.delete(_busy_key(self.session_id))
         except Exception:  # the lease ends it anyway
             log.warning("session not released", extra={"session_id": self.session_id})
+        self.released = True
 
 
 def _turns_key(session_id: str) -> str:

@@ -12,7 +12,10 @@ another instance (run dedupe, sessions) lives here, never in a process.
 =====================  ================================================================
 
 The seam is small on purpose: a value under a key with a version (``put`` compares and sets
-on it), a time to live, and a list to append to. A store that fails or does not answer within
+on it), a time to live, and a list to append to; and two pairs of these done as one step
+in one call (``create_and_read``, ``append_and_delete``): a session's task needs each pair, and
+on a server a round trip less per pair is what keeps a busy instance's throughput
+(bench/sessions.py). A store that fails or does not answer within
 ``STORE_TIMEOUT_S`` raises ``StoreUnavailable`` (503) — never a silent loss or a hang — and
 its failures are counted (``agentorch_store_errors_total``) and shown in ``/health``.
 """
@@ -70,6 +73,20 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Forget ``key`` (a value or a list); whether there was one."""
+        ...
+
+    async def create_and_read(
+        self, key: str, value: bytes, *, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        """``put(key, value, ttl_s=ttl_s, version=0)`` and, when it wrote, ``items(list_key)``,
+        in one call. None (nothing read) when ``key`` was there already."""
+        ...
+
+    async def append_and_delete(
+        self, key: str, item: bytes, *, ttl_s: float | None, delete_key: str
+    ) -> int:
+        """``append(key, item, ttl_s=ttl_s)`` then ``delete(delete_key)``, in one call; the
+        list's length."""
         ...
 
     async def aclose(self) -> None: ...

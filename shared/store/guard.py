@@ -58,6 +58,22 @@ class GuardedStore:
     async def delete(self, key: str) -> bool:
         return await self._guarded("delete", lambda: self.inner.delete(key))
 
+    async def create_and_read(
+        self, key: str, value: bytes, *, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        return await self._guarded(
+            "create_and_read",
+            lambda: self.inner.create_and_read(key, value, ttl_s=ttl_s, list_key=list_key),
+        )
+
+    async def append_and_delete(
+        self, key: str, item: bytes, *, ttl_s: float | None, delete_key: str
+    ) -> int:
+        return await self._guarded(
+            "append_and_delete",
+            lambda: self.inner.append_and_delete(key, item, ttl_s=ttl_s, delete_key=delete_key),
+        )
+
     async def aclose(self) -> None:
         try:
             async with asyncio.timeout(self.timeout_s):

@@ -74,6 +74,20 @@ class MemoryStore:
     async def delete(self, key: str) -> bool:
         return self._live(key) is not None and self._drop(key)
 
+    async def create_and_read(
+        self, key: str, value: bytes, *, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        if await self.put(key, value, ttl_s=ttl_s, version=0) is None:
+            return None
+        return await self.items(list_key)
+
+    async def append_and_delete(
+        self, key: str, item: bytes, *, ttl_s: float | None, delete_key: str
+    ) -> int:
+        length = await self.append(key, item, ttl_s=ttl_s)
+        await self.delete(delete_key)
+        return length
+
     async def aclose(self) -> None:
         self._held.clear()
         self._bytes = 0

@@ -79,6 +79,16 @@ class SqliteStore:
     async def delete(self, key: str) -> bool:
         return await self._run(self._delete, key)
 
+    async def create_and_read(
+        self, key: str, value: bytes, *, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        return await self._run(self._create_and_read, key, bytes(value), ttl_s, list_key)
+
+    async def append_and_delete(
+        self, key: str, item: bytes, *, ttl_s: float | None, delete_key: str
+    ) -> int:
+        return await self._run(self._append_and_delete, key, bytes(item), ttl_s, delete_key)
+
     async def aclose(self) -> None:
         await self._run(self._close)
         self._thread.shutdown(wait=False)
@@ -153,6 +163,20 @@ class SqliteStore:
             db.execute("DELETE FROM kv WHERE key = ?", (key,))
             db.execute("DELETE FROM list_items WHERE key = ?", (key,))
             return present
+
+    def _create_and_read(
+        self, key: str, value: bytes, ttl_s: float | None, list_key: str
+    ) -> list[bytes] | None:
+        if self._put(key, value, ttl_s, 0) is None:
+            return None
+        return self._items(list_key)
+
+    def _append_and_delete(
+        self, key: str, item: bytes, ttl_s: float | None, delete_key: str
+    ) -> int:
+        length = self._append(key, item, ttl_s)
+        self._delete(delete_key)
+        return length
 
     def _close(self) -> None:
         if self._db is not None:

@@ -226,6 +226,10 @@ def test_the_orchestrator_s_keys_and_outbound_auth_are_in_its_contract() -> None
     orchestrator = function_variables(MANIFEST.of_kind("orchestrator"), MANIFEST)
     by_name = {v.name: v for v in orchestrator}
     assert by_name["ORCHESTRATOR_API_KEYS"].secret
+    # It may carry the store's password; memory:// when unset, so only deployed when asked.
+    assert by_name["STORE_URL"].secret and by_name["STORE_URL"].optional
+    tavily = function_variables(MANIFEST.function("tavily"), MANIFEST)
+    assert not next(v for v in tavily if v.name == "TAVILY_API_KEY").optional  # no default
     assert by_name["OUTBOUND_AUTH"].default == "none"
     assert {"GCE_METADATA_HOST", "OUTBOUND_AUTH_TIMEOUT_S", "OUTBOUND_AUTH_AWS_SERVICE"} <= set(
         by_name

@@ -4,6 +4,7 @@ only a server can do to us: restart under us, or accept and never answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -147,6 +148,32 @@ async def test_a_put_replaces_a_list_and_an_append_a_value(store: Store) -> None
     assert await store.items("list") == [b"j"]
 
 
+async def test_create_and_read_creates_only_once_and_reads_the_list(store: Store) -> None:
+    assert await store.create_and_read("k", b"mine", ttl_s=60, list_key="list") == []
+    assert await store.create_and_read("k", b"theirs", ttl_s=60, list_key="list") is None
+    entry = await store.get("k")
+    assert entry is not None and (entry.value, entry.version) == (b"mine", 1)
+    await store.delete("k")
+    await store.append("list", b"a")
+    await store.append("list", b"b")
+    assert await store.create_and_read("k", b"next", ttl_s=60, list_key="list") == [b"a", b"b"]
+
+
+async def test_create_and_read_waits_out_an_expired_key(store: Store) -> None:
+    await store.create_and_read("k", b"lease", ttl_s=SHORT_TTL_S, list_key="list")
+    await eventually(lambda: _absent(store, "k"))
+    assert await store.create_and_read("k", b"again", ttl_s=None, list_key="list") == []
+
+
+async def test_append_and_delete_keeps_the_item_and_forgets_the_other(store: Store) -> None:
+    await store.put("k", b"lease")
+    await store.append("list", b"a")
+    assert await store.append_and_delete("list", b"b", ttl_s=60, delete_key="k") == 2
+    assert await store.items("list") == [b"a", b"b"]
+    assert await store.get("k") is None
+    assert await store.append_and_delete("list", b"c", ttl_s=None, delete_key="k") == 3
+
+
 async def _absent(store: Store, key: str) -> bool:
     return await store.get(key) is None
 
@@ -235,3 +262,120 @@ def test_the_emulators_store_is_a_file_in_its_state_folder(tmp_path: Path) -> No
 
     assert sqlite_path(StateFolder(tmp_path).store_url) == tmp_path.resolve() / "state.db"
     assert sqlite_path("sqlite:///./here.db") == Path("./here.db")
+
+
+async def test_redis_takes_its_password_and_database_from_the_url(redis: RedisServer) -> None:
+    from shared.store.resp import RespClient
+
+    admin = RespClient(redis.url, connect_timeout_s=2)
+    await admin.call("CONFIG", "SET", "requirepass", "s3cret:/@")
+    url = redis.url.replace("://", "://default:s3cret%3A%2F%40@").removesuffix("/0") + "/2"
+    store, other = open_store(url, timeout_s=2), open_store(url.removesuffix("/2"), timeout_s=2)
+    stranger = open_store(redis.url, timeout_s=2)
+    try:
+        assert await store.put("k", b"in db 2") == 1
+        assert await other.get("k") is None  # db 0: not there
+        with pytest.raises(StoreUnavailable, match="NOAUTH"):
+            await stranger.get("k")
+    finally:
+        await store.delete("k")
+        await admin.call("CONFIG", "SET", "requirepass", "")
+        for opened in (store, other, stranger):
+            await opened.aclose()
+        await admin.aclose()
+
+
+async def test_a_reply_that_came_too_late_is_dropped_in_its_place(redis: RedisServer) -> None:
+    # One pipelined connection: the reply of a call its caller gave up on still arrives, and
+    # must not be taken for the next call's.
+    from shared.store.resp import RespClient
+
+    client = RespClient(redis.url, connect_timeout_s=2)
+    try:
+        await client.call("SET", "k", "mine")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await client.call("BLPOP", "list", "0.2")  # the server answers nil in 0.2 s
+        assert await client.call("GET", "k") == b"mine"
+        assert await client.call("DEL", "k") == 1
+    finally:
+        await client.aclose()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, the certificate its own authority."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, private
+
+
+async def test_rediss_speaks_tls_to_a_server_it_trusts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+
+    from emulator.network import free_port
+    from tests.fakes.redis_server import require_redis_server
+    from tests.waiting import wait_until
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    command = [require_redis_server(), "--port", "0", "--tls-port", str(port)]
+    command += ["--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    command += ["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        return False
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the system's authorities, for this test
+    store = open_store(f"rediss://127.0.0.1:{port}/0", timeout_s=2)
+    try:
+        wait_until(listening, 10, "redis-server with TLS")
+        assert await store.put("k", b"over TLS") == 1
+        entry = await store.get("k")
+        assert entry is not None and entry.value == b"over TLS"
+        plain = open_store(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+        with pytest.raises(StoreUnavailable):  # a TLS port: plain text is not answered
+            await plain.get("k")
+        await plain.aclose()
+    finally:
+        await store.aclose()
+        server.terminate()
+        server.wait(5)
