@@ -95,15 +95,12 @@ class Stack:
             command += ["--env-file", str(self.root / self.env_file), "--profile", "test"]
         return [*command, *args]
 
-    def compose(
-        self, *args: str, timeout_s: float = 300, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """``args`` run by Compose for this stack; ``env``: variables over ``environment()``."""
+    def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         command = self.compose_args(*args)
         done = subprocess.run(
             command,
             cwd=self.root,
-            env=self.environment(**(env or {})),
+            env=self.environment(),
             capture_output=True,
             text=True,
             timeout=timeout_s,

@@ -1,7 +1,6 @@
 """The whole stack in real containers, the gateway asking for a key (GATEWAY_API_KEYS): tasks
 from the host, from the interactive container (service DNS) and at its prompt on a terminal,
-the gateway's health and providers, `make health`, an agent stopped mid-way, and last, the
-orchestrator scaled to two on the `redis` profile answering one conversation."""
+the gateway's health and providers, `make health`, and an agent stopped mid-way."""
 
 from __future__ import annotations
 
@@ -9,10 +8,8 @@ import json
 import subprocess
 import time
 
-from emulator.network import free_port
 from tests.docker.stack import FUNCTION_SERVICES, REMOTE_AGENT, REPO_ROOT, Stack, http
 from tests.docker.terminal import Terminal
-from tests.waiting import wait_until
 
 
 def test_stack_starts_healthy(stack: Stack) -> None:
@@ -138,54 +135,3 @@ def test_orchestrator_degrades_cleanly_without_an_agent(stack: Stack) -> None:
     assert all(call["error"] for call in calls), calls
     status, _, body = http("GET", f"{stack.orchestrator}/health")
     assert status == 200, body
-
-
-ASK_INSIDE = """
-import json, sys, urllib.request
-body = json.dumps({"task": sys.argv[1], "session_id": sys.argv[2]}).encode()
-request = urllib.request.Request(
-    "http://127.0.0.1:8080/", body, {"content-type": "application/json"}
-)
-print(urllib.request.urlopen(request, timeout=60).read().decode())
-"""
-"""One task to the orchestrator replica it runs in (``compose exec --index N``): the replicas
-share one published port range, so the host cannot choose between them."""
-
-
-def test_two_orchestrators_on_redis_answer_one_conversation(stack: Stack) -> None:
-    """Issue 20: `--profile redis`, STORE_URL at it and `--scale orchestrator=2`; turn 1 on
-    replica 1, the follow-up on replica 2. Last in this module: it recreates the orchestrator
-    (its port becomes a range of two, one each), which the tests above reach by one port."""
-    started = time.monotonic()
-    first = free_port()
-    env = {
-        "STORE_URL": "redis://redis:6379/0",
-        "ORCHESTRATOR_PORT": f"{first}-{first + 1}",
-    }
-    scale = ("--profile", "redis", "up", "-d", "--no-deps", "--scale", "orchestrator=2")
-    stack.compose(*scale, "redis", "orchestrator", env=env)
-
-    def ask(replica: int, task: str) -> dict[str, object]:
-        command = ("exec", "-T", "--index", str(replica), "orchestrator", "python", "-c")
-        done = stack.compose(*command, ASK_INSIDE, task, "scaled-chat", env=env)
-        answer: dict[str, object] = json.loads(done.stdout)
-        return answer
-
-    def succeeds(*command: str) -> bool:
-        done = subprocess.run(
-            stack.compose_args("exec", "-T", *command), cwd=stack.root,
-            env=stack.environment(**env), capture_output=True, check=False,
-        )  # fmt: skip
-        return done.returncode == 0
-
-    probe = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health')"
-
-    def ready() -> bool:
-        replicas = (("--index", str(i), "orchestrator", "python", "-c", probe) for i in (1, 2))
-        return succeeds("redis", "redis-cli", "ping") and all(succeeds(*r) for r in replicas)
-
-    wait_until(ready, 120, "redis and both orchestrators answering")
-    asked = ask(1, "What is 6 * 7?")
-    followed = ask(2, "now add 8 to that")
-    stack.timed("one conversation on two orchestrators (redis)", started)
-    assert "42" in str(asked["answer"]) and "50" in str(followed["answer"]), (asked, followed)
