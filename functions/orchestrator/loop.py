@@ -19,6 +19,7 @@ from typing import Any
 from functions.orchestrator import metrics, structured
 from functions.orchestrator.agents import IDEMPOTENCY_KEY, AgentCallError, Agents
 from functions.orchestrator.budgets import Budget, LoopSettings
+from functions.orchestrator.checkpoints import LeaseLost
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
 from functions.orchestrator.resume import Restored
@@ -77,11 +78,15 @@ async def run_task(
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
     restored: Restored | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run ``task`` to its end; the result carries the whole trace. ``restored``: go on from
-    where an earlier run of it stopped (``resume.py``)."""
+    where an earlier run of it stopped (``resume.py``). ``guard``: called before each step
+    starts; what it raises (``LeaseLost``: another instance owns the run) ends the run
+    there, with no result."""
     run = _Run(task, run_id, model, agents, settings, progress)
     run.checkpoint = checkpoint
+    run.guard = guard
     run.restored = restored
     return await run.execute()
 
@@ -103,6 +108,7 @@ class _Run:
         self.settings = settings
         self.progress = progress
         self.checkpoint: Checkpoint | None = None
+        self.guard: Callable[[], None] | None = None
         self.restored: Restored | None = None
         self.pending_approval: list[dict[str, Any]] | None = None
         self.steps: list[Step] = []
@@ -159,6 +165,9 @@ class _Run:
                 "run cancelled before it finished",
                 extra={"run_id": self.run_id, "steps": len(self.steps)},
             )
+            raise
+        except LeaseLost:
+            log.warning("run given up: its lease was lost", extra={"run_id": self.run_id})
             raise
         except Exception as exc:  # a bug must still answer with the trace so far
             log.exception("run raised", extra={"run_id": self.run_id})
@@ -286,6 +295,8 @@ class _Run:
         tool_use_id: str | None,
         index: int | None = None,
     ) -> Step:
+        if self.guard is not None:
+            self.guard()
         index = len(self.steps) if index is None else index
         step = Step(index, kind, name, bounded(payload), tool_use_id=tool_use_id)
         self.steps.append(step)

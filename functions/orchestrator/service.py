@@ -219,11 +219,12 @@ class OrchestratorService:
         resuming: bool = False,
     ) -> RunResult:
         """The run under its lease, each step checkpointed; its end recorded and sent.
-        ``resuming``: from its checkpoints, read once the lease is taken."""
+        ``resuming``: from its checkpoints, read once the lease is taken. Raises
+        ``LeaseLost`` (409) when another instance took the run over: it goes on there."""
         ran = task
         if turn is not None:
             ran = dataclasses.replace(task, history=tuple(await turn.history()))
-        async with self.journal.held(run_id):
+        async with self.journal.held(run_id) as lease:
             restored = None
             if resuming:
                 restored = restore(await self.journal.steps(run_id))
@@ -238,6 +239,7 @@ class OrchestratorService:
                 progress=progress,
                 checkpoint=partial(self.journal.step, run_id),
                 restored=restored,
+                guard=lease.check,
             )
             if turn is not None and result.status is not Status.WAITING_APPROVAL:
                 result.session = await turn.record(task.text, result)
