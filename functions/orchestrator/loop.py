@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator import metrics, structured
-from functions.orchestrator.agents import IDEMPOTENCY_KEY, AgentCallError, Agents
+from functions.orchestrator.agent_types import AgentCallError, Agents
+from functions.orchestrator.agents import IDEMPOTENCY_KEY
 from functions.orchestrator.budgets import Budget, LoopSettings
 from functions.orchestrator.checkpoints import LeaseLost
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel

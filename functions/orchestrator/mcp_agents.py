@@ -33,14 +33,8 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from functions.orchestrator.agents import (
-    AgentAnswer,
-    AgentCallError,
-    AgentStatus,
-    Refused,
-    ToolSpec,
-    resilient_call,
-)
+from functions.orchestrator.agent_types import AgentAnswer, AgentCallError, AgentStatus, ToolSpec
+from functions.orchestrator.agents import Refused, resilient_call
 from functions.orchestrator.config import MCP_SEPARATOR, AgentCallSettings, McpServerEntry
 from shared.errors import BadGateway, UpstreamTimeout
 from shared.redact import Redactor, header_secrets

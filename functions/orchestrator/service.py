@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from functions.orchestrator import run_routes
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
-from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
+from functions.orchestrator.agent_types import Agents
+from functions.orchestrator.agents import AgentDirectory, AgentSet
 from functions.orchestrator.budgets import LoopSettings
 from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, RunHeld, RunJournal
 from functions.orchestrator.config import (

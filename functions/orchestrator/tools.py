@@ -18,7 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from functions.orchestrator.agents import ToolSpec
+from functions.orchestrator.agent_types import ToolSpec
 from shared.errors import BadRequest
 from shared.inbound import check_depth, too_deep
 
