@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench import chaos
 from tests.fakes.redis_server import require_redis_server
 
 pytestmark = pytest.mark.processes
 
 
 def test_every_run_completes_and_no_finished_call_runs_twice_while_instances_die() -> None:
+    from bench import chaos  # aiohttp and the harness: not at every worker's collection
+
     require_redis_server()
     args = chaos.parse(
         ["--runs", "10", "--concurrency", "2", "--kill-every", "1", "--agent-delay", "0.5"]
