@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8585
 SRC    := functions shared emulator tests bench
 
-.PHONY: setup lock requirements manifest package test test-deploy lint fmt gateway demo up down bench bench-gateway clean
+.PHONY: setup lock requirements manifest package test test-deploy test-chaos lint fmt gateway demo up down bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test: ## run the test suite in parallel (TEST_WORKERS=4; pytest's own flags for 
 # Builds virtual environments, so it is not part of `make test` (tests/deploy/conftest.py).
 test-deploy: ## each bundle in a fresh venv from its requirements.txt alone (server and Lambda handler), then all on one task
 	AGENTORCH_DEPLOY_TEST=1 $(BIN)/python -m pytest tests/deploy
+
+# Starts and SIGKILLs real processes for ~15 s, so it is not part of `make test` (tests/chaos/).
+test-chaos: ## issue 21's chaos proof, small: 10 runs on 3 orchestrators killed as they go, no duplicates
+	AGENTORCH_CHAOS_TEST=1 $(BIN)/python -m pytest tests/chaos
 
 lint: ## ruff and mypy
 	$(BIN)/ruff check $(SRC)
@@ -110,6 +114,10 @@ bench-stack: ## the full offline stack on the emulator: tasks/s and latency at 1
 bench-tools:
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
+
+.PHONY: bench-chaos
+bench-chaos: ## issue 21's chaos proof: 100 runs, 3 orchestrators on Redis, one SIGKILLed every 2.5 s
+	$(BIN)/python -m bench.chaos
 
 .PHONY: bench-sessions
 bench-sessions: ## sessions on Redis: added p50 per task, and 1,000 tasks at once on 1,000 sessions

@@ -15,7 +15,10 @@ One owner at a time: a run is held by a lease, ``runlease:<id>``, taken with a c
 on its absence and renewed by a heartbeat every third of ``lease_s``. An instance that dies
 stops renewing it; once it expired another instance may take the run over (``resume.py``).
 A run that ends gives its lease back; one cancelled (its worker stopping) keeps it until it
-expires, as one whose process was killed does.
+expires, as one whose process was killed does. An owner that loses its lease (another took
+the run over, or it could not renew it for ``lease_s``: a long pause, the store away) stops at
+the run's next step boundary (``Lease.check`` raises ``LeaseLost`` before a step starts; a
+call under way finishes and is recorded), so two owners never both advance a run.
 
 A checkpoint that cannot be written (the store is down) is logged and the run goes on: its
 result still reaches the caller and the sink; only its trace from elsewhere is stale.
@@ -61,6 +64,28 @@ class RunHeld(Conflict):
     """The run is held by a live instance (its lease is renewed): it is not taken over."""
 
 
+class LeaseLost(RunHeld):
+    """This instance lost the run's lease: another owner goes on with it."""
+
+
+@dataclass
+class Lease:
+    """A run's lease as its owner holds it: ``lost`` once a renewal failed."""
+
+    run_id: str
+    lost: bool = False
+    renewed_at: float = 0.0
+    """When it was last taken or renewed (``RunJournal.clock``): no one else can hold it
+    before ``renewed_at + lease_s``."""
+
+    def check(self) -> None:
+        """Raises ``LeaseLost`` once the lease is lost: called at each step boundary."""
+        if self.lost:
+            raise LeaseLost(
+                f"run {self.run_id}: this instance lost its lease; ask GET /runs/{self.run_id}"
+            )
+
+
 @dataclass
 class RunJournal:
     store: Store
@@ -74,39 +99,59 @@ class RunJournal:
     clock: Callable[[], float] = time.time
 
     @asynccontextmanager
-    async def held(self, run_id: str) -> AsyncIterator[None]:
+    async def held(self, run_id: str) -> AsyncIterator[Lease]:
         """The run's lease, renewed while the block runs; given back when it ends without
-        being cancelled. Raises ``RunHeld`` when another owner's lease is alive."""
+        being cancelled (unless lost). Raises ``RunHeld`` when another owner's lease is alive."""
         key = LEASE_PREFIX + run_id
-        version = await self.store.put(key, self.owner.encode(), ttl_s=self.lease_s, version=0)
+        token = f"{self.owner}:{os.urandom(4).hex()}".encode()  # this take of it, no other
+        taken_at = self.clock()
+        version = await self.store.put(key, token, ttl_s=self.lease_s, version=0)
         if version is None:
             raise RunHeld(
                 f"run {run_id} is held by a live instance; ask GET /runs/{run_id}",
                 headers={"retry-after": str(max(1, round(self.lease_s / 3)))},
             )
-        beat = asyncio.ensure_future(self._beat(key, version))
+        lease = Lease(run_id, renewed_at=taken_at)
+        beat = asyncio.ensure_future(self._beat(key, token, lease))
         try:
-            yield
+            yield lease
         finally:
             beat.cancel()
+        if lease.lost:  # another owner's now: not ours to give back
+            return
         try:
-            await self.store.delete(key)
+            # Still within the lease it renewed: its own for sure (one store call less).
+            ours = self.clock() - lease.renewed_at < self.lease_s * 0.9
+            if not ours:
+                entry = await self.store.get(key)
+                ours = entry is not None and entry.value == token
+            if ours:
+                await self.store.delete(key)
         except StoreUnavailable:
             log.error("run's lease not given back; it expires", extra={"run_id": run_id})
 
-    async def _beat(self, key: str, version: int) -> None:
+    async def _beat(self, key: str, token: bytes, lease: Lease) -> None:
+        """Renews the lease while it is still this take's (its ``token``): one that expired
+        and was taken by another is lost, even when its version is the same again."""
         while True:
             await self.sleep(self.lease_s / 3)
+            asked_at = self.clock()
             try:
-                renewed = await self.store.put(
-                    key, self.owner.encode(), ttl_s=self.lease_s, version=version
-                )
+                entry = await self.store.get(key)
+                renewed = None
+                if entry is not None and entry.value == token:
+                    renewed = await self.store.put(
+                        key, token, ttl_s=self.lease_s, version=entry.version
+                    )
             except StoreUnavailable:
-                continue  # the next beat tries again, within the lease
+                if self.clock() - lease.renewed_at < self.lease_s:
+                    continue  # the next beat tries again, within the lease
+                renewed = None
             if renewed is None:
-                log.error("run's lease was taken over", extra={"key": key})
+                log.error("run's lease lost: it stops at its next step", extra={"key": key})
+                lease.lost = True
                 return
-            version = renewed
+            lease.renewed_at = asked_at
 
     async def begin(
         self, run_id: str, request: Any, *, status: str = RUNNING, only_new: bool = False
@@ -126,6 +171,12 @@ class RunJournal:
         return written is not None
 
     async def step(self, run_id: str, step: Step, resume: dict[str, Any] | None) -> None:
+        """Append a finished step. A model turn that asked for no tools is not: the run's
+        end, which follows it, keeps it (one an ``output_schema`` repair follows shows from
+        elsewhere only then), and a run resumed before its end asks the model again anyway
+        (``resume.py``): one store call less a run."""
+        if _is_answer(step, resume):
+            return
         item = step.to_json()
         if resume is not None:
             item["resume"] = resume
@@ -210,6 +261,15 @@ class RunJournal:
             "started_at": state.get("started_at"),
             "steps": steps,
         }
+
+
+def _is_answer(step: Step, resume: dict[str, Any] | None) -> bool:
+    content = (resume or {}).get("content")
+    return (
+        step.kind == "model"
+        and isinstance(content, list)
+        and not any(block.get("type") == "tool_use" for block in content)
+    )
 
 
 def _encoded(value: Any) -> bytes:

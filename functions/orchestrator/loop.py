@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from functions.orchestrator import metrics, structured
-from functions.orchestrator.agents import IDEMPOTENCY_KEY, AgentCallError, Agents
+from functions.orchestrator.agent_types import AgentCallError, Agents
+from functions.orchestrator.agents import IDEMPOTENCY_KEY
 from functions.orchestrator.budgets import Budget, LoopSettings
+from functions.orchestrator.checkpoints import LeaseLost
 from functions.orchestrator.model import Model, ModelCallError, ModelReply, StreamingModel
 from functions.orchestrator.prompt import system_prompt, task_message
 from functions.orchestrator.resume import Restored
+from functions.orchestrator.run_end import log_run, result_text, stopped_answer
 from functions.orchestrator.tools import InvalidArguments, TaskData, Tool, make_tool
 from functions.orchestrator.trace import (
     RunResult,
@@ -33,7 +36,6 @@ from functions.orchestrator.trace import (
     bounded,
 )
 from shared import telemetry
-from shared.http import readable_json
 from shared.logs import get_logger
 from shared.redact import redact
 from shared.telemetry import genai
@@ -77,11 +79,15 @@ async def run_task(
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
     restored: Restored | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run ``task`` to its end; the result carries the whole trace. ``restored``: go on from
-    where an earlier run of it stopped (``resume.py``)."""
+    where an earlier run of it stopped (``resume.py``). ``guard``: called before each step
+    starts; what it raises (``LeaseLost``: another instance owns the run) ends the run
+    there, with no result."""
     run = _Run(task, run_id, model, agents, settings, progress)
     run.checkpoint = checkpoint
+    run.guard = guard
     run.restored = restored
     return await run.execute()
 
@@ -103,6 +109,7 @@ class _Run:
         self.settings = settings
         self.progress = progress
         self.checkpoint: Checkpoint | None = None
+        self.guard: Callable[[], None] | None = None
         self.restored: Restored | None = None
         self.pending_approval: list[dict[str, Any]] | None = None
         self.steps: list[Step] = []
@@ -159,6 +166,9 @@ class _Run:
                 "run cancelled before it finished",
                 extra={"run_id": self.run_id, "steps": len(self.steps)},
             )
+            raise
+        except LeaseLost:
+            log.warning("run given up: its lease was lost", extra={"run_id": self.run_id})
             raise
         except Exception as exc:  # a bug must still answer with the trace so far
             log.exception("run raised", extra={"run_id": self.run_id})
@@ -286,6 +296,8 @@ class _Run:
         tool_use_id: str | None,
         index: int | None = None,
     ) -> Step:
+        if self.guard is not None:
+            self.guard()
         index = len(self.steps) if index is None else index
         step = Step(index, kind, name, bounded(payload), tool_use_id=tool_use_id)
         self.steps.append(step)
@@ -454,7 +466,7 @@ class _Run:
             else:
                 step.attempts, error_class = answer.attempts, None
                 step.outcome = bounded(answer.result)
-                content = _result_text(answer.result, self.settings.max_result_chars)
+                content = result_text(answer.result, self.settings.max_result_chars)
         # A tool the model made up is not a label: only the agents this run knows are.
         agent = name if name in self.agent_notes else "unknown"
         metrics.AGENT_CALLS.labels(agent, error_class or "ok").inc()
@@ -515,54 +527,7 @@ class _Run:
     def _answer(self, status: Status, reason: StopReason, error: str | None) -> str:
         if status is Status.COMPLETED:
             return self.last_text
-        lines = [_why(reason, self.task.budget, error)]
-        if self.last_text:
-            lines.append(f"The model's last words: {self.last_text}")
-        found = [s for s in self.steps if s.kind == "agent" and s.ok]
-        if found:
-            lines.append("Results so far:")
-            lines += [f"- {s.name}: {_result_text(s.outcome, 500)}" for s in found]
-        return "\n".join(lines)
-
-
-def log_run(result: RunResult) -> None:
-    """One line per run: INFO, or WARNING with the reason when it failed; and its metrics."""
-    usage = result.usage
-    metrics.TASKS.labels(result.status.value, result.stop_reason.value).inc()
-    metrics.TASK_STEPS.labels().observe(len(result.steps))
-    metrics.TASK_TOKENS.labels("input").observe(usage.input_tokens)
-    metrics.TASK_TOKENS.labels("output").observe(usage.output_tokens)
-    metrics.TASK_DURATION.labels().observe(result.duration_ms / 1000)
-    fields: dict[str, Any] = {
-        "run_id": result.run_id,
-        "status": result.status.value,
-        "stop_reason": result.stop_reason.value,
-        "steps": len(result.steps),
-        "duration_ms": round(result.duration_ms, 1),
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "model_calls": usage.model_calls,
-        "agent_calls": usage.agent_calls,
-    }
-    if result.status is Status.FAILED:
-        log.warning("run failed", extra={**fields, "error": result.error})
-    else:
-        log.info("run finished", extra=fields)
-
-
-def _why(reason: StopReason, budget: Budget, error: str | None) -> str:
-    texts: Mapping[StopReason, str] = {
-        StopReason.MAX_STEPS: f"Stopped: the step budget ({budget.max_steps}) ran out.",
-        StopReason.TIMEOUT: f"Stopped: the time budget ({budget.timeout_s:g} s) ran out.",
-        StopReason.MAX_TOKENS: f"Stopped: the token budget ({budget.max_tokens}) ran out.",
-        StopReason.APPROVAL_REQUIRED: "Waiting: a tool call needs a person's approval.",
-    }
-    return texts.get(reason, f"Failed: {error or reason.value}.")
-
-
-def _result_text(result: Any, limit: int) -> str:
-    text = result if isinstance(result, str) else readable_json(result)
-    return text if len(text) <= limit else text[:limit] + f"... (cut: {len(text)} characters)"
+        return stopped_answer(reason, self.task.budget, error, self.last_text, self.steps)
 
 
 def _describe_reply(span: telemetry.Span, reply: ModelReply) -> None:

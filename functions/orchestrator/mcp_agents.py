@@ -37,14 +37,11 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from functions.orchestrator.agent_types import AgentAnswer, AgentCallError, AgentStatus, ToolSpec
 from functions.orchestrator.agents import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY,
-    AgentAnswer,
-    AgentCallError,
-    AgentStatus,
     Refused,
-    ToolSpec,
     resilient_call,
 )
 from functions.orchestrator.config import MCP_SEPARATOR, AgentCallSettings, McpServerEntry

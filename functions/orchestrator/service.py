@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from functions.orchestrator import run_routes
 from functions.orchestrator.agent_sources import MCP_PREFIX, agent_headers, agent_sources
-from functions.orchestrator.agents import AgentDirectory, Agents, AgentSet
+from functions.orchestrator.agent_types import Agents
+from functions.orchestrator.agents import AgentDirectory, AgentSet
 from functions.orchestrator.budgets import LoopSettings
 from functions.orchestrator.checkpoints import ACCEPTED, RUNNING, RunHeld, RunJournal
 from functions.orchestrator.config import (
@@ -244,11 +245,12 @@ class OrchestratorService:
         resuming: bool = False,
     ) -> RunResult:
         """The run under its lease, each step checkpointed; its end recorded and sent.
-        ``resuming``: from its checkpoints, read once the lease is taken."""
+        ``resuming``: from its checkpoints, read once the lease is taken. Raises
+        ``LeaseLost`` (409) when another instance took the run over: it goes on there."""
         ran = task
         if turn is not None:
             ran = dataclasses.replace(task, history=tuple(turn.history()))
-        async with self.journal.held(run_id):
+        async with self.journal.held(run_id) as lease:
             restored = None
             if resuming:
                 restored = restore(await self.journal.steps(run_id))
@@ -263,6 +265,7 @@ class OrchestratorService:
                 progress=progress,
                 checkpoint=partial(self.journal.step, run_id),
                 restored=restored,
+                guard=lease.check,
             )
             if turn is not None and result.status is not Status.WAITING_APPROVAL:
                 result.session = await turn.record(task.text, result)

@@ -17,7 +17,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
-from functions.orchestrator.agents import ToolSpec
+from functions.orchestrator.agent_types import ToolSpec
 from functions.orchestrator.structured import ToolValidator
 from shared.errors import BadRequest
 from shared.inbound import check_depth, too_deep

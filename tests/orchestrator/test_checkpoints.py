@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator.checkpoints import RunHeld, RunJournal
+from functions.orchestrator.checkpoints import LeaseLost, RunHeld, RunJournal
 from functions.orchestrator.config import OrchestratorConfig
 from functions.orchestrator.model import ModelReply
 from functions.orchestrator.run_routes import APPROVAL_EVENT as APPROVAL
@@ -23,7 +23,7 @@ from functions.orchestrator.runs import event_run_id
 from functions.orchestrator.service import OrchestratorService, run_registry
 from functions.orchestrator.sink import EventSink
 from shared.aio import AsyncHttp
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, Conflict, NotFound, StoreUnavailable
 from shared.http import Call, Reply
 from shared.store import open_store
 from shared.store.guard import GuardedStore
@@ -299,6 +299,83 @@ async def test_a_lease_is_renewed_while_its_run_goes_and_given_back_at_its_end()
         lease = await store.get(f"runlease:{run_id}")
         assert lease is not None and lease.version >= 3  # taken, then renewed
     assert await store.get(f"runlease:{run_id}") is None
+
+
+async def test_an_owner_that_lost_its_lease_stops_at_its_next_step(
+    fake_agents: FakeAgents, http: AsyncHttp
+) -> None:
+    fake_agents.add("calculator", calculate, CALCULATOR.schema())
+    model = GatedModel([tool_use(("calculator", {"expression": "6*7"})), text("42")], hold_at=0)
+    first = instance(fake_agents, http, model, open_store("memory://"))
+    store = first.journal.store
+    tick = asyncio.Event()
+
+    async def beat(seconds: float) -> None:  # the heartbeat's wait, driven by the test
+        await tick.wait()
+        tick.clear()
+
+    first.journal.sleep = beat
+    event = {"ce-specversion": "1.0", "ce-id": "e-9", "ce-source": "/t", "ce-type": "task"}
+    running = asyncio.ensure_future(first.submit(task_call({"task": "6 times 7?"}, **event)))
+    await model.held.wait()  # mid model call: then another instance takes the run over
+    key = "runlease:" + event_run_id("/t", "e-9")
+    await store.delete(key)
+    await store.put(key, b"another-instance", ttl_s=60, version=0)
+    tick.set()  # the next renewal finds it taken
+    for _ in range(20):
+        await asyncio.sleep(0)
+    model.release.set()  # the model's turn finishes (and is recorded); the next step is not made
+
+    with pytest.raises(LeaseLost, match="lost its lease") as lost:
+        await running
+    assert lost.value.status_code == 409
+    assert fake_agents.calls("calculator") == []
+    run_id = key.removeprefix("runlease:")
+    view = await get_run(first, run_id)
+    assert view["status"] == "running" and [s["kind"] for s in view["steps"]] == ["model"]
+    held = await store.get(key)
+    assert held is not None and held.value == b"another-instance"  # not given back by the loser
+    await store.aclose()
+
+
+@dataclass
+class Unreachable:
+    """A store whose ``put`` fails while ``down``: the network to it cut."""
+
+    inner: GuardedStore
+    down: bool = False
+
+    async def put(self, key: str, value: bytes, **options: Any) -> int | None:
+        if self.down:
+            raise StoreUnavailable("the store is unreachable")
+        return await self.inner.put(key, value, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_lease_not_renewed_for_its_whole_length_is_lost() -> None:
+    now = [0.0]
+
+    async def beat(seconds: float) -> None:  # no real wait: the clock moves on
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    store = Unreachable(open_store("memory://"))
+    journal = RunJournal(store, ttl_s=60, lease_s=3, sleep=beat, clock=lambda: now[0])
+    run_id = "run_" + "2" * 24
+    async with journal.held(run_id) as lease:
+        store.down = True  # the store cannot be reached: renewals fail
+        for _ in range(100):
+            if lease.lost:
+                break
+            await asyncio.sleep(0)
+        assert lease.lost and now[0] >= 3.0
+        with pytest.raises(LeaseLost):
+            lease.check()
+    store.down = False
+    assert await store.get(f"runlease:{run_id}") is not None  # left to expire, not deleted
+    await store.aclose()
 
 
 # -- human approval ----------------------------------------------------------------------------

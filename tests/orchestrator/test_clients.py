@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator.agents import AgentCallError, AgentState
+from functions.orchestrator.agent_types import AgentCallError, AgentState
 from functions.orchestrator.model import GatewayModel, ModelCallError
 from shared.aio import AsyncHttp
 from shared.resilience import RetrySettings

@@ -379,7 +379,7 @@ def test_the_orchestrator_starts_without_the_sdk(monkeypatch: pytest.MonkeyPatch
 
 
 async def test_a_tool_never_listed_is_a_call_error(weather: Recorded) -> None:
-    from functions.orchestrator.agents import AgentCallError
+    from functions.orchestrator.agent_types import AgentCallError
 
     found = servers(weather.url)
     try:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator.agents import ToolSpec
+from functions.orchestrator.agent_types import ToolSpec
 from functions.orchestrator.tools import DATASET, InvalidArguments, TaskData, make_tool
 from functions.orchestrator.trace import PREVIEW_CHARS, bounded
 from shared.http import json_text
