@@ -56,9 +56,9 @@ def span_exporter(settings: TelemetrySettings) -> SpanExporter:
                 "opentelemetry-exporter-otlp-proto-grpc package; or use http/protobuf"
             ) from exc
         return GrpcExporter()  # type: ignore[no-any-return]
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from shared.telemetry.otlp import LeanSpanExporter  # the SDK's, with a cheaper encoder
 
-    return OTLPSpanExporter()
+    return LeanSpanExporter()
 
 
 def resource(settings: TelemetrySettings) -> Resource:
