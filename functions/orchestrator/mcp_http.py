@@ -1,5 +1,6 @@
 """The HTTP client under the ``mcp`` SDK's client when the orchestrator calls an MCP server:
-``httpx2`` (the SDK's own), with the server's headers and a bound on every answer's size.
+``httpx2`` (the SDK's own), with the server's headers, the current trace context
+(``traceparent``...) and a bound on every answer's size.
 
 The SDK bounds a server-sent event (``max_sse_event_size``) but reads a JSON answer whole: a
 server answering gigabytes would be read into memory before anything could refuse it. Here
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 import httpx2
+
+from shared import telemetry
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -43,6 +46,8 @@ class _Bounded(httpx2.AsyncBaseTransport):
         self._limit = limit
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        for name, value in telemetry.inject({}).items():  # the caller's trace goes on (W3C)
+            request.headers.setdefault(name, value)
         response = await self._inner.handle_async_request(request)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._limit:
