@@ -10,6 +10,7 @@ default W3C Trace Context and Baggage.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,10 @@ KINDS = {
     "consumer": SpanKind.CONSUMER,
 }
 INSTRUMENTATION = "agentorch"
+BATCH_SIZES = {"OTEL_BSP_MAX_QUEUE_SIZE": 8192, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 2048}
+"""The batch processor's queue and batch, four times the SDK's defaults unless ``OTEL_BSP_*``
+sets either: a quarter of the exports (each an HTTP request) for as many spans, on a gateway
+that makes thousands a second (``bench/tracing.py``)."""
 
 
 def span_exporter(settings: TelemetrySettings) -> SpanExporter:
@@ -59,6 +64,15 @@ def span_exporter(settings: TelemetrySettings) -> SpanExporter:
     from shared.telemetry.otlp import LeanSpanExporter  # the SDK's, with a cheaper encoder
 
     return LeanSpanExporter()
+
+
+def batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    mine = not any(os.environ.get(name) for name in BATCH_SIZES)  # else all the SDK's way
+    queue, batch = BATCH_SIZES.values() if mine else (None, None)
+    try:
+        return BatchSpanProcessor(exporter, max_queue_size=queue, max_export_batch_size=batch)
+    except ValueError as exc:  # e.g. a batch larger than the queue: tracing off, said once
+        raise ConfigError(f"$OTEL_BSP_*: {exc}") from exc
 
 
 def resource(settings: TelemetrySettings) -> Resource:
@@ -85,7 +99,7 @@ class Tracing:
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
-            provider.add_span_processor(BatchSpanProcessor(span_exporter(settings)))
+            provider.add_span_processor(batch_processor(span_exporter(settings)))
         return cls(settings, provider)
 
     @contextmanager
