@@ -15,6 +15,8 @@ in one piece, so a streamed answer (server-sent events) is buffered to its end a
 the client gets every event, all at the end; one larger than Lambda takes (``MAX_ANSWER_BYTES``)
 is a 500 naming its size. An invocation ends before Lambda's deadline: with
 less than ``DEADLINE_MARGIN_S`` left it is answered 504, never left to be killed mid-answer.
+With tracing on, its spans are exported before it returns (bounded: ``FLUSH_MAX_S``), since
+Lambda freezes the process between invocations.
 
 A function may take other events too (the orchestrator: SQS, EventBridge): ``events`` is given
 every event that is not HTTP, on the same loop. An event no one takes raises ``NotHttpEvent``,
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from shared import telemetry
 from shared.context import REQUEST_ID
 from shared.errors import BadRequest, ServiceError, UpstreamTimeout
 from shared.http import compact_json, error_reply
@@ -42,6 +45,8 @@ ASGIApp = Callable[..., Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 """Takes a non-HTTP event and answers it; raises ``NotHttpEvent`` for one it does not know."""
 DEADLINE_MARGIN_S = 0.5
+FLUSH_MAX_S = 2.0
+"""The longest an invocation waits, after its answer, for its spans to be exported."""
 """What is kept of Lambda's deadline to send the 504 in."""
 LIFESPAN_TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 6 * 1024 * 1024
@@ -83,7 +88,10 @@ class LambdaHandler:
     def __call__(self, event: Any, context: Any = None) -> Any:
         loop = self._start()
         request_id = getattr(context, "aws_request_id", None)
-        return loop.run_until_complete(self.invoke(event, _time_left(context), request_id))
+        try:
+            return loop.run_until_complete(self.invoke(event, _time_left(context), request_id))
+        finally:
+            _flush_telemetry(_time_left(context))
 
     async def invoke(
         self, event: Any, time_left_s: float | None = None, request_id: str | None = None
@@ -269,6 +277,15 @@ class _Lifespan:
         reply = await asyncio.wait_for(self._outbox.get(), LIFESPAN_TIMEOUT_S)
         if reply["type"] == f"lifespan.{phase}.failed":
             raise RuntimeError(f"the app's lifespan {phase} failed: {reply.get('message', '')}")
+
+
+def _flush_telemetry(time_left_s: float | None) -> None:
+    """The invocation's spans (and metrics) exported before it returns: Lambda freezes the
+    process then, and a batch processor's thread would wait for the next invocation, or
+    forever. Bounded: at most ``FLUSH_MAX_S``, and never into the deadline's margin."""
+    budget = FLUSH_MAX_S if time_left_s is None else min(FLUSH_MAX_S, time_left_s - 0.1)
+    if budget > 0:
+        telemetry.flush(int(budget * 1000))
 
 
 def _time_left(context: Any) -> float | None:

@@ -1,8 +1,8 @@
 """The HTTP client under the ``mcp`` SDK's client when the orchestrator calls an MCP server:
-``httpx2`` (the SDK's own), with the server's headers, the headers of the call being made
-(``RequestHeaders`` hooks: the ``Idempotency-Key`` and ``x-request-id`` the HTTP agents get,
-and whatever else goes on every outbound request), the outbound connection limit, and a bound
-on every answer's size.
+``httpx2`` (the SDK's own), with the server's headers, the current trace context
+(``traceparent``...), the headers of the call being made (``RequestHeaders`` hooks: the
+``Idempotency-Key`` and ``x-request-id`` the HTTP agents get, and whatever else goes on every
+outbound request), the outbound connection limit, and a bound on every answer's size.
 
 The SDK bounds a server-sent event (``max_sse_event_size``) but reads a JSON answer whole: a
 server answering gigabytes would be read into memory before anything could refuse it. Here
@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 
 import httpx2
 
+from shared import telemetry
 from shared.transport import DEFAULT_LIMIT
 
 CONNECT_TIMEOUT_S = 5.0
@@ -62,6 +63,8 @@ class _Bounded(httpx2.AsyncBaseTransport):
                 request.headers.update(
                     await hook(request.method, str(request.url), request.headers, body)
                 )
+        for name, value in telemetry.inject({}).items():  # the caller's trace goes on (W3C)
+            request.headers.setdefault(name, value)
         response = await self._inner.handle_async_request(request)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._limit:

@@ -212,12 +212,14 @@ def reset() -> None:
             previous.shutdown()
 
 
-def flush() -> None:
-    """Export the spans ended so far now (tests; the batch processor otherwise does it on its
-    schedule, and at exit)."""
+def flush(timeout_ms: int = 5000) -> None:
+    """Export the spans ended so far now, waiting at most about ``timeout_ms`` for each of
+    traces and metrics (tests; a Lambda invocation before it returns, when the process is
+    frozen; elsewhere the batch processor does it on its schedule, and at exit). Nothing to do
+    when neither was ever used: the SDK is not imported for it."""
     for key in ("tracing", "meters"):
         if (held := _state.get(key)) is not None:
-            held.flush()
+            held.flush(timeout_ms)
 
 
 def enabled() -> bool:

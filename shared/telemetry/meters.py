@@ -76,8 +76,8 @@ class Meters:
         fixed = dict(attributes)
         return lambda value: record(value, fixed)
 
-    def flush(self) -> None:
-        self.provider.force_flush()
+    def flush(self, timeout_ms: int = 5000) -> None:
+        self.provider.force_flush(timeout_ms)
 
     def shutdown(self) -> None:
         self.provider.shutdown()

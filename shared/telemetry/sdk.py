@@ -56,9 +56,18 @@ def span_exporter(settings: TelemetrySettings) -> SpanExporter:
                 "opentelemetry-exporter-otlp-proto-grpc package; or use http/protobuf"
             ) from exc
         return GrpcExporter()  # type: ignore[no-any-return]
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from shared.telemetry.otlp import LeanSpanExporter  # the SDK's, with a cheaper encoder
 
-    return OTLPSpanExporter()
+    return LeanSpanExporter()
+
+
+def batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    """The SDK's, sized by ``OTEL_BSP_*`` (batches four times its default showed no gain in the
+    gateway's CPU per request, within this machine's noise, 2026-12-08)."""
+    try:
+        return BatchSpanProcessor(exporter)
+    except ValueError as exc:  # e.g. a batch larger than the queue: tracing off, said once
+        raise ConfigError(f"$OTEL_BSP_*: {exc}") from exc
 
 
 def resource(settings: TelemetrySettings) -> Resource:
@@ -85,7 +94,7 @@ class Tracing:
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
-            provider.add_span_processor(BatchSpanProcessor(span_exporter(settings)))
+            provider.add_span_processor(batch_processor(span_exporter(settings)))
         return cls(settings, provider)
 
     @contextmanager

@@ -387,3 +387,21 @@ async def test_a_tool_never_listed_is_a_call_error(weather: Recorded) -> None:
             await found.call("weather__nothing", {}, timeout_s=5)
     finally:
         await found.aclose()
+
+
+async def test_an_mcp_call_carries_the_callers_trace_context(
+    mcp: McpServers, weather: Recorded
+) -> None:
+    """W3C ``traceparent`` (and ``tracestate``) on the requests to the MCP server: the task's
+    trace goes on into the tool (tracing off here: the context is passed on as it came)."""
+    from shared import telemetry
+
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    came = {"traceparent": parent, "tracestate": "vendor=v1"}
+    await mcp.statuses(["weather"])
+    before = len(weather.requests)
+    with telemetry.server_span("POST /tasks", came):
+        await mcp.call("weather__get_forecast", {"city": "Oslo"}, timeout_s=5)
+    sent = [headers for headers, method in weather.requests[before:] if method == "tools/call"]
+    assert sent and sent[0]["traceparent"] == parent
+    assert sent[0]["tracestate"] == "vendor=v1"

@@ -325,3 +325,32 @@ def test_lambdas_request_id_is_the_execution_id_unless_one_was_sent(echo: Lambda
     assert (
         echoed(handler(sent, Context(left_ms=60_000)))["headers"]["function-execution-id"] == "mine"
     )
+
+
+def test_an_invocations_spans_are_exported_before_it_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch processor waits seconds before it exports; Lambda freezes the process once
+    the invocation returns: the handler flushes first (into a real OTLP/HTTP receiver)."""
+    from shared import telemetry
+    from tests.fakes.otlp import FakeOtlp
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return  # no lifespan: the handler goes on without one
+        with telemetry.span("work"):
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    with FakeOtlp() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # only a flush sends it
+        telemetry.reset()
+        handler = LambdaHandler("unused", "unused", app=app)
+        try:
+            assert handler(url_event())["statusCode"] == 204
+            assert [span.name for span in receiver.spans()] == ["work"]
+        finally:
+            handler.close()
+            telemetry.reset()

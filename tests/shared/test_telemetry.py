@@ -159,3 +159,18 @@ def test_metrics_go_out_over_otlp_with_the_conventions_names(
             assert request.route == "/v1/metrics"
         finally:
             telemetry.reset()
+
+
+def test_batch_sizes_that_do_not_fit_turn_tracing_off_not_the_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")  # the batch (512) cannot fit
+    telemetry.reset()
+    try:
+        assert not telemetry.enabled()
+        with telemetry.span("work") as span:
+            assert not span.recording
+    finally:
+        telemetry.reset()
