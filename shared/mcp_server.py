@@ -287,21 +287,29 @@ def _progress_sender(ctx: Any, params: Any) -> Progress:
     return send
 
 
-async def _answer(manager: StreamableHTTPSessionManager, call: Call) -> Reply:
-    """Serve ``call`` by the SDK's ASGI app where it answers one JSON body (``json_response``):
-    in the calling task, its answer gathered as it is sent."""
-    done = asyncio.Event()
+def _receiving(call: Call, done: asyncio.Event) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """ASGI ``receive`` for ``call``: its body (already read and bounded by the edge), then a
+    disconnect only once ``done`` is set (the answer is out)."""
     delivered = False
-    start: dict[str, Any] = {}
-    body: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal delivered
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": call.body, "more_body": False}
-        await done.wait()  # nothing more to read: a disconnect only once the answer is out
+        await done.wait()
         return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _answer(manager: StreamableHTTPSessionManager, call: Call) -> Reply:
+    """Serve ``call`` by the SDK's ASGI app where it answers one JSON body (``json_response``):
+    in the calling task, its answer gathered as it is sent."""
+    done = asyncio.Event()
+    receive = _receiving(call, done)
+    start: dict[str, Any] = {}
+    body: list[bytes] = []
 
     async def send(message: Mapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -325,15 +333,7 @@ async def _replay(manager: StreamableHTTPSessionManager, call: Call) -> Reply:
     its answer as a ``Reply``: one body, or a stream when the SDK streams events."""
     scope = _scope(call)
     done = asyncio.Event()
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": call.body, "more_body": False}
-        await done.wait()  # nothing more to read: a disconnect only once the answer is out
-        return {"type": "http.disconnect"}
+    receive = _receiving(call, done)
 
     started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
