@@ -29,14 +29,16 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', K
 return current + 1
 """
 
-APPEND = """
+_PUSH = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'list' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local length = redis.call('RPUSH', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
-return length
 """
+"""Append ARGV[1] to the list KEYS[1] (replacing what else is there), its TTL ARGV[2] ms."""
+
+APPEND = _PUSH + "return length\n"
 
 CREATE_AND_READ = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
@@ -49,15 +51,7 @@ if redis.call('TYPE', KEYS[2])['ok'] ~= 'list' then return {} end
 return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
-APPEND_AND_DELETE = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'list' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-local length = redis.call('RPUSH', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
-redis.call('DEL', KEYS[2])
-return length
-"""
+APPEND_AND_DELETE = _PUSH + "redis.call('DEL', KEYS[2])\nreturn length\n"
 
 
 def _ms(ttl_s: float | None) -> int:
